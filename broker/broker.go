@@ -1,0 +1,89 @@
+// Package broker connects to Redis, which carries dispatch state (asynq
+// queues, model slot leases, parked tasks) and the event bus. With
+// redis.embedded it starts an in-process Redis (miniredis) instead.
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/config"
+)
+
+// Broker is a Redis connection, shared by asynq, the dispatcher and the bus.
+type Broker struct {
+	// Client is the scheduler's own client.
+	Client redis.UniversalClient
+	// Opt builds asynq clients, servers and inspectors on the same Redis.
+	Opt asynq.RedisConnOpt
+	// Prefix namespaces the scheduler's own keys.
+	Prefix string
+	// Embedded is the in-process server, nil when Redis is external.
+	Embedded *miniredis.Miniredis
+}
+
+// Open connects to Redis (or starts the embedded one) and checks it answers.
+func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
+	b := &Broker{Prefix: cfg.KeyPrefix}
+	switch {
+	case cfg.Embedded:
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		b.Embedded = mr
+		b.Opt = asynq.RedisClientOpt{Addr: mr.Addr()}
+	case len(cfg.ClusterAddrs) > 0:
+		b.Opt = asynq.RedisClusterClientOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password}
+	case cfg.SentinelMaster != "":
+		b.Opt = asynq.RedisFailoverClientOpt{
+			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
+			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
+		}
+	default:
+		b.Opt = asynq.RedisClientOpt{
+			Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
+		}
+	}
+	client, ok := b.Opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("redis client of unexpected type %T", b.Opt.MakeRedisClient())
+	}
+	b.Client = client
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.Ping(pctx); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("connect to redis: %w", err)
+	}
+	return b, nil
+}
+
+// Key returns the scheduler's key for the given parts, under the prefix.
+func (b *Broker) Key(parts ...string) string {
+	k := b.Prefix
+	for _, p := range parts {
+		k += ":" + p
+	}
+	return k
+}
+
+// Ping checks Redis answers.
+func (b *Broker) Ping(ctx context.Context) error { return b.Client.Ping(ctx).Err() }
+
+// Close closes the client and stops the embedded server.
+func (b *Broker) Close() error {
+	var err error
+	if b.Client != nil {
+		err = b.Client.Close()
+	}
+	if b.Embedded != nil {
+		b.Embedded.Close()
+	}
+	return err
+}

@@ -1,0 +1,481 @@
+// Package config loads the scheduler's settings: built-in defaults, then an
+// optional YAML file (config.yaml), then environment variables, then
+// validation that names the offending key.
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Its YAML keys are SPEC.md's, plus the
+// extra keys documented in config.yaml.
+type Config struct {
+	App      App      `yaml:"app" json:"app"`
+	Server   Server   `yaml:"server" json:"server"`
+	Database Database `yaml:"database" json:"database"`
+	Redis    Redis    `yaml:"redis" json:"redis"`
+	Queue    Queue    `yaml:"queue" json:"queue"`
+	Worker   Worker   `yaml:"worker" json:"worker"`
+	Auth     Auth     `yaml:"auth" json:"auth"`
+	Log      Log      `yaml:"log" json:"log"`
+
+	// Source says where the configuration came from (a file path, or
+	// "defaults"); it is not read from YAML.
+	Source string `yaml:"-" json:"source"`
+}
+
+// App names the deployment.
+type App struct {
+	Name    string `yaml:"name" json:"name"`
+	Version string `yaml:"version" json:"version"`
+	// Env is development or production; production turns auth on by default
+	// and switches logs to JSON.
+	Env string `yaml:"env" json:"env"`
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	Host string `yaml:"host" json:"host"`
+	Port int    `yaml:"port" json:"port"`
+	// CORSOrigins and the websocket Origin check allow only these origins
+	// (besides same-origin requests). Empty means same-origin only.
+	CORSOrigins []string `yaml:"cors_origins" json:"cors_origins"`
+	// ShutdownGrace is how long SIGTERM waits for running tasks.
+	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
+	// MaxBodyBytes bounds any request body.
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"`
+	// Introspection enables GraphQL introspection (default: on outside production).
+	Introspection *bool `yaml:"introspection" json:"introspection"`
+}
+
+// Database is the system of record.
+type Database struct {
+	// Driver is mysql or sqlite. Without a config file and without DB_* in
+	// the environment it is sqlite (the embedded default).
+	Driver   string `yaml:"driver" json:"driver"`
+	Host     string `yaml:"host" json:"host"`
+	Port     int    `yaml:"port" json:"port"`
+	Username string `yaml:"username" json:"username"`
+	Password string `yaml:"password" json:"-"`
+	Database string `yaml:"database" json:"database"`
+	// SQLitePath is the embedded database file.
+	SQLitePath   string `yaml:"sqlite_path" json:"sqlite_path"`
+	MaxOpenConns int    `yaml:"max_open_conns" json:"max_open_conns"`
+	// AutoMigrate migrates the schema at start (always on for sqlite).
+	AutoMigrate bool `yaml:"auto_migrate" json:"auto_migrate"`
+}
+
+// Redis carries dispatch state and events.
+type Redis struct {
+	// Embedded runs an in-process Redis (miniredis). It is the default when
+	// no config file and no REDIS_* environment variable is given.
+	Embedded bool   `yaml:"embedded" json:"embedded"`
+	Host     string `yaml:"host" json:"host"`
+	Port     int    `yaml:"port" json:"port"`
+	DB       int    `yaml:"db" json:"db"`
+	Password string `yaml:"password" json:"-"`
+	// KeyPrefix namespaces the scheduler's own keys (leases, parked tasks,
+	// events) so several deployments or tests can share one Redis.
+	KeyPrefix string `yaml:"key_prefix" json:"key_prefix"`
+	// SentinelMaster and SentinelAddrs select Redis Sentinel.
+	SentinelMaster   string   `yaml:"sentinel_master" json:"sentinel_master"`
+	SentinelAddrs    []string `yaml:"sentinel_addrs" json:"sentinel_addrs"`
+	SentinelPassword string   `yaml:"sentinel_password" json:"-"`
+	// ClusterAddrs selects Redis Cluster.
+	ClusterAddrs []string `yaml:"cluster_addrs" json:"cluster_addrs"`
+}
+
+// Queue holds the scheduling rules.
+type Queue struct {
+	// MaxQueueSize bounds the backlog (pending tasks), per model and in total.
+	MaxQueueSize int      `yaml:"max_queue_size" json:"max_queue_size"`
+	TaskTimeout  Duration `yaml:"task_timeout" json:"task_timeout"`
+	MaxRetries   int      `yaml:"max_retries" json:"max_retries"`
+	// RetryDelay is the first backoff; each retry doubles it, with jitter, up
+	// to MaxRetryDelay.
+	RetryDelay    Duration `yaml:"retry_delay" json:"retry_delay"`
+	MaxRetryDelay Duration `yaml:"max_retry_delay" json:"max_retry_delay"`
+	// Strategy is strict (high drains before medium before low) or weighted
+	// (asynq weights, so low never starves).
+	Strategy string         `yaml:"strategy" json:"strategy"`
+	Weights  map[string]int `yaml:"weights" json:"weights"`
+	// MaxInputBytes bounds a task's input.
+	MaxInputBytes int `yaml:"max_input_bytes" json:"max_input_bytes"`
+	// MaxBatchSize bounds createTasks.
+	MaxBatchSize int `yaml:"max_batch_size" json:"max_batch_size"`
+	// PollInterval is how often an idle worker looks for work.
+	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
+	// ReconcileInterval is how often the database and Redis are compared.
+	ReconcileInterval Duration `yaml:"reconcile_interval" json:"reconcile_interval"`
+	// LeaseTTL is how long a model slot survives without a heartbeat: the
+	// time after which a crashed worker's task runs again.
+	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
+}
+
+// Worker sizes the worker processes.
+type Worker struct {
+	// DefaultWorkers is a new model's max_workers when none is given.
+	DefaultWorkers int `yaml:"default_workers" json:"default_workers"`
+	// MaxWorkers bounds concurrent tasks in one worker process, and any
+	// model's max_workers.
+	MaxWorkers int `yaml:"max_workers" json:"max_workers"`
+}
+
+// Auth controls API keys and secrets at rest.
+type Auth struct {
+	// Enabled requires an API key on every request. Default: on in production.
+	Enabled *bool `yaml:"enabled" json:"enabled"`
+	// EncryptionKey (32 bytes, base64) encrypts provider secrets at rest.
+	EncryptionKey string `yaml:"encryption_key" json:"-"`
+	// PreviousEncryptionKeys still decrypt during a key rotation.
+	PreviousEncryptionKeys []string `yaml:"previous_encryption_keys" json:"-"`
+}
+
+// Log controls logging.
+type Log struct {
+	Level  string `yaml:"level" json:"level"`
+	Format string `yaml:"format" json:"format"` // text or json; default by app.env
+}
+
+// Duration is a time.Duration written as "300s" in YAML.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes "300s".
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(d.String())), nil }
+
+// UnmarshalYAML reads "300s", "1m" or a number of seconds.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+func parseDuration(s string) (Duration, error) {
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		return Duration(secs * float64(time.Second)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like \"300s\"", s)
+	}
+	return Duration(v), nil
+}
+
+// Embedded reports whether this configuration runs without external services.
+func (c *Config) Embedded() bool { return c.Database.Driver == "sqlite" && c.Redis.Embedded }
+
+// Production reports whether app.env is production.
+func (c *Config) Production() bool { return c.App.Env == "production" }
+
+// AuthEnabled reports whether API keys are required.
+func (c *Config) AuthEnabled() bool {
+	if c.Auth.Enabled != nil {
+		return *c.Auth.Enabled
+	}
+	return c.Production()
+}
+
+// IntrospectionEnabled reports whether GraphQL introspection is served.
+func (c *Config) IntrospectionEnabled() bool {
+	if c.Server.Introspection != nil {
+		return *c.Server.Introspection
+	}
+	return !c.Production()
+}
+
+// Addr is the HTTP listen address.
+func (c *Config) Addr() string { return fmt.Sprintf("%s:%d", c.Server.Host, c.Server.Port) }
+
+// Defaults returns SPEC.md's defaults. Embedded selects the embedded
+// database and Redis.
+func Defaults(embedded bool) Config {
+	c := Config{
+		App:    App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
+		Server: Server{Host: "0.0.0.0", Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20},
+		Database: Database{
+			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
+			Password: "llm_password", Database: "llm_scheduler",
+			SQLitePath: filepath.Join("data", "llm-scheduler.db"), MaxOpenConns: 20,
+		},
+		Redis: Redis{Host: "localhost", Port: 6379, DB: 0, KeyPrefix: "llmsched"},
+		Queue: Queue{
+			MaxQueueSize: 10000, TaskTimeout: Duration(300 * time.Second), MaxRetries: 3,
+			RetryDelay: Duration(60 * time.Second), MaxRetryDelay: Duration(time.Hour),
+			Strategy: "strict", Weights: map[string]int{"high": 6, "medium": 3, "low": 1},
+			MaxInputBytes: 1 << 20, MaxBatchSize: 1000, PollInterval: Duration(4 * time.Millisecond),
+			ReconcileInterval: Duration(5 * time.Second), LeaseTTL: Duration(30 * time.Second),
+		},
+		Worker: Worker{DefaultWorkers: 5, MaxWorkers: 50},
+		Log:    Log{Level: "info"},
+		Source: "defaults",
+	}
+	if embedded {
+		c.Database.Driver = "sqlite"
+		c.Redis.Embedded = true
+	}
+	return c
+}
+
+// Load reads the configuration. path may be empty: then no file is read and,
+// unless the environment names a database or Redis, the embedded default runs.
+// getenv is os.Getenv in production and a map in tests.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var c Config
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		c = Defaults(false)
+		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("parse config %s: %w", path, err)
+		}
+		c.Source = path
+	} else {
+		external := false
+		for _, k := range []string{"DB_HOST", "DB_DRIVER", "REDIS_HOST"} {
+			if getenv(k) != "" {
+				external = true
+			}
+		}
+		c = Defaults(!external)
+		if getenv("DB_DRIVER") == "" && getenv("DB_HOST") == "" {
+			c.Database.Driver = "sqlite"
+		}
+		if getenv("REDIS_HOST") == "" {
+			c.Redis.Embedded = getenv("DB_DRIVER") == "" && getenv("DB_HOST") == ""
+		}
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// applyEnv overrides settings with SPEC.md's environment variables and ours.
+func applyEnv(c *Config, getenv func(string) string) error {
+	str := func(key string, dst *string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	var errs []error
+	num := func(key string, dst *int) {
+		if v := getenv(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("environment %s must be an integer, got %q", key, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	boolean := func(key string, dst **bool) {
+		if v := getenv(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("environment %s must be true or false, got %q", key, v))
+				return
+			}
+			*dst = &b
+		}
+	}
+	str("APP_ENV", &c.App.Env)
+	str("SERVER_HOST", &c.Server.Host)
+	num("SERVER_PORT", &c.Server.Port)
+	if v := getenv("CORS_ORIGINS"); v != "" {
+		c.Server.CORSOrigins = splitList(v)
+	}
+	str("DB_DRIVER", &c.Database.Driver)
+	str("DB_HOST", &c.Database.Host)
+	num("DB_PORT", &c.Database.Port)
+	str("DB_USER", &c.Database.Username)
+	str("DB_PASSWORD", &c.Database.Password)
+	str("DB_NAME", &c.Database.Database)
+	str("DB_SQLITE_PATH", &c.Database.SQLitePath)
+	if v := getenv("REDIS_HOST"); v != "" {
+		c.Redis.Host = v
+		c.Redis.Embedded = false
+	}
+	num("REDIS_PORT", &c.Redis.Port)
+	num("REDIS_DB", &c.Redis.DB)
+	str("REDIS_PASSWORD", &c.Redis.Password)
+	str("REDIS_KEY_PREFIX", &c.Redis.KeyPrefix)
+	str("REDIS_SENTINEL_MASTER", &c.Redis.SentinelMaster)
+	if v := getenv("REDIS_SENTINEL_ADDRS"); v != "" {
+		c.Redis.SentinelAddrs = splitList(v)
+	}
+	if v := getenv("REDIS_CLUSTER_ADDRS"); v != "" {
+		c.Redis.ClusterAddrs = splitList(v)
+	}
+	num("QUEUE_MAX_QUEUE_SIZE", &c.Queue.MaxQueueSize)
+	num("QUEUE_MAX_RETRIES", &c.Queue.MaxRetries)
+	str("QUEUE_STRATEGY", &c.Queue.Strategy)
+	for key, dst := range map[string]*Duration{
+		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
+		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
+	} {
+		if v := getenv(key); v != "" {
+			d, err := parseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("environment %s: %w", key, err))
+				continue
+			}
+			*dst = d
+		}
+	}
+	num("WORKER_MAX_WORKERS", &c.Worker.MaxWorkers)
+	num("WORKER_DEFAULT_WORKERS", &c.Worker.DefaultWorkers)
+	boolean("AUTH_ENABLED", &c.Auth.Enabled)
+	str("ENCRYPTION_KEY", &c.Auth.EncryptionKey)
+	str("LOG_LEVEL", &c.Log.Level)
+	str("LOG_FORMAT", &c.Log.Format)
+	return errors.Join(errs...)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks every setting and returns all problems, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	c.App.Env = cmp.Or(c.App.Env, "development")
+	if c.App.Env != "development" && c.App.Env != "production" && c.App.Env != "test" {
+		bad("app.env must be development, production or test, got %q", c.App.Env)
+	}
+	if c.Server.Port < 0 || c.Server.Port > 65535 {
+		bad("server.port must be between 0 and 65535, got %d", c.Server.Port)
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes must be positive, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Server.ShutdownGrace < 0 {
+		bad("server.shutdown_grace must not be negative, got %s", c.Server.ShutdownGrace)
+	}
+	switch c.Database.Driver {
+	case "sqlite":
+		if c.Database.SQLitePath == "" {
+			bad("database.sqlite_path must be set when database.driver is sqlite")
+		}
+	case "mysql":
+		if c.Database.Host == "" {
+			bad("database.host must be set when database.driver is mysql")
+		}
+		if c.Database.Port <= 0 || c.Database.Port > 65535 {
+			bad("database.port must be between 1 and 65535, got %d", c.Database.Port)
+		}
+		if c.Database.Database == "" {
+			bad("database.database must be set when database.driver is mysql")
+		}
+	default:
+		bad("database.driver must be mysql or sqlite, got %q", c.Database.Driver)
+	}
+	if c.Database.MaxOpenConns <= 0 {
+		bad("database.max_open_conns must be positive, got %d", c.Database.MaxOpenConns)
+	}
+	if !c.Redis.Embedded && c.Redis.SentinelMaster == "" && len(c.Redis.ClusterAddrs) == 0 {
+		if c.Redis.Host == "" {
+			bad("redis.host must be set unless redis.embedded is true")
+		}
+		if c.Redis.Port <= 0 || c.Redis.Port > 65535 {
+			bad("redis.port must be between 1 and 65535, got %d", c.Redis.Port)
+		}
+	}
+	if c.Redis.DB < 0 || c.Redis.DB > 15 {
+		bad("redis.db must be between 0 and 15, got %d", c.Redis.DB)
+	}
+	if c.Redis.SentinelMaster != "" && len(c.Redis.SentinelAddrs) == 0 {
+		bad("redis.sentinel_addrs must list at least one address when redis.sentinel_master is set")
+	}
+	if c.Redis.KeyPrefix == "" {
+		bad("redis.key_prefix must not be empty")
+	}
+	q := c.Queue
+	if q.MaxQueueSize < 1 {
+		bad("queue.max_queue_size must be at least 1, got %d", q.MaxQueueSize)
+	}
+	if q.TaskTimeout <= 0 {
+		bad("queue.task_timeout must be positive, got %s", q.TaskTimeout)
+	}
+	if q.MaxRetries < 0 || q.MaxRetries > 100 {
+		bad("queue.max_retries must be between 0 and 100, got %d", q.MaxRetries)
+	}
+	if q.RetryDelay < 0 {
+		bad("queue.retry_delay must not be negative, got %s", q.RetryDelay)
+	}
+	if q.MaxRetryDelay < q.RetryDelay {
+		bad("queue.max_retry_delay must be at least queue.retry_delay (%s), got %s", q.RetryDelay, q.MaxRetryDelay)
+	}
+	if q.Strategy != "strict" && q.Strategy != "weighted" {
+		bad("queue.strategy must be strict or weighted, got %q", q.Strategy)
+	}
+	for _, name := range []string{"high", "medium", "low"} {
+		if q.Strategy == "weighted" && q.Weights[name] < 1 {
+			bad("queue.weights.%s must be at least 1 when queue.strategy is weighted, got %d", name, q.Weights[name])
+		}
+	}
+	if q.MaxInputBytes < 1 {
+		bad("queue.max_input_bytes must be positive, got %d", q.MaxInputBytes)
+	}
+	if q.MaxBatchSize < 1 {
+		bad("queue.max_batch_size must be positive, got %d", q.MaxBatchSize)
+	}
+	if q.PollInterval <= 0 || q.PollInterval.D() > 5*time.Second {
+		bad("queue.poll_interval must be between 1ms and 5s, got %s", q.PollInterval)
+	}
+	if q.ReconcileInterval <= 0 {
+		bad("queue.reconcile_interval must be positive, got %s", q.ReconcileInterval)
+	}
+	if q.LeaseTTL.D() < time.Second {
+		bad("queue.lease_ttl must be at least 1s, got %s", q.LeaseTTL)
+	}
+	if c.Worker.MaxWorkers < 1 || c.Worker.MaxWorkers > 10000 {
+		bad("worker.max_workers must be between 1 and 10000, got %d", c.Worker.MaxWorkers)
+	}
+	if c.Worker.DefaultWorkers < 1 || c.Worker.DefaultWorkers > c.Worker.MaxWorkers {
+		bad("worker.default_workers must be between 1 and worker.max_workers (%d), got %d", c.Worker.MaxWorkers, c.Worker.DefaultWorkers)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format must be text or json, got %q", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

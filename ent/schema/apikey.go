@@ -1,0 +1,37 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/field"
+
+	"github.com/llmsched/llm-scheduler/domain"
+)
+
+// APIKey grants a role to whoever presents it. Only a hash is stored.
+type APIKey struct {
+	ent.Schema
+}
+
+// Fields of the APIKey.
+func (APIKey) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").NotEmpty().MaxLen(128),
+		field.Enum("role").GoType(domain.Role("")),
+		// Prefix is the key's first characters, shown to tell keys apart.
+		field.String("prefix").NotEmpty(),
+		// Hash is the hex SHA-256 of the whole key.
+		field.String("hash").NotEmpty().Unique().Sensitive(),
+		field.Time("created_at").Default(time.Now).Immutable().SchemaType(micros()),
+		field.Time("last_used_at").Optional().Nillable().SchemaType(micros()),
+		field.Time("revoked_at").Optional().Nillable().SchemaType(micros()),
+	}
+}
+
+// Annotations of the APIKey.
+func (APIKey) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}

@@ -1,0 +1,109 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/llmsched/llm-scheduler/domain"
+)
+
+// Task is one LLM job: an input run against a model.
+type Task struct {
+	ent.Schema
+}
+
+func micros() map[string]string { return map[string]string{dialect.MySQL: "datetime(6)"} }
+
+// Fields of the Task.
+func (Task) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("model_id"),
+		field.Enum("type").GoType(domain.TaskType("")).
+			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
+		// Prompt is the task's input ("input" in the REST API and the column).
+		// It is not called Input because entgql generates SetInput methods.
+		field.Text("prompt").StorageKey("input").
+			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+		// Params carries type-specific settings: target_language,
+		// source_language, length, system_prompt, max_tokens, temperature,
+		// messages (custom).
+		field.JSON("params", map[string]any{}).Optional().
+			Annotations(entgql.Type("Map")),
+		field.Int("priority").Default(int(domain.PriorityMedium)).Range(1, 3).
+			Annotations(entgql.OrderField("PRIORITY")),
+		field.Enum("status").GoType(domain.TaskStatus("")).Default(string(domain.StatusPending)).
+			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
+		field.Text("output").Optional().
+			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+		// Embedding is the vector of an embedding task.
+		field.JSON("embedding", []float64{}).Optional(),
+		field.Text("error").Optional().
+			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+		// Attempts counts tries started so far, including a lost one.
+		field.Int("attempts").Default(0).NonNegative(),
+		field.Int("max_retries").NonNegative(),
+		// AttemptBase is the attempt count when the task was last retried by
+		// hand; automatic retries left = max_retries - (attempts - attempt_base - 1).
+		field.Int("attempt_base").Default(0).NonNegative().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		// TimeoutSeconds overrides queue.task_timeout for each attempt.
+		field.Int("timeout_seconds").Optional().Nillable().Positive(),
+		field.Int("prompt_tokens").Default(0).NonNegative(),
+		field.Int("completion_tokens").Default(0).NonNegative(),
+		field.Int("total_tokens").Default(0).NonNegative(),
+		// IdempotencyKey makes a repeated create return the first task.
+		field.String("idempotency_key").Optional().Nillable().MaxLen(255).
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		// RequestHash is a digest of the create request, to tell a replay
+		// from a different request reusing a key.
+		field.String("request_hash").Optional().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		// APIKeyID is the key that submitted the task, when auth is on.
+		field.Int("api_key_id").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipAll)),
+		field.Time("created_at").Default(time.Now).Immutable().SchemaType(micros()).
+			Annotations(entgql.OrderField("CREATED_AT")),
+		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now).SchemaType(micros()).
+			Annotations(entgql.OrderField("UPDATED_AT")),
+		field.Time("started_at").Optional().Nillable().SchemaType(micros()),
+		field.Time("finished_at").Optional().Nillable().SchemaType(micros()).
+			Annotations(entgql.OrderField("FINISHED_AT")),
+		// NextAttemptAt is when a task waiting on retry backoff runs again.
+		field.Time("next_attempt_at").Optional().Nillable().SchemaType(micros()),
+	}
+}
+
+// Edges of the Task.
+func (Task) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("model", Model.Type).Ref("tasks").Field("model_id").Unique().Required(),
+		edge.To("attempt_history", Attempt.Type).
+			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+	}
+}
+
+// Indexes of the Task.
+func (Task) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("status", "model_id"),
+		index.Fields("model_id", "status", "priority", "created_at"),
+		index.Fields("created_at"),
+		index.Fields("idempotency_key").Unique(),
+	}
+}
+
+// Annotations of the Task.
+func (Task) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.RelayConnection(),
+		entgql.QueryField(),
+		entgql.MultiOrder(),
+	}
+}

@@ -1,0 +1,143 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Bus publishes events on Redis pub/sub and delivers what any process
+// published to this process's subscribers.
+type Bus struct {
+	rdb       redis.UniversalClient
+	taskCh    string
+	outputCh  string
+	tasks     *hub[TaskEvent]
+	outputs   *hub[OutputChunk]
+	log       *slog.Logger
+	ready     chan struct{}
+	onPublish func(TaskEvent)
+}
+
+// NewBus returns a bus on rdb whose channels are named under prefix.
+func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
+	return &Bus{
+		rdb: rdb, taskCh: prefix + ":events:task", outputCh: prefix + ":events:output",
+		tasks: newHub[TaskEvent](), outputs: newHub[OutputChunk](), log: log,
+		ready: make(chan struct{}),
+	}
+}
+
+// OnPublish registers a hook called for every task event this process
+// publishes (metrics, logs). Set it before use.
+func (b *Bus) OnPublish(f func(TaskEvent)) { b.onPublish = f }
+
+// PublishTask announces a transition to every process.
+func (b *Bus) PublishTask(ctx context.Context, e TaskEvent) error {
+	if b.onPublish != nil {
+		b.onPublish(e)
+	}
+	return b.publish(ctx, b.taskCh, e)
+}
+
+// PublishOutput announces a streamed output chunk to every process.
+func (b *Bus) PublishOutput(ctx context.Context, c OutputChunk) error {
+	return b.publish(ctx, b.outputCh, c)
+}
+
+func (b *Bus) publish(ctx context.Context, ch string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	if err := b.rdb.Publish(ctx, ch, raw).Err(); err != nil {
+		return fmt.Errorf("publish event on %s: %w", ch, err)
+	}
+	return nil
+}
+
+// SubscribeTasks delivers task events that pass the filter. buf <= 0 means
+// DefaultBuffer.
+func (b *Bus) SubscribeTasks(f TaskFilter, buf int) *Subscription[TaskEvent] {
+	return b.tasks.subscribe(f.TaskID, buf, f.Match)
+}
+
+// SubscribeOutput delivers the output chunks of one task.
+func (b *Bus) SubscribeOutput(taskID int, buf int) *Subscription[OutputChunk] {
+	return b.outputs.subscribe(taskID, buf, nil)
+}
+
+// Subscribers counts this process's live subscriptions.
+func (b *Bus) Subscribers() int { return b.tasks.count() + b.outputs.count() }
+
+// Ready is closed once the bus listens on Redis.
+func (b *Bus) Ready() <-chan struct{} { return b.ready }
+
+// Run listens on Redis until ctx ends, reconnecting after errors.
+func (b *Bus) Run(ctx context.Context) {
+	first := true
+	for ctx.Err() == nil {
+		ps := b.rdb.Subscribe(ctx, b.taskCh, b.outputCh)
+		if _, err := ps.Receive(ctx); err != nil {
+			_ = ps.Close()
+			if ctx.Err() == nil {
+				b.log.Warn("event bus: subscribe failed, retrying", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		if first {
+			close(b.ready)
+			first = false
+		}
+		b.consume(ctx, ps)
+		_ = ps.Close()
+	}
+}
+
+func (b *Bus) consume(ctx context.Context, ps *redis.PubSub) {
+	ch := ps.Channel(redis.WithChannelSize(4096), redis.WithChannelHealthCheckInterval(10*time.Second))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			b.dispatch(m)
+		}
+	}
+}
+
+func (b *Bus) dispatch(m *redis.Message) {
+	switch m.Channel {
+	case b.taskCh:
+		var e TaskEvent
+		if err := json.Unmarshal([]byte(m.Payload), &e); err != nil {
+			b.log.Error("event bus: bad task event", "err", err)
+			return
+		}
+		b.tasks.send(e.TaskID, e)
+	case b.outputCh:
+		var c OutputChunk
+		if err := json.Unmarshal([]byte(m.Payload), &c); err != nil {
+			b.log.Error("event bus: bad output chunk", "err", err)
+			return
+		}
+		b.outputs.send(c.TaskID, c)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,107 @@
+// Package providers speaks to LLM endpoints. One small interface (generate
+// with optional streaming, embed) has an implementation per model type:
+// openai (any OpenAI-compatible API), local (the same protocol at
+// http://host:port/v1), custom (a generic HTTP endpoint) and the built-in
+// simulator. Errors are classified (see Error) so the scheduler knows whether
+// to retry.
+package providers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/llmsched/llm-scheduler/domain"
+)
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Request is what a task asks of its model, already mapped from the task's
+// type and parameters (see BuildRequest).
+type Request struct {
+	TaskID   int
+	Attempt  int
+	TaskType domain.TaskType
+	// Input is the task's raw input.
+	Input string
+	// Messages is the chat conversation for text tasks.
+	Messages []Message
+	// MaxTokens and Temperature are per-task overrides (nil: the model's).
+	MaxTokens   *int
+	Temperature *float64
+	// Extra carries provider parameters passed through (custom tasks).
+	Extra map[string]any
+}
+
+// Usage is token usage as the provider reported it (or estimated).
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+// Result is a successful answer.
+type Result struct {
+	Output    string
+	Embedding []float64
+	Usage     Usage
+}
+
+// StreamFunc receives output chunks in order as they arrive. Returning an
+// error aborts the call.
+type StreamFunc func(chunk string) error
+
+// Provider runs requests against one model.
+type Provider interface {
+	// Generate answers a text request. When stream is not nil and the
+	// provider can stream, chunks are passed to it as they arrive, and
+	// Result.Output is their concatenation.
+	Generate(ctx context.Context, req Request, stream StreamFunc) (Result, error)
+	// Embed returns the embedding vector of req.Input.
+	Embed(ctx context.Context, req Request) (Result, error)
+}
+
+// Factory builds a provider from a model's config. It validates the config
+// and returns an error naming the offending key.
+type Factory func(config map[string]any) (Provider, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[domain.ModelType]Factory{}
+)
+
+// Register makes a model type available. Each provider file registers itself
+// in init.
+func Register(t domain.ModelType, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	factories[t] = f
+}
+
+// New builds the provider for a model.
+func New(t domain.ModelType, config map[string]any) (Provider, error) {
+	mu.RLock()
+	f, ok := factories[t]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("no provider for model type %q", t)
+	}
+	return f(config)
+}
+
+// Validate checks a model's config without keeping the provider.
+func Validate(t domain.ModelType, config map[string]any) error {
+	_, err := New(t, config)
+	return err
+}
+
+// Run dispatches a request to Generate or Embed by task type.
+func Run(ctx context.Context, p Provider, req Request, stream StreamFunc) (Result, error) {
+	if req.TaskType == domain.TypeEmbedding {
+		return p.Embed(ctx, req)
+	}
+	return p.Generate(ctx, req, stream)
+}

@@ -1,0 +1,155 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/attempt"
+)
+
+// The methods in this file are the workers' side of the state machine. Each
+// takes the task row as the worker last saw it and fences on it, so a
+// worker that lost its task (cancelled, or taken over after its lease
+// expired) can never overwrite what happened since.
+
+// StartAttempt moves a task to running and records a new attempt. A task
+// found running already belonged to a worker that was lost: its attempt is
+// recorded as lost and this one takes over. It returns the task as it now
+// is (status running, attempts counted).
+func (s *Service) StartAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
+	now := s.now()
+	n := t.Attempts + 1
+	if t.Status == domain.StatusRunning && t.Attempts > 0 {
+		if _, err := s.db.Attempt.Update().
+			Where(attempt.TaskID(t.ID), attempt.Number(t.Attempts), attempt.StatusEQ(domain.AttemptRunning)).
+			SetStatus(domain.AttemptLost).SetErrorKind("lost").
+			SetError("the worker running this attempt stopped reporting (crash, kill or lost connection)").
+			SetFinishedAt(now).Save(ctx); err != nil {
+			return nil, nil, dbErr(err, "task", t.ID)
+		}
+	}
+	if _, err := s.Transition(ctx, t, Move{
+		To: domain.StatusRunning, Fence: true, Attempt: n,
+		Apply: func(u *ent.TaskUpdate) {
+			u.SetAttempts(n).SetStartedAt(now).ClearNextAttemptAt().ClearFinishedAt()
+		},
+	}); err != nil {
+		return nil, nil, err
+	}
+	a, err := s.db.Attempt.Create().SetTaskID(t.ID).SetNumber(n).SetModelID(modelID).
+		SetStatus(domain.AttemptRunning).SetWorker(worker).SetStartedAt(now).Save(ctx)
+	if err != nil {
+		return nil, nil, dbErr(err, "task", t.ID)
+	}
+	running := *t
+	running.Status, running.Attempts, running.StartedAt, running.NextAttemptAt = domain.StatusRunning, n, &now, nil
+	return &running, a, nil
+}
+
+// Outcome is what an attempt produced.
+type Outcome struct {
+	Output           string
+	Embedding        []float64
+	PromptTokens     int
+	CompletionTokens int
+}
+
+// CompleteAttempt stores the output and marks the task completed.
+func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
+	now := s.now()
+	_, err := s.Transition(ctx, t, Move{
+		To: domain.StatusCompleted, Fence: true,
+		Apply: func(u *ent.TaskUpdate) {
+			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().
+				AddPromptTokens(o.PromptTokens).AddCompletionTokens(o.CompletionTokens).
+				AddTotalTokens(o.PromptTokens + o.CompletionTokens)
+			if o.Embedding != nil {
+				u.SetEmbedding(o.Embedding)
+			}
+		},
+	})
+	if err != nil {
+		s.settleAttempt(ctx, a, domain.AttemptLost, "lost", "finished after the task changed: "+err.Error(), o.Output, now)
+		return err
+	}
+	_, uerr := a.Update().SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
+		SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Save(ctx)
+	return dbErr(uerr, "task", t.ID)
+}
+
+// Failure describes a failed attempt.
+type Failure struct {
+	Kind    string
+	Message string
+	// Partial is output produced before the failure.
+	Partial string
+	// RetryAt is when the next attempt may run; zero means the task fails.
+	RetryAt time.Time
+}
+
+// FailAttempt records a failed attempt. With a RetryAt the task goes back to
+// pending until then; without, it fails.
+func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f Failure) error {
+	now := s.now()
+	msg := fmt.Sprintf("attempt %d: %s", t.Attempts, f.Message)
+	var err error
+	if f.RetryAt.IsZero() {
+		_, err = s.Transition(ctx, t, Move{
+			To: domain.StatusFailed, Fence: true, Error: msg,
+			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetFinishedAt(now) },
+		})
+	} else {
+		_, err = s.Transition(ctx, t, Move{
+			To: domain.StatusPending, Fence: true, Error: msg,
+			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt) },
+		})
+	}
+	status := domain.AttemptFailed
+	if err != nil {
+		status = domain.AttemptLost
+	}
+	s.settleAttempt(ctx, a, status, f.Kind, f.Message, f.Partial, now)
+	return err
+}
+
+// InterruptAttempt hands a task back to the queue because its worker is
+// stopping (shutdown) or lost its model slot; the attempt is recorded as lost.
+func (s *Service) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error {
+	now := s.now()
+	_, err := s.Transition(ctx, t, Move{
+		To: domain.StatusPending, Fence: true, Error: why,
+		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
+	})
+	s.settleAttempt(ctx, a, domain.AttemptLost, "interrupted", why, "", now)
+	return err
+}
+
+// CancelledAttempt records that a user cancelled the task while this
+// attempt ran (the task itself was moved by CancelTask).
+func (s *Service) CancelledAttempt(ctx context.Context, a *ent.Attempt, partial string) {
+	s.settleAttempt(ctx, a, domain.AttemptCancelled, "cancelled", "cancelled by user", partial, s.now())
+}
+
+func (s *Service) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) {
+	u := a.Update().SetStatus(st).SetErrorKind(kind).SetError(msg).SetFinishedAt(now)
+	if partial != "" {
+		u.SetOutput(partial)
+	}
+	if _, err := u.Save(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("record attempt outcome", "task_id", a.TaskID, "attempt", a.Number, "err", err)
+	}
+}
+
+// FailUnrunnable fails a pending task that can never run (its model was
+// deleted, or its request cannot be built), without an attempt.
+func (s *Service) FailUnrunnable(ctx context.Context, t *ent.Task, why string) error {
+	now := s.now()
+	_, err := s.Transition(ctx, t, Move{
+		To: domain.StatusFailed, Fence: true, Error: why,
+		Apply: func(u *ent.TaskUpdate) { u.SetError(why).SetFinishedAt(now) },
+	})
+	return err
+}

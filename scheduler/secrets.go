@@ -1,0 +1,96 @@
+package scheduler
+
+import (
+	"strings"
+)
+
+// secretKeys are config keys whose values are credentials.
+var secretKeys = []string{"api_key", "apikey", "key", "token", "secret", "password", "authorization", "access_token"}
+
+// IsSecretKey reports whether a config key holds a credential.
+func IsSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range secretKeys {
+		if k == s || strings.HasSuffix(k, "_"+s) || strings.HasSuffix(k, "-"+s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Mask shows a secret as its first three and last four characters
+// ("sk-...abcd"), or "****" when it is short.
+func Mask(v string) string {
+	if len(v) <= 8 {
+		return "****"
+	}
+	return v[:3] + "..." + v[len(v)-4:]
+}
+
+// MaskConfig returns a copy of a model config with every credential masked,
+// including header values.
+func MaskConfig(cfg map[string]any) map[string]any {
+	if cfg == nil {
+		return nil
+	}
+	out := make(map[string]any, len(cfg))
+	for k, v := range cfg {
+		switch {
+		case IsSecretKey(k):
+			if s, ok := v.(string); ok {
+				out[k] = Mask(s)
+			} else {
+				out[k] = "****"
+			}
+		case strings.EqualFold(k, "headers"):
+			if hs, ok := v.(map[string]any); ok {
+				masked := make(map[string]any, len(hs))
+				for hk, hv := range hs {
+					if s, ok := hv.(string); ok {
+						masked[hk] = Mask(s)
+					} else {
+						masked[hk] = "****"
+					}
+				}
+				out[k] = masked
+			} else {
+				out[k] = v
+			}
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// UnmaskConfig merges an update into the stored config: a secret sent back
+// exactly as MaskConfig showed it keeps the stored value.
+func UnmaskConfig(in, stored map[string]any) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = v
+		s, ok := v.(string)
+		if !ok {
+			if hs, ok := v.(map[string]any); ok && strings.EqualFold(k, "headers") {
+				old, _ := stored[k].(map[string]any)
+				merged := make(map[string]any, len(hs))
+				for hk, hv := range hs {
+					merged[hk] = hv
+					if hs, ok := hv.(string); ok {
+						if ov, ok := old[hk].(string); ok && Mask(ov) == hs {
+							merged[hk] = ov
+						}
+					}
+				}
+				out[k] = merged
+			}
+			continue
+		}
+		if IsSecretKey(k) {
+			if old, ok := stored[k].(string); ok && Mask(old) == s {
+				out[k] = old
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/ent"
+)
+
+// Service is the domain service. It is safe for concurrent use.
+type Service struct {
+	db      *ent.Client
+	disp    Dispatcher
+	bus     Publisher
+	cfg     *config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	workers func(ctx context.Context) (int, error)
+	dbPing  func(ctx context.Context) error
+}
+
+// Options are the dependencies of a Service.
+type Options struct {
+	DB         *ent.Client
+	DBPing     func(ctx context.Context) error
+	Dispatcher Dispatcher
+	Bus        Publisher
+	Config     *config.Config
+	Logger     *slog.Logger
+	// Workers counts live worker processes (asynq servers), for health.
+	Workers func(ctx context.Context) (int, error)
+}
+
+// New builds the service.
+func New(o Options) *Service {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{
+		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
+		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
+	}
+}
+
+// Config returns the running configuration.
+func (s *Service) Config() *config.Config { return s.cfg }
+
+// DB returns the ent client (for read-only adapters such as entgql).
+func (s *Service) DB() *ent.Client { return s.db }
