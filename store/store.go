@@ -18,7 +18,6 @@ import (
 
 	"github.com/llmsched/llm-scheduler/config"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/ent/migrate"
 )
 
 // Store is an open database.
@@ -110,7 +109,7 @@ func ensureMySQLDatabase(ctx context.Context, cfg config.Database) error {
 
 // Migrate brings the schema up to date. It only adds; it never drops.
 func (s *Store) Migrate(ctx context.Context) error {
-	if err := s.Client.Schema.Create(ctx, migrate.WithGlobalUniqueID(true)); err != nil {
+	if err := s.Client.Schema.Create(ctx); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
 	return nil

@@ -1,0 +1,232 @@
+// Package app assembles a running scheduler from its configuration: the
+// database, Redis (or the embedded pair), the domain service, the event bus,
+// the dispatcher, and the roles this process plays (api, worker or both).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/broker"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent/model"
+	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/jobs"
+	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/store"
+)
+
+// Role says what a process does.
+type Role string
+
+const (
+	RoleAPI    Role = "api"
+	RoleWorker Role = "worker"
+	RoleAll    Role = "all"
+)
+
+// ParseRole checks a --role value.
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case RoleAPI, RoleWorker, RoleAll:
+		return Role(s), nil
+	}
+	return "", fmt.Errorf("--role must be api, worker or all, got %q", s)
+}
+
+// HandlerFunc builds the HTTP handler of an api process (server.New); app
+// takes it as a function so that server can depend on app's types.
+type HandlerFunc func(a *App) (http.Handler, error)
+
+// App is a running scheduler process.
+type App struct {
+	Config     *config.Config
+	Role       Role
+	Log        *slog.Logger
+	Store      *store.Store
+	Broker     *broker.Broker
+	Bus        *events.Bus
+	Dispatcher *jobs.Dispatcher
+	Service    *scheduler.Service
+	Worker     *jobs.Worker
+	Reconciler *jobs.Reconciler
+	Hooks      jobs.Hooks
+
+	httpServer *http.Server
+	listener   net.Listener
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closers    []func() error
+	// stopping is closed when shutdown begins (intake stops).
+	stopping chan struct{}
+}
+
+// New connects to the database and Redis, migrates when allowed, and builds
+// the service. It starts nothing; call Start.
+func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (*App, error) {
+	a := &App{Config: cfg, Role: role, Log: log, stopping: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeAll()
+		}
+	}()
+	st, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	a.Store = st
+	a.closers = append(a.closers, st.Close)
+	if cfg.Database.Driver == "sqlite" || cfg.Database.AutoMigrate {
+		if err := st.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	br, err := broker.Open(ctx, cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	a.Broker = br
+	a.closers = append(a.closers, br.Close)
+	a.Bus = events.NewBus(br.Client, br.Prefix, log)
+	a.Dispatcher = jobs.NewDispatcher(br, cfg.Queue.LeaseTTL.D(), log)
+	a.closers = append(a.closers, a.Dispatcher.Close)
+	a.Service = scheduler.New(scheduler.Options{
+		DB: st.Client, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,
+		Config: cfg, Logger: log, Workers: a.Dispatcher.WorkerCount,
+	})
+	a.Reconciler = jobs.NewReconciler(st.Client, a.Dispatcher, br.Prefix,
+		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), log)
+	if cfg.Embedded() {
+		if err := a.seedDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return a, nil
+}
+
+// DemoModelName is the simulator model the embedded default seeds.
+const DemoModelName = "demo-simulator"
+
+// seedDemo registers one online simulator model, once.
+func (a *App) seedDemo(ctx context.Context) error {
+	n, err := a.Store.Client.Model.Query().Where(model.Name(DemoModelName)).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("look for the demo model: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	workers := 2
+	_, err = a.Service.CreateModel(ctx, scheduler.NewModel{
+		Name: DemoModelName, Type: string(domain.ModelSimulator), MaxWorkers: &workers,
+		Description: "Built-in simulator (no real LLM): streams a made-up answer so a first task completes end to end.",
+		Config:      map[string]any{"latency_ms": 200, "tokens_per_second": 40, "output_tokens": 24},
+	})
+	if err != nil {
+		return fmt.Errorf("seed the demo model: %w", err)
+	}
+	a.Log.Info("seeded demo model", "name", DemoModelName, "type", "simulator")
+	return nil
+}
+
+// Start starts the bus, the reconciler, the worker (role worker or all)
+// and the HTTP server (role api or all) on addr ("" for the configured one).
+func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error {
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.Bus.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.Reconciler.Run(ctx) }()
+	select {
+	case <-a.Bus.Ready():
+	case <-time.After(10 * time.Second):
+		return errors.New("event bus did not subscribe to redis within 10s")
+	}
+	if a.Role == RoleWorker || a.Role == RoleAll {
+		a.Worker = jobs.NewWorker(a.Broker, a.Service, a.Dispatcher, a.Bus, a.Config, a.Log, a.Hooks)
+		if err := a.Worker.Start(); err != nil {
+			return err
+		}
+	}
+	if a.Role == RoleAPI || a.Role == RoleAll {
+		h, err := handler(a)
+		if err != nil {
+			return err
+		}
+		if addr == "" {
+			addr = a.Config.Addr()
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		a.listener = ln
+		a.httpServer = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := a.httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.Log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Stopping is closed when shutdown begins.
+func (a *App) Stopping() <-chan struct{} { return a.stopping }
+
+// Shutdown stops intake, lets running tasks finish within
+// server.shutdown_grace, hands the rest back to the queue, and closes
+// connections.
+func (a *App) Shutdown(ctx context.Context) error {
+	select {
+	case <-a.stopping:
+	default:
+		close(a.stopping)
+	}
+	var errs []error
+	if a.Worker != nil {
+		a.Worker.Shutdown()
+	}
+	if a.httpServer != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := a.httpServer.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	errs = append(errs, a.closeAll())
+	return errors.Join(errs...)
+}
+
+func (a *App) closeAll() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,162 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/broker"
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// Dispatcher implements scheduler.Dispatcher on Redis and asynq.
+type Dispatcher struct {
+	slots     *Slots
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	rdb       redis.UniversalClient
+	log       *slog.Logger
+}
+
+var _ scheduler.Dispatcher = (*Dispatcher)(nil)
+
+// NewDispatcher builds a dispatcher on the broker. leaseTTL is how long a
+// slot survives without a heartbeat.
+func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{
+		slots:     &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL},
+		client:    asynq.NewClientFromRedisClient(b.Client),
+		inspector: asynq.NewInspectorFromRedisClient(b.Client),
+		rdb:       b.Client,
+		log:       log,
+	}
+}
+
+// Slots exposes the slot state (for the worker and the reconciler).
+func (d *Dispatcher) Slots() *Slots { return d.slots }
+
+// Inspector exposes asynq's inspector.
+func (d *Dispatcher) Inspector() *asynq.Inspector { return d.inspector }
+
+// capacity is how many of a model's tasks may hold slots now.
+func capacity(m *ent.Model) int {
+	if m.Status != domain.ModelOnline || m.DeletedAt != nil {
+		return 0
+	}
+	return m.MaxWorkers
+}
+
+// Admit implements scheduler.Dispatcher.
+func (d *Dispatcher) Admit(ctx context.Context, t *ent.Task, m *ent.Model) error {
+	return d.AdmitMany(ctx, []*ent.Task{t}, m)
+}
+
+// AdmitMany implements scheduler.Dispatcher.
+func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model) error {
+	const chunk = 500
+	for start := 0; start < len(ts); start += chunk {
+		part := ts[start:min(start+chunk, len(ts))]
+		items := make([]admitItem, len(part))
+		prio := make(map[int]int, len(part))
+		for i, t := range part {
+			items[i] = admitItem{ID: t.ID, Priority: t.Priority}
+			prio[t.ID] = t.Priority
+		}
+		held, granted, err := d.slots.Admit(ctx, m.ID, capacity(m), items)
+		if err != nil {
+			return err
+		}
+		for _, id := range held {
+			granted = append(granted, grant{TaskID: id, Priority: prio[id]})
+		}
+		if err := d.enqueue(ctx, m.ID, granted); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue puts tasks that hold a slot into asynq. A task already there is
+// fine: asynq task ids equal database ids.
+func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error {
+	var errs []error
+	for _, g := range gs {
+		p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority}
+		_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
+			asynq.TaskID(taskID(g.TaskID)), asynq.Queue(QueueFor(g.Priority)),
+			asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			errs = append(errs, fmt.Errorf("enqueue task %d: %w", g.TaskID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Remove implements scheduler.Dispatcher.
+func (d *Dispatcher) Remove(ctx context.Context, t *ent.Task, m *ent.Model) error {
+	granted, err := d.slots.Release(ctx, m.ID, capacity(m), t.ID, 0)
+	if err != nil {
+		return err
+	}
+	// A pending task may sit in asynq (holding a slot, or waiting for a
+	// retry). A running one is deleted by its worker when it stops.
+	if t.Status == domain.StatusPending {
+		if err := d.inspector.DeleteTask(QueueFor(t.Priority), taskID(t.ID)); err != nil &&
+			!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			d.log.Debug("delete cancelled task from asynq", "task_id", t.ID, "err", err)
+		}
+	}
+	return d.enqueue(ctx, m.ID, granted)
+}
+
+// CancelRunning implements scheduler.Dispatcher: asynq cancels the
+// handler's context in whichever worker process runs it.
+func (d *Dispatcher) CancelRunning(ctx context.Context, id int) error {
+	if err := d.inspector.CancelProcessing(taskID(id)); err != nil {
+		return fmt.Errorf("cancel running task %d: %w", id, err)
+	}
+	return nil
+}
+
+// Pump implements scheduler.Dispatcher.
+func (d *Dispatcher) Pump(ctx context.Context, m *ent.Model) error {
+	granted, err := d.slots.Pump(ctx, m.ID, capacity(m))
+	if err != nil {
+		return err
+	}
+	return d.enqueue(ctx, m.ID, granted)
+}
+
+// QueueState implements scheduler.Dispatcher.
+func (d *Dispatcher) QueueState(ctx context.Context, t *ent.Task, m *ent.Model) (scheduler.QueueState, error) {
+	st, err := d.slots.StateOf(ctx, m.ID, t.ID)
+	if err != nil {
+		return scheduler.QueueState{}, err
+	}
+	return scheduler.QueueState{
+		Parked: st.Parked, Position: st.Position, Leased: st.Leased,
+		Running: st.Running, Max: m.MaxWorkers, RateLimitedUntil: st.BackoffUntil,
+	}, nil
+}
+
+// Ping implements scheduler.Dispatcher.
+func (d *Dispatcher) Ping(ctx context.Context) error { return d.rdb.Ping(ctx).Err() }
+
+// Close releases the asynq client.
+func (d *Dispatcher) Close() error { return d.client.Close() }
+
+// WorkerCount counts live asynq servers (worker processes).
+func (d *Dispatcher) WorkerCount(ctx context.Context) (int, error) {
+	servers, err := d.inspector.Servers()
+	if err != nil {
+		return 0, fmt.Errorf("list worker servers: %w", err)
+	}
+	return len(servers), nil
+}

@@ -1,0 +1,22 @@
+// Package jobs dispatches and runs tasks on asynq.
+//
+// The database is the system of record; Redis holds only dispatch state:
+//
+//   - Each model has a slot set (a sorted set of leases, scored by expiry)
+//     whose size never passes the model's max_workers, across every worker
+//     process, and a parked queue (a sorted set scored by priority, then
+//     task id, so FIFO holds within a priority) of tasks waiting for a slot.
+//   - A task enters asynq only once it holds a slot, so a saturated or
+//     offline model never fills the queues that other models' tasks go
+//     through. asynq's three priority queues (high, medium, low; strict by
+//     default, weighted by config) order runnable tasks across models.
+//   - Slot moves are atomic Lua scripts: admitting parks the task and fills
+//     free slots from the head of the parked queue; releasing a slot hands
+//     it straight to the next parked task.
+//   - A running attempt renews its lease; a crashed worker's lease expires
+//     and asynq's recoverer runs its task again, which then takes over.
+//   - The reconciler compares the database with Redis and re-admits what
+//     Redis lost (a flush, a failover, a crash between insert and enqueue).
+//
+// asynq task IDs equal database task IDs, so every enqueue is idempotent.
+package jobs

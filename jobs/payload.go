@@ -1,0 +1,46 @@
+package jobs
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/llmsched/llm-scheduler/domain"
+)
+
+// TypeRunTask is the asynq task type of an LLM task.
+const TypeRunTask = "llm:run"
+
+// Queue names, one per priority.
+const (
+	QueueHigh   = "high"
+	QueueMedium = "medium"
+	QueueLow    = "low"
+)
+
+// Queues lists the asynq queues, highest priority first.
+func Queues() []string { return []string{QueueHigh, QueueMedium, QueueLow} }
+
+// QueueFor names the asynq queue of a priority.
+func QueueFor(priority int) string {
+	switch domain.Priority(priority) {
+	case domain.PriorityHigh:
+		return QueueHigh
+	case domain.PriorityLow:
+		return QueueLow
+	}
+	return QueueMedium
+}
+
+// payload is what asynq carries; everything else is read from the database.
+type payload struct {
+	TaskID   int `json:"task_id"`
+	ModelID  int `json:"model_id"`
+	Priority int `json:"priority"`
+}
+
+func (p payload) encode() []byte {
+	raw, _ := json.Marshal(p)
+	return raw
+}
+
+func taskID(id int) string { return strconv.Itoa(id) }

@@ -1,0 +1,52 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// RetryPolicy computes the delay before the next attempt: exponential from
+// Base, doubled per retry, with ±20% jitter, capped at Max. A provider's
+// Retry-After wins when it asks for longer.
+type RetryPolicy struct {
+	Base time.Duration
+	Max  time.Duration
+}
+
+// Delay returns the wait after the n-th failed attempt (n >= 1).
+func (p RetryPolicy) Delay(n int, retryAfter time.Duration) time.Duration {
+	d := float64(p.Base) * math.Pow(2, float64(max(n-1, 0)))
+	d = min(d, float64(p.Max))
+	d *= 0.8 + 0.4*rand.Float64()
+	delay := time.Duration(min(d, float64(p.Max)))
+	if retryAfter > delay {
+		delay = min(retryAfter, max(p.Max, retryAfter))
+	}
+	return delay
+}
+
+// retryError tells asynq to run the task again after Delay. The attempt is
+// already recorded in the database; asynq only keeps the timer.
+type retryError struct {
+	Delay time.Duration
+	Err   error
+}
+
+func (e *retryError) Error() string { return fmt.Sprintf("retry in %s: %v", e.Delay, e.Err) }
+func (e *retryError) Unwrap() error { return e.Err }
+
+// retryDelayFunc is asynq's RetryDelayFunc: our own delay for attempts we
+// scheduled, a short exponential one for infrastructure errors (database
+// down) that happened before an attempt started.
+func retryDelayFunc(n int, err error, _ *asynq.Task) time.Duration {
+	var re *retryError
+	if errors.As(err, &re) {
+		return re.Delay
+	}
+	return min(time.Duration(float64(200*time.Millisecond)*math.Pow(2, float64(min(n, 8)))), 30*time.Second)
+}

@@ -1,0 +1,260 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// rankBand separates priorities in a parked queue's score: a higher
+// priority has a lower band, and within a band the task id keeps FIFO.
+const rankBand = 1e15
+
+// rank is a task's score in its model's parked queue.
+func rank(priority, id int) float64 { return float64(4-priority)*rankBand + float64(id) }
+
+func priorityOf(score float64) int { return 4 - int(score/rankBand) }
+
+// grant is a parked task that was just given a slot.
+type grant struct {
+	TaskID   int
+	Priority int
+}
+
+// Slots is the per-model concurrency state in Redis.
+type Slots struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+}
+
+func (s *Slots) keys(modelID int) []string {
+	// The hash tag keeps a model's keys in one Redis Cluster slot.
+	tag := fmt.Sprintf("{%s:model:%d}", s.prefix, modelID)
+	return []string{tag + ":parked", tag + ":leases", tag + ":backoff"}
+}
+
+// Common prologue: drop expired leases, and learn whether the model's
+// dispatch is backing off. The fill loop hands free slots to the head of
+// the parked queue and returns them as id, score pairs.
+const slotPrologue = `
+local parked, leases, backoff = KEYS[1], KEYS[2], KEYS[3]
+local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+local function fill()
+  local granted = {}
+  if tonumber(redis.call('GET', backoff) or '0') > now then return granted end
+  while redis.call('ZCARD', leases) < max do
+    local top = redis.call('ZPOPMIN', parked)
+    if #top == 0 then break end
+    redis.call('ZADD', leases, now + ttl, top[1])
+    granted[#granted + 1] = top[1]
+    granted[#granted + 1] = top[2]
+  end
+  return granted
+end
+`
+
+// admitScript parks tasks (ARGV[4..]: id, score pairs) unless they already
+// hold a slot, then fills free slots. Returns {held ids, granted pairs}.
+var admitScript = redis.NewScript(slotPrologue + `
+local held = {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', leases, id) then
+    redis.call('ZADD', leases, now + ttl, id)
+    held[#held + 1] = id
+  else
+    redis.call('ZADD', parked, ARGV[i + 1], id)
+  end
+end
+return {held, fill()}
+`)
+
+// releaseScript frees a task's slot and drops it from the parked queue;
+// with ARGV[6] set it parks the task again at that score. Then it fills.
+var releaseScript = redis.NewScript(slotPrologue + `
+local id = ARGV[4]
+redis.call('ZREM', leases, id)
+redis.call('ZREM', parked, id)
+if ARGV[5] ~= '' then redis.call('ZADD', parked, ARGV[5], id) end
+return fill()
+`)
+
+// heartbeatScript renews a running task's lease (re-creating it after a
+// Redis flush). Returns 1 if the lease existed.
+var heartbeatScript = redis.NewScript(`
+local existed = redis.call('ZSCORE', KEYS[2], ARGV[3]) and 1 or 0
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[3])
+return existed
+`)
+
+func (s *Slots) now() int64 { return time.Now().UnixMilli() }
+
+func parseGrants(v any) ([]grant, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("slot script returned %T", v)
+	}
+	out := make([]grant, 0, len(arr)/2)
+	for i := 0; i+1 < len(arr); i += 2 {
+		ids, _ := arr[i].(string)
+		id, err := strconv.Atoi(ids)
+		if err != nil {
+			return nil, fmt.Errorf("slot script returned task id %v", arr[i])
+		}
+		sc, _ := arr[i+1].(string)
+		score, err := strconv.ParseFloat(sc, 64)
+		if err != nil {
+			return nil, fmt.Errorf("slot script returned score %v", arr[i+1])
+		}
+		out = append(out, grant{TaskID: id, Priority: priorityOf(score)})
+	}
+	return out, nil
+}
+
+// admitItem is a task to park.
+type admitItem struct{ ID, Priority int }
+
+// Admit parks tasks of one model and fills its free slots. It returns the
+// tasks that already held a slot and the tasks just granted one.
+func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held []int, granted []grant, err error) {
+	args := make([]any, 0, 3+2*len(items))
+	args = append(args, s.now(), s.ttl.Milliseconds(), max)
+	for _, it := range items {
+		args = append(args, it.ID, rank(it.Priority, it.ID))
+	}
+	res, err := admitScript.Run(ctx, s.rdb, s.keys(modelID), args...).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("admit to model %d slots: %w", modelID, err)
+	}
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 2 {
+		return nil, nil, fmt.Errorf("admit script returned %v", res)
+	}
+	hs, _ := parts[0].([]any)
+	for _, h := range hs {
+		id, err := strconv.Atoi(fmt.Sprint(h))
+		if err != nil {
+			return nil, nil, fmt.Errorf("admit script returned id %v", h)
+		}
+		held = append(held, id)
+	}
+	granted, err = parseGrants(parts[1])
+	return held, granted, err
+}
+
+// Release frees a task's slot (or parked place) and hands free slots to the
+// next parked tasks. repark > 0 parks the task again with that priority.
+func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) ([]grant, error) {
+	score := ""
+	if repark > 0 {
+		score = strconv.FormatFloat(rank(repark, taskID), 'f', -1, 64)
+	}
+	res, err := releaseScript.Run(ctx, s.rdb, s.keys(modelID), s.now(), s.ttl.Milliseconds(), max, taskID, score).Result()
+	if err != nil {
+		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
+	}
+	return parseGrants(res)
+}
+
+// Pump fills a model's free slots from its parked queue.
+func (s *Slots) Pump(ctx context.Context, modelID, max int) ([]grant, error) {
+	_, granted, err := s.Admit(ctx, modelID, max, nil)
+	return granted, err
+}
+
+// Heartbeat renews a running task's lease. It reports false when the lease
+// had expired (another worker may take the task over).
+func (s *Slots) Heartbeat(ctx context.Context, modelID, taskID int) (bool, error) {
+	n, err := heartbeatScript.Run(ctx, s.rdb, s.keys(modelID), s.now(), s.ttl.Milliseconds(), taskID).Int()
+	if err != nil {
+		return false, fmt.Errorf("renew lease of task %d: %w", taskID, err)
+	}
+	return n == 1, nil
+}
+
+// Backoff stops a model's dispatch until t (a provider asked us to slow down).
+func (s *Slots) Backoff(ctx context.Context, modelID int, until time.Time) error {
+	k := s.keys(modelID)[2]
+	ms := until.UnixMilli()
+	// Only ever extend a backoff.
+	cur, err := s.rdb.Get(ctx, k).Int64()
+	if err != nil && err != redis.Nil {
+		return fmt.Errorf("read model %d backoff: %w", modelID, err)
+	}
+	if cur >= ms {
+		return nil
+	}
+	return s.rdb.Set(ctx, k, ms, time.Until(until)+time.Second).Err()
+}
+
+// State is a task's place in its model's slot state.
+type State struct {
+	Parked       bool
+	Position     int
+	Leased       bool
+	Running      int
+	BackoffUntil int64
+}
+
+// StateOf reads where a task waits.
+func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error) {
+	k := s.keys(modelID)
+	id := strconv.Itoa(taskID)
+	pipe := s.rdb.Pipeline()
+	rankCmd := pipe.ZRank(ctx, k[0], id)
+	leaseCmd := pipe.ZScore(ctx, k[1], id)
+	countCmd := pipe.ZCount(ctx, k[1], strconv.FormatInt(s.now(), 10), "+inf")
+	boCmd := pipe.Get(ctx, k[2])
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return State{}, fmt.Errorf("read slot state of task %d: %w", taskID, err)
+	}
+	var st State
+	if r, err := rankCmd.Result(); err == nil {
+		st.Parked, st.Position = true, int(r)+1
+	}
+	if _, err := leaseCmd.Result(); err == nil {
+		st.Leased = true
+	}
+	st.Running = int(countCmd.Val())
+	st.BackoffUntil, _ = boCmd.Int64()
+	return st, nil
+}
+
+// Presence reports, for each task, whether Redis knows it as parked or leased.
+func (s *Slots) Presence(ctx context.Context, modelID int, ids []int) (map[int]bool, error) {
+	k := s.keys(modelID)
+	pipe := s.rdb.Pipeline()
+	type pair struct{ parked, leased *redis.FloatCmd }
+	cmds := make([]pair, len(ids))
+	for i, id := range ids {
+		cmds[i] = pair{pipe.ZScore(ctx, k[0], strconv.Itoa(id)), pipe.ZScore(ctx, k[1], strconv.Itoa(id))}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("read presence of model %d tasks: %w", modelID, err)
+	}
+	out := make(map[int]bool, len(ids))
+	for i, id := range ids {
+		out[id] = cmds[i].parked.Err() == nil || cmds[i].leased.Err() == nil
+	}
+	return out, nil
+}
+
+// Models lists model ids that have parked tasks or leases.
+func (s *Slots) Models(ctx context.Context) ([]int, error) {
+	var ids []int
+	seen := map[int]bool{}
+	iter := s.rdb.Scan(ctx, 0, "{"+s.prefix+":model:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		var id int
+		if _, err := fmt.Sscanf(iter.Val(), "{"+s.prefix+":model:%d}", &id); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, iter.Err()
+}

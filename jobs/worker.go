@@ -1,0 +1,414 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/llmsched/llm-scheduler/broker"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/providers"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// Hooks observe the worker (metrics). Every field may be nil.
+type Hooks struct {
+	// Picked is called when an attempt starts, with the time since the
+	// task was created or became due.
+	Picked func(modelID int, wait time.Duration)
+	// Finished is called when an attempt ends.
+	Finished func(modelID int, outcome string, kind string, run time.Duration, u providers.Usage)
+}
+
+// Worker runs tasks: it is an asynq server whose handler leases a model
+// slot, runs the provider, stores the outcome and hands the slot on.
+type Worker struct {
+	svc    *scheduler.Service
+	disp   *Dispatcher
+	bus    *events.Bus
+	cfg    *config.Config
+	log    *slog.Logger
+	server *asynq.Server
+	name   string
+	retry  RetryPolicy
+	hooks  Hooks
+
+	provMu    sync.Mutex
+	providers map[int]cachedProvider
+}
+
+type cachedProvider struct {
+	version time.Time
+	p       providers.Provider
+}
+
+// NewWorker builds a worker on the broker. Call Start, then Shutdown.
+func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *events.Bus, cfg *config.Config, log *slog.Logger, hooks Hooks) *Worker {
+	host, _ := os.Hostname()
+	w := &Worker{
+		svc: svc, disp: disp, bus: bus, cfg: cfg, log: log, hooks: hooks,
+		name:      fmt.Sprintf("%s:%d", host, os.Getpid()),
+		retry:     RetryPolicy{Base: cfg.Queue.RetryDelay.D(), Max: cfg.Queue.MaxRetryDelay.D()},
+		providers: map[int]cachedProvider{},
+	}
+	queues := map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}
+	strict := cfg.Queue.Strategy != "weighted"
+	if !strict {
+		for q := range queues {
+			queues[q] = cfg.Queue.Weights[q]
+		}
+	}
+	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
+	w.server = asynq.NewServerFromRedisClient(b.Client, asynq.Config{
+		Concurrency:              cfg.Worker.MaxWorkers,
+		Queues:                   queues,
+		StrictPriority:           strict,
+		TaskCheckInterval:        cfg.Queue.PollInterval.D(),
+		DelayedTaskCheckInterval: delayed,
+		RetryDelayFunc:           retryDelayFunc,
+		IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
+		ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	return w
+}
+
+// Name identifies this worker process in attempt records.
+func (w *Worker) Name() string { return w.name }
+
+// Start starts processing.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(TypeRunTask, w.ProcessTask)
+	if err := w.server.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking new tasks; running ones continue.
+func (w *Worker) Stop() { w.server.Stop() }
+
+// Shutdown waits up to server.shutdown_grace for running tasks, then
+// interrupts the rest and hands them back to the queue.
+func (w *Worker) Shutdown() { w.server.Shutdown() }
+
+func (w *Worker) provider(m *ent.Model) (providers.Provider, error) {
+	w.provMu.Lock()
+	defer w.provMu.Unlock()
+	if c, ok := w.providers[m.ID]; ok && c.version.Equal(m.UpdatedAt) {
+		return c.p, nil
+	}
+	p, err := providers.New(m.Type, m.Config)
+	if err != nil {
+		return nil, err
+	}
+	w.providers[m.ID] = cachedProvider{version: m.UpdatedAt, p: p}
+	return p, nil
+}
+
+// ProcessTask is the asynq handler.
+func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
+	var p payload
+	if err := json.Unmarshal(at.Payload(), &p); err != nil || p.TaskID == 0 {
+		return fmt.Errorf("bad payload %q: %w", at.Payload(), asynq.SkipRetry)
+	}
+	t, err := w.svc.GetTask(ctx, p.TaskID)
+	if scheduler.CodeOf(err) == scheduler.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m, err := w.svc.ModelOf(ctx, t)
+	if err != nil {
+		return err
+	}
+	if t.Status.Terminal() {
+		// Cancelled or finished while queued: free whatever it holds.
+		return w.release(m, t.ID, 0)
+	}
+	if m.DeletedAt != nil {
+		if err := w.release(m, t.ID, 0); err != nil {
+			return err
+		}
+		if err := w.svc.FailUnrunnable(ctx, t, fmt.Sprintf("model %d was deleted", m.ID)); err != nil && scheduler.CodeOf(err) != scheduler.CodeConflict {
+			return err
+		}
+		return nil
+	}
+	if t.Status == domain.StatusPending && t.NextAttemptAt != nil && time.Until(*t.NextAttemptAt) > 50*time.Millisecond {
+		// Re-admitted early (reconciler): keep the backoff.
+		return &retryError{Delay: time.Until(*t.NextAttemptAt), Err: errors.New("retry backoff not over")}
+	}
+	// Take a slot, or wait parked in the model's queue.
+	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
+	if err != nil {
+		return err
+	}
+	mine := len(held) == 1
+	var others []grant
+	for _, g := range granted {
+		if g.TaskID == t.ID {
+			mine = true
+		} else {
+			others = append(others, g)
+		}
+	}
+	if err := w.disp.enqueue(ctx, m.ID, others); err != nil {
+		w.log.Warn("hand slots on", "model_id", m.ID, "err", err)
+	}
+	if !mine {
+		return nil // parked; a released slot brings it back
+	}
+	return w.run(ctx, t, m)
+}
+
+// release frees a task's slot and hands free slots to waiting tasks.
+// repark > 0 parks the task again at that priority.
+func (w *Worker) release(m *ent.Model, id, repark int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	granted, err := w.disp.slots.Release(ctx, m.ID, capacity(m), id, repark)
+	if err != nil {
+		return err
+	}
+	return w.disp.enqueue(ctx, m.ID, granted)
+}
+
+func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr error) {
+	released := false
+	defer func() {
+		if !released {
+			if err := w.release(m, t.ID, 0); err != nil {
+				w.log.Error("release model slot", "task_id", t.ID, "model_id", m.ID, "err", err)
+			}
+		}
+	}()
+	due := t.CreatedAt
+	if t.NextAttemptAt != nil {
+		due = *t.NextAttemptAt
+	}
+	running, att, err := w.svc.StartAttempt(ctx, t, m.ID, w.name)
+	if err != nil {
+		if scheduler.CodeOf(err) == scheduler.CodeConflict {
+			return nil // cancelled or taken by another worker meanwhile
+		}
+		return err
+	}
+	if w.hooks.Picked != nil {
+		w.hooks.Picked(m.ID, time.Since(due))
+	}
+	timeout := w.cfg.Queue.TaskTimeout.D()
+	if t.TimeoutSeconds != nil {
+		timeout = time.Duration(*t.TimeoutSeconds) * time.Second
+	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go w.heartbeat(hbCtx, m.ID, t.ID)
+
+	started := time.Now()
+	res, perr := w.call(ctx, running, m, timeout)
+	elapsed := time.Since(started)
+	bg := context.WithoutCancel(ctx)
+
+	finish := func(outcome, kind string) {
+		if w.hooks.Finished != nil {
+			w.hooks.Finished(m.ID, outcome, kind, elapsed, res.Usage)
+		}
+	}
+	if perr == nil {
+		err := w.svc.CompleteAttempt(bg, running, att, scheduler.Outcome{
+			Output: res.Output, Embedding: res.Embedding,
+			PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
+		})
+		finish("completed", "")
+		if err != nil && scheduler.CodeOf(err) != scheduler.CodeConflict {
+			return err
+		}
+		return nil
+	}
+	kind, pe := providers.Classify(perr)
+	partial := ""
+	var retryAfter time.Duration
+	if pe != nil {
+		partial, retryAfter = pe.Partial, pe.RetryAfter
+	}
+	if ctx.Err() != nil {
+		// asynq cancelled us: a user cancel, or this worker is shutting down.
+		cur, gerr := w.svc.GetTask(bg, t.ID)
+		if gerr == nil && cur.Status == domain.StatusCancelled {
+			w.svc.CancelledAttempt(bg, att, partial)
+			finish("cancelled", "cancelled")
+			return nil
+		}
+		if err := w.svc.InterruptAttempt(bg, running, att, "worker stopped during the attempt; the task returns to its queue"); err != nil {
+			w.log.Warn("hand interrupted task back", "task_id", t.ID, "err", err)
+		}
+		finish("interrupted", "interrupted")
+		return ctx.Err()
+	}
+	if kind == providers.KindRateLimited && retryAfter > 0 {
+		if err := w.disp.slots.Backoff(bg, m.ID, time.Now().Add(retryAfter)); err != nil {
+			w.log.Warn("back model off", "model_id", m.ID, "err", err)
+		}
+	}
+	f := scheduler.Failure{Kind: string(kind), Message: perr.Error(), Partial: partial}
+	final := kind == providers.KindPermanent || scheduler.RetriesLeft(running) == 0
+	var delay time.Duration
+	if !final {
+		delay = w.retry.Delay(running.Attempts-running.AttemptBase, retryAfter)
+		f.RetryAt = time.Now().Add(delay)
+	}
+	finish("failed", string(kind))
+	if err := w.svc.FailAttempt(bg, running, att, f); err != nil {
+		if scheduler.CodeOf(err) == scheduler.CodeConflict {
+			return nil
+		}
+		return err
+	}
+	if final {
+		return nil
+	}
+	// Free the slot during the backoff; asynq keeps the timer.
+	released = true
+	if err := w.release(m, t.ID, 0); err != nil {
+		w.log.Error("release model slot", "task_id", t.ID, "model_id", m.ID, "err", err)
+	}
+	return &retryError{Delay: delay, Err: perr}
+}
+
+// call builds the request and runs the provider with the attempt's timeout,
+// streaming output chunks onto the bus.
+func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, timeout time.Duration) (providers.Result, error) {
+	prov, err := w.provider(m)
+	if err != nil {
+		return providers.Result{}, providers.Permanent(fmt.Errorf("model %d config: %w", m.ID, err))
+	}
+	req, err := providers.BuildRequest(t.ID, t.Attempts, t.Type, t.Prompt, t.Params)
+	if err != nil {
+		return providers.Result{}, providers.Permanent(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st := newStreamer(w.bus, t.ID, t.Attempts, w.log)
+	res, err := providers.Run(cctx, prov, req, st.add)
+	st.close(context.WithoutCancel(ctx))
+	if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		partial := ""
+		if _, pe := providers.Classify(err); pe != nil {
+			partial = pe.Partial
+		}
+		return res, &providers.Error{Kind: providers.KindTimeout, Partial: partial,
+			Err: fmt.Errorf("attempt ran past its timeout of %s", timeout)}
+	}
+	return res, err
+}
+
+func (w *Worker) heartbeat(ctx context.Context, modelID, taskID int) {
+	every := w.cfg.Queue.LeaseTTL.D() / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ok, err := w.disp.slots.Heartbeat(ctx, modelID, taskID)
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("renew model slot lease", "task_id", taskID, "err", err)
+			} else if !ok && ctx.Err() == nil {
+				w.log.Warn("model slot lease had expired and was renewed", "task_id", taskID, "model_id", modelID)
+			}
+		}
+	}
+}
+
+// streamer coalesces output chunks into bus messages at most every 50ms,
+// so a fast provider does not flood Redis while a slow one streams live.
+type streamer struct {
+	bus     *events.Bus
+	taskID  int
+	attempt int
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	buf   []byte
+	seq   int
+	last  time.Time
+	timer *time.Timer
+}
+
+const streamFlushEvery = 50 * time.Millisecond
+
+func newStreamer(bus *events.Bus, taskID, attempt int, log *slog.Logger) *streamer {
+	return &streamer{bus: bus, taskID: taskID, attempt: attempt, log: log}
+}
+
+func (s *streamer) add(chunk string) error {
+	if s.bus == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf = append(s.buf, chunk...)
+	if time.Since(s.last) >= streamFlushEvery {
+		s.flushLocked(context.Background(), false)
+	} else if s.timer == nil {
+		s.timer = time.AfterFunc(streamFlushEvery, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.timer = nil
+			if len(s.buf) > 0 {
+				s.flushLocked(context.Background(), false)
+			}
+		})
+	}
+	return nil
+}
+
+func (s *streamer) flushLocked(ctx context.Context, done bool) {
+	s.seq++
+	c := events.OutputChunk{TaskID: s.taskID, Attempt: s.attempt, Seq: s.seq, Text: string(s.buf), Done: done}
+	s.buf = s.buf[:0]
+	s.last = time.Now()
+	if err := s.bus.PublishOutput(ctx, c); err != nil {
+		s.log.Debug("publish output chunk", "task_id", s.taskID, "err", err)
+	}
+}
+
+func (s *streamer) close(ctx context.Context) {
+	if s.bus == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if len(s.buf) > 0 || s.seq > 0 {
+		s.flushLocked(ctx, true)
+	}
+}
+
+// asynqLogger routes asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true) }
+

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/apikey"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// Permissions, each granted to a set of roles.
+const (
+	permRead        = "read"
+	permSubmit      = "submit"
+	permOperate     = "operate"
+	permModelStatus = "model_status"
+	permAdmin       = "admin"
+)
+
+var rolePerms = map[domain.Role][]string{
+	domain.RoleAdmin:     {permRead, permSubmit, permOperate, permModelStatus, permAdmin},
+	domain.RoleOperator:  {permRead, permSubmit, permOperate, permModelStatus},
+	domain.RoleSubmitter: {permRead, permSubmit},
+	domain.RoleViewer:    {permRead},
+}
+
+// Principal is who makes a request.
+type Principal struct {
+	KeyID int
+	Name  string
+	Role  domain.Role
+	// Anonymous is true when auth is off (every request acts as admin).
+	Anonymous bool
+}
+
+// Can reports whether the principal holds perm.
+func (p *Principal) Can(perm string) bool {
+	for _, x := range rolePerms[p.Role] {
+		if x == perm {
+			return true
+		}
+	}
+	return false
+}
+
+type principalKey struct{}
+
+// WithPrincipal stores the caller in ctx.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller, nil when none was authenticated.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// callerKeyID is the key that submits a task, nil when auth is off.
+func callerKeyID(ctx context.Context) *int {
+	if p := PrincipalFrom(ctx); p != nil && !p.Anonymous {
+		id := p.KeyID
+		return &id
+	}
+	return nil
+}
+
+// ownerFilter limits a submitter to their own tasks.
+func ownerFilter(ctx context.Context) *int {
+	if p := PrincipalFrom(ctx); p != nil && p.Role == domain.RoleSubmitter {
+		return callerKeyID(ctx)
+	}
+	return nil
+}
+
+// checkOwner refuses a submitter another key's task (as not found, so ids
+// of other users' tasks do not leak).
+func checkOwner(ctx context.Context, t *ent.Task) error {
+	if id := ownerFilter(ctx); id != nil && (t.APIKeyID == nil || *t.APIKeyID != *id) {
+		return scheduler.NotFound("task", t.ID)
+	}
+	return nil
+}
+
+// HashKey is the stored form of an API key.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Authenticator resolves API keys.
+type Authenticator struct {
+	db      *ent.Client
+	enabled bool
+}
+
+// Authenticate resolves a bearer token. With auth off, everyone is an
+// anonymous admin.
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if !a.enabled {
+		return &Principal{Role: domain.RoleAdmin, Anonymous: true, Name: "anonymous"}, nil
+	}
+	if token == "" {
+		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "an API key is required: send Authorization: Bearer <key>"}
+	}
+	k, err := a.db.APIKey.Query().Where(apikey.Hash(HashKey(token))).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "the API key is not valid"}
+	}
+	if err != nil {
+		return nil, scheduler.Unavailable("database", err)
+	}
+	if k.RevokedAt != nil {
+		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "the API key was revoked"}
+	}
+	if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
+		// Best effort: last_used_at is informational.
+		_ = a.db.APIKey.UpdateOneID(k.ID).SetLastUsedAt(time.Now()).Exec(ctx)
+	}
+	return &Principal{KeyID: k.ID, Name: k.Name, Role: k.Role}, nil
+}
+
+// bearer extracts the token of an Authorization: Bearer header.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// require wraps a handler with authentication and a permission check.
+func (s *Server) require(perm string, f http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.auth.Authenticate(r.Context(), bearer(r))
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if !p.Can(perm) {
+			writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
+				Message: "role " + string(p.Role) + " may not do this (needs " + perm + ")"})
+			return
+		}
+		f(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// rest is the REST compatibility layer: SPEC.md's paths and fields.
+type rest struct {
+	svc *scheduler.Service
+	log *slog.Logger
+}
+
+func (h *rest) routes(mux *http.ServeMux, wrap func(perm string, f http.HandlerFunc) http.Handler) {
+	mux.Handle("POST /api/v1/tasks", wrap(permSubmit, h.createTask))
+	mux.Handle("GET /api/v1/tasks", wrap(permRead, h.listTasks))
+	mux.Handle("GET /api/v1/tasks/{id}", wrap(permRead, h.getTask))
+	mux.Handle("DELETE /api/v1/tasks/{id}", wrap(permOperate, h.cancelTask))
+	mux.Handle("POST /api/v1/tasks/{id}/cancel", wrap(permOperate, h.cancelTask))
+	mux.Handle("POST /api/v1/tasks/{id}/retry", wrap(permOperate, h.retryTask))
+	mux.Handle("POST /api/v1/models", wrap(permAdmin, h.createModel))
+	mux.Handle("GET /api/v1/models", wrap(permRead, h.listModels))
+	mux.Handle("GET /api/v1/models/{id}", wrap(permRead, h.getModel))
+	mux.Handle("PUT /api/v1/models/{id}", wrap(permAdmin, h.updateModel))
+	mux.Handle("DELETE /api/v1/models/{id}", wrap(permAdmin, h.deleteModel))
+	mux.Handle("PUT /api/v1/models/{id}/status", wrap(permModelStatus, h.setModelStatus))
+	mux.Handle("GET /api/v1/stats/dashboard", wrap(permRead, h.dashboard))
+	mux.Handle("GET /api/v1/stats/tasks/date", wrap(permRead, h.statsByDate))
+	mux.Handle("GET /api/v1/system/health", http.HandlerFunc(h.health))
+}
+
+func (h *rest) fail(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, h.log, err) }
+
+func pathID(r *http.Request) (int, error) {
+	raw := r.PathValue("id")
+	id, err := strconv.Atoi(raw)
+	if err != nil || id <= 0 {
+		return 0, scheduler.Invalid("id", "must be a positive integer, got %q", raw)
+	}
+	return id, nil
+}
+
+// queryInt reads an integer query parameter, def when absent.
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	raw := r.URL.Query().Get(name)
+	if raw == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil {
+		return 0, scheduler.Invalid(name, "must be an integer, got %q", raw)
+	}
+	return v, nil
+}
+
+type createTaskBody struct {
+	ModelID        int            `json:"model_id"`
+	Type           string         `json:"type"`
+	Input          string         `json:"input"`
+	Priority       *int           `json:"priority"`
+	Params         map[string]any `json:"params"`
+	MaxRetries     *int           `json:"max_retries"`
+	TimeoutSeconds *int           `json:"timeout_seconds"`
+}
+
+func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
+	var b createTaskBody
+	if err := decodeJSON(r, &b); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if b.Params != nil {
+		b.Params, _ = normalizeNumbers(b.Params).(map[string]any)
+	}
+	t, err := h.svc.CreateTask(r.Context(), scheduler.NewTask{
+		ModelID: b.ModelID, Type: b.Type, Input: b.Input, Priority: b.Priority, Params: b.Params,
+		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), APIKeyID: callerKeyID(r.Context()),
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"data": newTaskView(t)})
+}
+
+func (h *rest) listTasks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page, err := queryInt(r, "page", 1)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	size, err := queryInt(r, "page_size", 20)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	modelID, err := queryInt(r, "model_id", 0)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	prio, err := queryInt(r, "priority", 0)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.svc.ListTasks(r.Context(), scheduler.TaskFilter{
+		Status: q.Get("status"), ModelID: modelID, Type: q.Get("type"), Priority: prio,
+		APIKeyID: ownerFilter(r.Context()),
+	}, scheduler.Page{Page: page, PageSize: size})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	views := make([]taskView, len(res.Tasks))
+	for i, t := range res.Tasks {
+		views[i] = newTaskView(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": views, "pagination": pagination{
+		Page: res.Page, PageSize: res.PageSize, Total: res.Total,
+		TotalPages: (res.Total + res.PageSize - 1) / res.PageSize,
+	}})
+}
+
+func (h *rest) getTask(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t, err := h.svc.GetTask(r.Context(), id)
+	if err == nil {
+		err = checkOwner(r.Context(), t)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	v := newTaskView(t)
+	as, err := h.svc.Attempts(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	for _, a := range as {
+		v.AttemptHistory = append(v.AttemptHistory, newAttemptView(a))
+	}
+	d, err := h.svc.Explain(r.Context(), t)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if d != nil {
+		v.PendingReason, v.PendingDetail, v.QueuePosition = string(d.Reason), d.Detail, d.Position
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": v})
+}
+
+func (h *rest) cancelTask(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t, err := h.svc.CancelTask(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": newTaskView(t)})
+}
+
+func (h *rest) retryTask(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	t, err := h.svc.RetryTask(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": newTaskView(t)})
+}
+
+type createModelBody struct {
+	Name        string         `json:"name"`
+	Type        string         `json:"type"`
+	Config      map[string]any `json:"config"`
+	MaxWorkers  *int           `json:"max_workers"`
+	Status      string         `json:"status"`
+	Description string         `json:"description"`
+	Fallbacks   []int          `json:"fallbacks"`
+}
+
+func (h *rest) createModel(w http.ResponseWriter, r *http.Request) {
+	var b createModelBody
+	if err := decodeJSON(r, &b); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cfg, _ := normalizeNumbers(b.Config).(map[string]any)
+	m, err := h.svc.CreateModel(r.Context(), scheduler.NewModel{
+		Name: b.Name, Type: b.Type, Config: cfg, MaxWorkers: b.MaxWorkers,
+		Status: b.Status, Description: b.Description, Fallbacks: b.Fallbacks,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+}
+
+func (h *rest) listModels(w http.ResponseWriter, r *http.Request) {
+	ms, err := h.svc.ListModels(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	loads, err := h.svc.ModelLoads(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	views := make([]modelView, len(ms))
+	for i, m := range ms {
+		views[i] = newModelView(m, loads[m.ID])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": views})
+}
+
+func (h *rest) getModel(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	m, err := h.svc.GetModel(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	loads, err := h.svc.ModelLoads(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, loads[m.ID])})
+}
+
+type updateModelBody struct {
+	Name        *string        `json:"name"`
+	Config      map[string]any `json:"config"`
+	MaxWorkers  *int           `json:"max_workers"`
+	Status      *string        `json:"status"`
+	Description *string        `json:"description"`
+	Fallbacks   *[]int         `json:"fallbacks"`
+}
+
+func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var b updateModelBody
+	if err := decodeJSON(r, &b); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cfg, _ := normalizeNumbers(b.Config).(map[string]any)
+	m, err := h.svc.UpdateModel(r.Context(), id, scheduler.ModelPatch{
+		Name: b.Name, Config: cfg, MaxWorkers: b.MaxWorkers, Status: b.Status,
+		Description: b.Description, Fallbacks: b.Fallbacks,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+}
+
+func (h *rest) deleteModel(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if _, err := h.svc.DeleteModel(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"id": id, "deleted": true}})
+}
+
+func (h *rest) setModelStatus(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var b struct {
+		Status string `json:"status"`
+	}
+	if err := decodeJSON(r, &b); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	m, err := h.svc.SetModelStatus(r.Context(), id, b.Status)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+}
+
+func (h *rest) dashboard(w http.ResponseWriter, r *http.Request) {
+	st, err := h.svc.DashboardStats(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": st})
+}
+
+func (h *rest) statsByDate(w http.ResponseWriter, r *http.Request) {
+	days, err := queryInt(r, "days", 7)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	st, err := h.svc.TaskStatsByDate(r.Context(), days)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": st})
+}
+
+func (h *rest) health(w http.ResponseWriter, r *http.Request) {
+	hl := h.svc.Health(r.Context())
+	status := http.StatusOK
+	if hl.Status == "unavailable" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, hl)
+}

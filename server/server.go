@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// Server is the HTTP side of an api process.
+type Server struct {
+	app  *app.App
+	svc  *scheduler.Service
+	log  *slog.Logger
+	auth *Authenticator
+	mux  *http.ServeMux
+}
+
+// New builds the HTTP handler of an api process. It matches app.HandlerFunc.
+func New(a *app.App) (http.Handler, error) {
+	s := &Server{
+		app: a, svc: a.Service, log: a.Log, mux: http.NewServeMux(),
+		auth: &Authenticator{db: a.Store.Client, enabled: a.Config.AuthEnabled()},
+	}
+	(&rest{svc: s.svc, log: s.log}).routes(s.mux, s.require)
+	for _, mount := range mounts {
+		if err := mount(s); err != nil {
+			return nil, err
+		}
+	}
+	return s.middleware(s.mux), nil
+}
+
+// mounts are the other parts of the HTTP surface (GraphQL, dashboard,
+// asynqmon, metrics); each file registers its own in init.
+var mounts []func(s *Server) error
+
+type requestIDKey struct{}
+
+// RequestID returns the request's id ("" outside a request).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusRecorder remembers the status for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush lets streaming responses (SSE) through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	maxBody := s.app.Config.Server.MaxBodyBytes
+	origins := s.app.Config.Server.CORSOrigins
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if id == "" || len(id) > 64 {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-ID", id)
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		if o := r.Header.Get("Origin"); o != "" && slices.Contains(origins, o) {
+			h.Set("Access-Control-Allow-Origin", o)
+			h.Set("Vary", "Origin")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "panic", fmt.Sprint(v), "stack", string(debug.Stack()), "request_id", id)
+				writeError(rec, r, s.log, fmt.Errorf("panic: %v", v))
+			}
+			s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", time.Since(start).Milliseconds(), "request_id", id)
+		}()
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
