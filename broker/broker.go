@@ -25,6 +25,9 @@ type Broker struct {
 	Prefix string
 	// Embedded is the in-process server, nil when Redis is external.
 	Embedded *miniredis.Miniredis
+
+	stopClock chan struct{}
+	clockDone chan struct{}
 }
 
 // Open connects to Redis (or starts the embedded one) and checks it answers.
@@ -38,6 +41,7 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 		}
 		b.Embedded = mr
 		b.Opt = asynq.RedisClientOpt{Addr: mr.Addr()}
+		b.startClock()
 	case len(cfg.ClusterAddrs) > 0:
 		b.Opt = asynq.RedisClusterClientOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password}
 	case cfg.SentinelMaster != "":
@@ -64,6 +68,28 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 	return b, nil
 }
 
+// startClock advances the embedded Redis's key expiry with the wall clock:
+// miniredis only expires keys when told time has passed, and locks, leases
+// and asynq's own bookkeeping rely on TTLs.
+func (b *Broker) startClock() {
+	b.stopClock, b.clockDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(b.clockDone)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-b.stopClock:
+				return
+			case now := <-t.C:
+				b.Embedded.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+}
+
 // Key returns the scheduler's key for the given parts, under the prefix.
 func (b *Broker) Key(parts ...string) string {
 	k := b.Prefix
@@ -83,6 +109,8 @@ func (b *Broker) Close() error {
 		err = b.Client.Close()
 	}
 	if b.Embedded != nil {
+		close(b.stopClock)
+		<-b.clockDone
 		b.Embedded.Close()
 	}
 	return err

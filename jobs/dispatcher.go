@@ -149,8 +149,9 @@ func (d *Dispatcher) QueueState(ctx context.Context, t *ent.Task, m *ent.Model) 
 // Ping implements scheduler.Dispatcher.
 func (d *Dispatcher) Ping(ctx context.Context) error { return d.rdb.Ping(ctx).Err() }
 
-// Close releases the asynq client.
-func (d *Dispatcher) Close() error { return d.client.Close() }
+// Close releases the dispatcher. The asynq client shares the broker's
+// Redis connection, which the broker closes.
+func (d *Dispatcher) Close() error { return nil }
 
 // WorkerCount counts live asynq servers (worker processes).
 func (d *Dispatcher) WorkerCount(ctx context.Context) (int, error) {

@@ -1,0 +1,335 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/attempt"
+)
+
+func submit(e *apptest.Env, modelID, priority int, input string) apptest.Task {
+	e.T.Helper()
+	return e.Submit(map[string]any{"model_id": modelID, "type": "text-generation", "input": input, "priority": priority})
+}
+
+func setStatus(e *apptest.Env, modelID int, status string) {
+	e.T.Helper()
+	if code := e.Do("PUT", fmt.Sprintf("/api/v1/models/%d/status", modelID), map[string]any{"status": status}, nil); code != http.StatusOK {
+		e.T.Fatalf("set model %d %s: status %d", modelID, status, code)
+	}
+}
+
+// attemptsOf reads the attempts of the given tasks from the database.
+func attemptsOf(t *testing.T, e *apptest.Env, ids ...int) []*ent.Attempt {
+	t.Helper()
+	as, err := e.App.Store.Client.Attempt.Query().Where(attempt.TaskIDIn(ids...)).All(context.Background())
+	if err != nil {
+		t.Fatalf("read attempts: %v", err)
+	}
+	return as
+}
+
+// maxOverlap is the largest number of attempt intervals open at one instant.
+func maxOverlap(as []*ent.Attempt) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, a := range as {
+		end := time.Now()
+		if a.FinishedAt != nil {
+			end = *a.FinishedAt
+		}
+		edges = append(edges, edge{a.StartedAt, 1}, edge{end, -1})
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if edges[i].at.Equal(edges[j].at) {
+			return edges[i].delta < edges[j].delta // close before open at a tie
+		}
+		return edges[i].at.Before(edges[j].at)
+	})
+	cur, peak := 0, 0
+	for _, ed := range edges {
+		cur += ed.delta
+		peak = max(peak, cur)
+	}
+	return peak
+}
+
+func TestPriorityOrderAndFIFO(t *testing.T) {
+	e := apptest.New(t, nil)
+	m := e.Simulator("prio", 1, map[string]any{"latency_ms": 20, "output_tokens": 2})
+	blocker := e.Simulator("blocker-config", 1, map[string]any{"latency_ms": 600, "output_tokens": 1})
+	_ = blocker
+	// Occupy the model's only slot with a slow task.
+	setStatus(e, m.ID, "offline")
+	first := submit(e, m.ID, 2, "first")
+	var lows, highs []int
+	for i := range 5 {
+		lows = append(lows, submit(e, m.ID, 1, fmt.Sprintf("low %d", i)).ID)
+	}
+	for i := range 5 {
+		highs = append(highs, submit(e, m.ID, 3, fmt.Sprintf("high %d", i)).ID)
+	}
+	setStatus(e, m.ID, "online")
+	all := append(append([]int{first.ID}, lows...), highs...)
+	for _, id := range all {
+		e.WaitTask(id, "completed", 30*time.Second)
+	}
+	as := attemptsOf(t, e, append(lows, highs...)...)
+	sort.Slice(as, func(i, j int) bool { return as[i].StartedAt.Before(as[j].StartedAt) })
+	var order []int
+	for _, a := range as {
+		order = append(order, a.TaskID)
+	}
+	want := append(slices.Clone(highs), lows...)
+	if !slices.Equal(order, want) {
+		t.Fatalf("run order = %v, want highs in submission order then lows in submission order %v", order, want)
+	}
+}
+
+func TestMaxWorkersAcrossTwoWorkerProcesses(t *testing.T) {
+	sh := apptest.NewShared(t, func(c *config.Config) { c.Worker.MaxWorkers = 8 })
+	api := sh.Start(t, app.RoleAll)
+	sh.Start(t, app.RoleWorker)
+	m := api.Simulator("pair", 2, map[string]any{"latency_ms": 150, "output_tokens": 3})
+	var ids []int
+	for i := range 12 {
+		ids = append(ids, submit(api, m.ID, 2, fmt.Sprintf("slow %d", i)).ID)
+	}
+	for _, id := range ids {
+		api.WaitTask(id, "completed", 60*time.Second)
+	}
+	as := attemptsOf(t, api, ids...)
+	if len(as) != 12 {
+		t.Fatalf("got %d attempts, want 12", len(as))
+	}
+	if peak := maxOverlap(as); peak > 2 {
+		t.Fatalf("%d attempts ran at once, max_workers is 2", peak)
+	} else if peak < 2 {
+		t.Fatalf("only %d attempt ran at a time; the two slots were not both used", peak)
+	}
+	workers := map[string]bool{}
+	for _, a := range as {
+		workers[a.Worker] = true
+	}
+	t.Logf("attempts ran on %d worker processes", len(workers))
+}
+
+func TestSaturatedModelDoesNotDelayOthers(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) { c.Worker.MaxWorkers, c.Worker.DefaultWorkers = 4, 2 })
+	a := e.Simulator("busy", 1, map[string]any{"latency_ms": 400, "output_tokens": 1})
+	b := e.Simulator("idle", 1, map[string]any{"latency_ms": 0, "output_tokens": 1})
+	var backlog []int
+	for i := range 10 {
+		backlog = append(backlog, submit(e, a.ID, 3, fmt.Sprintf("a %d", i)).ID)
+	}
+	low := submit(e, b.ID, 1, "b low")
+	done := e.WaitTask(low.ID, "completed", 30*time.Second)
+	// When B's low task is done, model A has at most finished one task of
+	// its high-priority backlog: B did not wait behind it.
+	finishedA := 0
+	for _, id := range backlog {
+		if e.Task(id).Status == "completed" {
+			finishedA++
+		}
+	}
+	if finishedA > 1 {
+		t.Fatalf("model B's low task finished after %d of model A's high tasks; it waited behind them", finishedA)
+	}
+	if done.Attempts != 1 {
+		t.Fatalf("attempts = %d", done.Attempts)
+	}
+}
+
+func TestRetryWithBackoff(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) {
+		c.Queue.RetryDelay = config.Duration(250 * time.Millisecond)
+		c.Queue.MaxRetryDelay = config.Duration(10 * time.Second)
+	})
+	flaky := e.Simulator("flaky", 2, map[string]any{"fail_first_n": 2, "fail_kind": "retryable", "output_tokens": 2})
+	task := submit(e, flaky.ID, 2, "try me")
+	done := e.WaitTask(task.ID, "completed", 30*time.Second)
+	if done.Attempts != 3 {
+		t.Fatalf("attempts = %d, want 3", done.Attempts)
+	}
+	h := done.AttemptHistory
+	if len(h) != 3 || h[0].Status != "failed" || h[1].Status != "failed" || h[2].Status != "succeeded" {
+		t.Fatalf("attempt history = %+v, want failed, failed, succeeded", h)
+	}
+	gap1 := h[1].StartedAt.Sub(*h[0].FinishedAt)
+	gap2 := h[2].StartedAt.Sub(*h[1].FinishedAt)
+	if gap2 <= gap1 {
+		t.Fatalf("backoff did not grow: %s then %s", gap1, gap2)
+	}
+	if h[0].ErrorKind != "retryable" || h[0].Error == "" {
+		t.Fatalf("first attempt error = %q (%s)", h[0].Error, h[0].ErrorKind)
+	}
+
+	broken := e.Simulator("broken", 2, map[string]any{"fail_first_n": 5, "fail_kind": "permanent"})
+	p := submit(e, broken.ID, 2, "never")
+	failed := e.WaitTask(p.ID, "failed", 30*time.Second)
+	if failed.Attempts != 1 || len(failed.AttemptHistory) != 1 || failed.AttemptHistory[0].ErrorKind != "permanent" {
+		t.Fatalf("permanent error: attempts %d, history %+v; want one permanent attempt", failed.Attempts, failed.AttemptHistory)
+	}
+
+	// Retries exhausted: max_retries 1 means two attempts, then failed.
+	ex := e.Submit(map[string]any{"model_id": broken.ID, "type": "text-generation", "input": "x", "max_retries": 1})
+	_ = ex
+	always := e.Simulator("always-503", 1, map[string]any{"fail_first_n": 100})
+	gone := e.Submit(map[string]any{"model_id": always.ID, "type": "text-generation", "input": "x", "max_retries": 1})
+	if got := e.WaitTask(gone.ID, "failed", 30*time.Second); got.Attempts != 2 {
+		t.Fatalf("max_retries 1: %d attempts, want 2", got.Attempts)
+	}
+}
+
+func TestCancelAndManualRetry(t *testing.T) {
+	e := apptest.New(t, nil)
+	slow := e.Simulator("slow", 1, map[string]any{"latency_ms": 30000})
+	running := submit(e, slow.ID, 2, "run then cancel")
+	e.WaitTask(running.ID, "running", 30*time.Second)
+	pending := submit(e, slow.ID, 2, "cancel while pending")
+	if got := e.Task(pending.ID); got.Status != "pending" || got.PendingReason != "model_at_capacity" || got.QueuePosition != 1 {
+		t.Fatalf("pending task: status %s reason %q position %d", got.Status, got.PendingReason, got.QueuePosition)
+	}
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", pending.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel pending: %d", code)
+	}
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", running.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel running: %d", code)
+	}
+	// The running attempt is aborted: the worker records it as cancelled
+	// long before the simulator's 30 s latency.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h := e.Task(running.ID).AttemptHistory
+		if len(h) == 1 && h[0].Status == "cancelled" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("running attempt not aborted: %+v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.Task(pending.ID); got.Status != "cancelled" || got.Attempts != 0 {
+		t.Fatalf("cancelled pending task: %s with %d attempts", got.Status, got.Attempts)
+	}
+	// Cancelling twice is a conflict.
+	var eb apptest.ErrorBody
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", pending.ID), nil, &eb); code != http.StatusConflict || eb.Error.Code != "CONFLICT" {
+		t.Fatalf("second cancel: %d %+v", code, eb)
+	}
+	// The slot is free again: a new task runs.
+	fast := e.Simulator("fast", 1, map[string]any{"output_tokens": 1})
+	e.WaitTask(submit(e, fast.ID, 2, "x").ID, "completed", 30*time.Second)
+
+	// Manual retry of a failed task runs it again with its history kept.
+	once := e.Simulator("fails-once", 1, map[string]any{"fail_first_n": 1})
+	f := e.Submit(map[string]any{"model_id": once.ID, "type": "text-generation", "input": "x", "max_retries": 0})
+	e.WaitTask(f.ID, "failed", 30*time.Second)
+	var out struct{ Data apptest.Task }
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/tasks/%d/retry", f.ID), nil, &out); code != http.StatusOK || out.Data.Status != "pending" {
+		t.Fatalf("retry: %d %+v", code, out.Data)
+	}
+	done := e.WaitTask(f.ID, "completed", 30*time.Second)
+	if done.Attempts != 2 || done.AttemptHistory[0].Status != "failed" || done.AttemptHistory[1].Status != "succeeded" {
+		t.Fatalf("after manual retry: %+v", done.AttemptHistory)
+	}
+	// Retrying a completed task is a conflict.
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/tasks/%d/retry", f.ID), nil, nil); code != http.StatusConflict {
+		t.Fatalf("retry completed: %d", code)
+	}
+	// A cancelled task can be retried too.
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/tasks/%d/retry", pending.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("retry cancelled: %d", code)
+	}
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", pending.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel again: %d", code)
+	}
+}
+
+func TestBackpressure(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) { c.Queue.MaxQueueSize = 5 })
+	m := e.Simulator("bp", 2, map[string]any{"output_tokens": 1})
+	setStatus(e, m.ID, "offline")
+	var ids []int
+	for i := range 5 {
+		ids = append(ids, submit(e, m.ID, 2, fmt.Sprint(i)).ID)
+	}
+	before := e.CountTasks()
+	req, _ := http.NewRequest("POST", e.URL+"/api/v1/tasks", nil)
+	_ = req
+	var eb apptest.ErrorBody
+	resp := doRaw(t, e, "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "sixth"}`, m.ID))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("6th submission: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_ = eb
+	if after := e.CountTasks(); after != before {
+		t.Fatalf("refused submission wrote a task: %d -> %d", before, after)
+	}
+	setStatus(e, m.ID, "online")
+	for _, id := range ids {
+		e.WaitTask(id, "completed", 30*time.Second)
+	}
+}
+
+func doRaw(t *testing.T, e *apptest.Env, method, path, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.URL+path, stringsReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestRedisFlushLosesNothing(t *testing.T) {
+	sh := apptest.NewShared(t, nil)
+	e := sh.Start(t, app.RoleAll)
+	m := e.Simulator("flush", 2, map[string]any{"output_tokens": 1})
+	setStatus(e, m.ID, "offline")
+	var ids []int
+	for i := range 6 {
+		ids = append(ids, submit(e, m.ID, 1+i%3, fmt.Sprint(i)).ID)
+	}
+	if err := sh.Redis.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	setStatus(e, m.ID, "online")
+	for _, id := range ids {
+		if got := e.WaitTask(id, "completed", 60*time.Second); got.Attempts != 1 {
+			t.Fatalf("task %d ran %d times", id, got.Attempts)
+		}
+	}
+}
+
+func TestOfflineModelTasksWait(t *testing.T) {
+	e := apptest.New(t, nil)
+	m := e.Simulator("sleepy", 1, map[string]any{"output_tokens": 1})
+	setStatus(e, m.ID, "offline")
+	task := submit(e, m.ID, 2, "wait for me")
+	got := e.Task(task.ID)
+	if got.Status != "pending" || got.PendingReason != "model_offline" {
+		t.Fatalf("status %s reason %q, want pending / model_offline", got.Status, got.PendingReason)
+	}
+	setStatus(e, m.ID, "online")
+	e.WaitTask(task.ID, "completed", 30*time.Second)
+}
+
+var _ = domain.StatusPending
