@@ -1,0 +1,99 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestEmbeddedDefaultWithoutConfiguration(t *testing.T) {
+	c, err := config.Load("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Embedded() || c.Database.Driver != "sqlite" || !c.Redis.Embedded {
+		t.Fatalf("want the embedded default, got driver %q embedded redis %v", c.Database.Driver, c.Redis.Embedded)
+	}
+	if c.Server.Port != 8080 || c.Queue.MaxQueueSize != 10000 || c.Queue.TaskTimeout.D() != 300*time.Second ||
+		c.Queue.MaxRetries != 3 || c.Queue.RetryDelay.D() != 60*time.Second || c.Worker.DefaultWorkers != 5 || c.Worker.MaxWorkers != 50 {
+		t.Fatalf("SPEC defaults not applied: %+v", c)
+	}
+}
+
+func TestEnvironmentSelectsMySQLAndRedis(t *testing.T) {
+	c, err := config.Load("", env(map[string]string{
+		"DB_HOST": "db.internal", "DB_PORT": "3307", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "n",
+		"REDIS_HOST": "cache", "REDIS_PORT": "6380", "REDIS_DB": "2", "REDIS_PASSWORD": "rp", "SERVER_PORT": "9090",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, r := c.Database, c.Redis
+	if c.Embedded() || d.Driver != "mysql" || d.Host != "db.internal" || d.Port != 3307 || d.Username != "u" ||
+		d.Password != "p" || d.Database != "n" || r.Embedded || r.Host != "cache" || r.Port != 6380 || r.DB != 2 ||
+		r.Password != "rp" || c.Server.Port != 9090 {
+		t.Fatalf("environment not applied: %+v", c)
+	}
+}
+
+func TestFileThenEnvironment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("queue:\n  max_queue_size: 7\n  retry_delay: \"2s\"\nserver:\n  port: 1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path, env(map[string]string{"SERVER_PORT": "4321"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue.MaxQueueSize != 7 || c.Queue.RetryDelay.D() != 2*time.Second || c.Server.Port != 4321 || c.Database.Driver != "mysql" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestRepositoryConfigFileLoads(t *testing.T) {
+	c, err := config.Load("../config.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.Database != "llm_scheduler" || c.Database.Username != "llm_user" || c.Redis.Port != 6379 {
+		t.Fatalf("config.yaml does not carry SPEC's values: %+v", c)
+	}
+}
+
+func TestInvalidValuesNameTheKey(t *testing.T) {
+	cases := []struct {
+		desc, yaml string
+		env        map[string]string
+		want       string
+	}{
+		{desc: "negative retries", yaml: "queue:\n  max_retries: -1\n", want: "queue.max_retries must be between 0 and 100, got -1"},
+		{desc: "bad driver", yaml: "database:\n  driver: oracle\n", want: "database.driver must be mysql or sqlite"},
+		{desc: "bad duration", yaml: "queue:\n  task_timeout: soon\n", want: `"soon" is not a duration`},
+		{desc: "unknown key", yaml: "queue:\n  max_queue: 3\n", want: "field max_queue not found"},
+		{desc: "zero queue", yaml: "queue:\n  max_queue_size: 0\n", want: "queue.max_queue_size must be at least 1"},
+		{desc: "port env", env: map[string]string{"SERVER_PORT": "eighty"}, want: "SERVER_PORT must be an integer"},
+		{desc: "strategy", yaml: "queue:\n  strategy: random\n", want: "queue.strategy must be strict or weighted"},
+		{desc: "workers", yaml: "worker:\n  default_workers: 60\n", want: "worker.default_workers must be between 1 and worker.max_workers (50), got 60"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			path := ""
+			if tc.yaml != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := config.Load(path, env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
