@@ -1,0 +1,221 @@
+package secrets
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/llmsched/llm-scheduler/config"
+)
+
+func isSecret(k string) bool { return k == "api_key" || k == "token" }
+
+func mustKeyring(t *testing.T, primary string, previous ...string) *Keyring {
+	t.Helper()
+	kr, err := NewKeyring(primary, previous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+func TestSealOpenRoundTrip(t *testing.T) {
+	kr := mustKeyring(t, GenerateKey())
+	sealed, err := kr.Seal("sk-live-1234567890")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsSealed(sealed) || strings.Contains(sealed, "sk-live") {
+		t.Fatalf("sealed value %q is not an opaque envelope", sealed)
+	}
+	again, _ := kr.Seal("sk-live-1234567890")
+	if again == sealed {
+		t.Fatal("two seals of one value are equal: the nonce is not random")
+	}
+	if resealed, _ := kr.Seal(sealed); resealed != sealed {
+		t.Fatal("sealing an envelope must leave it as is")
+	}
+	plain, err := kr.Open(sealed)
+	if err != nil || plain != "sk-live-1234567890" {
+		t.Fatalf("Open = %q, %v", plain, err)
+	}
+	if plain, err := kr.Open("legacy-plaintext"); err != nil || plain != "legacy-plaintext" {
+		t.Fatalf("Open(plaintext) = %q, %v; want it unchanged", plain, err)
+	}
+}
+
+func TestOpenRefusesTamperingAndUnknownKeys(t *testing.T) {
+	kr := mustKeyring(t, GenerateKey())
+	sealed, _ := kr.Seal("secret-value-xyz")
+	// Flip one character of the ciphertext.
+	i := len(sealed) - 3
+	flipped := []byte(sealed)
+	if flipped[i] == 'A' {
+		flipped[i] = 'B'
+	} else {
+		flipped[i] = 'A'
+	}
+	other := mustKeyring(t, GenerateKey())
+	var nilRing *Keyring
+	for _, tc := range []struct {
+		desc string
+		kr   *Keyring
+		v    string
+		want string
+	}{
+		{"tampered ciphertext", kr, string(flipped), "message authentication failed"},
+		{"another key", other, sealed, "neither auth.encryption_key nor in auth.previous_encryption_keys"},
+		{"no key configured", nilRing, sealed, "no encryption key is configured"},
+		{"malformed", kr, Prefix + "nocolon", "malformed"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := tc.kr.Open(tc.v)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRotation(t *testing.T) {
+	oldKey, newKey := GenerateKey(), GenerateKey()
+	old := mustKeyring(t, oldKey)
+	sealedOld, _ := old.Seal("rotate-me-please")
+	rotated := mustKeyring(t, newKey, oldKey)
+	if got, err := rotated.Open(sealedOld); err != nil || got != "rotate-me-please" {
+		t.Fatalf("previous key does not open: %q, %v", got, err)
+	}
+	if !rotated.NeedsRewrap(sealedOld) {
+		t.Fatal("a value sealed with a previous key must need a rewrap")
+	}
+	sealedNew, _ := rotated.Seal("rotate-me-please")
+	if rotated.NeedsRewrap(sealedNew) {
+		t.Fatal("a value sealed with the primary key must not need a rewrap")
+	}
+	if _, err := mustKeyring(t, newKey).Open(sealedOld); err == nil {
+		t.Fatal("after dropping the previous key its envelopes must not open")
+	}
+}
+
+func TestSealConfig(t *testing.T) {
+	kr := mustKeyring(t, GenerateKey())
+	in := map[string]any{
+		"api_key":  "sk-abcdefghijkl",
+		"model":    "gpt-4",
+		"port":     8000.0,
+		"headers":  map[string]any{"Authorization": "Bearer tok-123456789"},
+		"token":    42.0, // not a string: left alone
+		"base_url": "http://example.invalid",
+	}
+	sealed, err := kr.SealConfig(in, isSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsSealed(sealed["api_key"].(string)) || !IsSealed(sealed["headers"].(map[string]any)["Authorization"].(string)) {
+		t.Fatalf("secrets not sealed: %v", sealed)
+	}
+	if sealed["model"] != "gpt-4" || sealed["base_url"] != "http://example.invalid" || sealed["token"] != 42.0 {
+		t.Fatalf("non-secret values changed: %v", sealed)
+	}
+	if in["api_key"] != "sk-abcdefghijkl" {
+		t.Fatal("SealConfig modified its input")
+	}
+	opened, err := kr.OpenConfig(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, opened); diff != "" {
+		t.Fatalf("open(seal(cfg)) differs (-want +got):\n%s", diff)
+	}
+	var plaintext *Keyring
+	same, err := plaintext.SealConfig(in, isSecret)
+	if err != nil || same["api_key"] != "sk-abcdefghijkl" {
+		t.Fatalf("plaintext mode must store values unchanged: %v, %v", same, err)
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	for _, tc := range []struct {
+		desc, key, wantErr string
+	}{
+		{"valid", GenerateKey(), ""},
+		{"too short", "c2hvcnQ=", "must be 32 bytes"},
+		{"not base64", "!!!not-base64!!!", "not valid base64"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := ParseKey(tc.key)
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("ParseKey error = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := NewKeyring("", []string{GenerateKey()}); err == nil {
+		t.Fatal("previous keys without a primary key must be refused")
+	}
+}
+
+func TestResolve(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+
+	t.Run("production without a key is refused", func(t *testing.T) {
+		c := config.Defaults(false)
+		c.App.Env = "production"
+		if err := Resolve(&c, log); err == nil || !strings.Contains(err.Error(), "required") {
+			t.Fatalf("Resolve = %v, want a refusal", err)
+		}
+	})
+	t.Run("a configured key is validated", func(t *testing.T) {
+		c := config.Defaults(false)
+		c.Auth.EncryptionKey = "short"
+		if err := Resolve(&c, log); err == nil {
+			t.Fatal("an invalid key must be refused")
+		}
+	})
+	t.Run("embedded default persists one key for every process", func(t *testing.T) {
+		dir := t.TempDir()
+		keys := make([]string, 4)
+		var wg sync.WaitGroup
+		for i := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := config.Defaults(true)
+				c.Database.SQLitePath = filepath.Join(dir, "db.sqlite")
+				if err := Resolve(&c, slog.New(slog.DiscardHandler)); err != nil {
+					t.Error(err)
+				}
+				keys[i] = c.Auth.EncryptionKey
+			}()
+		}
+		wg.Wait()
+		for _, k := range keys {
+			if k == "" || k != keys[0] {
+				t.Fatalf("processes disagree on the key: %q", keys)
+			}
+		}
+		st, err := os.Stat(filepath.Join(dir, KeyFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Fatalf("key file mode = %v, want 0600", st.Mode().Perm())
+		}
+	})
+	t.Run("development on mysql warns about plaintext", func(t *testing.T) {
+		logs.Reset()
+		c := config.Defaults(false)
+		if err := Resolve(&c, log); err != nil {
+			t.Fatal(err)
+		}
+		if c.Auth.EncryptionKey != "" || !strings.Contains(logs.String(), "PLAINTEXT") {
+			t.Fatalf("want plaintext mode with a loud warning, got key %q and logs %q", c.Auth.EncryptionKey, logs.String())
+		}
+	})
+}

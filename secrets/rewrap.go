@@ -1,0 +1,48 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/llmsched/llm-scheduler/ent"
+)
+
+// Rewrap re-seals every model's secrets with the primary key: plaintext
+// values (stored before a key was configured) and values sealed with a
+// previous key. After it, previous keys can be dropped from the
+// configuration. It returns how many models changed.
+func Rewrap(ctx context.Context, db *ent.Client, kr *Keyring, isSecret func(string) bool) (int, error) {
+	if !kr.Enabled() {
+		return 0, fmt.Errorf("rewrap: %w", ErrNoKey)
+	}
+	models, err := db.Model.Query().All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rewrap: list models: %w", err)
+	}
+	changed := 0
+	for _, m := range models {
+		stale := false
+		if _, err := walkSecrets(m.Config, isSecret, func(v string) (string, error) {
+			stale = stale || kr.NeedsRewrap(v)
+			return v, nil
+		}); err != nil {
+			return changed, err
+		}
+		if !stale {
+			continue
+		}
+		open, err := kr.OpenConfig(m.Config)
+		if err != nil {
+			return changed, fmt.Errorf("rewrap model %d: %w", m.ID, err)
+		}
+		sealed, err := kr.SealConfig(open, isSecret)
+		if err != nil {
+			return changed, fmt.Errorf("rewrap model %d: %w", m.ID, err)
+		}
+		if err := db.Model.UpdateOneID(m.ID).SetConfig(sealed).Exec(ctx); err != nil {
+			return changed, fmt.Errorf("rewrap model %d: %w", m.ID, err)
+		}
+		changed++
+	}
+	return changed, nil
+}
