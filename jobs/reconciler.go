@@ -147,11 +147,12 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 					return fmt.Errorf("load model %d: %w", modelID, err)
 				}
 			}
-			missing := group
-			if !full {
-				if missing, err = r.missing(ctx, modelID, group); err != nil {
-					return err
-				}
+			// After a flush asynq's state is gone, so only the slot state
+			// counts: running tasks whose workers restored their leases by
+			// heartbeat are left alone.
+			missing, err := r.missing(ctx, modelID, group, !full)
+			if err != nil {
+				return err
 			}
 			if len(missing) == 0 {
 				continue
@@ -167,8 +168,9 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 	}
 }
 
-// missing returns the tasks that are neither parked, leased nor in asynq.
-func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task) ([]*ent.Task, error) {
+// missing returns the tasks that are neither parked nor leased, nor (with
+// checkAsynq) in asynq.
+func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, checkAsynq bool) ([]*ent.Task, error) {
 	ids := make([]int, len(ts))
 	for i, t := range ts {
 		ids[i] = t.ID
@@ -180,6 +182,10 @@ func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task) (
 	var out []*ent.Task
 	for _, t := range ts {
 		if present[t.ID] {
+			continue
+		}
+		if !checkAsynq {
+			out = append(out, t)
 			continue
 		}
 		_, err := r.disp.inspector.GetTaskInfo(QueueFor(t.Priority), taskID(t.ID))

@@ -507,13 +507,13 @@ func (s *Service) CancelTask(ctx context.Context, id int) (*ent.Task, error) {
 		return nil, dbErr(err, "model", before.ModelID)
 	}
 	if before.Status == domain.StatusRunning {
+		// The worker frees the slot once its provider call has stopped, so
+		// the model never runs more than max_workers calls at once. If the
+		// worker is gone, the slot's lease expires.
 		if err := s.disp.CancelRunning(ctx, id); err != nil {
-			s.log.Warn("abort running attempt", "task_id", id, "err", err)
+			s.log.Warn("abort running attempt; it will be discarded when it ends", "task_id", id, "err", err)
 		}
-	}
-	// A running task also holds a slot until its worker notices; Remove is
-	// idempotent and frees whatever Redis still holds for the task.
-	if err := s.disp.Remove(ctx, before, m); err != nil {
+	} else if err := s.disp.Remove(ctx, before, m); err != nil {
 		s.log.Warn("remove cancelled task from queue; the reconciler will finish it", "task_id", id, "err", err)
 	}
 	return s.GetTask(ctx, id)
