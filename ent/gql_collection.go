@@ -432,11 +432,6 @@ func (_q *TaskQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				selectedFields = append(selectedFields, task.FieldType)
 				fieldSeen[task.FieldType] = struct{}{}
 			}
-		case "prompt":
-			if _, ok := fieldSeen[task.FieldPrompt]; !ok {
-				selectedFields = append(selectedFields, task.FieldPrompt)
-				fieldSeen[task.FieldPrompt] = struct{}{}
-			}
 		case "params":
 			if _, ok := fieldSeen[task.FieldParams]; !ok {
 				selectedFields = append(selectedFields, task.FieldParams)

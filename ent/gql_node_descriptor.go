@@ -250,7 +250,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Task",
-		Fields: make([]*Field, 20),
+		Fields: make([]*Field, 19),
 		Edges:  make([]*Edge, 2),
 	}
 	var buf []byte
@@ -270,18 +270,10 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "type",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.Prompt); err != nil {
-		return nil, err
-	}
-	node.Fields[2] = &Field{
-		Type:  "string",
-		Name:  "prompt",
-		Value: string(buf),
-	}
 	if buf, err = json.Marshal(_m.Params); err != nil {
 		return nil, err
 	}
-	node.Fields[3] = &Field{
+	node.Fields[2] = &Field{
 		Type:  "map[string]interface {}",
 		Name:  "params",
 		Value: string(buf),
@@ -289,7 +281,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Priority); err != nil {
 		return nil, err
 	}
-	node.Fields[4] = &Field{
+	node.Fields[3] = &Field{
 		Type:  "int",
 		Name:  "priority",
 		Value: string(buf),
@@ -297,7 +289,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Status); err != nil {
 		return nil, err
 	}
-	node.Fields[5] = &Field{
+	node.Fields[4] = &Field{
 		Type:  "domain.TaskStatus",
 		Name:  "status",
 		Value: string(buf),
@@ -305,7 +297,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Output); err != nil {
 		return nil, err
 	}
-	node.Fields[6] = &Field{
+	node.Fields[5] = &Field{
 		Type:  "string",
 		Name:  "output",
 		Value: string(buf),
@@ -313,7 +305,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Embedding); err != nil {
 		return nil, err
 	}
-	node.Fields[7] = &Field{
+	node.Fields[6] = &Field{
 		Type:  "[]float64",
 		Name:  "embedding",
 		Value: string(buf),
@@ -321,7 +313,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Error); err != nil {
 		return nil, err
 	}
-	node.Fields[8] = &Field{
+	node.Fields[7] = &Field{
 		Type:  "string",
 		Name:  "error",
 		Value: string(buf),
@@ -329,7 +321,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Attempts); err != nil {
 		return nil, err
 	}
-	node.Fields[9] = &Field{
+	node.Fields[8] = &Field{
 		Type:  "int",
 		Name:  "attempts",
 		Value: string(buf),
@@ -337,7 +329,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.MaxRetries); err != nil {
 		return nil, err
 	}
-	node.Fields[10] = &Field{
+	node.Fields[9] = &Field{
 		Type:  "int",
 		Name:  "max_retries",
 		Value: string(buf),
@@ -345,7 +337,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.TimeoutSeconds); err != nil {
 		return nil, err
 	}
-	node.Fields[11] = &Field{
+	node.Fields[10] = &Field{
 		Type:  "int",
 		Name:  "timeout_seconds",
 		Value: string(buf),
@@ -353,7 +345,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.PromptTokens); err != nil {
 		return nil, err
 	}
-	node.Fields[12] = &Field{
+	node.Fields[11] = &Field{
 		Type:  "int",
 		Name:  "prompt_tokens",
 		Value: string(buf),
@@ -361,7 +353,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.CompletionTokens); err != nil {
 		return nil, err
 	}
-	node.Fields[13] = &Field{
+	node.Fields[12] = &Field{
 		Type:  "int",
 		Name:  "completion_tokens",
 		Value: string(buf),
@@ -369,7 +361,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.TotalTokens); err != nil {
 		return nil, err
 	}
-	node.Fields[14] = &Field{
+	node.Fields[13] = &Field{
 		Type:  "int",
 		Name:  "total_tokens",
 		Value: string(buf),
@@ -377,7 +369,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[15] = &Field{
+	node.Fields[14] = &Field{
 		Type:  "time.Time",
 		Name:  "created_at",
 		Value: string(buf),
@@ -385,7 +377,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.UpdatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[16] = &Field{
+	node.Fields[15] = &Field{
 		Type:  "time.Time",
 		Name:  "updated_at",
 		Value: string(buf),
@@ -393,7 +385,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.StartedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[17] = &Field{
+	node.Fields[16] = &Field{
 		Type:  "time.Time",
 		Name:  "started_at",
 		Value: string(buf),
@@ -401,7 +393,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.FinishedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[18] = &Field{
+	node.Fields[17] = &Field{
 		Type:  "time.Time",
 		Name:  "finished_at",
 		Value: string(buf),
@@ -409,7 +401,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.NextAttemptAt); err != nil {
 		return nil, err
 	}
-	node.Fields[19] = &Field{
+	node.Fields[18] = &Field{
 		Type:  "time.Time",
 		Name:  "next_attempt_at",
 		Value: string(buf),

@@ -30,7 +30,7 @@ func (Attempt) Fields() []ent.Field {
 		// the task's model).
 		field.Int("model_id"),
 		field.Enum("status").GoType(domain.AttemptStatus("")).
-			Annotations(entgql.Skip(entgql.SkipEnumField)),
+			Annotations(entgql.Type("AttemptStatus"), entgql.Skip(entgql.SkipEnumField)),
 		field.Text("error").Optional(),
 		// ErrorKind classifies the error: retryable, permanent, timeout,
 		// rate_limited, lost, cancelled.

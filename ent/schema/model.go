@@ -25,14 +25,14 @@ func (Model) Fields() []ent.Field {
 		field.String("name").NotEmpty().MaxLen(128).
 			Annotations(entgql.OrderField("NAME")),
 		field.Enum("type").GoType(domain.ModelType("")).
-			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
+			Annotations(entgql.Type("ModelType"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
 		// Config is the provider's settings (base_url, api_key, model, ...).
 		// Secret values are encrypted at rest and masked on the way out; the
 		// GraphQL layer exposes a masked copy, never this field.
 		field.JSON("config", map[string]any{}).Optional().
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		field.Enum("status").GoType(domain.ModelStatus("")).Default(string(domain.ModelOnline)).
-			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
+			Annotations(entgql.Type("ModelStatus"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
 		// MaxWorkers bounds how many of this model's tasks run at once across
 		// the whole cluster.
 		field.Int("max_workers").Positive().

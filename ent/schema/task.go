@@ -26,11 +26,12 @@ func (Task) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("model_id"),
 		field.Enum("type").GoType(domain.TaskType("")).
-			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
+			Annotations(entgql.Type("TaskType"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
 		// Prompt is the task's input ("input" in the REST API and the column).
 		// It is not called Input because entgql generates SetInput methods.
+		// GraphQL exposes it as Task.input (graph/schema.graphqls).
 		field.Text("prompt").StorageKey("input").
-			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+			Annotations(entgql.Skip(entgql.SkipAll)),
 		// Params carries type-specific settings: target_language,
 		// source_language, length, system_prompt, max_tokens, temperature,
 		// messages (custom).
@@ -39,7 +40,7 @@ func (Task) Fields() []ent.Field {
 		field.Int("priority").Default(int(domain.PriorityMedium)).Range(1, 3).
 			Annotations(entgql.OrderField("PRIORITY")),
 		field.Enum("status").GoType(domain.TaskStatus("")).Default(string(domain.StatusPending)).
-			Annotations(entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
+			Annotations(entgql.Type("TaskStatus"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
 		field.Text("output").Optional().
 			Annotations(entgql.Skip(entgql.SkipWhereInput)),
 		// Embedding is the vector of an embedding task.
