@@ -12,7 +12,6 @@ import (
 	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 )
@@ -332,4 +331,24 @@ func TestOfflineModelTasksWait(t *testing.T) {
 	e.WaitTask(task.ID, "completed", 30*time.Second)
 }
 
-var _ = domain.StatusPending
+func TestAttemptTimeout(t *testing.T) {
+	e := apptest.New(t, nil)
+	m := e.Simulator("slowpoke", 1, map[string]any{"latency_ms": 20000})
+	task := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "x", "timeout_seconds": 1, "max_retries": 0})
+	got := e.WaitTask(task.ID, "failed", 30*time.Second)
+	if len(got.AttemptHistory) != 1 || got.AttemptHistory[0].ErrorKind != "timeout" {
+		t.Fatalf("attempts = %+v, want one timed-out attempt", got.AttemptHistory)
+	}
+}
+
+func TestWeightedStrategyRuns(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) { c.Queue.Strategy = "weighted" })
+	m := e.Simulator("weighted", 2, map[string]any{"output_tokens": 1})
+	var ids []int
+	for p := 1; p <= 3; p++ {
+		ids = append(ids, submit(e, m.ID, p, "x").ID)
+	}
+	for _, id := range ids {
+		e.WaitTask(id, "completed", 30*time.Second)
+	}
+}

@@ -60,7 +60,13 @@ type Outcome struct {
 // CompleteAttempt stores the output and marks the task completed.
 func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
 	now := s.now()
-	_, err := s.Transition(ctx, t, Move{
+	// The attempt is settled before the task, so whoever sees the task
+	// finished also sees how its attempt ended.
+	if _, err := a.Update().SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
+		SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Save(ctx); err != nil {
+		return dbErr(err, "task", t.ID)
+	}
+	cur, err := s.Transition(ctx, t, Move{
 		To: domain.StatusCompleted, Fence: true,
 		Apply: func(u *ent.TaskUpdate) {
 			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().
@@ -71,13 +77,44 @@ func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attem
 			}
 		},
 	})
-	if err != nil {
+	if err != nil && !ownCompletion(cur, t) {
 		s.settleAttempt(ctx, a, domain.AttemptLost, "lost", "finished after the task changed: "+err.Error(), o.Output, now)
 		return err
 	}
-	_, uerr := a.Update().SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
-		SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Save(ctx)
-	return dbErr(uerr, "task", t.ID)
+	return nil
+}
+
+// ownCompletion reports whether a completion that came back as a conflict
+// was in fact this attempt's own earlier write: a retried CompleteAttempt
+// after the database committed but the answer was lost (connection dropped
+// during an outage). Attempt numbers are fenced, so no other attempt can
+// have completed the task with the same count.
+func ownCompletion(fresh, t *ent.Task) bool {
+	return fresh != nil && fresh.Status == domain.StatusCompleted && fresh.Attempts == t.Attempts
+}
+
+// RecoverLost hands back a running task whose worker stopped renewing its
+// model slot lease (killed, crashed or cut off): the running attempt is
+// recorded as lost, ending now, and the task returns to pending so it can
+// be admitted again. The move is fenced on the attempt count, so a worker
+// that took the task over meanwhile is never overwritten.
+func (s *Service) RecoverLost(ctx context.Context, t *ent.Task, why string) (*ent.Task, error) {
+	now := s.now()
+	if _, err := s.Transition(ctx, t, Move{
+		To: domain.StatusPending, Fence: true, Error: why,
+		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := s.db.Attempt.Update().
+		Where(attempt.TaskID(t.ID), attempt.Number(t.Attempts), attempt.StatusEQ(domain.AttemptRunning)).
+		SetStatus(domain.AttemptLost).SetErrorKind("lost").SetError(why).SetFinishedAt(now).
+		Save(ctx); err != nil {
+		return nil, dbErr(err, "task", t.ID)
+	}
+	back := *t
+	back.Status, back.NextAttemptAt = domain.StatusPending, nil
+	return &back, nil
 }
 
 // Failure describes a failed attempt.
@@ -95,6 +132,7 @@ type Failure struct {
 func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f Failure) error {
 	now := s.now()
 	msg := fmt.Sprintf("attempt %d: %s", t.Attempts, f.Message)
+	s.settleAttempt(ctx, a, domain.AttemptFailed, f.Kind, f.Message, f.Partial, now)
 	var err error
 	if f.RetryAt.IsZero() {
 		_, err = s.Transition(ctx, t, Move{
@@ -107,11 +145,9 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt) },
 		})
 	}
-	status := domain.AttemptFailed
 	if err != nil {
-		status = domain.AttemptLost
+		s.settleAttempt(ctx, a, domain.AttemptLost, f.Kind, f.Message+" (reported after the task changed: "+err.Error()+")", f.Partial, now)
 	}
-	s.settleAttempt(ctx, a, status, f.Kind, f.Message, f.Partial, now)
 	return err
 }
 
@@ -119,11 +155,11 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 // stopping (shutdown) or lost its model slot; the attempt is recorded as lost.
 func (s *Service) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error {
 	now := s.now()
+	s.settleAttempt(ctx, a, domain.AttemptLost, "interrupted", why, "", now)
 	_, err := s.Transition(ctx, t, Move{
 		To: domain.StatusPending, Fence: true, Error: why,
 		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
 	})
-	s.settleAttempt(ctx, a, domain.AttemptLost, "interrupted", why, "", now)
 	return err
 }
 
