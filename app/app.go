@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 		DB: st.Client, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,
 		Config: cfg, Logger: log, Workers: a.Dispatcher.WorkerCount,
 	})
-	a.Reconciler = jobs.NewReconciler(st.Client, a.Dispatcher, br.Prefix,
+	a.Reconciler = jobs.NewReconciler(st.Client, a.Service, a.Dispatcher, br.Prefix,
 		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), log)
 	if cfg.Embedded() {
 		if err := a.seedDemo(ctx); err != nil {

@@ -89,10 +89,28 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	var errs []error
 	for _, g := range gs {
 		p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority}
-		_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
-			asynq.TaskID(taskID(g.TaskID)), asynq.Queue(QueueFor(g.Priority)),
-			asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
-		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		id := taskID(g.TaskID)
+		send := func(id string) error {
+			_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
+				asynq.TaskID(id), asynq.Queue(QueueFor(g.Priority)),
+				asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
+			return err
+		}
+		err := send(id)
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			// The task is already in asynq: fine while it waits there. An
+			// active message, though, belongs to a handler that parked the
+			// task and is returning, or to a worker that was lost (asynq
+			// recovers its message only a minute or more later): the slot
+			// just granted would go unused, so send a message of its own.
+			// ProcessTask's fencing keeps a duplicate from running twice.
+			info, ierr := d.inspector.GetTaskInfo(QueueFor(g.Priority), id)
+			err = nil
+			if ierr == nil && info.State == asynq.TaskStateActive {
+				err = send(fmt.Sprintf("%s~%d", id, time.Now().UnixNano()))
+			}
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("enqueue task %d: %w", g.TaskID, err))
 		}
 	}

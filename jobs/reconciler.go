@@ -14,6 +14,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
 // Reconciler keeps Redis in step with the database, the system of record.
@@ -25,9 +26,14 @@ import (
 //  2. pumps every model, so slots freed by expired leases (crashed
 //     workers) or an ended rate-limit backoff reach waiting tasks;
 //  3. re-admits unfinished tasks that Redis does not hold anywhere (a crash
-//     between the database insert and the enqueue, a lost enqueue).
+//     between the database insert and the enqueue, a lost enqueue);
+//  4. takes over running tasks whose model slot lease expired: their
+//     worker was killed or cut off. The lost attempt is recorded and the
+//     task is admitted again, without waiting for asynq's own recoverer
+//     (which re-runs a task only a minute or two after its worker died).
 type Reconciler struct {
 	db       *ent.Client
+	svc      *scheduler.Service
 	disp     *Dispatcher
 	rdb      redis.UniversalClient
 	prefix   string
@@ -36,11 +42,14 @@ type Reconciler struct {
 	log      *slog.Logger
 
 	flushSeen time.Time
+	// redisErrAt is when this process last failed to reach Redis: leases
+	// could not be renewed then, so takeovers wait for a heartbeat.
+	redisErrAt time.Time
 }
 
 // NewReconciler builds a reconciler.
-func NewReconciler(db *ent.Client, disp *Dispatcher, prefix string, interval, leaseTTL time.Duration, log *slog.Logger) *Reconciler {
-	return &Reconciler{db: db, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log}
+func NewReconciler(db *ent.Client, svc *scheduler.Service, disp *Dispatcher, prefix string, interval, leaseTTL time.Duration, log *slog.Logger) *Reconciler {
+	return &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log}
 }
 
 func (r *Reconciler) epochKey() string { return r.prefix + ":epoch" }
@@ -57,6 +66,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 		case <-t.C:
 			ok, err := r.rdb.SetNX(ctx, r.lockKey(), "1", r.interval*9/10).Result()
 			if err != nil {
+				r.redisErrAt = time.Now()
 				if ctx.Err() == nil {
 					r.log.Warn("reconciler: redis unavailable", "err", err)
 				}
@@ -150,9 +160,16 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 			// After a flush asynq's state is gone, so only the slot state
 			// counts: running tasks whose workers restored their leases by
 			// heartbeat are left alone.
-			missing, err := r.missing(ctx, modelID, group, !full)
+			missing, lost, err := r.missing(ctx, modelID, group, full)
 			if err != nil {
 				return err
+			}
+			if len(lost) > 0 {
+				back, err := r.takeOver(ctx, lost)
+				if err != nil {
+					return err
+				}
+				missing = append(missing, back...)
 			}
 			if len(missing) == 0 {
 				continue
@@ -168,24 +185,41 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 	}
 }
 
-// missing returns the tasks that are neither parked nor leased, nor (with
-// checkAsynq) in asynq.
-func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, checkAsynq bool) ([]*ent.Task, error) {
+// missing splits unfinished tasks into pending ones Redis does not hold
+// (neither parked nor leased, nor, unless full, in asynq: after a flush
+// asynq's state is gone) and running ones whose worker is lost (no live
+// lease for a whole lease period). A running task whose worker renews its
+// lease (restored by heartbeat after a flush) is left alone.
+func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, full bool) (pending, lost []*ent.Task, err error) {
 	ids := make([]int, len(ts))
 	for i, t := range ts {
 		ids[i] = t.ID
 	}
 	present, err := r.disp.slots.Presence(ctx, modelID, ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*ent.Task
+	leased, err := r.disp.slots.Leased(ctx, modelID, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A running task gets its lease before it starts and renews it every
+	// lease_ttl/3. Right after this process failed to reach Redis, other
+	// workers' renewals may still be due: no takeovers then.
+	takeovers := time.Since(r.redisErrAt) > r.leaseTTL
+	cutoff := time.Now().Add(-r.leaseTTL)
 	for _, t := range ts {
+		if t.Status == domain.StatusRunning {
+			if !leased[t.ID] && takeovers && (full || t.UpdatedAt.Before(cutoff)) {
+				lost = append(lost, t)
+			}
+			continue
+		}
 		if present[t.ID] {
 			continue
 		}
-		if !checkAsynq {
-			out = append(out, t)
+		if full {
+			pending = append(pending, t)
 			continue
 		}
 		_, err := r.disp.inspector.GetTaskInfo(QueueFor(t.Priority), taskID(t.ID))
@@ -193,10 +227,36 @@ func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, c
 		case err == nil:
 			continue
 		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-			out = append(out, t)
+			pending = append(pending, t)
 		default:
-			return nil, fmt.Errorf("look up task %d in asynq: %w", t.ID, err)
+			return nil, nil, fmt.Errorf("look up task %d in asynq: %w", t.ID, err)
 		}
 	}
-	return out, nil
+	if len(lost) > 0 && !full {
+		// A Redis flush during this round looks like expired leases; the
+		// next round handles it as a flush instead.
+		if n, err := r.rdb.Exists(ctx, r.epochKey()).Result(); err != nil || n == 0 {
+			return pending, nil, err
+		}
+	}
+	return pending, lost, nil
+}
+
+// takeOver hands lost running tasks back to pending (recording the lost
+// attempt) and returns those to admit again.
+func (r *Reconciler) takeOver(ctx context.Context, lost []*ent.Task) ([]*ent.Task, error) {
+	var back []*ent.Task
+	for _, t := range lost {
+		b, err := r.svc.RecoverLost(ctx, t, "the worker running this attempt stopped renewing its model slot lease (killed, crashed or cut off)")
+		switch {
+		case err == nil:
+			r.log.Warn("reconciler: took over a task whose worker was lost", "task_id", t.ID, "attempt", t.Attempts)
+			back = append(back, b)
+		case scheduler.CodeOf(err) == scheduler.CodeConflict:
+			// It moved on meanwhile (finished, or taken over elsewhere).
+		default:
+			return back, err
+		}
+	}
+	return back, nil
 }

@@ -244,6 +244,26 @@ func (s *Slots) Presence(ctx context.Context, modelID int, ids []int) (map[int]b
 	return out, nil
 }
 
+// Leased reports, for each task, whether it holds a live model slot lease.
+func (s *Slots) Leased(ctx context.Context, modelID int, ids []int) (map[int]bool, error) {
+	k := s.keys(modelID)
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.FloatCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.ZScore(ctx, k[1], strconv.Itoa(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("read leases of model %d tasks: %w", modelID, err)
+	}
+	now := float64(s.now())
+	out := make(map[int]bool, len(ids))
+	for i, id := range ids {
+		score, err := cmds[i].Result()
+		out[id] = err == nil && score > now
+	}
+	return out, nil
+}
+
 // Models lists model ids that have parked tasks or leases.
 func (s *Slots) Models(ctx context.Context) ([]int, error) {
 	var ids []int

@@ -152,6 +152,20 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		// Re-admitted early (reconciler): keep the backoff.
 		return &retryError{Delay: time.Until(*t.NextAttemptAt), Err: errors.New("retry backoff not over")}
 	}
+	if t.Status == domain.StatusRunning {
+		// A second delivery of a running task (a re-admission after a
+		// Redis flush, or a stale message of a lost worker). While its
+		// lease lives, its worker is alive (or only just lost): come back
+		// after a lease period instead of running it twice. Once the lease
+		// has expired, Admit below takes the task over.
+		st, err := w.disp.slots.StateOf(ctx, m.ID, t.ID)
+		if err != nil {
+			return err
+		}
+		if st.Leased {
+			return &retryError{Delay: w.cfg.Queue.LeaseTTL.D() + time.Second, Err: errors.New("task is running on another worker")}
+		}
+	}
 	// Take a slot, or wait parked in the model's queue.
 	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
 	if err != nil {
@@ -203,7 +217,12 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 	running, att, err := w.svc.StartAttempt(ctx, t, m.ID, w.name)
 	if err != nil {
 		if scheduler.CodeOf(err) == scheduler.CodeConflict {
-			return nil // cancelled or taken by another worker meanwhile
+			// Cancelled, or started by another delivery of this task
+			// meanwhile: the slot is then that worker's, not ours to free.
+			if cur, gerr := w.svc.GetTask(ctx, t.ID); gerr == nil && cur.Status == domain.StatusRunning {
+				released = true
+			}
+			return nil
 		}
 		return err
 	}
@@ -229,9 +248,11 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 		}
 	}
 	if perr == nil {
-		err := w.svc.CompleteAttempt(bg, running, att, scheduler.Outcome{
-			Output: res.Output, Embedding: res.Embedding,
-			PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
+		err := w.persist(ctx, t.ID, func() error {
+			return w.svc.CompleteAttempt(bg, running, att, scheduler.Outcome{
+				Output: res.Output, Embedding: res.Embedding,
+				PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
+			})
 		})
 		finish("completed", "")
 		if err != nil && scheduler.CodeOf(err) != scheduler.CodeConflict {
@@ -272,7 +293,7 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 		f.RetryAt = time.Now().Add(delay)
 	}
 	finish("failed", string(kind))
-	if err := w.svc.FailAttempt(bg, running, att, f); err != nil {
+	if err := w.persist(ctx, t.ID, func() error { return w.svc.FailAttempt(bg, running, att, f) }); err != nil {
 		if scheduler.CodeOf(err) == scheduler.CodeConflict {
 			return nil
 		}
@@ -288,6 +309,32 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 	}
 	return &retryError{Delay: delay, Err: perr}
 }
+
+// persist stores an attempt's outcome, retrying while the database is
+// unavailable: the result is in hand and the slot lease is still renewed,
+// so waiting out a short outage beats running the task again. It gives up
+// when the handler's context ends (shutdown) or after persistWait; asynq
+// then runs the task again and the next attempt takes it over.
+func (w *Worker) persist(ctx context.Context, taskID int, store func() error) error {
+	deadline := time.Now().Add(persistWait)
+	delay := 100 * time.Millisecond
+	for {
+		err := store()
+		if scheduler.CodeOf(err) != scheduler.CodeUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		w.log.Warn("store attempt outcome: database unavailable; retrying", "task_id", taskID, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// persistWait bounds how long persist waits for the database.
+const persistWait = 2 * time.Minute
 
 // call builds the request and runs the provider with the attempt's timeout,
 // streaming output chunks onto the bus.
