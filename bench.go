@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/llmsched/llm-scheduler/bench"
+)
+
+func init() { extraCommands["bench"] = runBench }
+
+// runBench is `llm-scheduler bench`: see bench/doc.go and docs/performance.md.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o bench.Options
+	fs.IntVar(&o.Tasks, "tasks", 0, "tasks per end-to-end run and in the baseline (default 10000, quick 1000)")
+	fs.IntVar(&o.Submitters, "submitters", 0, "concurrent submitting clients (default 16)")
+	fs.IntVar(&o.Subscribers, "subscribers", 0, "taskUpdated websocket subscribers in the fan-out phase (default 1000, quick 200)")
+	fs.IntVar(&o.Batches, "batches", 0, "createTasks calls of 1,000 inputs in the batch phase (default 20, quick 3)")
+	fs.IntVar(&o.IdleSamples, "idle-samples", 0, "single tasks per idle-pickup run (default 200, quick 50)")
+	fs.DurationVar(&o.IdleWindow, "idle-window", 0, "how long idle Redis load is measured (default 5s, quick 2s)")
+	fs.BoolVar(&o.Quick, "quick", false, "small sizes: finishes in under a minute")
+	fs.StringVar(&o.DBName, "db-name", "llmsched_bench", "MySQL database the bench owns: dropped and recreated (name must contain \"bench\")")
+	fs.IntVar(&o.RedisDB, "redis-db", -1, "Redis database number to use; it must be empty (default: the first empty one from 14 down)")
+	fs.BoolVar(&o.InProcess, "inprocess", false, "run the scheduler inside the bench process instead of a child (for profiling)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the scheduler phases to this file (implies --inprocess)")
+	fs.BoolVar(&o.SkipEmbedded, "skip-embedded", false, "skip the embedded-default comparison run")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	o.ConfigPath = fs.Lookup("config").Value.String()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Run(ctx, cfg, o, stdout, stderr)
+}
