@@ -35,6 +35,9 @@ type Request struct {
 	Temperature *float64
 	// Extra carries provider parameters passed through (custom tasks).
 	Extra map[string]any
+	// Params are the task's parameters as submitted (request templates of
+	// custom models read them, e.g. {{params.target_language}}).
+	Params map[string]any
 }
 
 // Usage is token usage as the provider reported it (or estimated).
@@ -81,13 +84,17 @@ func Register(t domain.ModelType, f Factory) {
 	factories[t] = f
 }
 
-// New builds the provider for a model.
+// New builds the provider for a model. Besides the provider's own keys,
+// every config may set the limits in LimitsOf (max_tokens, rpm, tpm).
 func New(t domain.ModelType, config map[string]any) (Provider, error) {
 	mu.RLock()
 	f, ok := factories[t]
 	mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("no provider for model type %q", t)
+	}
+	if _, err := LimitsOf(config); err != nil {
+		return nil, err
 	}
 	return f(config)
 }

@@ -9,7 +9,7 @@ import (
 // BuildRequest maps a task's type, input and parameters to a provider
 // request. Adding a task type means adding a case here.
 func BuildRequest(taskID, attempt int, t domain.TaskType, input string, params map[string]any) (Request, error) {
-	req := Request{TaskID: taskID, Attempt: attempt, TaskType: t, Input: input}
+	req := Request{TaskID: taskID, Attempt: attempt, TaskType: t, Input: input, Params: params}
 	if v, ok := intParam(params, "max_tokens"); ok {
 		req.MaxTokens = &v
 	}

@@ -1,0 +1,307 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+
+	"github.com/llmsched/llm-scheduler/domain"
+)
+
+func init() { Register(domain.ModelOpenAI, NewOpenAI) }
+
+// DefaultOpenAIBaseURL is where an openai model goes without a base_url.
+const DefaultOpenAIBaseURL = "https://api.openai.com/v1"
+
+// OpenAIConfig is the config of an openai model: any OpenAI-compatible API
+// (OpenAI, vLLM, Ollama, llama.cpp server, LM Studio).
+type OpenAIConfig struct {
+	// APIKey is sent as "Authorization: Bearer". Optional: local servers
+	// often need none.
+	APIKey string
+	// BaseURL is the API root, default https://api.openai.com/v1.
+	BaseURL string
+	// Model is the model name sent with each request (required).
+	Model string
+	// EmbeddingModel is the model for embedding tasks, default Model.
+	EmbeddingModel string
+	// MaxTokens and Temperature are defaults a task may override.
+	MaxTokens   int
+	Temperature *float64
+	// Organization is sent as OpenAI-Organization.
+	Organization string
+	// Headers are extra request headers (e.g. a gateway's key).
+	Headers map[string]string
+	// Timeout bounds one request (config timeout_seconds); the attempt's
+	// own timeout (queue.task_timeout) applies as well.
+	Timeout time.Duration
+}
+
+func parseOpenAIConfig(raw map[string]any) (OpenAIConfig, error) {
+	c := &configReader{raw: raw}
+	cfg := OpenAIConfig{
+		APIKey:         c.str("api_key"),
+		BaseURL:        c.httpURL("base_url"),
+		Model:          c.required("model"),
+		EmbeddingModel: c.str("embedding_model"),
+		MaxTokens:      c.integer("max_tokens", 1, 10_000_000),
+		Temperature:    c.number("temperature", 0, 2),
+		Organization:   c.str("organization"),
+		Headers:        c.headers("headers"),
+		Timeout:        c.seconds("timeout_seconds", 86400),
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultOpenAIBaseURL
+	}
+	return cfg, c.err()
+}
+
+// OpenAI speaks the OpenAI chat completions and embeddings API through the
+// official SDK, with the SDK's own retries off: the scheduler owns retrying
+// and reads the status and rate-limit headers from each failure.
+type OpenAI struct {
+	cfg     OpenAIConfig
+	chat    openai.ChatCompletionService
+	embed   openai.EmbeddingService
+	secrets secrets
+}
+
+// NewOpenAI validates an openai model's config and builds its provider.
+func NewOpenAI(raw map[string]any) (Provider, error) {
+	cfg, err := parseOpenAIConfig(raw)
+	if err != nil {
+		return nil, err
+	}
+	return newOpenAI(cfg), nil
+}
+
+// sharedHTTP is one connection pool for every OpenAI-compatible model.
+// Timeouts come from each call's context.
+var sharedHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
+func newOpenAI(cfg OpenAIConfig) *OpenAI {
+	// The services are built directly rather than with openai.NewClient,
+	// which would also read OPENAI_* environment variables: a model's
+	// requests must carry its own config only.
+	opts := []option.RequestOption{
+		option.WithHTTPClient(sharedHTTP),
+		option.WithBaseURL(strings.TrimRight(cfg.BaseURL, "/") + "/"),
+		option.WithMaxRetries(0),
+	}
+	if cfg.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(cfg.APIKey))
+	}
+	if cfg.Organization != "" {
+		opts = append(opts, option.WithOrganization(cfg.Organization))
+	}
+	for k, v := range cfg.Headers {
+		opts = append(opts, option.WithHeader(k, v))
+	}
+	return &OpenAI{
+		cfg:     cfg,
+		chat:    openai.NewChatCompletionService(opts...),
+		embed:   openai.NewEmbeddingService(opts...),
+		secrets: newSecrets(cfg.APIKey, cfg.Headers),
+	}
+}
+
+func (p *OpenAI) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.cfg.Timeout > 0 {
+		return context.WithTimeout(ctx, p.cfg.Timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// streamKeys are request fields the provider owns; a custom task's
+// parameters cannot change them.
+var streamKeys = map[string]bool{"stream": true, "stream_options": true, "messages": true}
+
+func (p *OpenAI) chatParams(req Request, stream bool) (openai.ChatCompletionNewParams, []option.RequestOption) {
+	params := openai.ChatCompletionNewParams{Model: p.cfg.Model}
+	for _, m := range req.Messages {
+		switch m.Role {
+		case "system":
+			params.Messages = append(params.Messages, openai.SystemMessage(m.Content))
+		case "assistant":
+			params.Messages = append(params.Messages, openai.AssistantMessage(m.Content))
+		case "developer":
+			params.Messages = append(params.Messages, openai.DeveloperMessage(m.Content))
+		default:
+			params.Messages = append(params.Messages, openai.UserMessage(m.Content))
+		}
+	}
+	switch {
+	case req.MaxTokens != nil:
+		params.MaxTokens = openai.Int(int64(*req.MaxTokens))
+	case p.cfg.MaxTokens > 0:
+		params.MaxTokens = openai.Int(int64(p.cfg.MaxTokens))
+	}
+	switch {
+	case req.Temperature != nil:
+		params.Temperature = openai.Float(*req.Temperature)
+	case p.cfg.Temperature != nil:
+		params.Temperature = openai.Float(*p.cfg.Temperature)
+	}
+	if stream {
+		params.StreamOptions.IncludeUsage = openai.Bool(true)
+	}
+	var opts []option.RequestOption
+	for k, v := range req.Extra {
+		if !streamKeys[k] {
+			opts = append(opts, option.WithJSONSet(k, v))
+		}
+	}
+	return params, opts
+}
+
+// Generate runs a chat completion. With stream set it streams over SSE and
+// passes each content delta on; a stream that ends before a finish_reason
+// (cut off, or closed early) is a retryable failure that keeps the output
+// received so far in Error.Partial.
+func (p *OpenAI) Generate(ctx context.Context, req Request, stream StreamFunc) (Result, error) {
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	if stream == nil {
+		params, opts := p.chatParams(req, false)
+		res, err := p.chat.New(ctx, params, opts...)
+		if err != nil {
+			return Result{}, p.classify(ctx, err, "")
+		}
+		if len(res.Choices) == 0 {
+			return Result{}, Retryable(errors.New("the answer had no choices"))
+		}
+		return Result{Output: res.Choices[0].Message.Content, Usage: usageOf(res.Usage, req, res.Choices[0].Message.Content)}, nil
+	}
+	params, opts := p.chatParams(req, true)
+	s := p.chat.NewStreaming(ctx, params, opts...)
+	defer s.Close()
+	return p.readStream(ctx, s, req, stream)
+}
+
+func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.ChatCompletionChunk], req Request, stream StreamFunc) (Result, error) {
+	var out strings.Builder
+	var usage *openai.CompletionUsage
+	finished := false
+	for s.Next() {
+		c := s.Current()
+		if c.JSON.Usage.Valid() && (c.Usage.PromptTokens > 0 || c.Usage.CompletionTokens > 0) {
+			u := c.Usage
+			usage = &u
+		}
+		for _, ch := range c.Choices {
+			if ch.Index != 0 {
+				continue
+			}
+			if d := ch.Delta.Content; d != "" {
+				out.WriteString(d)
+				if err := stream(d); err != nil {
+					return Result{}, &Error{Kind: KindRetryable, Partial: out.String(), Err: err}
+				}
+			}
+			if ch.FinishReason != "" {
+				finished = true
+			}
+		}
+	}
+	if err := s.Err(); err != nil {
+		return Result{}, p.classify(ctx, err, out.String())
+	}
+	if !finished {
+		return Result{}, &Error{Kind: KindRetryable, Partial: out.String(),
+			Err: errors.New("the stream ended before the answer was finished (no finish_reason)")}
+	}
+	res := Result{Output: out.String()}
+	if usage != nil {
+		res.Usage = usageOf(*usage, req, res.Output)
+	} else {
+		res.Usage = estimateUsage(req, res.Output)
+	}
+	return res, nil
+}
+
+// usageOf converts reported usage, estimating when the server sent none.
+func usageOf(u openai.CompletionUsage, req Request, output string) Usage {
+	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
+		return estimateUsage(req, output)
+	}
+	return Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}
+}
+
+func estimateUsage(req Request, output string) Usage {
+	n := EstimateTokens(req.Input)
+	if len(req.Messages) > 0 {
+		n = 0
+		for _, m := range req.Messages {
+			n += EstimateTokens(m.Content)
+		}
+	}
+	return Usage{PromptTokens: n, CompletionTokens: EstimateTokens(output)}
+}
+
+// Embed calls the embeddings endpoint with the task's input.
+func (p *OpenAI) Embed(ctx context.Context, req Request) (Result, error) {
+	ctx, cancel := p.withTimeout(ctx)
+	defer cancel()
+	model := p.cfg.EmbeddingModel
+	if model == "" {
+		model = p.cfg.Model
+	}
+	res, err := p.embed.New(ctx, openai.EmbeddingNewParams{
+		Model: openai.EmbeddingModel(model),
+		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String(req.Input)},
+		// Plain floats: every OpenAI-compatible server speaks them.
+		EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
+	})
+	if err != nil {
+		return Result{}, p.classify(ctx, err, "")
+	}
+	if len(res.Data) == 0 || len(res.Data[0].Embedding) == 0 {
+		return Result{}, Retryable(errors.New("the embeddings answer had no vector"))
+	}
+	u := Usage{PromptTokens: int(res.Usage.PromptTokens)}
+	if u.PromptTokens == 0 {
+		u.PromptTokens = EstimateTokens(req.Input)
+	}
+	return Result{Embedding: res.Data[0].Embedding, Usage: u}, nil
+}
+
+// classify turns an SDK error into a classified *Error without secrets.
+func (p *OpenAI) classify(ctx context.Context, err error, partial string) error {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message
+		if msg == "" {
+			msg = strings.TrimSpace(apiErr.RawJSON())
+		}
+		if apiErr.Code != "" && !strings.Contains(msg, apiErr.Code) {
+			msg = fmt.Sprintf("%s (%s)", msg, apiErr.Code)
+		}
+		var h http.Header
+		if apiErr.Response != nil {
+			h = apiErr.Response.Header
+		}
+		e := HTTPError(apiErr.StatusCode, h, msg)
+		if apiErr.Code == "context_length_exceeded" {
+			e.Kind, e.RetryAfter = KindPermanent, 0
+		}
+		e.Partial = partial
+		return p.secrets.redactErr(e)
+	}
+	var se *ssestream.StreamError
+	if errors.As(err, &se) {
+		// An error event inside a 200 stream: the server gave up mid-answer.
+		msg := se.Message
+		if IsContextLength(msg) {
+			return p.secrets.redactErr(&Error{Kind: KindPermanent, Partial: partial, Err: errors.New(msg)})
+		}
+		return p.secrets.redactErr(&Error{Kind: KindRetryable, Partial: partial, Err: errors.New(msg)})
+	}
+	return p.secrets.redactErr(transportError(ctx, err, partial))
+}
