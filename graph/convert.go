@@ -1,0 +1,125 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// normalizeNumbers turns the numbers of a Map argument (json.Number from
+// variables, int64 from inline literals) into float64, as the domain
+// service's validation and encoding/json expect.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalizeNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalizeNumbers(e)
+		}
+		return out
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
+	case int32:
+		return float64(x)
+	}
+	return v
+}
+
+func normalizeMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	return normalizeNumbers(m).(map[string]any)
+}
+
+func (in *CreateTaskInput) newTask(submitter *int) scheduler.NewTask {
+	n := scheduler.NewTask{
+		ModelID: in.ModelID, Type: string(in.Type), Input: in.Input, Priority: in.Priority,
+		Params: normalizeMap(in.Params), MaxRetries: in.MaxRetries, TimeoutSeconds: in.TimeoutSeconds,
+		APIKeyID: submitter,
+	}
+	if in.IdempotencyKey != nil {
+		n.IdempotencyKey = *in.IdempotencyKey
+	}
+	return n
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// diagnosisMemo remembers Explain's answer for the task objects of one
+// operation, so pendingReason, pendingDetail and queuePosition of one task
+// cost one diagnosis. The memo is installed by memoExtension.
+type diagnosisMemo struct {
+	mu sync.Mutex
+	m  map[*ent.Task]*scheduler.Diagnosis
+}
+
+type memoKey struct{}
+
+// memoExtension gives every operation its own diagnosisMemo.
+type memoExtension struct{}
+
+var (
+	_ graphql.HandlerExtension     = memoExtension{}
+	_ graphql.OperationInterceptor = memoExtension{}
+)
+
+func (memoExtension) ExtensionName() string                   { return "DiagnosisMemo" }
+func (memoExtension) Validate(graphql.ExecutableSchema) error { return nil }
+func (memoExtension) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	return next(context.WithValue(ctx, memoKey{}, &diagnosisMemo{m: map[*ent.Task]*scheduler.Diagnosis{}}))
+}
+
+// explain diagnoses a pending task once per operation (nil when it is not
+// pending).
+func (r *Resolver) explain(ctx context.Context, t *ent.Task) (*scheduler.Diagnosis, error) {
+	memo, _ := ctx.Value(memoKey{}).(*diagnosisMemo)
+	if memo != nil {
+		memo.mu.Lock()
+		d, ok := memo.m[t]
+		memo.mu.Unlock()
+		if ok {
+			return d, nil
+		}
+	}
+	d, err := r.Svc.Explain(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if memo != nil {
+		memo.mu.Lock()
+		if len(memo.m) >= 1000 { // a long subscription sees many objects
+			clear(memo.m)
+		}
+		memo.m[t] = d
+		memo.mu.Unlock()
+	}
+	return d, nil
+}

@@ -1,0 +1,71 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// ErrorPresenter gives every resolver error extensions.code from the same
+// table the REST layer maps to HTTP statuses (scheduler.CodeOf), plus
+// extensions.field for bad input and extensions.retryAfter (seconds) for
+// QUEUE_FULL and UNAVAILABLE. Errors gqlgen raised itself (parse, validation,
+// complexity, persisted queries) keep the codes gqlgen gave them. INTERNAL
+// errors are logged and their message hidden.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		ge := graphql.DefaultErrorPresenter(ctx, err)
+		if _, ok := ge.Extensions["code"]; ok && !hasDomainError(err) {
+			return ge
+		}
+		code := codeOf(err)
+		if ge.Extensions == nil {
+			ge.Extensions = map[string]any{}
+		}
+		ge.Extensions["code"] = string(code)
+		var se *scheduler.Error
+		if errors.As(err, &se) {
+			if se.Field != "" {
+				ge.Extensions["field"] = se.Field
+			}
+			if se.RetryAfter > 0 {
+				ge.Extensions["retryAfter"] = int(math.Ceil(se.RetryAfter.Seconds()))
+			}
+		}
+		if code == scheduler.CodeInternal {
+			log.Error("graphql internal error", "path", ge.Path.String(), "err", err)
+			ge.Message = "internal error; see the server log"
+		}
+		return ge
+	}
+}
+
+func hasDomainError(err error) bool {
+	var se *scheduler.Error
+	return errors.As(err, &se)
+}
+
+// codeOf is scheduler.CodeOf, with the bus's overflow made explicit.
+func codeOf(err error) scheduler.Code {
+	if errors.Is(err, events.ErrOverflow) {
+		return scheduler.CodeUnavailable
+	}
+	return scheduler.CodeOf(err)
+}
+
+// Recover turns a resolver panic into an INTERNAL error (logged with the
+// panic value) instead of gqlgen's default message.
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, v any) error {
+		log.Error("graphql resolver panic", "panic", fmt.Sprint(v))
+		return errors.New("internal error")
+	}
+}

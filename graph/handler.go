@@ -1,0 +1,161 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Limits of the handler, with the defaults NewHandler applies.
+const (
+	DefaultMaxDepth      = 12
+	DefaultMaxComplexity = 1000
+	DefaultAPQCacheSize  = 1000
+	queryCacheSize       = 1000
+)
+
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Resolver *Resolver
+	Log      *slog.Logger
+	// Introspection serves __schema and __type (config
+	// server.introspection; off in production by default).
+	Introspection bool
+	// MaxDepth bounds how deeply selections nest (introspection fields
+	// excluded); MaxComplexity bounds gqlgen's complexity score.
+	MaxDepth      int
+	MaxComplexity int
+	// APQCacheSize is how many automatic persisted queries are remembered.
+	APQCacheSize int
+	// Websocket is the websocket transport, configured by the server with
+	// its implementation (gorilla), init function (auth) and keep-alives.
+	// NewHandler marks every websocket operation so that subscriptions know
+	// they can stream.
+	Websocket transport.Websocket
+}
+
+// NewHandler builds the GraphQL HTTP handler with the transports and
+// extensions chosen here (not handler.NewDefaultServer's): websocket, GET,
+// POST; a parsed-query LRU cache, automatic persisted queries, depth and
+// complexity limits, optional introspection, and the domain error presenter.
+func NewHandler(o HandlerOptions) *handler.Server {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Resolver.Log == nil {
+		o.Resolver.Log = log
+	}
+	srv := handler.New(NewSchema(o.Resolver))
+
+	ws := o.Websocket
+	userInit := ws.InitFunc
+	ws.InitFunc = func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx = withWebsocket(ctx)
+		if userInit != nil {
+			return userInit(ctx, p)
+		}
+		return ctx, nil, nil
+	}
+	if ws.KeepAlivePingInterval == 0 {
+		ws.KeepAlivePingInterval = 10 * time.Second
+	}
+	if ws.InitTimeout == 0 {
+		ws.InitTimeout = 10 * time.Second
+	}
+	srv.AddTransport(ws)
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	srv.SetErrorPresenter(ErrorPresenter(log))
+	srv.SetRecoverFunc(Recover(log))
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	apq := o.APQCacheSize
+	if apq <= 0 {
+		apq = DefaultAPQCacheSize
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](apq)})
+	complexity := o.MaxComplexity
+	if complexity <= 0 {
+		complexity = DefaultMaxComplexity
+	}
+	srv.Use(extension.FixedComplexityLimit(complexity))
+	depth := o.MaxDepth
+	if depth <= 0 {
+		depth = DefaultMaxDepth
+	}
+	srv.Use(DepthLimit{Max: depth})
+	srv.Use(memoExtension{})
+	return srv
+}
+
+// DepthLimit refuses operations whose selections nest deeper than Max
+// (fragments expanded, introspection fields not counted) with extensions
+// code DEPTH_LIMIT_EXCEEDED, before anything runs.
+type DepthLimit struct{ Max int }
+
+var (
+	_ graphql.HandlerExtension        = DepthLimit{}
+	_ graphql.OperationContextMutator = DepthLimit{}
+)
+
+func (DepthLimit) ExtensionName() string                   { return "DepthLimit" }
+func (DepthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (d DepthLimit) MutateOperationContext(_ context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	if rc.Operation == nil {
+		return nil
+	}
+	if got := selectionDepth(rc.Operation.SelectionSet, 0, d.Max); got > d.Max {
+		err := gqlerror.Errorf("operation is nested %d levels deep, more than the limit of %d", got, d.Max)
+		err.Extensions = map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"}
+		return err
+	}
+	return nil
+}
+
+// selectionDepth returns the depth of set below depth, stopping early once
+// past limit (so cyclic or huge documents cost little).
+func selectionDepth(set ast.SelectionSet, depth, limit int) int {
+	if depth > limit {
+		return depth
+	}
+	deepest := depth
+	for _, sel := range set {
+		var d int
+		switch s := sel.(type) {
+		case *ast.Field:
+			if len(s.Name) > 1 && s.Name[:2] == "__" {
+				continue
+			}
+			d = depth + 1
+			if len(s.SelectionSet) > 0 {
+				d = selectionDepth(s.SelectionSet, depth+1, limit)
+			}
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet, depth, limit)
+		case *ast.FragmentSpread:
+			if s.Definition == nil {
+				continue
+			}
+			d = selectionDepth(s.Definition.SelectionSet, depth, limit)
+		default:
+			panic(fmt.Sprintf("unknown selection %T", sel))
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}

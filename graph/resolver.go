@@ -1,0 +1,95 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// Resolver holds the dependencies of every resolver. Resolvers are thin:
+// they check the caller's permission and call the domain service; the event
+// bus feeds the subscriptions.
+type Resolver struct {
+	Svc    *scheduler.Service
+	Bus    Events
+	Access Access
+	// Log receives internal errors (slog.Default when nil).
+	Log *slog.Logger
+	// Buffer is each subscription's event buffer (events.DefaultBuffer when
+	// zero). A subscriber that falls this far behind is ended with an
+	// UNAVAILABLE error (see subscriptions.go).
+	Buffer int
+	// StatsInterval is the shortest gap between two dashboardStatsUpdated
+	// pushes (250ms when zero); changes in between are coalesced.
+	StatsInterval time.Duration
+	// StatsRefresh pushes dashboardStatsUpdated even without task changes,
+	// for the time-based figures (throughput, durations); 10s when zero.
+	StatsRefresh time.Duration
+}
+
+// Events is the part of the event bus the subscriptions use (*events.Bus).
+type Events interface {
+	SubscribeTasks(f events.TaskFilter, buf int) *events.Subscription[events.TaskEvent]
+	SubscribeOutput(taskID int, buf int) *events.Subscription[events.OutputChunk]
+}
+
+// Permission is what a role may do; the same names as the REST layer's.
+type Permission string
+
+const (
+	PermRead        Permission = "read"
+	PermSubmit      Permission = "submit"
+	PermOperate     Permission = "operate"
+	PermModelStatus Permission = "model_status"
+	PermAdmin       Permission = "admin"
+)
+
+// Access decides what the caller of an operation may do. The server package
+// implements it with API keys and roles; graph cannot import server.
+type Access interface {
+	// Allow returns nil when the caller holds perm, else an UNAUTHENTICATED
+	// or FORBIDDEN scheduler.Error.
+	Allow(ctx context.Context, perm Permission) error
+	// Owner is the API key whose tasks alone the caller may see (a
+	// submitter); nil means every task.
+	Owner(ctx context.Context) *int
+	// Submitter is the API key recorded on tasks the caller creates; nil
+	// when auth is off.
+	Submitter(ctx context.Context) *int
+}
+
+// OpenAccess lets everyone do everything: the embedded development default
+// when API keys are off, and tests of the resolvers alone.
+type OpenAccess struct{}
+
+func (OpenAccess) Allow(context.Context, Permission) error { return nil }
+func (OpenAccess) Owner(context.Context) *int              { return nil }
+func (OpenAccess) Submitter(context.Context) *int          { return nil }
+
+// NewSchema builds the executable schema.
+func NewSchema(r *Resolver) graphql.ExecutableSchema {
+	return NewExecutableSchema(Config{Resolvers: r})
+}
+
+func (r *Resolver) buffer() int {
+	if r.Buffer > 0 {
+		return r.Buffer
+	}
+	return events.DefaultBuffer
+}
+
+func (r *Resolver) allow(ctx context.Context, perm Permission) error {
+	return r.Access.Allow(ctx, perm)
+}
+
+func (r *Resolver) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}

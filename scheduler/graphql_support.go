@@ -1,0 +1,196 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+
+	"entgo.io/contrib/entgql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/attempt"
+	"github.com/llmsched/llm-scheduler/ent/task"
+)
+
+// This file holds the read side that cursor-paginated clients (the GraphQL
+// API) need: Relay connections with entgql's where-inputs and orderings,
+// node lookups, and ownership checks. Every method takes an owner: the API
+// key whose tasks alone the caller may see (a submitter), nil for everyone.
+
+// DefaultConnectionSize is the page size of a connection asked for without
+// first or last; MaxPageSize caps both.
+const DefaultConnectionSize = 20
+
+// Window is a Relay pagination window.
+type Window struct {
+	After, Before *ent.Cursor
+	First, Last   *int
+}
+
+func (w *Window) validate() error {
+	if w.First != nil && w.Last != nil {
+		return Invalid("first", "cannot be combined with last")
+	}
+	for _, p := range []struct {
+		name string
+		v    *int
+	}{{"first", w.First}, {"last", w.Last}} {
+		if p.v != nil && (*p.v < 0 || *p.v > MaxPageSize) {
+			return Invalid(p.name, "must be between 0 and %d, got %d", MaxPageSize, *p.v)
+		}
+	}
+	if w.First == nil && w.Last == nil {
+		n := DefaultConnectionSize
+		w.First = &n
+	}
+	return nil
+}
+
+// TaskScope narrows a task connection.
+type TaskScope struct {
+	// ModelID limits the connection to one model's tasks (0: all models).
+	ModelID int
+	// Owner limits it to the tasks one API key submitted (nil: everyone's).
+	Owner *int
+}
+
+// TaskConnection returns a page of tasks filtered by where and sorted by
+// orderBy (newest first when orderBy is empty).
+func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput, scope TaskScope) (*ent.TaskConnection, error) {
+	if err := w.validate(); err != nil {
+		return nil, err
+	}
+	if len(orderBy) == 0 {
+		orderBy = []*ent.TaskOrder{{Direction: entgql.OrderDirectionDesc, Field: ent.TaskOrderFieldCreatedAt}}
+	}
+	q := s.db.Task.Query()
+	if scope.ModelID != 0 {
+		q = q.Where(task.ModelID(scope.ModelID))
+	}
+	if scope.Owner != nil {
+		q = q.Where(task.APIKeyID(*scope.Owner))
+	}
+	opts := []ent.TaskPaginateOption{ent.WithTaskOrder(orderBy)}
+	if where != nil {
+		opts = append(opts, ent.WithTaskFilter(where.Filter))
+	}
+	conn, err := q.Paginate(ctx, w.After, w.First, w.Before, w.Last, opts...)
+	return conn, connErr(err, "task")
+}
+
+// ModelConnection returns a page of models (deleted ones included; filter
+// them out with where: {deletedAtIsNil: true}), by id unless orderBy says
+// otherwise.
+func (s *Service) ModelConnection(ctx context.Context, w Window, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) (*ent.ModelConnection, error) {
+	if err := w.validate(); err != nil {
+		return nil, err
+	}
+	opts := []ent.ModelPaginateOption{ent.WithModelOrder(orderBy)}
+	if where != nil {
+		opts = append(opts, ent.WithModelFilter(where.Filter))
+	}
+	conn, err := s.db.Model.Query().Paginate(ctx, w.After, w.First, w.Before, w.Last, opts...)
+	return conn, connErr(err, "model")
+}
+
+// connErr classifies a pagination error: entgql reports bad cursors,
+// windows and filters as gqlerrors or plain errors from the where-input,
+// which are the client's mistake; database failures are not.
+func connErr(err error, what string) error {
+	var ge *gqlerror.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ge):
+		return &Error{Code: CodeInvalid, Message: ge.Message, Err: err}
+	case errors.Is(err, ent.ErrEmptyTaskWhereInput), errors.Is(err, ent.ErrEmptyModelWhereInput):
+		return &Error{Code: CodeInvalid, Field: "where", Message: "where: " + err.Error(), Err: err}
+	}
+	return dbErr(err, what, 0)
+}
+
+// TaskFor returns a task the owner may see; another key's task is NOT_FOUND,
+// so that ids of other users' tasks do not leak.
+func (s *Service) TaskFor(ctx context.Context, id int, owner *int) (*ent.Task, error) {
+	t, err := s.GetTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !OwnedBy(t, owner) {
+		return nil, NotFound("task", id)
+	}
+	return t, nil
+}
+
+// OwnedBy reports whether the owner may see t (always, for a nil owner).
+func OwnedBy(t *ent.Task, owner *int) bool {
+	return owner == nil || (t.APIKeyID != nil && *t.APIKeyID == *owner)
+}
+
+// Node returns the object with a global id (a task, model or attempt),
+// hiding other keys' tasks and their attempts from an owner.
+func (s *Service) Node(ctx context.Context, id int, owner *int) (ent.Noder, error) {
+	n, err := s.db.Noder(ctx, id)
+	if err != nil {
+		return nil, dbErr(err, "node", id)
+	}
+	if err := s.visible(ctx, n, owner); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Nodes returns the objects with these global ids, in order; an unknown or
+// hidden id yields a nil entry.
+func (s *Service) Nodes(ctx context.Context, ids []int, owner *int) ([]ent.Noder, error) {
+	if len(ids) > MaxPageSize {
+		return nil, Invalid("ids", "may name at most %d nodes, got %d", MaxPageSize, len(ids))
+	}
+	ns, err := s.db.Noders(ctx, ids)
+	if err != nil {
+		return nil, dbErr(err, "node", 0)
+	}
+	for i, n := range ns {
+		if n == nil {
+			continue
+		}
+		if err := s.visible(ctx, n, owner); err != nil {
+			if CodeOf(err) != CodeNotFound {
+				return nil, err
+			}
+			ns[i] = nil
+		}
+	}
+	return ns, nil
+}
+
+func (s *Service) visible(ctx context.Context, n ent.Noder, owner *int) error {
+	if owner == nil {
+		return nil
+	}
+	switch v := n.(type) {
+	case *ent.Task:
+		if !OwnedBy(v, owner) {
+			return NotFound("node", v.ID)
+		}
+	case *ent.Attempt:
+		ok, err := s.db.Attempt.Query().Where(attempt.ID(v.ID), attempt.HasTaskWith(task.APIKeyID(*owner))).Exist(ctx)
+		if err != nil {
+			return dbErr(err, "node", v.ID)
+		}
+		if !ok {
+			return NotFound("node", v.ID)
+		}
+	}
+	return nil
+}
+
+// TaskOwnedBy reports whether the owner submitted task id (true for a nil
+// owner). Event subscribers use it to drop other keys' events.
+func (s *Service) TaskOwnedBy(ctx context.Context, id int, owner *int) (bool, error) {
+	if owner == nil {
+		return true, nil
+	}
+	ok, err := s.db.Task.Query().Where(task.ID(id), task.APIKeyID(*owner)).Exist(ctx)
+	return ok, dbErr(err, "task", id)
+}

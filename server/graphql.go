@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"github.com/llmsched/llm-scheduler/graph"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// GraphQL on /graphql (POST, GET, websocket with graphql-transport-ws and
+// legacy graphql-ws) and the playground on /playground. Resolvers live in
+// graph/; this file wires them to the HTTP server: authentication, the
+// websocket origin check, and closing websockets on shutdown.
+
+func init() { mounts = append(mounts, mountGraphQL) }
+
+// websocketWriteTimeout bounds one write to a websocket client.
+const websocketWriteTimeout = 10 * time.Second
+
+func mountGraphQL(s *Server) error {
+	cfg := s.app.Config
+	origins := cfg.Server.CORSOrigins
+	checkOrigin := func(r *http.Request) bool { return originAllowed(r, origins) }
+	ws := newGorillaWebsocket(checkOrigin, websocketWriteTimeout)
+	h := graph.NewHandler(graph.HandlerOptions{
+		Resolver: &graph.Resolver{Svc: s.svc, Bus: s.app.Bus, Access: graphAccess{}, Log: s.log},
+		Log:      s.log,
+		// Introspection follows server.introspection (off in production by default).
+		Introspection: cfg.IntrospectionEnabled(),
+		Websocket: transport.Websocket{
+			Implementation: ws,
+			InitFunc:       s.websocketInit,
+			// graphql-ws (legacy) keep-alive messages, and graphql-transport-ws
+			// pings that a client must answer within two intervals.
+			KeepAlivePingInterval: 10 * time.Second,
+			PingPongInterval:      15 * time.Second,
+			ErrorFunc: func(ctx context.Context, err error) {
+				s.log.Debug("graphql websocket", "err", err)
+			},
+		},
+	})
+	s.mux.Handle("/graphql", s.graphqlAuth(h, checkOrigin))
+	s.mux.Handle("GET /playground", playground.Handler("LLM Scheduler GraphQL", "/graphql"))
+	stopping := s.app.Stopping()
+	go func() {
+		<-stopping
+		ws.shutdown()
+	}()
+	return nil
+}
+
+type authErrKey struct{}
+
+type bearerKey struct{}
+
+// graphqlAuth authenticates HTTP operations from the Authorization header.
+// A missing or bad key does not fail the request here: each field that
+// needs a permission answers UNAUTHENTICATED (systemHealth needs none). A
+// websocket authenticates in connection_init (websocketInit); its upgrade
+// must come from an allowed origin.
+func (s *Server) graphqlAuth(next http.Handler, checkOrigin func(*http.Request) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			if !checkOrigin(r) {
+				writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
+					Message: "websocket origin " + r.Header.Get("Origin") + " is not allowed (server.cors_origins)"})
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, bearerKey{}, bearer(r))))
+			return
+		}
+		p, err := s.auth.Authenticate(ctx, bearer(r))
+		if err != nil {
+			ctx = context.WithValue(ctx, authErrKey{}, err)
+		} else {
+			ctx = WithPrincipal(ctx, p)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// websocketInit authenticates a websocket from its connection_init
+// payload: {"Authorization": "Bearer <key>"} or {"authToken": "<key>"}
+// (an Authorization header on the upgrade request works too). With auth on,
+// a connection without a valid key is refused with close code 4403.
+func (s *Server) websocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	token := payload.GetString("authToken")
+	if h := payload.Authorization(); token == "" && h != "" {
+		token = h
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			token = strings.TrimSpace(h[7:])
+		}
+	}
+	if token == "" {
+		token, _ = ctx.Value(bearerKey{}).(string)
+	}
+	p, err := s.auth.Authenticate(ctx, token)
+	if err != nil {
+		return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
+	}
+	return WithPrincipal(ctx, p), nil, nil
+}
+
+// originAllowed accepts requests without an Origin (non-browser clients),
+// same-origin requests, and the origins in server.cors_origins.
+func originAllowed(r *http.Request, allowed []string) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	if slices.Contains(allowed, o) {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// graphAccess applies the REST layer's roles and permissions to GraphQL.
+type graphAccess struct{}
+
+func (graphAccess) Allow(ctx context.Context, perm graph.Permission) error {
+	p := PrincipalFrom(ctx)
+	if p == nil {
+		if err, ok := ctx.Value(authErrKey{}).(error); ok {
+			return err
+		}
+		return &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "an API key is required: send Authorization: Bearer <key>"}
+	}
+	if !p.Can(string(perm)) {
+		return &scheduler.Error{Code: scheduler.CodeForbidden,
+			Message: "role " + string(p.Role) + " may not do this (needs " + string(perm) + ")"}
+	}
+	return nil
+}
+
+func (graphAccess) Owner(ctx context.Context) *int     { return ownerFilter(ctx) }
+func (graphAccess) Submitter(ctx context.Context) *int { return callerKeyID(ctx) }

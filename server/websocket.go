@@ -1,0 +1,165 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+)
+
+// gqlgen v0.17.92+ dropped its gorilla upgrader for a pluggable websocket
+// implementation (coder/websocket by default). The design card fixes
+// gorilla/websocket, so this is the small adapter between the two: gqlgen
+// speaks the GraphQL protocols (graphql-transport-ws and legacy graphql-ws)
+// and serialises writes; gorilla does the framing.
+
+// gorillaWebsocket accepts websocket upgrades for gqlgen and remembers the
+// open connections so that shutdown can close them with "going away".
+type gorillaWebsocket struct {
+	checkOrigin func(*http.Request) bool
+	// writeTimeout bounds every write: a client that stops reading is
+	// disconnected instead of holding its connection's goroutines.
+	writeTimeout time.Duration
+
+	mu       sync.Mutex
+	conns    map[*gorillaConn]struct{}
+	stopping bool
+}
+
+var _ transport.WebsocketImplementation = (*gorillaWebsocket)(nil)
+
+func newGorillaWebsocket(checkOrigin func(*http.Request) bool, writeTimeout time.Duration) *gorillaWebsocket {
+	return &gorillaWebsocket{checkOrigin: checkOrigin, writeTimeout: writeTimeout, conns: map[*gorillaConn]struct{}{}}
+}
+
+var errShuttingDown = errors.New("server is shutting down")
+
+// Accept upgrades the request, negotiating one of gqlgen's subprotocols.
+func (g *gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	g.mu.Lock()
+	stopping := g.stopping
+	g.mu.Unlock()
+	if stopping {
+		return nil, errShuttingDown
+	}
+	up := websocket.Upgrader{
+		Subprotocols:    slices.Clone(o.Subprotocols),
+		CheckOrigin:     g.checkOrigin,
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		// gqlgen answers a failed upgrade itself.
+		Error: func(http.ResponseWriter, *http.Request, int, error) {},
+	}
+	c, err := up.Upgrade(hijacker{w}, r, o.ResponseHeader)
+	if err != nil {
+		return nil, err
+	}
+	gc := &gorillaConn{c: c, writeTimeout: g.writeTimeout, owner: g}
+	g.mu.Lock()
+	if g.stopping {
+		g.mu.Unlock()
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = c.Close()
+		return nil, errShuttingDown
+	}
+	g.conns[gc] = struct{}{}
+	g.mu.Unlock()
+	return gc, nil
+}
+
+// shutdown refuses new connections and closes every open one with 1001
+// (going away), which tells clients to reconnect elsewhere or later.
+func (g *gorillaWebsocket) shutdown() {
+	g.mu.Lock()
+	g.stopping = true
+	conns := make([]*gorillaConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		_ = c.WriteClose(websocket.CloseGoingAway, "server shutting down")
+		_ = c.Close()
+	}
+}
+
+// open counts the live connections.
+func (g *gorillaWebsocket) open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// hijacker lets gorilla hijack through response-writer wrappers (the
+// access-log recorder) that expose Unwrap but not Hijack.
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+// gorillaConn is one websocket as gqlgen sees it.
+type gorillaConn struct {
+	c            *websocket.Conn
+	writeTimeout time.Duration
+	owner        *gorillaWebsocket
+	once         sync.Once
+}
+
+var (
+	_ transport.WebsocketConn          = (*gorillaConn)(nil)
+	_ transport.WebsocketReadLimiter   = (*gorillaConn)(nil)
+	_ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
+)
+
+func (g *gorillaConn) NextReader() (int, io.Reader, error) {
+	t, r, err := g.c.NextReader()
+	if err != nil {
+		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			return t, nil, transport.ErrWebsocketClosed
+		}
+		return t, nil, err
+	}
+	return t, r, nil
+}
+
+// WriteJSON writes one message. gqlgen serialises calls. A write that
+// fails (a stalled client past the deadline) closes the connection, which
+// ends its read loop and with it every subscription on it.
+func (g *gorillaConn) WriteJSON(v any) error {
+	if err := g.c.SetWriteDeadline(time.Now().Add(g.writeTimeout)); err != nil {
+		_ = g.Close()
+		return err
+	}
+	if err := g.c.WriteJSON(v); err != nil {
+		_ = g.Close()
+		return err
+	}
+	return nil
+}
+
+func (g *gorillaConn) WriteClose(code int, message string) error {
+	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
+}
+
+func (g *gorillaConn) Close() error {
+	var err error
+	g.once.Do(func() {
+		g.owner.mu.Lock()
+		delete(g.owner.conns, g)
+		g.owner.mu.Unlock()
+		err = g.c.Close()
+	})
+	return err
+}
+
+func (g *gorillaConn) Subprotocol() string               { return g.c.Subprotocol() }
+func (g *gorillaConn) SetReadLimit(limit int64)          { g.c.SetReadLimit(limit) }
+func (g *gorillaConn) SetReadDeadline(t time.Time) error { return g.c.SetReadDeadline(t) }
