@@ -38,6 +38,7 @@ commands:
   migrate   create or update the database schema, then exit
   bench     measure throughput and latency against raw asynq
   apikey    create, list or revoke API keys
+  secrets   re-encrypt provider credentials after a key rotation (rewrap)
   version   print the version
 
 common flags:
@@ -108,6 +109,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	role := fs.String("role", "all", "api, worker or all")
+	metricsAddr := fs.String("metrics-addr", os.Getenv("METRICS_ADDR"),
+		"also serve /metrics, without auth, on this address (for worker processes, which have no HTTP server)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
@@ -137,6 +140,12 @@ func serve(args []string, stderr io.Writer) error {
 	if err := a.Start(ctx, server.New, ""); err != nil {
 		_ = a.Shutdown(context.Background())
 		return err
+	}
+	if *metricsAddr != "" {
+		if err := a.Metrics.Serve(ctx, *metricsAddr, log); err != nil {
+			_ = a.Shutdown(context.Background())
+			return fmt.Errorf("metrics listener: %w", err)
+		}
 	}
 	log.Info("llm-scheduler started", "role", r, "addr", a.Addr(), "version", cfg.App.Version)
 	<-ctx.Done()
@@ -169,4 +178,3 @@ func migrate(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "schema of %s database is up to date\n", cfg.Database.Driver)
 	return nil
 }
-

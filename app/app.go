@@ -19,7 +19,10 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/jobs"
+	"github.com/llmsched/llm-scheduler/metrics"
+	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/secrets"
 	"github.com/llmsched/llm-scheduler/store"
 )
 
@@ -58,6 +61,9 @@ type App struct {
 	Worker     *jobs.Worker
 	Reconciler *jobs.Reconciler
 	Hooks      jobs.Hooks
+	// Metrics is this process's Prometheus registry; its worker hooks are
+	// the default Hooks.
+	Metrics *metrics.Metrics
 
 	httpServer *http.Server
 	listener   net.Listener
@@ -71,6 +77,7 @@ type App struct {
 // New connects to the database and Redis, migrates when allowed, and builds
 // the service. It starts nothing; call Start.
 func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (*App, error) {
+	log = requestid.Logger(log)
 	a := &App{Config: cfg, Role: role, Log: log, stopping: make(chan struct{})}
 	ok := false
 	defer func() {
@@ -78,6 +85,9 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 			a.closeAll()
 		}
 	}()
+	if err := secrets.Resolve(cfg, log); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
@@ -104,6 +114,15 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	})
 	a.Reconciler = jobs.NewReconciler(st.Client, a.Service, a.Dispatcher, br.Prefix,
 		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), log)
+	// Database gauges come from api processes only, so that a cluster
+	// reports them once per api process rather than once per worker.
+	mo := metrics.Options{Log: log}
+	if role != RoleWorker {
+		mo.Service = a.Service
+	}
+	a.Metrics = metrics.New(mo)
+	a.Hooks = a.Metrics.WorkerHooks()
+	a.Bus.OnPublish(a.Metrics.ObserveTaskEvent)
 	if cfg.Embedded() {
 		if err := a.seedDemo(ctx); err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/providers"
 	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/secrets"
 )
 
 // Hooks observe the worker (metrics). Every field may be nil.
@@ -110,7 +111,11 @@ func (w *Worker) provider(m *ent.Model) (providers.Provider, error) {
 	if c, ok := w.providers[m.ID]; ok && c.version.Equal(m.UpdatedAt) {
 		return c.p, nil
 	}
-	p, err := providers.New(m.Type, m.Config)
+	conf, err := secrets.OpenModelConfig(w.cfg, m.Config)
+	if err != nil {
+		return nil, err
+	}
+	p, err := providers.New(m.Type, conf)
 	if err != nil {
 		return nil, err
 	}

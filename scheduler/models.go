@@ -10,6 +10,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/providers"
+	"github.com/llmsched/llm-scheduler/secrets"
 )
 
 // NewModel is a request to register a model.
@@ -122,7 +123,11 @@ func (s *Service) CreateModel(ctx context.Context, n NewModel) (*ent.Model, erro
 	if err := s.validateFallbacks(ctx, n.Fallbacks, 0); err != nil {
 		return nil, err
 	}
-	c := s.db.Model.Create().SetName(strings.TrimSpace(n.Name)).SetType(t).SetConfig(n.Config).
+	sealed, err := secrets.SealModelConfig(s.cfg, n.Config, IsSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt model secrets: %w", err)
+	}
+	c := s.db.Model.Create().SetName(strings.TrimSpace(n.Name)).SetType(t).SetConfig(sealed).
 		SetMaxWorkers(workers).SetStatus(status).SetDescription(n.Description)
 	if len(n.Fallbacks) > 0 {
 		c.SetFallbacks(n.Fallbacks)
@@ -164,11 +169,21 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 		u.SetName(strings.TrimSpace(*p.Name))
 	}
 	if p.Config != nil {
+		// Secrets sent back masked keep their stored (sealed) value; the
+		// provider validates the opened config, the database gets it sealed.
 		merged := UnmaskConfig(p.Config, m.Config)
-		if err := validateConfig(m.Type, merged); err != nil {
+		opened, err := secrets.OpenModelConfig(s.cfg, merged)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt model %d secrets: %w", id, err)
+		}
+		if err := validateConfig(m.Type, opened); err != nil {
 			return nil, err
 		}
-		u.SetConfig(merged)
+		sealed, err := secrets.SealModelConfig(s.cfg, opened, IsSecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt model secrets: %w", err)
+		}
+		u.SetConfig(sealed)
 	}
 	if p.MaxWorkers != nil {
 		if err := s.validateMaxWorkers(*p.MaxWorkers); err != nil {

@@ -81,7 +81,7 @@ func (s *Service) publish(ctx context.Context, t *ent.Task, to domain.TaskStatus
 		// it read the current state when they (re)subscribe.
 		s.log.Warn("publish task event", "task_id", t.ID, "to", to, "err", err)
 	}
-	s.log.Debug("task state change", "task_id", t.ID, "model_id", t.ModelID, "from", e.From, "to", to, "attempt", attempt)
+	s.log.InfoContext(ctx, "task state change", "task_id", t.ID, "model_id", t.ModelID, "from", e.From, "to", to, "attempt", attempt)
 }
 
 // publishCreated announces a new task.

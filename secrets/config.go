@@ -158,3 +158,24 @@ func loadOrCreateKeyFile(path string) (key string, created bool, err error) {
 	}
 	return key, true, nil
 }
+
+// SealModelConfig seals the secrets of a model config with the keyring of
+// c (a no-op in plaintext mode).
+func SealModelConfig(c *config.Config, cfg map[string]any, isSecret func(string) bool) (map[string]any, error) {
+	kr, err := FromConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return kr.SealConfig(cfg, isSecret)
+}
+
+// OpenModelConfig opens the sealed values of a stored model config with
+// the keyring of c, for a provider. The result must never be logged or
+// returned to a client.
+func OpenModelConfig(c *config.Config, cfg map[string]any) (map[string]any, error) {
+	kr, err := FromConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return kr.OpenConfig(cfg)
+}

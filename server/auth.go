@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,4 +152,68 @@ func (s *Server) require(perm string, f http.HandlerFunc) http.Handler {
 		}
 		f(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
+}
+
+// adminOnly guards the operator surfaces (asynqmon at /monitoring,
+// /metrics) with the admin role when auth is on. Besides Authorization:
+// Bearer it accepts HTTP Basic with the API key as password (any user
+// name), so a browser can open asynqmon: a refusal asks for credentials
+// with WWW-Authenticate. Browsers replay Basic credentials on cross-site
+// requests, so a state-changing request that carries them must come from
+// this origin or an allowed one.
+func (s *Server) adminOnly(h http.Handler) http.Handler {
+	origins := s.app.Config.Server.CORSOrigins
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := bearer(r)
+		basic := false
+		if token == "" {
+			if _, pw, ok := r.BasicAuth(); ok {
+				token, basic = pw, true
+			}
+		}
+		p, err := s.auth.Authenticate(r.Context(), token)
+		if err != nil {
+			if scheduler.CodeOf(err) == scheduler.CodeUnauthenticated {
+				w.Header().Set("WWW-Authenticate", `Basic realm="llm-scheduler admin", charset="UTF-8"`)
+			}
+			writeError(w, r, s.log, err)
+			return
+		}
+		if !p.Can(permAdmin) {
+			writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
+				Message: "role " + string(p.Role) + " may not do this (needs " + permAdmin + ")"})
+			return
+		}
+		if basic && !safeMethod(r.Method) && !sameOrAllowedOrigin(r, origins) {
+			writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
+				Message: "cross-origin request refused"})
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrAllowedOrigin reports whether a request's Origin (or, without one,
+// its Referer) is this host or in the allowlist. A request with neither is
+// not from a browser page and passes.
+func sameOrAllowedOrigin(r *http.Request, allowed []string) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		o = r.Header.Get("Referer")
+	}
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	if u.Host == r.Host {
+		return true
+	}
+	return slices.Contains(allowed, u.Scheme+"://"+u.Host)
 }

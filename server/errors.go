@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -49,6 +50,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		if se.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(se.RetryAfter.Seconds()))))
 		}
+	}
+	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/tasks" {
+		metrics.Rejected("rest", string(code))
 	}
 	if code == scheduler.CodeInternal {
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", RequestID(r.Context()))
