@@ -1,0 +1,318 @@
+import { useEffect, useReducer, useState } from "react";
+import { Link, useParams } from "react-router";
+import { useQuery, useSubscription } from "urql";
+import { graphql } from "../../gql";
+import type { TaskDetailFieldsFragment } from "../../gql/graphql";
+import { apiError } from "../../api/errors";
+import { useEvents } from "../../api/useEvents";
+import { useRefetchOnReconnect } from "../../api/useRefetchOnReconnect";
+import { ErrorState, Loading, Empty } from "../../components/states";
+import { StatusBadge } from "../../components/StatusBadge";
+import { durationBetween, enumLabel, formatDateTime, formatDuration, formatNumber, priorityLabel } from "../../lib/format";
+import { applyOutputChunk, emptyOutput, type OutputChunkLike, type OutputState } from "../../lib/output";
+import { ordinal, pendingReasonLabel } from "../../lib/pending";
+import { buildTimeline } from "../../lib/timeline";
+import { isTerminal } from "../../lib/taskRows";
+import { TaskActions } from "./TaskActions";
+
+graphql(`
+  fragment TaskDetailFields on Task {
+    id
+    type
+    priority
+    status
+    input
+    params
+    output
+    embedding
+    error
+    attempts
+    maxRetries
+    timeoutSeconds
+    promptTokens
+    completionTokens
+    totalTokens
+    pendingReason
+    pendingDetail
+    queuePosition
+    createdAt
+    updatedAt
+    startedAt
+    finishedAt
+    nextAttemptAt
+    model {
+      id
+      name
+      type
+      status
+    }
+    attemptHistory {
+      id
+      number
+      status
+      error
+      errorKind
+      output
+      worker
+      promptTokens
+      completionTokens
+      startedAt
+      finishedAt
+    }
+  }
+`);
+
+const taskQuery = graphql(`
+  query TaskDetail($id: ID!) {
+    task(id: $id) {
+      ...TaskDetailFields
+    }
+  }
+`);
+
+const taskLive = graphql(`
+  subscription TaskDetailLive($id: ID!) {
+    taskUpdated(id: $id) {
+      ...TaskDetailFields
+    }
+  }
+`);
+
+const outputLive = graphql(`
+  subscription TaskOutputLive($id: ID!) {
+    taskOutput(id: $id) {
+      attempt
+      seq
+      text
+      done
+    }
+  }
+`);
+
+type OutputAction = { type: "chunk"; chunk: OutputChunkLike } | { type: "reset" };
+
+function outputReducer(s: OutputState, a: OutputAction): OutputState {
+  return a.type === "reset" ? emptyOutput : applyOutputChunk(s, a.chunk);
+}
+
+export function TaskDetailPage() {
+  const { id = "" } = useParams();
+  const [q, refetch] = useQuery({ query: taskQuery, variables: { id } });
+  const [live, resubscribe] = useSubscription({ query: taskLive, variables: { id } });
+  const [out, dispatch] = useReducer(outputReducer, emptyOutput);
+  const [outputKey, setOutputKey] = useState(0);
+
+  // The freshest of the query and the stream.
+  const task: TaskDetailFieldsFragment | null | undefined = pickNewer(q.data?.task, live.data?.taskUpdated);
+  const running = task != null && !isTerminal(task.status);
+
+
+  // A retried task streams again: resubscribe when it leaves a terminal state.
+  const [wasTerminal, setWasTerminal] = useState<boolean | null>(null);
+  useEffect(() => {
+    if (!task) return;
+    const term = isTerminal(task.status);
+    if (wasTerminal === true && !term) {
+      resubscribe({ requestPolicy: "network-only" });
+      dispatch({ type: "reset" });
+      setOutputKey((k) => k + 1);
+    }
+    setWasTerminal(term);
+  }, [task?.status]);
+
+  useRefetchOnReconnect(() => {
+    refetch({ requestPolicy: "network-only" });
+    resubscribe({ requestPolicy: "network-only" });
+  });
+
+  if (!task) {
+    if (q.fetching) return <Loading what={`task #${id}`} />;
+    if (q.error)
+      return (
+        <div className="page">
+          <p>
+            <Link to="/tasks">← Tasks</Link>
+          </p>
+          <ErrorState message={apiError(q.error)?.message ?? "Could not load the task"} onRetry={() => refetch({ requestPolicy: "network-only" })} />
+        </div>
+      );
+    return (
+      <div className="page">
+        <Empty>
+          Task #{id} does not exist. <Link to="/tasks">Back to tasks</Link>
+        </Empty>
+      </div>
+    );
+  }
+
+  const streamed = out.text;
+  const shownOutput = task.status === "COMPLETED" && task.output ? task.output : streamed || task.output || "";
+  const timeline = buildTimeline(task);
+
+  return (
+    <div className="page">
+      <OutputStream key={`${id}:${outputKey}`} id={id} onChunk={(c) => dispatch({ type: "chunk", chunk: c })} />
+      <p>
+        <Link to="/tasks">← Tasks</Link>
+      </p>
+      <div className="page-head">
+        <h1>
+          Task #{task.id} <StatusBadge status={task.status} />
+        </h1>
+        <TaskActions id={task.id} status={task.status} />
+      </div>
+
+      {task.status === "PENDING" && (
+        <div className="callout callout-wait" role="status" data-testid="pending-callout">
+          <strong>Why is it waiting?</strong> {pendingReasonLabel(task.pendingReason)}
+          {task.queuePosition ? ` — ${ordinal(task.queuePosition)} in line` : ""}. {task.pendingDetail}
+        </div>
+      )}
+      {task.status === "FAILED" && task.error && (
+        <div className="callout callout-bad" role="status">
+          <strong>Failed:</strong> {task.error}
+        </div>
+      )}
+
+      <section className="card">
+        <dl className="facts">
+          <div>
+            <dt>Model</dt>
+            <dd>
+              <Link to={`/tasks?model=${task.model.id}`}>{task.model.name}</Link> ({enumLabel(task.model.type)}, {enumLabel(task.model.status)})
+            </dd>
+          </div>
+          <div>
+            <dt>Type</dt>
+            <dd>{enumLabel(task.type)}</dd>
+          </div>
+          <div>
+            <dt>Priority</dt>
+            <dd>{priorityLabel(task.priority)}</dd>
+          </div>
+          <div>
+            <dt>Attempts</dt>
+            <dd>
+              {task.attempts} of {task.maxRetries + 1}
+            </dd>
+          </div>
+          <div>
+            <dt>Created</dt>
+            <dd>{formatDateTime(task.createdAt)}</dd>
+          </div>
+          <div>
+            <dt>Run time</dt>
+            <dd>{formatDuration(durationBetween(task.startedAt, task.finishedAt))}</dd>
+          </div>
+          <div>
+            <dt>Tokens</dt>
+            <dd>
+              {formatNumber(task.promptTokens)} in · {formatNumber(task.completionTokens)} out
+            </dd>
+          </div>
+          {task.timeoutSeconds != null && (
+            <div>
+              <dt>Timeout</dt>
+              <dd>{task.timeoutSeconds} s per attempt</dd>
+            </div>
+          )}
+        </dl>
+      </section>
+
+      <div className="grid-2">
+        <section className="card" aria-labelledby="input-h">
+          <h2 id="input-h">Input</h2>
+          <pre className="text-block">{task.input}</pre>
+          {task.params && Object.keys(task.params).length > 0 && (
+            <>
+              <h3>Parameters</h3>
+              <pre className="text-block">{JSON.stringify(task.params, null, 2)}</pre>
+            </>
+          )}
+        </section>
+        <section className="card" aria-labelledby="output-h">
+          <h2 id="output-h">
+            Output {running && task.status === "RUNNING" && <span className="live-dot" aria-label="streaming" />}
+          </h2>
+          {task.embedding && task.embedding.length > 0 ? (
+            <p>
+              Embedding vector of {task.embedding.length} dimensions: [{task.embedding.slice(0, 6).map((x) => x.toFixed(4)).join(", ")}
+              {task.embedding.length > 6 ? ", …" : ""}]
+            </p>
+          ) : shownOutput ? (
+            <pre className="text-block output" data-testid="task-output" aria-live="polite">
+              {out.missedStart && task.status === "RUNNING" ? "… " : ""}
+              {shownOutput}
+            </pre>
+          ) : (
+            <p className="muted" data-testid="task-output-empty">
+              {task.status === "PENDING" ? "No output yet: the task has not started." : task.status === "RUNNING" ? "Waiting for the first tokens…" : "No output."}
+            </p>
+          )}
+        </section>
+      </div>
+
+      <section className="card" aria-labelledby="attempts-h">
+        <h2 id="attempts-h">Attempts</h2>
+        {!task.attemptHistory || task.attemptHistory.length === 0 ? (
+          <Empty>No attempt yet.</Empty>
+        ) : (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Started</th>
+                  <th scope="col">Took</th>
+                  <th scope="col">Worker</th>
+                  <th scope="col">Error</th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...task.attemptHistory]
+                  .sort((a, b) => a.number - b.number)
+                  .map((a) => (
+                    <tr key={a.id} data-attempt={a.number}>
+                      <td>{a.number}</td>
+                      <td>
+                        <StatusBadge status={a.status} />
+                      </td>
+                      <td>{formatDateTime(a.startedAt)}</td>
+                      <td>{formatDuration(durationBetween(a.startedAt, a.finishedAt))}</td>
+                      <td>{a.worker ?? "—"}</td>
+                      <td className="cell-error">{a.error ? `${a.errorKind ? `${a.errorKind}: ` : ""}${a.error}` : "—"}</td>
+                    </tr>
+                  ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+
+      <section className="card" aria-labelledby="timeline-h">
+        <h2 id="timeline-h">Timeline</h2>
+        <ol className="timeline">
+          {timeline.map((e, i) => (
+            <li key={i} className={`tl-${e.tone}`}>
+              <time dateTime={e.at}>{formatDateTime(e.at)}</time> <span>{e.label}</span>
+              {e.detail && <div className="tl-detail">{e.detail}</div>}
+            </li>
+          ))}
+        </ol>
+      </section>
+    </div>
+  );
+}
+
+/** OutputStream holds the taskOutput subscription; a new key resubscribes. */
+function OutputStream({ id, onChunk }: { id: string; onChunk: (c: OutputChunkLike) => void }) {
+  useEvents(outputLive, { id }, (d) => onChunk(d.taskOutput));
+  return null;
+}
+
+function pickNewer<T extends { updatedAt: string }>(a: T | null | undefined, b: T | null | undefined): T | null | undefined {
+  if (!a) return b ?? a;
+  if (!b) return a;
+  return Date.parse(b.updatedAt) >= Date.parse(a.updatedAt) ? b : a;
+}

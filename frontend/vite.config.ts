@@ -1,0 +1,37 @@
+import { defineConfig, loadEnv } from "vite";
+import react from "@vitejs/plugin-react";
+
+// The dashboard builds into the Go server's embedded folder; the binary
+// serves it at /. `npm run dev` serves it on :3000 and proxies the API
+// (VITE_API_URL, default http://localhost:8080 as SPEC.md's
+// REACT_APP_API_URL).
+export default defineConfig(({ mode }) => {
+  const env = loadEnv(mode, process.cwd(), ["VITE_", "REACT_APP_"]);
+  const api = env.VITE_API_URL || env.REACT_APP_API_URL || "http://localhost:8080";
+  const proxied = { target: api, changeOrigin: true };
+  return {
+    plugins: [react()],
+    build: {
+      outDir: "../server/dashboard/dist",
+      emptyOutDir: true,
+      // Deterministic output: names carry content hashes only.
+      sourcemap: false,
+      chunkSizeWarningLimit: 1200,
+    },
+    server: {
+      port: 3000,
+      strictPort: true,
+      proxy: {
+        "/graphql": { ...proxied, ws: true },
+        "/api": proxied,
+        "/monitoring": proxied,
+        "/playground": proxied,
+        "/metrics": proxied,
+      },
+    },
+    test: {
+      environment: "node",
+      include: ["src/**/*.test.{ts,tsx}"],
+    },
+  };
+});
