@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -37,16 +36,20 @@ func New(a *app.App) (http.Handler, error) {
 			return nil, err
 		}
 	}
-	return s.middleware(s.mux), nil
+	return s.middleware(s.intake(s.mux)), nil
 }
 
 // mounts are the other parts of the HTTP surface (GraphQL, dashboard,
 // asynqmon, metrics); each file registers its own in init.
 var mounts []func(s *Server) error
 
-// RequestID returns the request's id ("" outside a request). Loggers built
-// by app carry it into every record logged with the request's context.
-func RequestID(ctx context.Context) string { return requestid.From(ctx) }
+type requestIDKey struct{}
+
+// RequestID returns the request's id ("" outside a request).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
 
 func newRequestID() string {
 	var b [8]byte
@@ -84,7 +87,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
-		ctx := requestid.With(r.Context(), id)
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")

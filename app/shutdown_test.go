@@ -1,0 +1,83 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/ent/attempt"
+)
+
+// TestGracefulShutdown: once shutdown begins, REST writes and health answer
+// 503 UNAVAILABLE while reads still work; a task that ends within
+// server.shutdown_grace completes; one that does not is handed back
+// (a lost attempt recorded, the task pending) and another worker completes
+// it later.
+func TestGracefulShutdown(t *testing.T) {
+	sh := apptest.NewShared(t, func(c *config.Config) {
+		c.Server.ShutdownGrace = config.Duration(1500 * time.Millisecond)
+	})
+	// The observer outlives the stopping process (and, embedded, holds the
+	// shared in-process Redis).
+	observer := sh.Start(t, app.RoleAPI)
+	victim := sh.Start(t, app.RoleAll)
+	fastModel := observer.Simulator("fast", 1, map[string]any{"latency_ms": 600, "output_tokens": 1})
+	slowModel := observer.Simulator("slow", 1, map[string]any{"latency_ms": 4000, "output_tokens": 1})
+	fast := victim.Submit(map[string]any{"model_id": fastModel.ID, "type": "text-generation", "input": "quick"})
+	slow := victim.Submit(map[string]any{"model_id": slowModel.ID, "type": "text-generation", "input": "long"})
+	observer.WaitTask(fast.ID, "running", 10*time.Second)
+	observer.WaitTask(slow.ID, "running", 10*time.Second)
+
+	a := victim.App
+	victim.App = nil // this test stops it; cleanup must not stop it twice
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(context.Background()) }()
+	t.Cleanup(func() { <-done })
+	<-a.Stopping()
+
+	var eb apptest.ErrorBody
+	code := victim.Do("POST", "/api/v1/tasks", map[string]any{"model_id": fastModel.ID, "type": "text-generation", "input": "late"}, &eb)
+	if code != http.StatusServiceUnavailable || eb.Error.Code != "UNAVAILABLE" {
+		t.Fatalf("submission during shutdown: status %d code %q, want 503 UNAVAILABLE", code, eb.Error.Code)
+	}
+	if code := victim.Do("GET", "/api/v1/system/health", nil, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("health during shutdown: status %d, want 503 so load balancers drain", code)
+	}
+	if code := victim.Do("GET", "/api/v1/tasks/"+strconv.Itoa(fast.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("read during shutdown: status %d, want 200", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	done <- nil
+
+	if got := observer.Task(fast.ID); got.Status != "completed" {
+		t.Fatalf("task that fits in the grace period is %s, want completed", got.Status)
+	}
+	back := observer.Task(slow.ID)
+	if back.Status != "pending" {
+		t.Fatalf("task still running at the end of the grace period is %s, want pending (handed back)", back.Status)
+	}
+	if len(back.AttemptHistory) != 1 || back.AttemptHistory[0].Status != "lost" || back.AttemptHistory[0].ErrorKind != "interrupted" {
+		t.Fatalf("attempts of the handed-back task = %+v, want one lost (interrupted) attempt", back.AttemptHistory)
+	}
+
+	sh.Start(t, app.RoleWorker)
+	final := observer.WaitTask(slow.ID, "completed", 30*time.Second)
+	if final.Attempts != 2 {
+		t.Fatalf("handed-back task completed after %d attempts, want 2", final.Attempts)
+	}
+	ok, err := observer.App.Store.Client.Attempt.Query().
+		Where(attempt.TaskID(slow.ID), attempt.StatusEQ("succeeded")).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != 1 {
+		t.Fatalf("%d succeeded attempts, want exactly 1", ok)
+	}
+}
