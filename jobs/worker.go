@@ -46,6 +46,10 @@ type Worker struct {
 
 	provMu    sync.Mutex
 	providers map[int]cachedProvider
+
+	// inflight counts running handlers, so Shutdown can wait for the ones
+	// asynq abandons at the end of the grace period.
+	inflight sync.WaitGroup
 }
 
 type cachedProvider struct {
@@ -103,7 +107,24 @@ func (w *Worker) Stop() { w.server.Stop() }
 
 // Shutdown waits up to server.shutdown_grace for running tasks, then
 // interrupts the rest and hands them back to the queue.
-func (w *Worker) Shutdown() { w.server.Shutdown() }
+func (w *Worker) Shutdown() {
+	w.server.Shutdown()
+	// At the end of the grace period asynq requeues the messages of
+	// handlers still running, cancels their contexts and returns without
+	// waiting for them. Wait until they have recorded the interrupted
+	// attempt and freed their slots: the caller closes the database and
+	// Redis next.
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(handlerDrain):
+		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
+	}
+}
+
+// handlerDrain bounds how long Shutdown waits for cancelled handlers.
+const handlerDrain = 15 * time.Second
 
 func (w *Worker) provider(m *ent.Model) (providers.Provider, error) {
 	w.provMu.Lock()
@@ -125,6 +146,8 @@ func (w *Worker) provider(m *ent.Model) (providers.Provider, error) {
 
 // ProcessTask is the asynq handler.
 func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
 	var p payload
 	if err := json.Unmarshal(at.Payload(), &p); err != nil || p.TaskID == 0 {
 		return fmt.Errorf("bad payload %q: %w", at.Payload(), asynq.SkipRetry)
