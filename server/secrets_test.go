@@ -1,0 +1,200 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/secrets"
+	"github.com/llmsched/llm-scheduler/server"
+)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startCapturing starts a role-all process whose logs, at debug level, go
+// to the returned buffer.
+func startCapturing(t *testing.T, mutate func(*config.Config)) (*app.App, *config.Config, string, *syncBuffer) {
+	t.Helper()
+	sh := apptest.NewShared(t, mutate)
+	cfg := *sh.Config
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := app.New(ctx, &cfg, app.RoleAll, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx, server.New, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Logf("shutdown: %v", err)
+		}
+	})
+	return a, &cfg, "http://" + a.Addr(), logs
+}
+
+func randomToken(prefix string) string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func TestProviderSecretsNeverLeak(t *testing.T) {
+	a, cfg, url, logs := startCapturing(t, nil)
+	apiKey := randomToken("sk-leakcheck-")
+	headerToken := randomToken("hdr-leakcheck-")
+	var seen strings.Builder // every response body and header
+	do := func(method, path, body string, headers ...string) (int, string) {
+		t.Helper()
+		code, h, resp := raw(t, method, url+path, body, headers...)
+		fmt.Fprintf(&seen, "%s %s -> %d %v\n%s\n", method, path, code, h, resp)
+		return code, resp
+	}
+	modelCfg := map[string]any{"api_key": apiKey, "headers": map[string]any{"Authorization": "Bearer " + headerToken}, "latency_ms": 5}
+	body, _ := json.Marshal(map[string]any{"name": "secret-sim", "type": "simulator", "max_workers": 2, "config": modelCfg})
+	code, resp := do("POST", "/api/v1/models", string(body))
+	if code != http.StatusCreated {
+		t.Fatalf("create model: %d %s", code, resp)
+	}
+	var created struct {
+		Data apptest.Model `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(resp), &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created.Data.ID
+	// A refused request that carries the secret does not echo it.
+	bad, _ := json.Marshal(map[string]any{"name": "bad-sim", "type": "simulator",
+		"config": map[string]any{"api_key": apiKey, "latency_ms": -1}})
+	if code, resp := do("POST", "/api/v1/models", string(bad)); code != http.StatusBadRequest {
+		t.Fatalf("bad model: %d %s", code, resp)
+	}
+	// Sending the masked config back (as a form would) keeps the secret.
+	upd, _ := json.Marshal(map[string]any{"config": created.Data.Config, "description": "edited"})
+	if code, resp := do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
+		t.Fatalf("update model: %d %s", code, resp)
+	}
+	// Tasks run: the worker opens the config to build the provider.
+	var taskIDs []int
+	for i := range 2 {
+		code, resp := do("POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hello"}`, id),
+			"X-Request-ID", fmt.Sprintf("req-secret-%d", i))
+		if code != http.StatusCreated {
+			t.Fatalf("submit: %d %s", code, resp)
+		}
+		var tk struct {
+			Data apptest.Task `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(resp), &tk); err != nil {
+			t.Fatal(err)
+		}
+		taskIDs = append(taskIDs, tk.Data.ID)
+	}
+	for _, tid := range taskIDs {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, resp := do("GET", fmt.Sprintf("/api/v1/tasks/%d", tid), "")
+			if strings.Contains(resp, `"status":"completed"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %d did not complete: %s", tid, resp)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, path := range []string{
+		"/api/v1/models", fmt.Sprintf("/api/v1/models/%d", id), "/api/v1/tasks", "/api/v1/stats/dashboard",
+		"/api/v1/stats/tasks/date", "/api/v1/system/health", "/api/v1/system/config", "/metrics",
+		"/monitoring/api/queues", "/",
+	} {
+		if code, resp := do("GET", path, ""); code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, code, resp)
+		}
+	}
+	for _, q := range []string{
+		fmt.Sprintf(`{"query":"{ model(id: \"%d\") { id name config } }"}`, id),
+		`{"query":"{ models { edges { node { id config } } } }"}`,
+		fmt.Sprintf(`{"query":"mutation { updateModel(id: \"%d\", input: {description: \"via graphql\"}) { config } }"}`, id),
+	} {
+		code, resp := do("POST", "/graphql", q)
+		if code != http.StatusOK || strings.Contains(resp, `"errors"`) || !strings.Contains(resp, "api_key") {
+			t.Errorf("graphql %s: %d %s", q, code, resp)
+		}
+	}
+	for _, secret := range []string{apiKey, headerToken} {
+		if strings.Contains(seen.String(), secret) {
+			t.Errorf("a response reveals the secret %q:\n%s", secret, seen.String())
+		}
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the logs reveal the secret %q:\n%s", secret, logs.String())
+		}
+	}
+
+	// The database holds the secret sealed, and the configured key opens it.
+	var stored string
+	if err := a.Store.DB.QueryRowContext(context.Background(), "SELECT config FROM models WHERE id = ?", id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, apiKey) || strings.Contains(stored, headerToken) || strings.Count(stored, secrets.Prefix) != 2 {
+		t.Fatalf("stored config is not sealed: %s", stored)
+	}
+	var row map[string]any
+	if err := json.Unmarshal([]byte(stored), &row); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := secrets.OpenModelConfig(cfg, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened["api_key"] != apiKey || opened["headers"].(map[string]any)["Authorization"] != "Bearer "+headerToken {
+		t.Fatalf("the stored secrets do not open to the originals after two updates: %v", opened["api_key"] == apiKey)
+	}
+
+	// Each state change of a task is logged once at info, with its model
+	// and, for the change an HTTP request caused, the request's id.
+	for i, tid := range taskIDs {
+		re := regexp.MustCompile(fmt.Sprintf(`level=INFO msg="task state change" task_id=%d model_id=%d [^\n]*`, tid, id))
+		lines := re.FindAllString(logs.String(), -1)
+		if len(lines) != 3 {
+			t.Fatalf("task %d: %d state change lines, want 3 (pending, running, completed):\n%s", tid, len(lines), strings.Join(lines, "\n"))
+		}
+		if !strings.Contains(lines[0], "to=pending") || !strings.Contains(lines[0], fmt.Sprintf("request_id=req-secret-%d", i)) {
+			t.Fatalf("creation line lacks the request id: %s", lines[0])
+		}
+	}
+}
