@@ -18,7 +18,7 @@ import (
 // Limits of the handler, with the defaults NewHandler applies.
 const (
 	DefaultMaxDepth      = 12
-	DefaultMaxComplexity = 1000
+	DefaultMaxComplexity = 5000
 	DefaultAPQCacheSize  = 1000
 	queryCacheSize       = 1000
 )

@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"time"
 
+	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -71,9 +73,33 @@ func (OpenAccess) Allow(context.Context, Permission) error { return nil }
 func (OpenAccess) Owner(context.Context) *int              { return nil }
 func (OpenAccess) Submitter(context.Context) *int          { return nil }
 
-// NewSchema builds the executable schema.
+// NewSchema builds the executable schema. Connections and node lists cost
+// their children's complexity once per item asked for, so the complexity
+// limit bounds how many rows an operation can touch.
 func NewSchema(r *Resolver) graphql.ExecutableSchema {
-	return NewExecutableSchema(Config{Resolvers: r})
+	c := Config{Resolvers: r}
+	c.Complexity.Query.Tasks = func(child int, _ *entgql.Cursor[int], first *int, _ *entgql.Cursor[int], last *int, _ []*ent.TaskOrder, _ *ent.TaskWhereInput) int {
+		return pageCost(child, first, last)
+	}
+	c.Complexity.Model.Tasks = c.Complexity.Query.Tasks
+	c.Complexity.Query.Models = func(child int, _ *entgql.Cursor[int], first *int, _ *entgql.Cursor[int], last *int, _ []*ent.ModelOrder, _ *ent.ModelWhereInput) int {
+		return pageCost(child, first, last)
+	}
+	c.Complexity.Query.Nodes = func(child int, ids []int) int { return 1 + child*max(len(ids), 1) }
+	c.Complexity.Mutation.CreateTasks = func(child int, inputs []*CreateTaskInput) int { return 1 + child*max(len(inputs), 1) }
+	return NewExecutableSchema(c)
+}
+
+// pageCost is a connection's complexity: its selection once per item of the
+// page (scheduler.DefaultConnectionSize without first or last).
+func pageCost(child int, first, last *int) int {
+	n := scheduler.DefaultConnectionSize
+	if first != nil {
+		n = *first
+	} else if last != nil {
+		n = *last
+	}
+	return 1 + child*max(n, 1)
 }
 
 func (r *Resolver) buffer() int {
