@@ -18,7 +18,7 @@ type Documents = {
     "\n  mutation CreateModel($input: CreateModelInput!) {\n    createModel(input: $input) {\n      ...ModelListFields\n    }\n  }\n": typeof types.CreateModelDocument,
     "\n  mutation UpdateModel($id: ID!, $input: UpdateModelInput!) {\n    updateModel(id: $id, input: $input) {\n      ...ModelListFields\n    }\n  }\n": typeof types.UpdateModelDocument,
     "\n  fragment ModelListFields on Model {\n    id\n    name\n    type\n    status\n    maxWorkers\n    description\n    config\n    updatedAt\n    deletedAt\n  }\n": typeof types.ModelListFieldsFragmentDoc,
-    "\n  query ModelList {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n": typeof types.ModelListDocument,
+    "\n  query ModelList {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n": typeof types.ModelListDocument,
     "\n  subscription ModelLoad {\n    dashboardStatsUpdated {\n      perModel {\n        modelID\n        running\n        queued\n      }\n    }\n  }\n": typeof types.ModelLoadDocument,
     "\n  mutation SetModelStatus($id: ID!, $status: ModelStatus!) {\n    setModelStatus(id: $id, status: $status) {\n      ...ModelListFields\n    }\n  }\n": typeof types.SetModelStatusDocument,
     "\n  mutation DeleteModel($id: ID!) {\n    deleteModel(id: $id) {\n      ...ModelListFields\n    }\n  }\n": typeof types.DeleteModelDocument,
@@ -38,14 +38,14 @@ type Documents = {
     "\n  fragment TaskRowFields on Task {\n    id\n    type\n    priority\n    status\n    input\n    attempts\n    maxRetries\n    error\n    pendingReason\n    queuePosition\n    createdAt\n    updatedAt\n    startedAt\n    finishedAt\n    model {\n      id\n      name\n    }\n  }\n": typeof types.TaskRowFieldsFragmentDoc,
     "\n  mutation CancelTask($id: ID!) {\n    cancelTask(id: $id) {\n      ...TaskRowFields\n    }\n  }\n": typeof types.CancelTaskDocument,
     "\n  mutation RetryTask($id: ID!) {\n    retryTask(id: $id) {\n      ...TaskRowFields\n    }\n  }\n": typeof types.RetryTaskDocument,
-    "\n  query ModelChoices {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n": typeof types.ModelChoicesDocument,
+    "\n  query ModelChoices {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n": typeof types.ModelChoicesDocument,
 };
 const documents: Documents = {
     "\n  query ModelEdit($id: ID!) {\n    model(id: $id) {\n      id\n      name\n      type\n      status\n      maxWorkers\n      description\n      config\n      deletedAt\n    }\n  }\n": types.ModelEditDocument,
     "\n  mutation CreateModel($input: CreateModelInput!) {\n    createModel(input: $input) {\n      ...ModelListFields\n    }\n  }\n": types.CreateModelDocument,
     "\n  mutation UpdateModel($id: ID!, $input: UpdateModelInput!) {\n    updateModel(id: $id, input: $input) {\n      ...ModelListFields\n    }\n  }\n": types.UpdateModelDocument,
     "\n  fragment ModelListFields on Model {\n    id\n    name\n    type\n    status\n    maxWorkers\n    description\n    config\n    updatedAt\n    deletedAt\n  }\n": types.ModelListFieldsFragmentDoc,
-    "\n  query ModelList {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n": types.ModelListDocument,
+    "\n  query ModelList {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n": types.ModelListDocument,
     "\n  subscription ModelLoad {\n    dashboardStatsUpdated {\n      perModel {\n        modelID\n        running\n        queued\n      }\n    }\n  }\n": types.ModelLoadDocument,
     "\n  mutation SetModelStatus($id: ID!, $status: ModelStatus!) {\n    setModelStatus(id: $id, status: $status) {\n      ...ModelListFields\n    }\n  }\n": types.SetModelStatusDocument,
     "\n  mutation DeleteModel($id: ID!) {\n    deleteModel(id: $id) {\n      ...ModelListFields\n    }\n  }\n": types.DeleteModelDocument,
@@ -65,7 +65,7 @@ const documents: Documents = {
     "\n  fragment TaskRowFields on Task {\n    id\n    type\n    priority\n    status\n    input\n    attempts\n    maxRetries\n    error\n    pendingReason\n    queuePosition\n    createdAt\n    updatedAt\n    startedAt\n    finishedAt\n    model {\n      id\n      name\n    }\n  }\n": types.TaskRowFieldsFragmentDoc,
     "\n  mutation CancelTask($id: ID!) {\n    cancelTask(id: $id) {\n      ...TaskRowFields\n    }\n  }\n": types.CancelTaskDocument,
     "\n  mutation RetryTask($id: ID!) {\n    retryTask(id: $id) {\n      ...TaskRowFields\n    }\n  }\n": types.RetryTaskDocument,
-    "\n  query ModelChoices {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n": types.ModelChoicesDocument,
+    "\n  query ModelChoices {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n": types.ModelChoicesDocument,
 };
 
 /**
@@ -101,7 +101,7 @@ export function graphql(source: "\n  fragment ModelListFields on Model {\n    id
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query ModelList {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query ModelList {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  query ModelList {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query ModelList {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          ...ModelListFields\n        }\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -181,7 +181,7 @@ export function graphql(source: "\n  mutation RetryTask($id: ID!) {\n    retryTa
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query ModelChoices {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query ModelChoices {\n    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  query ModelChoices {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n"): (typeof documents)["\n  query ModelChoices {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};

@@ -79,7 +79,8 @@ export function formatNumber(n: number | null | undefined): string {
 export function formatRate(n: number | null | undefined, unit: "s" | "min"): string {
   if (n == null || !Number.isFinite(n)) return "—";
   const v = n >= 100 ? Math.round(n).toString() : n >= 10 ? n.toFixed(1) : n.toFixed(2);
-  return `${v.replace(/\.?0+$/, "") || "0"}/${unit}`;
+  // Drop zeros after the decimal point only: "2.50" -> "2.5", "12.0" -> "12".
+  return `${v.includes(".") ? v.replace(/\.?0+$/, "") : v}/${unit}`;
 }
 
 /** enumLabel turns a GraphQL enum value into words: TEXT_GENERATION -> "text generation". */

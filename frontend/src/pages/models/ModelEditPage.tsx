@@ -55,13 +55,13 @@ export function ModelEditPage() {
   const [q, refetch] = useQuery({ query: modelQuery, variables: { id: id ?? "" }, pause: !editing });
   if (!editing) return <ModelForm />;
   if (q.fetching && !q.data) return <Loading what="the model" />;
-  if (q.error || !q.data?.model)
+  if (q.error || !q.data?.model || q.data.model.deletedAt)
     return (
       <div className="page">
         <p>
           <Link to="/models">← Models</Link>
         </p>
-        <ErrorState message={apiError(q.error)?.message ?? `Model ${id} does not exist`} onRetry={() => refetch({ requestPolicy: "network-only" })} />
+        <ErrorState message={q.data?.model?.deletedAt ? `Model ${q.data.model.name} was deleted` : (apiError(q.error)?.message ?? `Model ${id} does not exist`)} onRetry={() => refetch({ requestPolicy: "network-only" })} />
       </div>
     );
   return <ModelForm existing={q.data.model} />;

@@ -25,7 +25,7 @@ graphql(`
 
 const modelsQuery = graphql(`
   query ModelList {
-    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {
+    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {
       edges {
         node {
           ...ModelListFields

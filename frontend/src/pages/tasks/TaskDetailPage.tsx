@@ -127,7 +127,7 @@ export function TaskDetailPage() {
 
   if (!task) {
     if (q.fetching) return <Loading what={`task #${id}`} />;
-    if (q.error)
+    if (q.error && apiError(q.error)?.code !== "NOT_FOUND")
       return (
         <div className="page">
           <p>

@@ -43,7 +43,7 @@ export const retryTaskMutation = graphql(`
 
 export const modelChoicesQuery = graphql(`
   query ModelChoices {
-    models(first: 500, orderBy: [{ field: NAME, direction: ASC }]) {
+    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {
       edges {
         node {
           id
