@@ -196,7 +196,9 @@ func TestDashboardStatsUpdated(t *testing.T) {
 	m := simulator(t, env, "sim", "OFFLINE", nil)
 	ws := mustDialWS(t, env, protoTransport, nil)
 	ws.subscribe("s", `subscription { dashboardStatsUpdated { totalTasks pending } }`, nil)
-	type stats struct{ DashboardStatsUpdated struct{ TotalTasks, Pending int } }
+	type stats struct {
+		DashboardStatsUpdated struct{ TotalTasks, Pending int }
+	}
 	var s stats
 	ws.nextData(10*time.Second, &s)
 	before := s.DashboardStatsUpdated.TotalTasks
