@@ -27,7 +27,7 @@ const namespace = "llmsched"
 // particular Metrics, so this one counter is shared (see Rejected).
 var rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Namespace: namespace, Name: "rejected_submissions_total",
-	Help: "Task submissions refused, by API (rest, graphql) and error code (QUEUE_FULL, INVALID, ...).",
+	Help: "Task submissions refused, by API (rest, graphql) and error code (QUEUE_FULL, BAD_USER_INPUT, ...).",
 }, []string{"api", "code"})
 
 // Rejected counts one refused task submission.
