@@ -163,6 +163,18 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Fallbacks (fallback.go): once its retries on its own model are spent,
+	// the task runs on the model's fallbacks; m is where it runs now.
+	rt, err := w.routeOf(ctx, t, m)
+	if err != nil {
+		return err
+	}
+	if own := m; rt.next(t).ID != own.ID {
+		m = rt.next(t)
+		if err := w.release(own, t.ID, 0); err != nil { // a slot it may hold there
+			return err
+		}
+	}
 	if t.Status.Terminal() {
 		// Cancelled or finished while queued: free whatever it holds.
 		return w.release(m, t.ID, 0)
@@ -186,7 +198,7 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		// lease lives, its worker is alive (or only just lost): come back
 		// after a lease period instead of running it twice. Once the lease
 		// has expired, Admit below takes the task over.
-		st, err := w.disp.slots.StateOf(ctx, m.ID, t.ID)
+		st, err := w.disp.slots.StateOf(ctx, rt.modelFor(t.Attempts-t.AttemptBase).ID, t.ID)
 		if err != nil {
 			return err
 		}
@@ -214,7 +226,12 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 	if !mine {
 		return nil // parked; a released slot brings it back
 	}
-	return w.run(ctx, t, m)
+	// Rate limits (ratelimit.go): over the model's rpm/tpm the task waits
+	// parked, without an attempt.
+	if ok, err := w.admitRate(ctx, t, m); !ok {
+		return err
+	}
+	return w.run(ctx, t, m, rt)
 }
 
 // release frees a task's slot and hands free slots to waiting tasks.
@@ -229,7 +246,7 @@ func (w *Worker) release(m *ent.Model, id, repark int) error {
 	return w.disp.enqueue(ctx, m.ID, granted)
 }
 
-func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr error) {
+func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (retErr error) {
 	released := false
 	defer func() {
 		if !released {
@@ -276,6 +293,7 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 		}
 	}
 	if perr == nil {
+		w.settleRate(bg, t, m, res.Usage)
 		err := w.persist(ctx, t.ID, func() error {
 			return w.svc.CompleteAttempt(bg, running, att, scheduler.Outcome{
 				Output: res.Output, Embedding: res.Embedding,
@@ -308,17 +326,24 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model) (retErr err
 		finish("interrupted", "interrupted")
 		return ctx.Err()
 	}
-	if kind == providers.KindRateLimited && retryAfter > 0 {
-		if err := w.disp.slots.Backoff(bg, m.ID, time.Now().Add(retryAfter)); err != nil {
-			w.log.Warn("back model off", "model_id", m.ID, "err", err)
-		}
-	}
 	f := scheduler.Failure{Kind: string(kind), Message: perr.Error(), Partial: partial}
-	final := kind == providers.KindPermanent || scheduler.RetriesLeft(running) == 0
+	used := running.Attempts - running.AttemptBase
+	final := kind == providers.KindPermanent || !rt.more(used) // retries left here or on a fallback
 	var delay time.Duration
 	if !final {
-		delay = w.retry.Delay(running.Attempts-running.AttemptBase, retryAfter)
+		delay = rt.delay(w.retry, used, retryAfter)
 		f.RetryAt = time.Now().Add(delay)
+	}
+	if kind == providers.KindRateLimited {
+		// A 429 backs the whole model off: for as long as the provider
+		// asked, else for the retry policy's delay.
+		wait := retryAfter
+		if wait == 0 {
+			wait = w.retry.Delay((used-1)%rt.budget+1, 0)
+		}
+		if err := w.disp.slots.Backoff(bg, m.ID, time.Now().Add(wait)); err != nil {
+			w.log.Warn("back model off", "model_id", m.ID, "err", err)
+		}
 	}
 	finish("failed", string(kind))
 	if err := w.persist(ctx, t.ID, func() error { return w.svc.FailAttempt(bg, running, att, f) }); err != nil {

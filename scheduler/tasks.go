@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/providers"
 )
 
 // NewTask is a request to create a task. Type and Priority arrive as the
@@ -188,6 +190,22 @@ func validateParams(t domain.TaskType, p map[string]any, field string) error {
 	return nil
 }
 
+// checkModelLimits refuses parameter overrides beyond the model's limits
+// (a max_tokens above its config max_tokens), as providers.CheckParams
+// says.
+func checkModelLimits(m *ent.Model, params map[string]any, field string) error {
+	err := providers.CheckParams(m.Config, params)
+	var pe *providers.ParamError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return Invalid(field+"."+pe.Key, "%s", pe.Message)
+	default:
+		return Invalid("model_id", "model %d has an invalid config: %v", m.ID, err)
+	}
+}
+
 // loadLiveModel returns a model that may take new tasks.
 func (s *Service) loadLiveModel(ctx context.Context, id int, field string) (*ent.Model, error) {
 	m, err := s.db.Model.Get(ctx, id)
@@ -256,6 +274,9 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkModelLimits(m, v.Params, "params"); err != nil {
+		return nil, err
+	}
 	if err := s.checkBackpressure(ctx, m.ID, 1); err != nil {
 		return nil, err
 	}
@@ -320,6 +341,9 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 				return nil, err
 			}
 			models[v.ModelID] = m
+		}
+		if err := checkModelLimits(models[v.ModelID], v.Params, fmt.Sprintf("inputs[%d].params", i)); err != nil {
+			return nil, err
 		}
 		perModel[v.ModelID]++
 	}
