@@ -74,8 +74,11 @@ type Request struct {
 }
 
 // LastUserMessage returns the content of the last user message of a chat
-// request.
+// request, or the prompt of a completion-style one.
 func (r Request) LastUserMessage() string {
+	if p, ok := r.Body["prompt"].(string); ok {
+		return p
+	}
 	msgs, _ := r.Body["messages"].([]any)
 	for i := len(msgs) - 1; i >= 0; i-- {
 		m, _ := msgs[i].(map[string]any)
