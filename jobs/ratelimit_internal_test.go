@@ -28,12 +28,12 @@ func TestReserveRatePacesRequests(t *testing.T) {
 		at   time.Duration
 		wait time.Duration
 	}{
-		{0, 0},                                   // the first request goes at once
-		{0, time.Second},                         // the next waits a full interval
+		{0, 0},           // the first request goes at once
+		{0, time.Second}, // the next waits a full interval
 		{500 * time.Millisecond, 500 * time.Millisecond}, // half of it later
-		{time.Second, 0},                         // then goes
-		{time.Second, time.Second},               // and the one after waits again
-		{5 * time.Second, 0},                     // an idle gap does not bank requests
+		{time.Second, 0},           // then goes
+		{time.Second, time.Second}, // and the one after waits again
+		{5 * time.Second, 0},       // an idle gap does not bank requests
 		{5 * time.Second, time.Second},
 	}
 	for i, st := range steps {
