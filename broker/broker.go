@@ -42,17 +42,8 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 		b.Embedded = mr
 		b.Opt = asynq.RedisClientOpt{Addr: mr.Addr()}
 		b.startClock()
-	case len(cfg.ClusterAddrs) > 0:
-		b.Opt = asynq.RedisClusterClientOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password}
-	case cfg.SentinelMaster != "":
-		b.Opt = asynq.RedisFailoverClientOpt{
-			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
-			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
-		}
 	default:
-		b.Opt = asynq.RedisClientOpt{
-			Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
-		}
+		b.Opt = ConnOpt(cfg)
 	}
 	client, ok := b.Opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
@@ -66,6 +57,25 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 		return nil, fmt.Errorf("connect to redis: %w", err)
 	}
 	return b, nil
+}
+
+// ConnOpt is asynq's connection option for an external Redis: Redis
+// Cluster when redis.cluster_addrs is set, Sentinel (a failover client)
+// when redis.sentinel_master is set, else one server at host:port. asynq,
+// the dispatcher and the event bus all use the client it makes.
+func ConnOpt(cfg config.Redis) asynq.RedisConnOpt {
+	switch {
+	case len(cfg.ClusterAddrs) > 0:
+		return asynq.RedisClusterClientOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password}
+	case cfg.SentinelMaster != "":
+		return asynq.RedisFailoverClientOpt{
+			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
+			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
+		}
+	}
+	return asynq.RedisClientOpt{
+		Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
+	}
 }
 
 // startClock advances the embedded Redis's key expiry with the wall clock:
