@@ -26,7 +26,8 @@ func init() { Register(domain.ModelCustom, NewCustom) }
 //	url            the endpoint (required, http or https)
 //	method         POST (default), PUT, PATCH or GET
 //	headers        extra headers; api_key, when set, is sent as a Bearer token
-//	body           the JSON request template (required except for GET); see below
+//	body           the JSON request template (required except for GET; also
+//	               accepted as request_template); see below
 //	response_path  where the answer text is in the response (gjson path,
 //	               e.g. "choices.0.message.content"; required)
 //	prompt_tokens_path, completion_tokens_path   where usage is (optional)
@@ -129,7 +130,12 @@ func parseCustomConfig(raw map[string]any) (CustomConfig, error) {
 	if cfg.Stream != "" && cfg.ChunkPath == "" {
 		c.fail("config.chunk_path is required with config.stream (where each streamed piece's text is)")
 	}
-	switch b := raw["body"].(type) {
+	body := raw["body"]
+	if body == nil {
+		// The dashboard's model form calls it request_template.
+		body = raw["request_template"]
+	}
+	switch b := body.(type) {
 	case nil:
 		if cfg.Method != http.MethodGet {
 			c.fail("config.body is required for %s (the JSON request template)", cfg.Method)

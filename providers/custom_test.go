@@ -274,6 +274,8 @@ func TestCustomConfigValidation(t *testing.T) {
 	}{
 		{"valid", base(), ""},
 		{"body as a JSON string", base("body", `{"q": "{{input}}"}`), ""},
+		{"request_template, as the dashboard names it", base("body", nil, "request_template", `{"prompt": "{{input}}"}`), ""},
+		{"request_template checked too", base("body", nil, "request_template", `{"prompt": "{{nope}}"}`), "unknown placeholder {{nope}}"},
 		{"url missing", base("url", nil), "config.url is required"},
 		{"url not http", base("url", "file:///etc/passwd"), "config.url must be an http(s) URL"},
 		{"bad method", base("method", "DELETE"), "config.method must be POST, PUT, PATCH or GET"},
