@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyTaskEvent, matchesFilter, type TaskEventLike, type TaskRowLike } from "./taskRows";
+import { applyTaskEvent, matchesFilter, mergeRows, type TaskEventLike, type TaskRowLike } from "./taskRows";
 
 const row = (id: string, status: string, updatedAt = "2024-05-01T12:00:00Z"): TaskRowLike => ({ id, status, attempts: 0, updatedAt });
 const ev = (over: Partial<TaskEventLike>): TaskEventLike => ({
@@ -54,5 +54,18 @@ describe("applyTaskEvent", () => {
     expect(matchesFilter(e, { modelID: "m1", type: "TRANSLATION", priority: 3 })).toBe(true);
     expect(matchesFilter(e, { priority: 1 })).toBe(false);
     expect(matchesFilter(e, { type: "EMBEDDING" })).toBe(false);
+  });
+});
+
+describe("mergeRows", () => {
+  it("keeps rows the events made newer than a late query result", () => {
+    const fetched = [row("3", "PENDING", "2024-05-01T12:00:05Z"), row("1", "RUNNING", "2024-05-01T12:00:01Z")];
+    const current = [row("1", "COMPLETED", "2024-05-01T12:00:04Z"), row("2", "FAILED")];
+    const merged = mergeRows(fetched, current);
+    expect(merged.map((r) => [r.id, r.status])).toEqual([
+      ["3", "PENDING"],
+      ["1", "COMPLETED"],
+    ]);
+    expect(mergeRows(fetched, null)).toEqual(fetched);
   });
 });

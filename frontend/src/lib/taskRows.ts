@@ -92,3 +92,18 @@ export function applyTaskEvent<R extends TaskRowLike>(
   out[i] = next;
   return { rows: out, stale };
 }
+
+/**
+ * mergeRows takes a fresh query result (which decides which rows are shown,
+ * and in which order) and keeps a row the live events made newer than the
+ * result: a refetch that was sent before an event must not undo it.
+ */
+export function mergeRows<R extends TaskRowLike>(fetched: readonly R[], current: readonly R[] | null): R[] {
+  if (!current) return [...fetched];
+  const byId = new Map(current.map((r) => [r.id, r]));
+  return fetched.map((f) => {
+    const c = byId.get(f.id);
+    if (!c?.updatedAt || !f.updatedAt) return f;
+    return Date.parse(c.updatedAt) > Date.parse(f.updatedAt) ? c : f;
+  });
+}

@@ -133,8 +133,7 @@ function ModelCard({ m, running, queued }: { m: ModelListFieldsFragment; running
       </header>
       <p className="muted">
         {enumLabel(m.type)}
-        {m.type === "SIMULATOR" ? " — built-in simulator, no real LLM" : ""}
-        {m.description ? ` · ${m.description}` : ""}
+        {m.description ? ` · ${m.description}` : m.type === "SIMULATOR" ? " — built-in simulator, no real LLM" : ""}
       </p>
       <dl className="facts facts-inline">
         <div>

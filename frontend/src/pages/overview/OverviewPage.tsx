@@ -109,6 +109,7 @@ export function OverviewPage() {
       <div className="grid-2">
         <section className="card" aria-labelledby="live-h">
           <h2 id="live-h">Last 10 minutes</h2>
+          <p className="muted">Transitions per 10 s seen since this page opened, with the queue depth.</p>
           <LiveChart series={series} />
         </section>
         <DailySection />

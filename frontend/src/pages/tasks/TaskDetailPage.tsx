@@ -102,9 +102,32 @@ export function TaskDetailPage() {
   const [out, dispatch] = useReducer(outputReducer, emptyOutput);
   const [outputKey, setOutputKey] = useState(0);
 
-  // The freshest of the query and the stream.
-  const task: TaskDetailFieldsFragment | null | undefined = pickNewer(q.data?.task, live.data?.taskUpdated);
+  // The freshest of the query and the stream; on a tie, the one that
+  // arrived last.
+  const [task, setTask] = useState<TaskDetailFieldsFragment | null>(null);
+  useEffect(() => setTask(null), [id]);
+  useEffect(() => {
+    const t = q.data?.task;
+    if (t) setTask((cur) => newer(t, cur));
+  }, [q.data]);
+  useEffect(() => {
+    const t = live.data?.taskUpdated;
+    if (t) setTask((cur) => newer(t, cur));
+  }, [live.data]);
   const running = task != null && !isTerminal(task.status);
+
+  // The stream ends with the terminal state, which can come before the
+  // worker has closed its attempt: read the task again until it has.
+  const attemptOpen = task != null && !running && (task.attemptHistory ?? []).some((a) => a.status === "RUNNING");
+  const [settleTries, setSettleTries] = useState(0);
+  useEffect(() => {
+    if (!attemptOpen || settleTries >= 10) return;
+    const t = setTimeout(() => {
+      setSettleTries((n) => n + 1);
+      refetch({ requestPolicy: "network-only" });
+    }, 1000);
+    return () => clearTimeout(t);
+  }, [attemptOpen, settleTries, refetch, task]);
 
 
   // A retried task streams again: resubscribe when it leaves a terminal state.
@@ -125,8 +148,8 @@ export function TaskDetailPage() {
     resubscribe({ requestPolicy: "network-only" });
   });
 
-  if (!task) {
-    if (q.fetching) return <Loading what={`task #${id}`} />;
+  if (!task || task.id !== id) {
+    if (q.fetching || (q.data?.task && !task)) return <Loading what={`task #${id}`} />;
     if (q.error && apiError(q.error)?.code !== "NOT_FOUND")
       return (
         <div className="page">
@@ -311,8 +334,7 @@ function OutputStream({ id, onChunk }: { id: string; onChunk: (c: OutputChunkLik
   return null;
 }
 
-function pickNewer<T extends { updatedAt: string }>(a: T | null | undefined, b: T | null | undefined): T | null | undefined {
-  if (!a) return b ?? a;
-  if (!b) return a;
-  return Date.parse(b.updatedAt) >= Date.parse(a.updatedAt) ? b : a;
+function newer<T extends { id: string; updatedAt: string }>(next: T, cur: T | null): T {
+  if (!cur || cur.id !== next.id) return next;
+  return Date.parse(next.updatedAt) >= Date.parse(cur.updatedAt) ? next : cur;
 }

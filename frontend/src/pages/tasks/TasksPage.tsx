@@ -9,7 +9,7 @@ import { useRefetchOnReconnect } from "../../api/useRefetchOnReconnect";
 import { Empty, ErrorState, Loading } from "../../components/states";
 import { StatusBadge } from "../../components/StatusBadge";
 import { enumLabel, formatRelative, priorityLabel, truncate } from "../../lib/format";
-import { applyTaskEvent, type TaskFilter } from "../../lib/taskRows";
+import { applyTaskEvent, mergeRows, type TaskFilter } from "../../lib/taskRows";
 import { taskTypes } from "../../lib/taskForm";
 import { ordinal, pendingReasonLabel } from "../../lib/pending";
 import { modelChoicesQuery } from "./documents";
@@ -95,9 +95,14 @@ export function TasksPage() {
 
   // Rows on screen: the query result with live events applied.
   const [rows, setRows] = useState<TaskRowFieldsFragment[] | null>(null);
+  const rowsRef = useRef(rows);
+  rowsRef.current = rows;
   const data = q.data?.tasks;
   useEffect(() => {
-    if (data) setRows(data.edges?.flatMap((e) => (e?.node ? [e.node] : [])) ?? []);
+    if (!data) return;
+    const merged = mergeRows(data.edges?.flatMap((e) => (e?.node ? [e.node] : [])) ?? [], rowsRef.current);
+    rowsRef.current = merged;
+    setRows(merged);
   }, [data]);
 
   const filter: TaskFilter = { status, modelID, type, priority };
@@ -105,8 +110,6 @@ export function TasksPage() {
   filterRef.current = filter;
   const pageRef = useRef(page);
   pageRef.current = page;
-  const rowsRef = useRef(rows);
-  rowsRef.current = rows;
   const staleTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const scheduleRefetch = useCallback(
     (delay: number) => {
