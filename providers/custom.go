@@ -295,7 +295,30 @@ func (p *Custom) Body(req Request) ([]byte, error) {
 		return nil, nil
 	}
 	b, _ := render(p.cfg.Body, p.values(req))
-	return json.Marshal(b)
+	return json.Marshal(validUTF8(b))
+}
+
+// validUTF8 replaces each run of invalid UTF-8 in the strings of v with one
+// U+FFFD, so what is sent is well defined (encoding/json would write one per
+// byte).
+func validUTF8(v any) any {
+	switch x := v.(type) {
+	case string:
+		return strings.ToValidUTF8(x, "\uFFFD")
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, vv := range x {
+			m[strings.ToValidUTF8(k, "\uFFFD")] = validUTF8(vv)
+		}
+		return m
+	case []any:
+		a := make([]any, len(x))
+		for i, vv := range x {
+			a[i] = validUTF8(vv)
+		}
+		return a
+	}
+	return v
 }
 
 func (p *Custom) do(ctx context.Context, req Request) (*http.Response, error) {
