@@ -25,7 +25,7 @@ func (r *dashboardStatsResolver) ByStatus(ctx context.Context, obj *scheduler.Da
 
 // Config is the resolver for the config field.
 func (r *modelResolver) Config(ctx context.Context, obj *ent.Model) (map[string]any, error) {
-	masked := scheduler.MaskConfig(obj.Config)
+	masked := r.Svc.MaskedConfig(obj)
 	if masked == nil {
 		masked = map[string]any{}
 	}

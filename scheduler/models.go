@@ -171,11 +171,11 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 	if p.Config != nil {
 		// Secrets sent back masked keep their stored (sealed) value; the
 		// provider validates the opened config, the database gets it sealed.
-		merged := UnmaskConfig(p.Config, m.Config)
-		opened, err := secrets.OpenModelConfig(s.cfg, merged)
+		stored, err := secrets.OpenModelConfig(s.cfg, m.Config)
 		if err != nil {
 			return nil, fmt.Errorf("decrypt model %d secrets: %w", id, err)
 		}
+		opened := UnmaskConfig(p.Config, stored)
 		if err := validateConfig(m.Type, opened); err != nil {
 			return nil, err
 		}

@@ -2,7 +2,23 @@ package scheduler
 
 import (
 	"strings"
+
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/secrets"
 )
+
+// MaskedConfig is a model's config as clients see it: secrets decrypted,
+// then masked ("sk-...abcd"), so people can tell keys apart without ever
+// reading one. If the secrets cannot be opened (a lost key) they are masked
+// as stored.
+func (s *Service) MaskedConfig(m *ent.Model) map[string]any {
+	opened, err := secrets.OpenModelConfig(s.cfg, m.Config)
+	if err != nil {
+		s.log.Warn("model secrets cannot be decrypted; showing them fully masked", "model_id", m.ID, "err", err)
+		return MaskConfig(m.Config)
+	}
+	return MaskConfig(opened)
+}
 
 // secretKeys are config keys whose values are credentials.
 var secretKeys = []string{"api_key", "apikey", "key", "token", "secret", "password", "authorization", "access_token"}

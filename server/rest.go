@@ -214,7 +214,7 @@ func (h *rest) createModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+	writeJSON(w, http.StatusCreated, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), scheduler.ModelLoad{})})
 }
 
 func (h *rest) listModels(w http.ResponseWriter, r *http.Request) {
@@ -230,7 +230,7 @@ func (h *rest) listModels(w http.ResponseWriter, r *http.Request) {
 	}
 	views := make([]modelView, len(ms))
 	for i, m := range ms {
-		views[i] = newModelView(m, loads[m.ID])
+		views[i] = newModelView(m, h.svc.MaskedConfig(m), loads[m.ID])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": views})
 }
@@ -251,7 +251,7 @@ func (h *rest) getModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, loads[m.ID])})
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), loads[m.ID])})
 }
 
 type updateModelBody struct {
@@ -283,7 +283,7 @@ func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), scheduler.ModelLoad{})})
 }
 
 func (h *rest) deleteModel(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +317,7 @@ func (h *rest) setModelStatus(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, scheduler.ModelLoad{})})
+	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), scheduler.ModelLoad{})})
 }
 
 func (h *rest) dashboard(w http.ResponseWriter, r *http.Request) {

@@ -91,9 +91,9 @@ type modelView struct {
 	UpdatedAt   time.Time          `json:"updated_at"`
 }
 
-func newModelView(m *ent.Model, load scheduler.ModelLoad) modelView {
+func newModelView(m *ent.Model, config map[string]any, load scheduler.ModelLoad) modelView {
 	return modelView{
-		ID: m.ID, Name: m.Name, Type: m.Type, Config: scheduler.MaskConfig(m.Config), Status: m.Status,
+		ID: m.ID, Name: m.Name, Type: m.Type, Config: config, Status: m.Status,
 		MaxWorkers: m.MaxWorkers, Description: m.Description, Fallbacks: m.Fallbacks,
 		Running: load.Running, Queued: load.Queued, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
