@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/task"
 )
@@ -78,9 +79,9 @@ func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.T
 	return conn, connErr(err, "task")
 }
 
-// ModelConnection returns a page of models (deleted ones included; filter
-// them out with where: {deletedAtIsNil: true}), by id unless orderBy says
-// otherwise.
+// ModelConnection returns a page of models, by id unless orderBy says
+// otherwise. Deleted models are left out unless the filter asks for them
+// (where: {deletedAtNotNil: true}).
 func (s *Service) ModelConnection(ctx context.Context, w Window, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) (*ent.ModelConnection, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
@@ -89,7 +90,11 @@ func (s *Service) ModelConnection(ctx context.Context, w Window, orderBy []*ent.
 	if where != nil {
 		opts = append(opts, ent.WithModelFilter(where.Filter))
 	}
-	conn, err := s.db.Model.Query().Paginate(ctx, w.After, w.First, w.Before, w.Last, opts...)
+	q := s.db.Model.Query()
+	if where == nil || !where.DeletedAtNotNil {
+		q = q.Where(model.DeletedAtIsNil())
+	}
+	conn, err := q.Paginate(ctx, w.After, w.First, w.Before, w.Last, opts...)
 	return conn, connErr(err, "model")
 }
 
