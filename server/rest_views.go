@@ -40,16 +40,19 @@ type taskView struct {
 }
 
 type attemptView struct {
-	Number     int                  `json:"number"`
-	ModelID    int                  `json:"model_id"`
-	Status     domain.AttemptStatus `json:"status"`
-	Error      string               `json:"error,omitempty"`
-	ErrorKind  string               `json:"error_kind,omitempty"`
-	Output     string               `json:"partial_output,omitempty"`
-	Worker     string               `json:"worker,omitempty"`
-	StartedAt  time.Time            `json:"started_at"`
-	FinishedAt *time.Time           `json:"finished_at"`
-	DurationMS *int64               `json:"duration_ms,omitempty"`
+	Number    int                  `json:"number"`
+	ModelID   int                  `json:"model_id"`
+	Status    domain.AttemptStatus `json:"status"`
+	Error     string               `json:"error,omitempty"`
+	ErrorKind string               `json:"error_kind,omitempty"`
+	Output    string               `json:"partial_output,omitempty"`
+	Worker    string               `json:"worker,omitempty"`
+	// Tokens used by this try, as the provider reported them.
+	PromptTokens     int        `json:"prompt_tokens"`
+	CompletionTokens int        `json:"completion_tokens"`
+	StartedAt        time.Time  `json:"started_at"`
+	FinishedAt       *time.Time `json:"finished_at"`
+	DurationMS       *int64     `json:"duration_ms,omitempty"`
 }
 
 func newTaskView(t *ent.Task) taskView {
@@ -67,6 +70,7 @@ func newAttemptView(a *ent.Attempt) attemptView {
 	v := attemptView{
 		Number: a.Number, ModelID: a.ModelID, Status: a.Status, Error: a.Error, ErrorKind: a.ErrorKind,
 		Output: a.Output, Worker: a.Worker, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
+		PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
 	}
 	if a.FinishedAt != nil {
 		d := a.FinishedAt.Sub(a.StartedAt).Milliseconds()
