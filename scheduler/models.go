@@ -211,6 +211,7 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 		u.SetFallbacks(*p.Fallbacks)
 	}
 	m, err = u.Save(ctx)
+	s.models.forget(id)
 	if err != nil {
 		return nil, dbErr(err, "model", id)
 	}
@@ -244,6 +245,7 @@ func (s *Service) DeleteModel(ctx context.Context, id int) (*ent.Model, error) {
 		return nil, Conflict("model %d has %d unfinished tasks; cancel them or wait before deleting it", id, n)
 	}
 	m, err = m.Update().SetDeletedAt(s.now()).SetStatus(domain.ModelOffline).Save(ctx)
+	s.models.forget(id)
 	return m, dbErr(err, "model", id)
 }
 

@@ -19,6 +19,10 @@ type Service struct {
 	now     func() time.Time
 	workers func(ctx context.Context) (int, error)
 	dbPing  func(ctx context.Context) error
+	// models and backlog keep the hot paths off the database: see
+	// modelcache.go and backlog.go.
+	models  *modelCache
+	backlog *backlog
 }
 
 // Options are the dependencies of a Service.
@@ -42,6 +46,7 @@ func New(o Options) *Service {
 	return &Service{
 		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
 		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
+		models: newModelCache(), backlog: newBacklog(),
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/providers"
 )
@@ -208,7 +207,7 @@ func checkModelLimits(m *ent.Model, params map[string]any, field string) error {
 
 // loadLiveModel returns a model that may take new tasks.
 func (s *Service) loadLiveModel(ctx context.Context, id int, field string) (*ent.Model, error) {
-	m, err := s.db.Model.Get(ctx, id)
+	m, err := s.models.get(ctx, s.db, id)
 	if ent.IsNotFound(err) {
 		return nil, Invalid(field, "model %d does not exist", id)
 	}
@@ -219,29 +218,6 @@ func (s *Service) loadLiveModel(ctx context.Context, id int, field string) (*ent
 		return nil, Invalid(field, "model %d was deleted", id)
 	}
 	return m, nil
-}
-
-// checkBackpressure refuses work when a model's or the system's backlog
-// (pending tasks) would pass queue.max_queue_size.
-func (s *Service) checkBackpressure(ctx context.Context, modelID, adding int) error {
-	limit := s.cfg.Queue.MaxQueueSize
-	n, err := s.db.Task.Query().Where(task.StatusEQ(domain.StatusPending), task.ModelID(modelID)).Count(ctx)
-	if err != nil {
-		return dbErr(err, "model", modelID)
-	}
-	if n+adding > limit {
-		return &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
-			Message: fmt.Sprintf("queue full: model %d has %d pending tasks, the limit (queue.max_queue_size) is %d; retry later", modelID, n, limit)}
-	}
-	total, err := s.db.Task.Query().Where(task.StatusEQ(domain.StatusPending)).Count(ctx)
-	if err != nil {
-		return dbErr(err, "task", 0)
-	}
-	if total+adding > limit {
-		return &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
-			Message: fmt.Sprintf("queue full: %d tasks pending in total, the limit (queue.max_queue_size) is %d; retry later", total, limit)}
-	}
-	return nil
 }
 
 func (s *Service) taskCreate(c *ent.TaskCreate, v validated) *ent.TaskCreate {
@@ -385,8 +361,8 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 		return nil, dbErr(err, "task", 0)
 	}
 	byModel := map[int][]*ent.Task{}
+	s.publishCreatedMany(ctx, created)
 	for _, t := range created {
-		s.publishCreated(ctx, t)
 		byModel[t.ModelID] = append(byModel[t.ModelID], t)
 	}
 	for id, ts := range byModel {
@@ -584,6 +560,6 @@ func RetriesLeft(t *ent.Task) int {
 
 // ModelOf returns the model of a task, deleted or not.
 func (s *Service) ModelOf(ctx context.Context, t *ent.Task) (*ent.Model, error) {
-	m, err := s.db.Model.Query().Where(model.ID(t.ModelID)).Only(ctx)
+	m, err := s.models.get(ctx, s.db, t.ModelID)
 	return m, dbErr(err, "model", t.ModelID)
 }
