@@ -21,6 +21,7 @@ type Bus struct {
 	log       *slog.Logger
 	ready     chan struct{}
 	onPublish func(TaskEvent)
+	out       *outbox
 }
 
 // NewBus returns a bus on rdb whose channels are named under prefix.
@@ -28,7 +29,7 @@ func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
 	return &Bus{
 		rdb: rdb, taskCh: prefix + ":events:task", outputCh: prefix + ":events:output",
 		tasks: newHub[TaskEvent](), outputs: newHub[OutputChunk](), log: log,
-		ready: make(chan struct{}),
+		ready: make(chan struct{}), out: newOutbox(rdb, log),
 	}
 }
 
@@ -36,7 +37,9 @@ func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
 // publishes (metrics, logs). Set it before use.
 func (b *Bus) OnPublish(f func(TaskEvent)) { b.onPublish = f }
 
-// PublishTask announces a transition to every process.
+// PublishTask announces a transition to every process. It queues the
+// event and returns at once (see outbox.go); the error is only for events
+// that cannot be encoded.
 func (b *Bus) PublishTask(ctx context.Context, e TaskEvent) error {
 	if b.onPublish != nil {
 		b.onPublish(e)
@@ -44,21 +47,40 @@ func (b *Bus) PublishTask(ctx context.Context, e TaskEvent) error {
 	return b.publish(ctx, b.taskCh, e)
 }
 
+// PublishTasks announces many transitions; they leave in as few round
+// trips as the outbox can (one per 1,000 events).
+func (b *Bus) PublishTasks(ctx context.Context, es []TaskEvent) error {
+	ms := make([]outMsg, 0, len(es))
+	for _, e := range es {
+		if b.onPublish != nil {
+			b.onPublish(e)
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		ms = append(ms, outMsg{ch: b.taskCh, raw: raw})
+	}
+	b.out.push(ms...)
+	return nil
+}
+
 // PublishOutput announces a streamed output chunk to every process.
 func (b *Bus) PublishOutput(ctx context.Context, c OutputChunk) error {
 	return b.publish(ctx, b.outputCh, c)
 }
 
-func (b *Bus) publish(ctx context.Context, ch string, v any) error {
+func (b *Bus) publish(_ context.Context, ch string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	if err := b.rdb.Publish(ctx, ch, raw).Err(); err != nil {
-		return fmt.Errorf("publish event on %s: %w", ch, err)
-	}
+	b.out.push(outMsg{ch: ch, raw: raw})
 	return nil
 }
+
+// Flush waits until every event published so far has reached Redis.
+func (b *Bus) Flush(ctx context.Context) error { return b.out.flush(ctx) }
 
 // SubscribeTasks delivers task events that pass the filter. buf <= 0 means
 // DefaultBuffer.
@@ -97,6 +119,10 @@ func (b *Bus) Run(ctx context.Context) {
 		b.consume(ctx, ps)
 		_ = ps.Close()
 	}
+	// Shutting down: let queued events reach Redis before it is closed.
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.Flush(fctx)
 }
 
 func (b *Bus) consume(ctx context.Context, ps *redis.PubSub) {
