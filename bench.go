@@ -28,6 +28,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.RedisDB, "redis-db", -1, "Redis database number to use; it must be empty (default: the first empty one from 14 down)")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the scheduler inside the bench process instead of a child (for profiling)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the scheduler phases to this file (implies --inprocess)")
+	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this address during the run (with --inprocess it profiles the scheduler)")
 	fs.BoolVar(&o.SkipEmbedded, "skip-embedded", false, "skip the embedded-default comparison run")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {

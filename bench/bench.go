@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // --pprof
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -49,6 +52,8 @@ type Options struct {
 	CPUProfile string
 	// MemProfile writes a heap profile at the end (in-process).
 	MemProfile string
+	// PprofAddr serves net/http/pprof during the run.
+	PprofAddr string
 	// SkipEmbedded skips the embedded-default comparison run.
 	SkipEmbedded bool
 }
@@ -153,6 +158,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 	cfg.Log.Level = "warn"
 	rep := &report{}
 	started := time.Now()
+	if o.PprofAddr != "" {
+		ln, err := net.Listen("tcp", o.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		defer ln.Close()
+		go func() { _ = http.Serve(ln, nil) }()
+		progress("pprof on http://%s/debug/pprof/", ln.Addr())
+	}
 
 	ext := external(cfg)
 	tmp, err := os.MkdirTemp("", "llmsched-bench-")

@@ -105,6 +105,7 @@ func (g *gqlClient) available(ctx context.Context) (bool, string) {
 }
 
 func trim(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 120 {
 		return s[:120] + "..."
 	}
