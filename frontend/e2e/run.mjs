@@ -312,7 +312,7 @@ try {
     await waitFor(async () => Number((await page.getByTestId("stat-pending").textContent()).replace(/\D/g, "")) + Number((await page.getByTestId("stat-running").textContent()).replace(/\D/g, "")) === 0, 30_000, "the traffic to finish");
     await page.locator('[data-testid="live-chart"] .recharts-bar-rectangle').first().waitFor();
     await page.locator(".recharts-bar-rectangle").first().waitFor();
-    await sleep(500);
+    await sleep(3500); // the per-day chart refetches within 3 s of the last change
     await shot(page, "overview");
     await page.goto(`${BASE}/tasks`);
     await page.locator("tr[data-task-id]").first().waitFor();

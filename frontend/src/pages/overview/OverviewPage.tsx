@@ -5,6 +5,7 @@ import { graphql } from "../../gql";
 import type { DashboardStatsFieldsFragment } from "../../gql/graphql";
 import { apiError } from "../../api/errors";
 import { useEvents } from "../../api/useEvents";
+import { isDown, useConnection } from "../../api/connection";
 import { useRefetchOnReconnect } from "../../api/useRefetchOnReconnect";
 import { ErrorState, Loading, Empty } from "../../components/states";
 import { StatusBadge } from "../../components/StatusBadge";
@@ -69,6 +70,7 @@ const eventsLive = graphql(`
 export function OverviewPage() {
   const [q, refetch] = useQuery({ query: statsQuery });
   const [live] = useSubscription({ query: statsLive });
+  const down = isDown(useConnection());
   const [series, dispatch] = useReducer(liveSeriesReducer, Date.now(), (now) => newLiveSeries(now));
 
   useEvents(eventsLive, {}, (data) => {
@@ -97,7 +99,7 @@ export function OverviewPage() {
         <h1>Overview</h1>
         {stats && (
           <p className="muted" aria-live="off">
-            Updated {formatRelative(stats.generatedAt)} {live.data ? "· live" : ""}
+            Updated {formatRelative(stats.generatedAt)} {down ? "· paused" : live.data ? "· live" : ""}
           </p>
         )}
       </div>
@@ -216,18 +218,25 @@ const dayChoices = [7, 14, 30, 90];
 function DailySection() {
   const [days, setDays] = useState(7);
   const [q, refetch] = useQuery({ query: perDayQuery, variables: { days } });
-  // Keep today's bar current: refetch at most every 10 s while tasks change.
-  const [changes] = useSubscription({ query: eventsLive });
+  // Keep today's bar current while tasks change: a refetch at most every
+  // 3 s, and one after the last change.
   const lastFetch = useRef(0);
-  useEffect(() => {
-    if (!changes.data) return;
-    const wait = Math.max(0, lastFetch.current + 10_000 - Date.now());
-    const t = setTimeout(() => {
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEvents(eventsLive, {}, () => {
+    if (timer.current) return;
+    const wait = Math.max(1000, lastFetch.current + 3000 - Date.now());
+    timer.current = setTimeout(() => {
+      timer.current = null;
       lastFetch.current = Date.now();
       refetch({ requestPolicy: "network-only" });
     }, wait);
-    return () => clearTimeout(t);
-  }, [changes.data, refetch]);
+  });
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
   useRefetchOnReconnect(() => refetch({ requestPolicy: "network-only" }));
   const rows = q.data?.taskStatsByDate;
   return (
