@@ -8,7 +8,18 @@ import react from "@vitejs/plugin-react";
 export default defineConfig(({ mode }) => {
   const env = loadEnv(mode, process.cwd(), ["VITE_", "REACT_APP_"]);
   const api = env.VITE_API_URL || env.REACT_APP_API_URL || "http://localhost:8080";
-  const proxied = { target: api, changeOrigin: true };
+  const origin = new URL(api).origin;
+  // The dev server is the browser's origin (:3000); the API checks a
+  // websocket's Origin against its own host, so the proxy presents the
+  // API's origin, as the embedded dashboard does.
+  const proxied = {
+    target: api,
+    changeOrigin: true,
+    configure: (proxy: { on(ev: "proxyReq" | "proxyReqWs", f: (req: { setHeader(k: string, v: string): void }) => void): void }) => {
+      proxy.on("proxyReq", (req) => req.setHeader("origin", origin));
+      proxy.on("proxyReqWs", (req) => req.setHeader("origin", origin));
+    },
+  };
   return {
     plugins: [react()],
     build: {
