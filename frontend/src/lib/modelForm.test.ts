@@ -21,17 +21,21 @@ describe("validateModelForm", () => {
     expect(validateModelForm(form("SIMULATOR", {}), false)).toEqual({});
     expect(validateModelForm(form("OPENAI", { api_key: "sk-123", model: "gpt-4o" }), false)).toEqual({});
     expect(validateModelForm(form("LOCAL", { model_path: "/models/llama" }), false)).toEqual({});
-    expect(validateModelForm(form("CUSTOM", { url: "https://x.test/gen" }), false)).toEqual({});
+    expect(validateModelForm(form("CUSTOM", { url: "https://x.test/gen", request_template: '{"q":"{{input}}"}', response_path: "a.b" }), false)).toEqual({});
+    expect(validateModelForm(form("CUSTOM", { url: "https://x.test/gen", method: "GET", response_path: "a" }), false)).toEqual({});
   });
 
   it.each([
-    ["OPENAI", { model: "gpt-4o" }, "config.api_key", "API key is required"],
+    ["OPENAI", { model: "gpt-4o" }, "config.api_key", "API key is required for api.openai.com"],
+    ["OPENAI", { api_key: "k" }, "config.model", "Model is required"],
     ["OPENAI", { api_key: "k", model: "m", base_url: "ftp://x" }, "config.base_url", "Base URL must start with http:// or https://"],
     ["OPENAI", { api_key: "k", model: "m", temperature: "2.5" }, "config.temperature", "Temperature must be at most 2"],
     ["OPENAI", { api_key: "k", model: "m", max_tokens: "1.5" }, "config.max_tokens", "Max tokens must be a whole number"],
     ["LOCAL", { model_path: "/m", port: "70000" }, "config.port", "Port must be at most 65535"],
     ["LOCAL", { model_path: "/m", port: "eighty" }, "config.port", "Port must be a number"],
     ["CUSTOM", { url: "not a url" }, "config.url", "URL must be a URL like https://host/path"],
+    ["CUSTOM", { url: "https://x.test", request_template: "{}" }, "config.response_path", "Response path is required"],
+    ["CUSTOM", { url: "https://x.test", method: "PUT", response_path: "a" }, "config.request_template", "A request template is required for PUT"],
     ["CUSTOM", { url: "https://x.test", request_template: "{oops" }, "config.request_template", "Request template (JSON) is not valid JSON"],
     ["CUSTOM", { url: "https://x.test", headers: "no colon here" }, "config.headers", 'Headers: line 1: expected "Name: value"'],
     ["SIMULATOR", { fail_rate: "1.5" }, "config.fail_rate", "Failure rate (0–1) must be at most 1"],
@@ -47,10 +51,11 @@ describe("validateModelForm", () => {
     expect(e.maxWorkers).toMatch(/from 1 to 1000/);
   });
 
-  it("lets a secret stay blank on edit (keeps the stored one)", () => {
+  it("lets the API key stay blank on edit (keeps the stored one) and for a local server", () => {
     const v = form("OPENAI", { model: "gpt-4o" });
     expect(validateModelForm(v, false)["config.api_key"]).toBeDefined();
     expect(validateModelForm(v, true)["config.api_key"]).toBeUndefined();
+    expect(validateModelForm(form("OPENAI", { model: "llama3", base_url: "http://localhost:11434/v1" }), false)).toEqual({});
   });
 });
 

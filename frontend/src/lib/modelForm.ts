@@ -28,7 +28,7 @@ const temperature: FieldSpec = { key: "temperature", label: "Temperature", kind:
 
 export const modelFields: Record<ModelTypeName, readonly FieldSpec[]> = {
   OPENAI: [
-    { key: "api_key", label: "API key", kind: "secret", required: true, help: "Stored encrypted; shown masked afterwards." },
+    { key: "api_key", label: "API key", kind: "secret", help: "Required by api.openai.com; optional for a local OpenAI-compatible server. Stored encrypted, shown masked afterwards." },
     { key: "base_url", label: "Base URL", kind: "url", defaultValue: "https://api.openai.com/v1", help: "Any OpenAI-compatible API (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)." },
     { key: "model", label: "Model", kind: "text", required: true, placeholder: "gpt-3.5-turbo" },
     maxTokens,
@@ -43,10 +43,10 @@ export const modelFields: Record<ModelTypeName, readonly FieldSpec[]> = {
   ],
   CUSTOM: [
     { key: "url", label: "URL", kind: "url", required: true, placeholder: "https://llm.example.com/generate" },
-    { key: "method", label: "Method", kind: "select", options: ["POST", "PUT", "GET"], defaultValue: "POST" },
+    { key: "method", label: "Method", kind: "select", options: ["POST", "PUT", "PATCH", "GET"], defaultValue: "POST" },
     { key: "headers", label: "Headers", kind: "headers", placeholder: "Authorization: Bearer …", help: "One \"Name: value\" per line. Values are secrets: shown masked afterwards." },
-    { key: "request_template", label: "Request template (JSON)", kind: "json", placeholder: '{"prompt": "{{input}}"}', help: "The request body; {{input}} is replaced by the task input." },
-    { key: "response_path", label: "Response path", kind: "text", placeholder: "choices.0.text", help: "Where the answer is in the JSON response (dot path)." },
+    { key: "request_template", label: "Request template (JSON)", kind: "json", placeholder: '{"prompt": "{{input}}", "max_tokens": "{{max_tokens}}"}', help: "The request body (required except for GET); {{input}}, {{messages}}, {{max_tokens}}, {{params.NAME}}… are filled in per task." },
+    { key: "response_path", label: "Response path", kind: "text", required: true, placeholder: "choices.0.message.content", help: "Where the answer is in the JSON response (dot path)." },
   ],
   SIMULATOR: [
     { key: "latency_ms", label: "Latency (ms)", kind: "int", min: 0, max: 600_000, defaultValue: "200", help: "Time to the first token." },
@@ -152,6 +152,14 @@ function validateField(f: FieldSpec, raw: string, editing: boolean): string | un
   }
 }
 
+function hostOf(url: string): string {
+  try {
+    return new URL(url.trim()).hostname;
+  } catch {
+    return "";
+  }
+}
+
 /** validateModelForm returns one message per invalid input (empty when valid). Keys are "name", "maxWorkers" or "config.<key>". */
 export function validateModelForm(v: ModelFormValues, editing: boolean): FormErrors {
   const errors: FormErrors = {};
@@ -163,6 +171,13 @@ export function validateModelForm(v: ModelFormValues, editing: boolean): FormErr
   for (const f of modelFields[v.type]) {
     const e = validateField(f, v.config[f.key] ?? "", editing);
     if (e) errors[`config.${f.key}`] = e;
+  }
+  if (v.type === "OPENAI" && !editing && !(v.config.api_key ?? "").trim() && /(^|\.)openai\.com$/i.test(hostOf(v.config.base_url || "https://api.openai.com/v1"))) {
+    // On edit a blank key keeps the stored one.
+    errors["config.api_key"] = "API key is required for api.openai.com";
+  }
+  if (v.type === "CUSTOM" && (v.config.method ?? "POST") !== "GET" && !(v.config.request_template ?? "").trim() && !errors["config.request_template"]) {
+    errors["config.request_template"] = `A request template is required for ${v.config.method || "POST"}`;
   }
   return errors;
 }
