@@ -31,7 +31,7 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 // slot survives without a heartbeat.
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{
-		slots:     &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL},
+		slots:     &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch"},
 		client:    asynq.NewClientFromRedisClient(b.Client),
 		inspector: asynq.NewInspectorFromRedisClient(b.Client),
 		rdb:       b.Client,

@@ -45,6 +45,11 @@ type Reconciler struct {
 	// redisErrAt is when this process last failed to reach Redis: leases
 	// could not be renewed then, so takeovers wait for a heartbeat.
 	redisErrAt time.Time
+	// activeSeen is when this process first saw a pending task that holds
+	// no slot while asynq has its message active: a worker that dequeued it
+	// and died before starting it. asynq recovers such a message only a
+	// minute or two later; after a lease period it is admitted again.
+	activeSeen map[int]time.Time
 }
 
 // NewReconciler builds a reconciler.
@@ -59,25 +64,28 @@ func (r *Reconciler) lockKey() string  { return r.prefix + ":reconciler:lock" }
 func (r *Reconciler) Run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
+	first := make(chan time.Time, 1)
+	first <- time.Now() // a round at start: dispatch waits for the epoch
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-first:
 		case <-t.C:
-			ok, err := r.rdb.SetNX(ctx, r.lockKey(), "1", r.interval*9/10).Result()
-			if err != nil {
-				r.redisErrAt = time.Now()
-				if ctx.Err() == nil {
-					r.log.Warn("reconciler: redis unavailable", "err", err)
-				}
-				continue
+		}
+		ok, err := r.rdb.SetNX(ctx, r.lockKey(), "1", r.interval*9/10).Result()
+		if err != nil {
+			r.redisErrAt = time.Now()
+			if ctx.Err() == nil {
+				r.log.Warn("reconciler: redis unavailable", "err", err)
 			}
-			if !ok {
-				continue // another process reconciles this round
-			}
-			if err := r.Once(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("reconciler round failed", "err", err)
-			}
+			continue
+		}
+		if !ok {
+			continue // another process reconciles this round
+		}
+		if err := r.Once(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconciler round failed", "err", err)
 		}
 	}
 }
@@ -94,10 +102,18 @@ func (r *Reconciler) Once(ctx context.Context) error {
 			r.flushSeen = time.Now()
 			r.log.Warn("reconciler: redis lost its data; re-admitting unfinished tasks after one heartbeat")
 		}
-		if time.Since(r.flushSeen) < r.leaseTTL/2 {
+		running, err := r.db.Task.Query().Where(task.StatusEQ(domain.StatusRunning)).Exist(ctx)
+		if err != nil {
+			return fmt.Errorf("look for running tasks: %w", err)
+		}
+		if running && time.Since(r.flushSeen) < r.leaseTTL/2 {
 			return nil // let running workers restore their leases first
 		}
 		full = true
+		// Slots are handed out again from here on (see Slots.grantable).
+		if err := r.rdb.Set(ctx, r.epochKey(), time.Now().UnixMilli(), 0).Err(); err != nil {
+			return fmt.Errorf("write epoch: %w", err)
+		}
 	}
 	models, err := r.db.Model.Query().All(ctx)
 	if err != nil {
@@ -116,9 +132,6 @@ func (r *Reconciler) Once(ctx context.Context) error {
 		return err
 	}
 	if full {
-		if err := r.rdb.Set(ctx, r.epochKey(), time.Now().UnixMilli(), 0).Err(); err != nil {
-			return fmt.Errorf("write epoch: %w", err)
-		}
 		r.flushSeen = time.Time{}
 		r.log.Info("reconciler: re-admitted unfinished tasks after redis data loss")
 	}
@@ -128,6 +141,11 @@ func (r *Reconciler) Once(ctx context.Context) error {
 // readmit admits unfinished tasks that Redis does not hold. With full, every
 // unfinished task is admitted (admission is idempotent).
 func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, full bool) error {
+	for id, at := range r.activeSeen {
+		if time.Since(at) > 10*r.leaseTTL {
+			delete(r.activeSeen, id)
+		}
+	}
 	settled := time.Now().Add(-2 * r.interval)
 	lastID := 0
 	const page = 500
@@ -222,8 +240,19 @@ func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, f
 			pending = append(pending, t)
 			continue
 		}
-		_, err := r.disp.inspector.GetTaskInfo(QueueFor(t.Priority), taskID(t.ID))
+		info, err := r.disp.inspector.GetTaskInfo(QueueFor(t.Priority), taskID(t.ID))
 		switch {
+		case err == nil && info.State == asynq.TaskStateActive:
+			if r.activeSeen == nil {
+				r.activeSeen = map[int]time.Time{}
+			}
+			first, ok := r.activeSeen[t.ID]
+			if !ok {
+				r.activeSeen[t.ID] = time.Now()
+			} else if time.Since(first) > r.leaseTTL {
+				delete(r.activeSeen, t.ID)
+				pending = append(pending, t)
+			}
 		case err == nil:
 			continue
 		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):

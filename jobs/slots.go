@@ -29,6 +29,27 @@ type Slots struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
+	// epoch is the reconciler's epoch key. While it is missing, Redis has
+	// lost its data (restart, failover) and the leases of tasks still
+	// running are not restored yet: slots are not handed out then, or a
+	// model would run more than max_workers tasks at once.
+	epoch string
+}
+
+// grantable is how many slots of a model may be held: max, or 0 while
+// Redis has lost its data and the reconciler has not re-established it.
+func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
+	if max == 0 || s.epoch == "" {
+		return max, nil
+	}
+	n, err := s.rdb.Exists(ctx, s.epoch).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read epoch: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return max, nil
 }
 
 func (s *Slots) keys(modelID int) []string {
@@ -122,6 +143,10 @@ type admitItem struct{ ID, Priority int }
 // Admit parks tasks of one model and fills its free slots. It returns the
 // tasks that already held a slot and the tasks just granted one.
 func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held []int, granted []grant, err error) {
+	max, err = s.grantable(ctx, max)
+	if err != nil {
+		return nil, nil, err
+	}
 	args := make([]any, 0, 3+2*len(items))
 	args = append(args, s.now(), s.ttl.Milliseconds(), max)
 	for _, it := range items {
@@ -150,6 +175,10 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 // Release frees a task's slot (or parked place) and hands free slots to the
 // next parked tasks. repark > 0 parks the task again with that priority.
 func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) ([]grant, error) {
+	max, err := s.grantable(ctx, max)
+	if err != nil {
+		return nil, err
+	}
 	score := ""
 	if repark > 0 {
 		score = strconv.FormatFloat(rank(repark, taskID), 'f', -1, 64)
