@@ -66,7 +66,7 @@ func TestSIGTERMDrainsAndHandsBack(t *testing.T) {
 	var accepted []int
 	for {
 		var out struct {
-			Data  struct{ ID int } `json:"data"`
+			Data  struct{ ID int }      `json:"data"`
 			Error struct{ Code string } `json:"error"`
 		}
 		code, err := call(context.Background(), "POST", all.URL+"/api/v1/tasks",

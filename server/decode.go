@@ -64,6 +64,10 @@ func jsonError(err error) error {
 		return scheduler.Invalid("body", "is truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if name == "" {
+			// Found by FuzzDecodeBodies: {"": 1} named no field at all.
+			return scheduler.Invalid("body", `has a field with an empty name ""; it is not a known field`)
+		}
 		return scheduler.Invalid(name, "is not a known field")
 	}
 	return scheduler.Invalid("body", "is not valid JSON: %v", err)
