@@ -31,19 +31,22 @@ func (s *Service) StartAttempt(ctx context.Context, t *ent.Task, modelID int, wo
 			return nil, nil, dbErr(err, "task", t.ID)
 		}
 	}
+	var a *ent.Attempt
 	if _, err := s.Transition(ctx, t, Move{
 		To: domain.StatusRunning, Fence: true, Attempt: n,
 		Apply: func(u *ent.TaskUpdate) {
 			u.SetAttempts(n).SetStartedAt(now).ClearNextAttemptAt().ClearFinishedAt()
 		},
+		Also: func(ctx context.Context, c *ent.Client) error {
+			var err error
+			a, err = c.Attempt.Create().SetTaskID(t.ID).SetNumber(n).SetModelID(modelID).
+				SetStatus(domain.AttemptRunning).SetWorker(worker).SetStartedAt(now).Save(ctx)
+			return err
+		},
 	}); err != nil {
 		return nil, nil, err
 	}
-	a, err := s.db.Attempt.Create().SetTaskID(t.ID).SetNumber(n).SetModelID(modelID).
-		SetStatus(domain.AttemptRunning).SetWorker(worker).SetStartedAt(now).Save(ctx)
-	if err != nil {
-		return nil, nil, dbErr(err, "task", t.ID)
-	}
+	a = a.Unwrap() // detach from the committed transaction's client
 	running := *t
 	running.Status, running.Attempts, running.StartedAt, running.NextAttemptAt = domain.StatusRunning, n, &now, nil
 	return &running, a, nil
@@ -60,14 +63,14 @@ type Outcome struct {
 // CompleteAttempt stores the output and marks the task completed.
 func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
 	now := s.now()
-	// The attempt is settled before the task, so whoever sees the task
-	// finished also sees how its attempt ended.
-	if _, err := a.Update().SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
-		SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Save(ctx); err != nil {
-		return dbErr(err, "task", t.ID)
-	}
+	// The attempt is settled in the same transaction as the task, so
+	// whoever sees the task finished also sees how its attempt ended.
 	cur, err := s.Transition(ctx, t, Move{
 		To: domain.StatusCompleted, Fence: true,
+		Also: func(ctx context.Context, c *ent.Client) error {
+			return c.Attempt.UpdateOneID(a.ID).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
+				SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Exec(ctx)
+		},
 		Apply: func(u *ent.TaskUpdate) {
 			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().
 				AddPromptTokens(o.PromptTokens).AddCompletionTokens(o.CompletionTokens).
@@ -132,16 +135,18 @@ type Failure struct {
 func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f Failure) error {
 	now := s.now()
 	msg := fmt.Sprintf("attempt %d: %s", t.Attempts, f.Message)
-	s.settleAttempt(ctx, a, domain.AttemptFailed, f.Kind, f.Message, f.Partial, now)
+	settle := func(ctx context.Context, c *ent.Client) error {
+		return attemptOutcome(c, a, domain.AttemptFailed, f.Kind, f.Message, f.Partial, now).Exec(ctx)
+	}
 	var err error
 	if f.RetryAt.IsZero() {
 		_, err = s.Transition(ctx, t, Move{
-			To: domain.StatusFailed, Fence: true, Error: msg,
+			To: domain.StatusFailed, Fence: true, Error: msg, Also: settle,
 			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetFinishedAt(now) },
 		})
 	} else {
 		_, err = s.Transition(ctx, t, Move{
-			To: domain.StatusPending, Fence: true, Error: msg,
+			To: domain.StatusPending, Fence: true, Error: msg, Also: settle,
 			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt) },
 		})
 	}
@@ -155,11 +160,16 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 // stopping (shutdown) or lost its model slot; the attempt is recorded as lost.
 func (s *Service) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error {
 	now := s.now()
-	s.settleAttempt(ctx, a, domain.AttemptLost, "interrupted", why, "", now)
 	_, err := s.Transition(ctx, t, Move{
 		To: domain.StatusPending, Fence: true, Error: why,
 		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
+		Also: func(ctx context.Context, c *ent.Client) error {
+			return attemptOutcome(c, a, domain.AttemptLost, "interrupted", why, "", now).Exec(ctx)
+		},
 	})
+	if err != nil {
+		s.settleAttempt(ctx, a, domain.AttemptLost, "interrupted", why, "", now)
+	}
 	return err
 }
 
@@ -169,12 +179,17 @@ func (s *Service) CancelledAttempt(ctx context.Context, a *ent.Attempt, partial 
 	s.settleAttempt(ctx, a, domain.AttemptCancelled, "cancelled", "cancelled by user", partial, s.now())
 }
 
-func (s *Service) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) {
-	u := a.Update().SetStatus(st).SetErrorKind(kind).SetError(msg).SetFinishedAt(now)
+// attemptOutcome builds the update that records how an attempt ended.
+func attemptOutcome(c *ent.Client, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) *ent.AttemptUpdateOne {
+	u := c.Attempt.UpdateOneID(a.ID).SetStatus(st).SetErrorKind(kind).SetError(msg).SetFinishedAt(now)
 	if partial != "" {
 		u.SetOutput(partial)
 	}
-	if _, err := u.Save(context.WithoutCancel(ctx)); err != nil {
+	return u
+}
+
+func (s *Service) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) {
+	if err := attemptOutcome(s.db, a, st, kind, msg, partial, now).Exec(context.WithoutCancel(ctx)); err != nil {
 		s.log.Error("record attempt outcome", "task_id", a.TaskID, "attempt", a.Number, "err", err)
 	}
 }

@@ -27,6 +27,10 @@ type Move struct {
 	// Attempt is the attempt number published with the event (default: the
 	// row's current count).
 	Attempt int
+	// Also runs further writes in the same database transaction as the
+	// status change, only when the change wins (attempt rows, so a task and
+	// its attempt never disagree, with one commit instead of two).
+	Also func(ctx context.Context, c *ent.Client) error
 }
 
 // Transition moves a task from the status in cur to m.To with a conditional
@@ -39,13 +43,7 @@ func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.T
 		if !domain.CanTransition(cur.Status, m.To) {
 			return cur, Conflict("task %d is %s and cannot become %s", id, cur.Status, m.To)
 		}
-		upd := s.db.Task.Update().
-			Where(task.ID(id), task.StatusEQ(cur.Status), task.Attempts(cur.Attempts)).
-			SetStatus(m.To)
-		if m.Apply != nil {
-			m.Apply(upd)
-		}
-		n, err := upd.Save(ctx)
+		n, err := s.casUpdate(ctx, cur, m)
 		if err != nil {
 			return cur, dbErr(err, "task", id)
 		}
@@ -63,6 +61,32 @@ func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.T
 		}
 		cur = fresh
 	}
+}
+
+// casUpdate is Transition's conditional update, with m.Also in the same
+// transaction when set. It returns how many rows changed (0 or 1).
+func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, error) {
+	update := func(c *ent.Client) (int, error) {
+		upd := c.Task.Update().
+			Where(task.ID(cur.ID), task.StatusEQ(cur.Status), task.Attempts(cur.Attempts)).
+			SetStatus(m.To)
+		if m.Apply != nil {
+			m.Apply(upd)
+		}
+		return upd.Save(ctx)
+	}
+	if m.Also == nil {
+		return update(s.db)
+	}
+	var n int
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		var err error
+		if n, err = update(tx.Client()); err != nil || n != 1 {
+			return err
+		}
+		return m.Also(ctx, tx.Client())
+	})
+	return n, err
 }
 
 func (s *Service) publish(ctx context.Context, t *ent.Task, to domain.TaskStatus, attempt int, errMsg string) {
