@@ -113,7 +113,9 @@ func TestFreshRunEmbeddedDefault(t *testing.T) {
 	}
 	resp.Body.Close()
 	for {
-		var task struct{ Data struct{ Status, Output string } }
+		var task struct {
+			Data struct{ Status, Output string }
+		}
 		getJSON(t, fmt.Sprintf("%s/api/v1/tasks/%d", base, created.Data.ID), &task)
 		if task.Data.Status == "completed" {
 			if !strings.Contains(task.Data.Output, "simulated") {

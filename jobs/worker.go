@@ -189,7 +189,11 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		return nil
 	}
 	if t.Status == domain.StatusPending && t.NextAttemptAt != nil && time.Until(*t.NextAttemptAt) > 50*time.Millisecond {
-		// Re-admitted early (reconciler): keep the backoff.
+		// Re-admitted early (reconciler, after a Redis flush): give back any
+		// slot it was granted and keep the backoff.
+		if err := w.release(m, t.ID, 0); err != nil {
+			return err
+		}
 		return &retryError{Delay: time.Until(*t.NextAttemptAt), Err: errors.New("retry backoff not over")}
 	}
 	if t.Status == domain.StatusRunning {
@@ -510,5 +514,6 @@ func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "compon
 func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
 func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true) }
-
+func (a asynqLogger) Fatal(args ...any) {
+	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -43,13 +44,9 @@ func New(a *app.App) (http.Handler, error) {
 // asynqmon, metrics); each file registers its own in init.
 var mounts []func(s *Server) error
 
-type requestIDKey struct{}
-
-// RequestID returns the request's id ("" outside a request).
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+// RequestID returns the request's id ("" outside a request). Loggers built
+// by app carry it into every record logged with the request's context.
+func RequestID(ctx context.Context) string { return requestid.From(ctx) }
 
 func newRequestID() string {
 	var b [8]byte
@@ -87,7 +84,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-ID", id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx := requestid.With(r.Context(), id)
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
