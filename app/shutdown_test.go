@@ -45,6 +45,25 @@ func TestGracefulShutdown(t *testing.T) {
 	if code != http.StatusServiceUnavailable || eb.Error.Code != "UNAVAILABLE" {
 		t.Fatalf("submission during shutdown: status %d code %q, want 503 UNAVAILABLE", code, eb.Error.Code)
 	}
+	var gql struct {
+		Data   map[string]any `json:"data"`
+		Errors []struct {
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	mutation := map[string]any{
+		"query":     `mutation($m: ID!) { createTask(input: {modelID: $m, type: TEXT_GENERATION, input: "late"}) { id } }`,
+		"variables": map[string]any{"m": fastModel.ID},
+	}
+	victim.Do("POST", "/graphql", mutation, &gql)
+	if len(gql.Errors) != 1 || gql.Errors[0].Extensions["code"] != "UNAVAILABLE" {
+		t.Fatalf("GraphQL mutation during shutdown: %+v, want one UNAVAILABLE error", gql)
+	}
+	gql.Errors, gql.Data = nil, nil
+	victim.Do("POST", "/graphql", map[string]any{"query": `{ task(id: ` + strconv.Itoa(fast.ID) + `) { id } }`}, &gql)
+	if len(gql.Errors) != 0 || gql.Data["task"] == nil {
+		t.Fatalf("GraphQL query during shutdown: %+v, want an answer", gql)
+	}
 	if code := victim.Do("GET", "/api/v1/system/health", nil, nil); code != http.StatusServiceUnavailable {
 		t.Fatalf("health during shutdown: status %d, want 503 so load balancers drain", code)
 	}

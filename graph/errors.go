@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -68,4 +69,13 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 		log.Error("graphql resolver panic", "panic", fmt.Sprint(v))
 		return errors.New("internal error")
 	}
+}
+
+// countRejected counts a refused submission (QUEUE_FULL, BAD_USER_INPUT,
+// ...) in the rejected-submissions metric, and returns err unchanged.
+func countRejected(err error) error {
+	if err != nil {
+		metrics.Rejected("graphql", string(scheduler.CodeOf(err)))
+	}
+	return err
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
 // Limits of the handler, with the defaults NewHandler applies.
@@ -41,6 +43,10 @@ type HandlerOptions struct {
 	// NewHandler marks every websocket operation so that subscriptions know
 	// they can stream.
 	Websocket transport.Websocket
+	// Stopping, when closed, makes mutations answer UNAVAILABLE: a process
+	// in its shutdown grace period takes no new work (queries and
+	// subscriptions go on).
+	Stopping <-chan struct{}
 }
 
 // NewHandler builds the GraphQL HTTP handler with the transports and
@@ -99,7 +105,31 @@ func NewHandler(o HandlerOptions) *handler.Server {
 	}
 	srv.Use(DepthLimit{Max: depth})
 	srv.Use(memoExtension{})
+	if o.Stopping != nil {
+		srv.AroundOperations(refuseMutationsWhenStopping(o.Stopping))
+	}
 	return srv
+}
+
+// refuseMutationsWhenStopping answers mutations with UNAVAILABLE once
+// stopping is closed, so clients retry them on another instance.
+func refuseMutationsWhenStopping(stopping <-chan struct{}) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		select {
+		case <-stopping:
+			oc := graphql.GetOperationContext(ctx)
+			if oc.Operation != nil && oc.Operation.Operation == ast.Mutation {
+				return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{
+					Message: "server is shutting down and takes no new work; retry on another instance",
+					Extensions: map[string]any{
+						"code": string(scheduler.CodeUnavailable), "retryAfter": 5,
+					},
+				}}})
+			}
+		default:
+		}
+		return next(ctx)
+	}
 }
 
 // DepthLimit refuses operations whose selections nest deeper than Max

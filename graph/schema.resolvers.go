@@ -42,7 +42,8 @@ func (r *mutationResolver) CreateTask(ctx context.Context, input CreateTaskInput
 	if err := r.allow(ctx, PermSubmit); err != nil {
 		return nil, err
 	}
-	return r.Svc.CreateTask(ctx, input.newTask(r.Access.Submitter(ctx)))
+	t, err := r.Svc.CreateTask(ctx, input.newTask(r.Access.Submitter(ctx)))
+	return t, countRejected(err)
 }
 
 // CreateTasks is the resolver for the createTasks field.
@@ -55,7 +56,8 @@ func (r *mutationResolver) CreateTasks(ctx context.Context, inputs []*CreateTask
 	for i, in := range inputs {
 		ns[i] = in.newTask(submitter)
 	}
-	return r.Svc.CreateTasks(ctx, ns)
+	ts, err := r.Svc.CreateTasks(ctx, ns)
+	return ts, countRejected(err)
 }
 
 // CancelTask is the resolver for the cancelTask field.

@@ -35,6 +35,7 @@ func mountGraphQL(s *Server) error {
 		Log:      s.log,
 		// Introspection follows server.introspection (off in production by default).
 		Introspection: cfg.IntrospectionEnabled(),
+		Stopping:      s.app.Stopping(),
 		Websocket: transport.Websocket{
 			Implementation: ws,
 			InitFunc:       s.websocketInit,
