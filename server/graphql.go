@@ -38,7 +38,9 @@ func mountGraphQL(s *Server) error {
 		Stopping:      s.app.Stopping(),
 		Websocket: transport.Websocket{
 			Implementation: ws,
-			InitFunc:       s.websocketInit,
+			// A websocket message is bounded like an HTTP body.
+			PayloadReadLimit: &cfg.Server.MaxBodyBytes,
+			InitFunc:         s.websocketInit,
 			// graphql-ws (legacy) keep-alive messages, and graphql-transport-ws
 			// pings that a client must answer within two intervals.
 			KeepAlivePingInterval: 10 * time.Second,

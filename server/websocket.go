@@ -12,6 +12,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // gqlgen v0.17.92+ dropped its gorilla upgrader for a pluggable websocket
@@ -61,7 +62,8 @@ func (g *gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, o tran
 	if err != nil {
 		return nil, err
 	}
-	gc := &gorillaConn{c: c, writeTimeout: g.writeTimeout, owner: g}
+	gc := &gorillaConn{c: c, writeTimeout: g.writeTimeout, owner: g,
+		limiter: rate.NewLimiter(websocketMessageRate, websocketMessageBurst)}
 	g.mu.Lock()
 	if g.stopping {
 		g.mu.Unlock()
@@ -105,13 +107,26 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
+// A client may send websocketMessageRate messages a second on one
+// websocket, in bursts of websocketMessageBurst (subscribing to a page's
+// worth of tasks at once fits); past that the connection is closed with
+// 1008 (policy violation), so one client cannot keep the server busy.
+const (
+	websocketMessageRate  = 20
+	websocketMessageBurst = 100
+)
+
 // gorillaConn is one websocket as gqlgen sees it.
 type gorillaConn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	owner        *gorillaWebsocket
 	once         sync.Once
+	limiter      *rate.Limiter
 }
+
+// errMessageRate ends a connection that sends too fast.
+var errMessageRate = errors.New("websocket message rate limit exceeded")
 
 var (
 	_ transport.WebsocketConn          = (*gorillaConn)(nil)
@@ -126,6 +141,11 @@ func (g *gorillaConn) NextReader() (int, io.Reader, error) {
 			return t, nil, transport.ErrWebsocketClosed
 		}
 		return t, nil, err
+	}
+	if !g.limiter.Allow() {
+		_ = g.WriteClose(websocket.ClosePolicyViolation, errMessageRate.Error())
+		_ = g.Close()
+		return t, nil, errMessageRate
 	}
 	return t, r, nil
 }
