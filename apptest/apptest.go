@@ -31,6 +31,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/secrets"
 	"github.com/llmsched/llm-scheduler/server"
 	"github.com/llmsched/llm-scheduler/store"
 )
@@ -69,7 +70,9 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 	cfg.App.Env = "test"
 	cfg.Queue.PollInterval = config.Duration(2 * time.Millisecond)
 	cfg.Queue.ReconcileInterval = config.Duration(500 * time.Millisecond)
-	cfg.Queue.LeaseTTL = config.Duration(3 * time.Second)
+	// Long enough that a heartbeat delayed by a loaded CI machine (race
+	// detector, a thousand websockets) never lets a live lease expire.
+	cfg.Queue.LeaseTTL = config.Duration(10 * time.Second)
 	cfg.Queue.RetryDelay = config.Duration(100 * time.Millisecond)
 	cfg.Queue.MaxRetryDelay = config.Duration(2 * time.Second)
 	cfg.Server.ShutdownGrace = config.Duration(2 * time.Second)
@@ -84,6 +87,8 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 		cfg.Database.Password = os.Getenv("TEST_MYSQL_PASSWORD")
 		cfg.Database.Database = "llmsched_test_" + randomHex(6)
 		cfg.Database.AutoMigrate = true
+		// As in production: provider secrets sealed at rest.
+		cfg.Auth.EncryptionKey = secrets.GenerateKey()
 		t.Cleanup(func() { dropDatabase(t, cfg.Database) })
 		addr := getenv("TEST_REDIS_ADDR", "127.0.0.1:6379")
 		host, port, _ := strings.Cut(addr, ":")
