@@ -95,7 +95,10 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 		cfg.Redis.Host = host
 		cfg.Redis.Port, _ = strconv.Atoi(port)
 		cfg.Redis.DB, sh.Redis = claimRedisDB(t, addr)
-		cfg.Redis.KeyPrefix = "llmsched-test"
+		// Redis pub/sub channels are shared by every database number of a
+		// server, so the event bus of each scenario needs its own prefix
+		// (test packages run in parallel against one Redis).
+		cfg.Redis.KeyPrefix = "llmsched-test-" + randomHex(4)
 	case "embedded":
 		cfg.Database.Driver = "sqlite"
 		cfg.Database.SQLitePath = filepath.Join(t.TempDir(), "test.db")
