@@ -60,6 +60,30 @@ type Shared struct {
 	Redis redis.UniversalClient
 	// Embedded mode shares one in-process Redis between the Envs.
 	embedded *app.App
+	// idsShifted: the scenario's task ids start at a random offset.
+	idsShifted bool
+}
+
+// shiftTaskIDs starts the scenario's task ids at a random point of the
+// tasks' id range. Test packages run in parallel on one Redis server, and
+// asynq's cancel channel ("asynq:cancel") spans all its databases: with
+// ids that repeat from database to database, one test's cancel could abort
+// another test's task.
+func shiftTaskIDs(t testing.TB, a *app.App) {
+	t.Helper()
+	ctx := context.Background()
+	var next int64
+	err := a.Store.DB.QueryRowContext(ctx,
+		"SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tasks'").Scan(&next)
+	if err != nil {
+		t.Fatalf("read tasks id start: %v", err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	offset := int64(b[0])<<16 | int64(b[1])<<8 | int64(b[2]) // below 2^24: far inside the type's 2^32 range
+	if _, err := a.Store.DB.ExecContext(ctx, fmt.Sprintf("ALTER TABLE tasks AUTO_INCREMENT = %d", next+offset+1)); err != nil {
+		t.Fatalf("shift task ids: %v", err)
+	}
 }
 
 // NewShared prepares storage for a scenario and registers its cleanup.
@@ -207,6 +231,10 @@ func (sh *Shared) Start(t testing.TB, role app.Role) *Env {
 	if cfg.Redis.Embedded {
 		sh.embedded = a
 		sh.Redis = a.Broker.Client
+	}
+	if cfg.Database.Driver == "mysql" && !sh.idsShifted {
+		shiftTaskIDs(t, a)
+		sh.idsShifted = true
 	}
 	if err := a.Start(ctx, server.New, "127.0.0.1:0"); err != nil {
 		t.Fatalf("start %s process: %v", role, err)
