@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -34,21 +33,8 @@ type route struct {
 
 // routeOf computes a task's route from its model.
 func (w *Worker) routeOf(ctx context.Context, t *ent.Task, m *ent.Model) (route, error) {
-	r := route{chain: []*ent.Model{m}, budget: t.MaxRetries + 1}
-	for _, id := range m.Fallbacks {
-		fb, err := w.svc.GetModel(ctx, id)
-		if scheduler.CodeOf(err) == scheduler.CodeNotFound {
-			continue // deleted since it was named
-		}
-		if err != nil {
-			return r, err
-		}
-		if fb.ID == m.ID || fb.Status != domain.ModelOnline {
-			continue
-		}
-		r.chain = append(r.chain, fb)
-	}
-	return r, nil
+	chain, err := w.svc.FallbackChain(ctx, m)
+	return route{chain: chain, budget: t.MaxRetries + 1}, err
 }
 
 // modelFor is the model of a task's n-th attempt since its last manual
@@ -59,7 +45,7 @@ func (r route) modelFor(n int) *ent.Model {
 }
 
 // next is the model the task's next attempt runs on.
-func (r route) next(t *ent.Task) *ent.Model { return r.modelFor(t.Attempts - t.AttemptBase + 1) }
+func (r route) next(t *ent.Task) *ent.Model { return scheduler.RunsOn(r.chain, t) }
 
 // more reports whether a task that has used n attempts (since its last
 // manual retry) may try again after a retryable error, here or on a

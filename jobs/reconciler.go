@@ -147,6 +147,7 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 		}
 	}
 	settled := time.Now().Add(-2 * r.interval)
+	chains := map[int][]*ent.Model{}
 	lastID := 0
 	const page = 500
 	for {
@@ -164,17 +165,18 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 			return nil
 		}
 		lastID = ts[len(ts)-1].ID
+		// Group tasks by the model whose slot state holds them: their own,
+		// or the fallback they moved to once their retries were spent.
 		byModel := map[int][]*ent.Task{}
 		for _, t := range ts {
-			byModel[t.ModelID] = append(byModel[t.ModelID], t)
+			where, err := r.placeOf(ctx, t, models, chains)
+			if err != nil {
+				return err
+			}
+			byModel[where.ID] = append(byModel[where.ID], t)
 		}
 		for modelID, group := range byModel {
 			m := models[modelID]
-			if m == nil {
-				if m, err = r.db.Model.Query().Where(model.ID(modelID)).Only(ctx); err != nil {
-					return fmt.Errorf("load model %d: %w", modelID, err)
-				}
-			}
 			// After a flush asynq's state is gone, so only the slot state
 			// counts: running tasks whose workers restored their leases by
 			// heartbeat are left alone.
@@ -201,6 +203,37 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 			return nil
 		}
 	}
+}
+
+// placeOf is the model whose slot state holds a task: the model its
+// running attempt runs on, or the one its next attempt will run on.
+func (r *Reconciler) placeOf(ctx context.Context, t *ent.Task, models map[int]*ent.Model, chains map[int][]*ent.Model) (*ent.Model, error) {
+	m := models[t.ModelID]
+	if m == nil {
+		var err error
+		if m, err = r.db.Model.Query().Where(model.ID(t.ModelID)).Only(ctx); err != nil {
+			return nil, fmt.Errorf("load model %d: %w", t.ModelID, err)
+		}
+		models[m.ID] = m
+	}
+	if len(m.Fallbacks) == 0 {
+		return m, nil
+	}
+	chain, ok := chains[m.ID]
+	if !ok {
+		var err error
+		if chain, err = r.svc.FallbackChain(ctx, m); err != nil {
+			return nil, err
+		}
+		chains[m.ID] = chain
+		for _, c := range chain {
+			models[c.ID] = c
+		}
+	}
+	if t.Status == domain.StatusRunning {
+		return scheduler.RunningOn(chain, t), nil
+	}
+	return scheduler.RunsOn(chain, t), nil
 }
 
 // missing splits unfinished tasks into pending ones Redis does not hold

@@ -46,11 +46,18 @@ func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := &Diagnosis{MaxWorkers: m.MaxWorkers}
 	if m.DeletedAt != nil {
-		d.Reason, d.Detail = ReasonModelDeleted, fmt.Sprintf("model %q was deleted", m.Name)
-		return d, nil
+		return &Diagnosis{Reason: ReasonModelDeleted, Detail: fmt.Sprintf("model %q was deleted", m.Name), MaxWorkers: m.MaxWorkers}, nil
 	}
+	// A task whose retries on its own model are spent waits on a fallback.
+	if len(m.Fallbacks) > 0 {
+		chain, err := s.FallbackChain(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		m = RunsOn(chain, t)
+	}
+	d := &Diagnosis{MaxWorkers: m.MaxWorkers}
 	qs, qerr := s.disp.QueueState(ctx, t, m)
 	if qerr == nil {
 		d.Running, d.Position = qs.Running, qs.Position
