@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -138,13 +139,11 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	if err := a.Start(ctx, server.New, ""); err != nil {
-		_ = a.Shutdown(context.Background())
-		return err
+		return errors.Join(err, a.Shutdown(context.Background()))
 	}
 	if *metricsAddr != "" {
 		if err := a.Metrics.Serve(ctx, *metricsAddr, log); err != nil {
-			_ = a.Shutdown(context.Background())
-			return fmt.Errorf("metrics listener: %w", err)
+			return errors.Join(fmt.Errorf("metrics listener: %w", err), a.Shutdown(context.Background()))
 		}
 	}
 	log.Info("llm-scheduler started", "role", r, "addr", a.Addr(), "version", cfg.App.Version)

@@ -122,7 +122,9 @@ func (b *Bus) Run(ctx context.Context) {
 	// Shutting down: let queued events reach Redis before it is closed.
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = b.Flush(fctx)
+	if err := b.Flush(fctx); err != nil {
+		b.log.Warn("event bus: events still queued at shutdown were not sent", "err", err)
+	}
 }
 
 func (b *Bus) consume(ctx context.Context, ps *redis.PubSub) {

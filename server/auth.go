@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -100,6 +101,7 @@ func HashKey(key string) string {
 type Authenticator struct {
 	db      *ent.Client
 	enabled bool
+	log     *slog.Logger
 }
 
 // Authenticate resolves a bearer token. With auth off, everyone is an
@@ -122,8 +124,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Princi
 		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "the API key was revoked"}
 	}
 	if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
-		// Best effort: last_used_at is informational.
-		_ = a.db.APIKey.UpdateOneID(k.ID).SetLastUsedAt(time.Now()).Exec(ctx)
+		// last_used_at is informational: a failed write does not refuse the request.
+		if err := a.db.APIKey.UpdateOneID(k.ID).SetLastUsedAt(time.Now()).Exec(ctx); err != nil && a.log != nil {
+			a.log.WarnContext(ctx, "record api key use", "key_id", k.ID, "err", err)
+		}
 	}
 	return &Principal{KeyID: k.ID, Name: k.Name, Role: k.Role}, nil
 }

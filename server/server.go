@@ -29,7 +29,7 @@ type Server struct {
 func New(a *app.App) (http.Handler, error) {
 	s := &Server{
 		app: a, svc: a.Service, log: a.Log, mux: http.NewServeMux(),
-		auth: &Authenticator{db: a.Store.Client, enabled: a.Config.AuthEnabled()},
+		auth: &Authenticator{db: a.Store.Client, enabled: a.Config.AuthEnabled(), log: a.Log},
 	}
 	(&rest{svc: s.svc, log: s.log}).routes(s.mux, s.require)
 	for _, mount := range mounts {
