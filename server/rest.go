@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
 
+	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -18,9 +20,9 @@ func (h *rest) routes(mux *http.ServeMux, wrap func(perm string, f http.HandlerF
 	mux.Handle("POST /api/v1/tasks", wrap(permSubmit, h.createTask))
 	mux.Handle("GET /api/v1/tasks", wrap(permRead, h.listTasks))
 	mux.Handle("GET /api/v1/tasks/{id}", wrap(permRead, h.getTask))
-	mux.Handle("DELETE /api/v1/tasks/{id}", wrap(permOperate, h.cancelTask))
-	mux.Handle("POST /api/v1/tasks/{id}/cancel", wrap(permOperate, h.cancelTask))
-	mux.Handle("POST /api/v1/tasks/{id}/retry", wrap(permOperate, h.retryTask))
+	mux.Handle("DELETE /api/v1/tasks/{id}", wrap(permOperate, h.taskAction(h.svc.CancelTask)))
+	mux.Handle("POST /api/v1/tasks/{id}/cancel", wrap(permOperate, h.taskAction(h.svc.CancelTask)))
+	mux.Handle("POST /api/v1/tasks/{id}/retry", wrap(permOperate, h.taskAction(h.svc.RetryTask)))
 	mux.Handle("POST /api/v1/models", wrap(permAdmin, h.createModel))
 	mux.Handle("GET /api/v1/models", wrap(permRead, h.listModels))
 	mux.Handle("GET /api/v1/models/{id}", wrap(permRead, h.getModel))
@@ -161,32 +163,22 @@ func (h *rest) getTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": v})
 }
 
-func (h *rest) cancelTask(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+// taskAction serves an action on one task (cancel, retry): it answers the
+// task as the action left it.
+func (h *rest) taskAction(act func(ctx context.Context, id int) (*ent.Task, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		t, err := act(r.Context(), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": newTaskView(t)})
 	}
-	t, err := h.svc.CancelTask(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newTaskView(t)})
-}
-
-func (h *rest) retryTask(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	t, err := h.svc.RetryTask(r.Context(), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newTaskView(t)})
 }
 
 type createModelBody struct {

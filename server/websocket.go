@@ -143,8 +143,7 @@ func (g *gorillaConn) NextReader() (int, io.Reader, error) {
 		return t, nil, err
 	}
 	if !g.limiter.Allow() {
-		_ = g.WriteClose(websocket.ClosePolicyViolation, errMessageRate.Error())
-		_ = g.Close()
+		g.closeGracefully(websocket.ClosePolicyViolation, errMessageRate.Error())
 		return t, nil, errMessageRate
 	}
 	return t, r, nil
@@ -167,6 +166,23 @@ func (g *gorillaConn) WriteJSON(v any) error {
 
 func (g *gorillaConn) WriteClose(code int, message string) error {
 	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
+}
+
+// closeGracefully sends a close frame and reads (discarding) what the
+// client still sends until it answers the close or a second passes: closing
+// the socket with unread data would reset the connection and lose the
+// close frame, and with it the reason.
+func (g *gorillaConn) closeGracefully(code int, reason string) {
+	if err := g.WriteClose(code, reason); err == nil {
+		if err := g.c.SetReadDeadline(time.Now().Add(time.Second)); err == nil {
+			for {
+				if _, _, err := g.c.NextReader(); err != nil {
+					break
+				}
+			}
+		}
+	}
+	_ = g.Close() // tearing down: the peer is told, nothing is left to report
 }
 
 func (g *gorillaConn) Close() error {
