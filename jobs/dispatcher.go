@@ -39,12 +39,6 @@ func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *
 	}
 }
 
-// Slots exposes the slot state (for the worker and the reconciler).
-func (d *Dispatcher) Slots() *Slots { return d.slots }
-
-// Inspector exposes asynq's inspector.
-func (d *Dispatcher) Inspector() *asynq.Inspector { return d.inspector }
-
 // capacity is how many of a model's tasks may hold slots now.
 func capacity(m *ent.Model) int {
 	if m.Status != domain.ModelOnline || m.DeletedAt != nil {

@@ -292,18 +292,3 @@ func (s *Slots) Leased(ctx context.Context, modelID int, ids []int) (map[int]boo
 	}
 	return out, nil
 }
-
-// Models lists model ids that have parked tasks or leases.
-func (s *Slots) Models(ctx context.Context) ([]int, error) {
-	var ids []int
-	seen := map[int]bool{}
-	iter := s.rdb.Scan(ctx, 0, "{"+s.prefix+":model:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		var id int
-		if _, err := fmt.Sscanf(iter.Val(), "{"+s.prefix+":model:%d}", &id); err == nil && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	return ids, iter.Err()
-}

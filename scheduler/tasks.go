@@ -323,21 +323,21 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 		}
 		perModel[v.ModelID]++
 	}
+	if len(perModel) > 1 {
+		// The whole batch against the total limit, before any model's
+		// share is reserved (checkBackpressure checks each share alone).
+		total, err := s.backlog.pending(ctx, s, 0)
+		if err != nil {
+			return nil, err
+		}
+		if total+len(vs) > s.cfg.Queue.MaxQueueSize {
+			return nil, &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
+				Message: fmt.Sprintf("queue full: %d pending plus %d new is over the limit (queue.max_queue_size) of %d", total, len(vs), s.cfg.Queue.MaxQueueSize)}
+		}
+	}
 	for id, k := range perModel {
 		if err := s.checkBackpressure(ctx, id, k); err != nil {
 			return nil, err
-		}
-	}
-	if len(perModel) > 1 {
-		total := 0
-		for _, k := range perModel {
-			total += k
-		}
-		if n, err := s.db.Task.Query().Where(task.StatusEQ(domain.StatusPending)).Count(ctx); err != nil {
-			return nil, dbErr(err, "task", 0)
-		} else if n+total > s.cfg.Queue.MaxQueueSize {
-			return nil, &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
-				Message: fmt.Sprintf("queue full: %d pending plus %d new is over the limit (queue.max_queue_size) of %d", n, total, s.cfg.Queue.MaxQueueSize)}
 		}
 	}
 	var created []*ent.Task
