@@ -10,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmsched/llm-scheduler/apptest"
 )
 
 // buildBinary compiles the scheduler once per test binary run.
@@ -51,7 +52,7 @@ func TestFreshRunEmbeddedDefault(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, fmt.Sprintf("SERVER_PORT=%d", port)}
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -134,24 +135,6 @@ func TestFreshRunEmbeddedDefault(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "llm-scheduler.db")); err != nil {
 		t.Fatalf("no SQLite file under ./data: %v", err)
 	}
-}
-
-// syncBuffer collects a child process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func getJSON(t *testing.T, url string, out any) {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,31 +20,13 @@ import (
 	"github.com/llmsched/llm-scheduler/server"
 )
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startCapturing starts a role-all process whose logs, at debug level, go
 // to the returned buffer.
-func startCapturing(t *testing.T, mutate func(*config.Config)) (*app.App, *config.Config, string, *syncBuffer) {
+func startCapturing(t *testing.T, mutate func(*config.Config)) (*app.App, *config.Config, string, *apptest.SyncBuffer) {
 	t.Helper()
 	sh := apptest.NewShared(t, mutate)
 	cfg := *sh.Config
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
