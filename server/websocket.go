@@ -136,6 +136,11 @@ var (
 
 func (g *gorillaConn) NextReader() (int, io.Reader, error) {
 	t, r, err := g.c.NextReader()
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla has sent 1009 (message too big); let the client read it.
+		g.closeGracefully(websocket.CloseMessageTooBig, "message too big")
+		return t, nil, err
+	}
 	if err != nil {
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 			return t, nil, transport.ErrWebsocketClosed
@@ -168,19 +173,18 @@ func (g *gorillaConn) WriteClose(code int, message string) error {
 	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
 }
 
-// closeGracefully sends a close frame and reads (discarding) what the
-// client still sends until it answers the close or a second passes: closing
-// the socket with unread data would reset the connection and lose the
-// close frame, and with it the reason.
+// closeGracefully sends a close frame (unless one went already) and
+// discards what the client still sends until it hangs up or a second
+// passes: closing the socket with unread data would reset the connection
+// and lose the close frame, and with it the reason.
 func (g *gorillaConn) closeGracefully(code int, reason string) {
-	if err := g.WriteClose(code, reason); err == nil {
-		if err := g.c.SetReadDeadline(time.Now().Add(time.Second)); err == nil {
-			for {
-				if _, _, err := g.c.NextReader(); err != nil {
-					break
-				}
-			}
-		}
+	if err := g.WriteClose(code, reason); err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		_ = g.Close() // the peer is gone already
+		return
+	}
+	conn := g.c.NetConn()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err == nil {
+		_, _ = io.Copy(io.Discard, conn) // ends at the deadline or when the client hangs up
 	}
 	_ = g.Close() // tearing down: the peer is told, nothing is left to report
 }
