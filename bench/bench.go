@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 // end-to-end rate.
 func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any)) (float64, error) {
 	addr := fmt.Sprintf("%s:%d", cfg.Redis.Host, cfg.Redis.Port)
-	db, claim, err := claimRedisDB(ctx, addr, cfg.Redis.Password, o.RedisDB)
+	db, claim, err := claimRedisDB(ctx, addr, cfg.Redis.Password, cfg.Redis.PoolSize, o.RedisDB)
 	if err != nil {
 		return 0, err
 	}

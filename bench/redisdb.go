@@ -15,8 +15,9 @@ const claimMarker = "llmsched-bench:claim"
 // claimRedisDB takes a Redis database number that nobody uses: it must be
 // empty apart from our marker. want >= 0 asks for that number only; -1
 // tries 14 down to 1. Only a database claimed this way is ever flushed,
-// and only by release.
-func claimRedisDB(ctx context.Context, addr, password string, want int) (int, *redis.Client, error) {
+// and only by release. The client (the baseline's) gets the scheduler's
+// pool size.
+func claimRedisDB(ctx context.Context, addr, password string, poolSize, want int) (int, *redis.Client, error) {
 	candidates := []int{want}
 	if want < 0 {
 		candidates = nil
@@ -25,7 +26,7 @@ func claimRedisDB(ctx context.Context, addr, password string, want int) (int, *r
 		}
 	}
 	for _, db := range candidates {
-		c := redis.NewClient(&redis.Options{Addr: addr, Password: password, DB: db})
+		c := redis.NewClient(&redis.Options{Addr: addr, Password: password, DB: db, PoolSize: poolSize})
 		ok, err := c.SetNX(ctx, claimMarker, os.Getpid(), 2*time.Hour).Result()
 		if err != nil {
 			_ = c.Close()

@@ -66,16 +66,31 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 func ConnOpt(cfg config.Redis) asynq.RedisConnOpt {
 	switch {
 	case len(cfg.ClusterAddrs) > 0:
-		return asynq.RedisClusterClientOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password}
+		return clusterOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password, PoolSize: cfg.PoolSize}
 	case cfg.SentinelMaster != "":
 		return asynq.RedisFailoverClientOpt{
 			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
 			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
+			PoolSize: cfg.PoolSize,
 		}
 	}
 	return asynq.RedisClientOpt{
 		Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
+		PoolSize: cfg.PoolSize,
 	}
+}
+
+// clusterOpt is asynq.RedisClusterClientOpt with a pool size, which
+// asynq's option does not carry.
+type clusterOpt struct {
+	Addrs    []string
+	Password string
+	PoolSize int
+}
+
+// MakeRedisClient implements asynq.RedisConnOpt.
+func (o clusterOpt) MakeRedisClient() any {
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: o.Addrs, Password: o.Password, PoolSize: o.PoolSize})
 }
 
 // startClock advances the embedded Redis's key expiry with the wall clock:

@@ -93,6 +93,11 @@ type Redis struct {
 	SentinelPassword string   `yaml:"sentinel_password" json:"-"`
 	// ClusterAddrs selects Redis Cluster.
 	ClusterAddrs []string `yaml:"cluster_addrs" json:"cluster_addrs"`
+	// PoolSize bounds the connections of one process (per node on a
+	// Cluster). Every worker slot, API request, asynq's dequeue loop and the
+	// event outbox draw from it: too small a pool queues them behind each
+	// other under load.
+	PoolSize int `yaml:"pool_size" json:"pool_size"`
 }
 
 // Queue holds the scheduling rules.
@@ -213,9 +218,9 @@ func Defaults(embedded bool) Config {
 		Database: Database{
 			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
 			Password: "llm_password", Database: "llm_scheduler",
-			SQLitePath: filepath.Join("data", "llm-scheduler.db"), MaxOpenConns: 20,
+			SQLitePath: filepath.Join("data", "llm-scheduler.db"), MaxOpenConns: 50,
 		},
-		Redis: Redis{Host: "localhost", Port: 6379, DB: 0, KeyPrefix: "llmsched"},
+		Redis: Redis{Host: "localhost", Port: 6379, DB: 0, KeyPrefix: "llmsched", PoolSize: 100},
 		Queue: Queue{
 			MaxQueueSize: 10000, TaskTimeout: Duration(300 * time.Second), MaxRetries: 3,
 			RetryDelay: Duration(60 * time.Second), MaxRetryDelay: Duration(time.Hour),
@@ -414,6 +419,9 @@ func (c *Config) Validate() error {
 		if c.Redis.Port <= 0 || c.Redis.Port > 65535 {
 			bad("redis.port must be between 1 and 65535, got %d", c.Redis.Port)
 		}
+	}
+	if c.Redis.PoolSize <= 0 {
+		bad("redis.pool_size must be positive, got %d", c.Redis.PoolSize)
 	}
 	if c.Redis.DB < 0 || c.Redis.DB > 15 {
 		bad("redis.db must be between 0 and 15, got %d", c.Redis.DB)

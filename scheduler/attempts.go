@@ -20,6 +20,16 @@ import (
 // recorded as lost and this one takes over. It returns the task as it now
 // is (status running, attempts counted).
 func (s *Service) StartAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
+	if t.Status == domain.StatusPending {
+		st, err := s.groups.starts.do(ctx, startReq{t: t, modelID: modelID, worker: worker})
+		return st.running, st.att, err
+	}
+	return s.startAttempt(ctx, t, modelID, worker)
+}
+
+// startAttempt is StartAttempt for one task alone: a takeover, or a batch
+// that startTasks could not apply whole.
+func (s *Service) startAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
 	now := s.now()
 	n := t.Attempts + 1
 	if t.Status == domain.StatusRunning && t.Attempts > 0 {
@@ -62,13 +72,23 @@ type Outcome struct {
 
 // CompleteAttempt stores the output and marks the task completed.
 func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
+	if o.Embedding == nil {
+		_, err := s.groups.completes.do(ctx, completeReq{t: t, a: a, o: o})
+		return err
+	}
+	return s.completeAttempt(ctx, t, a, o)
+}
+
+// completeAttempt is CompleteAttempt for one task alone: an embedding, or
+// a batch that completeTasks could not apply whole.
+func (s *Service) completeAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
 	now := s.now()
 	// The attempt is settled in the same transaction as the task, so
 	// whoever sees the task finished also sees how its attempt ended.
 	cur, err := s.Transition(ctx, t, Move{
 		To: domain.StatusCompleted, Fence: true,
 		Also: func(ctx context.Context, c *ent.Client) error {
-			return c.Attempt.UpdateOneID(a.ID).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
+			return c.Attempt.Update().Where(attempt.ID(a.ID)).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
 				SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Exec(ctx)
 		},
 		Apply: func(u *ent.TaskUpdate) {
@@ -180,8 +200,10 @@ func (s *Service) CancelledAttempt(ctx context.Context, a *ent.Attempt, partial 
 }
 
 // attemptOutcome builds the update that records how an attempt ended.
-func attemptOutcome(c *ent.Client, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) *ent.AttemptUpdateOne {
-	u := c.Attempt.UpdateOneID(a.ID).SetStatus(st).SetErrorKind(kind).SetError(msg).SetFinishedAt(now)
+func attemptOutcome(c *ent.Client, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) *ent.AttemptUpdate {
+	// Update, not UpdateOneID: the latter reads the row back, a round trip
+	// nobody uses.
+	u := c.Attempt.Update().Where(attempt.ID(a.ID)).SetStatus(st).SetErrorKind(kind).SetError(msg).SetFinishedAt(now)
 	if partial != "" {
 		u.SetOutput(partial)
 	}

@@ -23,6 +23,8 @@ type Service struct {
 	// modelcache.go and backlog.go.
 	models  *modelCache
 	backlog *backlog
+	// groups batch the hot paths' statements (batch.go).
+	groups groups
 }
 
 // Options are the dependencies of a Service.
@@ -43,11 +45,13 @@ func New(o Options) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
 		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
 		models: newModelCache(), backlog: newBacklog(),
 	}
+	s.initGroups()
+	return s
 }
 
 // Config returns the running configuration.

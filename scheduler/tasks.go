@@ -256,6 +256,10 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 	if err := s.checkBackpressure(ctx, m.ID, 1); err != nil {
 		return nil, err
 	}
+	if v.IdempotencyKey == "" {
+		// Shares its INSERT and its slot call with concurrent submissions.
+		return s.groups.creates.do(ctx, createReq{v: v, m: m})
+	}
 	t, err := s.taskCreate(s.db.Task.Create(), v).Save(ctx)
 	if err != nil {
 		if ent.IsConstraintError(err) && v.IdempotencyKey != "" {
@@ -473,8 +477,7 @@ func (s *Service) ListTasks(ctx context.Context, f TaskFilter, p Page) (TaskPage
 
 // GetTask returns one task.
 func (s *Service) GetTask(ctx context.Context, id int) (*ent.Task, error) {
-	t, err := s.db.Task.Get(ctx, id)
-	return t, dbErr(err, "task", id)
+	return s.groups.reads.do(ctx, id)
 }
 
 // Attempts returns a task's attempts, oldest first.

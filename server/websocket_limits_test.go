@@ -15,7 +15,10 @@ import (
 // dialGraphQL opens a graphql-transport-ws connection and acknowledges it.
 func dialGraphQL(t *testing.T, e *apptest.Env) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+	// A write buffer larger than any test message: a message goes out in
+	// one write, so the server closing on an oversized one cannot reset
+	// the connection halfway through the client's write.
+	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}, WriteBufferSize: 64 << 10}
 	c, resp, err := d.Dial("ws"+strings.TrimPrefix(e.URL, "http")+"/graphql", http.Header{})
 	if err != nil {
 		t.Fatalf("dial: %v", err)

@@ -1,0 +1,108 @@
+package scheduler
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// group merges concurrent calls of one kind into batches (group commit):
+// many tasks' inserts, reads or transitions then share one statement and
+// one commit instead of paying a round trip and a commit each.
+//
+// It adds no waiting: a call that finds a lane free flushes at once with
+// whatever is queued (alone on an idle system). Calls that arrive while
+// every lane is busy queue up and go together in the next flush. Under load
+// batches grow by themselves; at idle a call costs what it did before.
+//
+// A call always learns its own outcome: once queued it is flushed even if
+// its context ends meanwhile, and the flush runs under a context of its own,
+// so a write that happened is never reported as failed.
+type group[In, Out any] struct {
+	lanes int // flushes in flight at most
+	max   int // items per flush at most
+	// flush handles a batch; it returns one result per item, in order.
+	flush func(ctx context.Context, ins []In) []result[Out]
+
+	mu      sync.Mutex
+	waiting []*call[In, Out]
+	active  int
+}
+
+type result[Out any] struct {
+	out Out
+	err error
+}
+
+type call[In, Out any] struct {
+	in   In
+	res  result[Out]
+	done chan struct{}
+}
+
+// flushTimeout bounds one flush: a batch holds the callers of many requests.
+const flushTimeout = 30 * time.Second
+
+func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
+	return &group[In, Out]{lanes: lanes, max: max, flush: flush}
+}
+
+// do queues in and waits for the flush that handles it.
+func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	c := &call[In, Out]{in: in, done: make(chan struct{})}
+	g.mu.Lock()
+	g.waiting = append(g.waiting, c)
+	lead := g.active < g.lanes
+	if lead {
+		g.active++
+	}
+	g.mu.Unlock()
+	if lead {
+		g.drain(context.WithoutCancel(ctx))
+	}
+	<-c.done
+	return c.res.out, c.res.err
+}
+
+// drain flushes batches until none is queued. After each batch it hands
+// the lane on to a goroutine if calls queued meanwhile, so the caller that
+// led returns after its own batch.
+func (g *group[In, Out]) drain(ctx context.Context) {
+	for {
+		g.mu.Lock()
+		if len(g.waiting) == 0 {
+			g.active--
+			g.mu.Unlock()
+			return
+		}
+		n := min(len(g.waiting), g.max)
+		batch := make([]*call[In, Out], n)
+		copy(batch, g.waiting)
+		g.waiting = append(g.waiting[:0], g.waiting[n:]...)
+		g.mu.Unlock()
+
+		g.run(ctx, batch)
+
+		g.mu.Lock()
+		more := len(g.waiting) > 0
+		g.mu.Unlock()
+		if more {
+			go g.drain(ctx)
+			return
+		}
+	}
+}
+
+func (g *group[In, Out]) run(ctx context.Context, batch []*call[In, Out]) {
+	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	ins := make([]In, len(batch))
+	for i, c := range batch {
+		ins[i] = c.in
+	}
+	res := g.flush(fctx, ins)
+	for i, c := range batch {
+		c.res = res[i]
+		close(c.done)
+	}
+}
