@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -30,8 +31,10 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 // NewDispatcher builds a dispatcher on the broker. leaseTTL is how long a
 // slot survives without a heartbeat.
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *Dispatcher {
+	_, cluster := b.Client.(*redis.ClusterClient)
+	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch", epochInScript: !cluster}
 	return &Dispatcher{
-		slots:     &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch"},
+		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),
 		inspector: asynq.NewInspectorFromRedisClient(b.Client),
 		rdb:       b.Client,
@@ -67,8 +70,9 @@ func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model
 		if err != nil {
 			return err
 		}
-		for _, id := range held {
-			granted = append(granted, grant{TaskID: id, Priority: prio[id]})
+		for _, h := range held {
+			h.Priority = prio[h.TaskID]
+			granted = append(granted, h)
 		}
 		if err := d.enqueue(ctx, m.ID, granted); err != nil {
 			return err
@@ -77,38 +81,69 @@ func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model
 	return nil
 }
 
-// enqueue puts tasks that hold a slot into asynq. A task already there is
-// fine: asynq task ids equal database ids.
+// enqueue puts tasks that were just given a slot (or had their lease
+// renewed) into asynq. A task already there is fine: asynq task ids equal
+// database ids. Each message carries when its lease was given, so the
+// worker that picks it up soon after need not confirm it (freshGrant).
 func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error {
-	var errs []error
+	if len(gs) == 1 {
+		return d.enqueueOne(ctx, modelID, gs[0])
+	}
+	// Several grants (a batch of submissions, a model coming online) go
+	// out side by side: each is two round trips in asynq's client, and a
+	// submission's answer waits for them. They all hold slots, so they all
+	// start at once anyway; their order in asynq does not matter.
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, enqueueFanOut)
+	)
 	for _, g := range gs {
-		p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority}
-		id := taskID(g.TaskID)
-		send := func(id string) error {
-			_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
-				asynq.TaskID(id), asynq.Queue(QueueFor(g.Priority)),
-				asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
-			return err
-		}
-		err := send(id)
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			// The task is already in asynq: fine while it waits there. An
-			// active message, though, belongs to a handler that parked the
-			// task and is returning, or to a worker that was lost (asynq
-			// recovers its message only a minute or more later): the slot
-			// just granted would go unused, so send a message of its own.
-			// ProcessTask's fencing keeps a duplicate from running twice.
-			info, ierr := d.inspector.GetTaskInfo(QueueFor(g.Priority), id)
-			err = nil
-			if ierr == nil && info.State == asynq.TaskStateActive {
-				err = send(fmt.Sprintf("%s~%d", id, time.Now().UnixNano()))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.enqueueOne(ctx, modelID, g); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("enqueue task %d: %w", g.TaskID, err))
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// enqueueFanOut bounds the enqueues of one batch in flight.
+const enqueueFanOut = 16
+
+func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error {
+	p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority, GrantedAt: g.At}
+	id := taskID(g.TaskID)
+	send := func(id string) error {
+		_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
+			asynq.TaskID(id), asynq.Queue(QueueFor(g.Priority)),
+			asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
+		return err
+	}
+	err := send(id)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The task is already in asynq: fine while it waits there. An
+		// active message, though, belongs to a handler that parked the
+		// task and is returning, or to a worker that was lost (asynq
+		// recovers its message only a minute or more later): the slot
+		// just granted would go unused, so send a message of its own.
+		// ProcessTask's fencing keeps a duplicate from running twice.
+		info, ierr := d.inspector.GetTaskInfo(QueueFor(g.Priority), id)
+		err = nil
+		if ierr == nil && info.State == asynq.TaskStateActive {
+			err = send(fmt.Sprintf("%s~%d", id, time.Now().UnixNano()))
 		}
 	}
-	return errors.Join(errs...)
+	if err != nil {
+		return fmt.Errorf("enqueue task %d: %w", g.TaskID, err)
+	}
+	return nil
 }
 
 // Remove implements scheduler.Dispatcher.
@@ -165,11 +200,16 @@ func (d *Dispatcher) Ping(ctx context.Context) error { return d.rdb.Ping(ctx).Er
 // Redis connection, which the broker closes.
 func (d *Dispatcher) Close() error { return nil }
 
-// WorkerCount counts live asynq servers (worker processes).
+// WorkerCount counts live worker processes: asynq servers by host and
+// pid, as one process runs several (worker.go).
 func (d *Dispatcher) WorkerCount(ctx context.Context) (int, error) {
 	servers, err := d.inspector.Servers()
 	if err != nil {
 		return 0, fmt.Errorf("list worker servers: %w", err)
 	}
-	return len(servers), nil
+	procs := map[string]bool{}
+	for _, s := range servers {
+		procs[fmt.Sprintf("%s:%d", s.Host, s.PID)] = true
+	}
+	return len(procs), nil
 }

@@ -13,6 +13,9 @@
 //   - Slot moves are atomic Lua scripts: admitting parks the task and fills
 //     free slots from the head of the parked queue; releasing a slot hands
 //     it straight to the next parked task.
+//   - A message carries when its task's slot was granted: the worker that
+//     picks it up within a third of the lease TTL starts on that grant
+//     instead of asking Redis again (see Worker.freshGrant).
 //   - A running attempt renews its lease; a crashed worker's lease expires
 //     and asynq's recoverer runs its task again, which then takes over.
 //   - The reconciler compares the database with Redis and re-admits what

@@ -36,6 +36,10 @@ type payload struct {
 	TaskID   int `json:"task_id"`
 	ModelID  int `json:"model_id"`
 	Priority int `json:"priority"`
+	// GrantedAt is when the task's lease on ModelID was given or renewed
+	// just before this message was sent (unix ms). Every message is sent
+	// right after a grant; zero in messages from before the field existed.
+	GrantedAt int64 `json:"granted_at,omitempty"`
 }
 
 func (p payload) encode() []byte {

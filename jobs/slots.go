@@ -18,10 +18,14 @@ func rank(priority, id int) float64 { return float64(4-priority)*rankBand + floa
 
 func priorityOf(score float64) int { return 4 - int(score/rankBand) }
 
-// grant is a parked task that was just given a slot.
+// grant is a task that was just given a slot, or whose lease was just
+// renewed.
 type grant struct {
 	TaskID   int
 	Priority int
+	// At is when the lease was given or renewed (unix ms, the script's
+	// now): it runs until At plus the lease TTL.
+	At int64
 }
 
 // Slots is the per-model concurrency state in Redis.
@@ -34,6 +38,10 @@ type Slots struct {
 	// running are not restored yet: slots are not handed out then, or a
 	// model would run more than max_workers tasks at once.
 	epoch string
+	// epochInScript has the slot scripts check the epoch themselves, which
+	// saves a round trip per call. Not on Redis Cluster: a script may only
+	// touch keys of one hash slot, and the epoch key is not in the model's.
+	epochInScript bool
 }
 
 // grantable is how many slots of a model may be held: max, or 0 while
@@ -58,12 +66,26 @@ func (s *Slots) keys(modelID int) []string {
 	return []string{tag + ":parked", tag + ":leases", tag + ":backoff"}
 }
 
-// Common prologue: drop expired leases, and learn whether the model's
-// dispatch is backing off. The fill loop hands free slots to the head of
-// the parked queue and returns them as id, score pairs.
+// scriptKeys are the keys of an Admit or Release script call, and the max
+// to pass it. With epochInScript the epoch key rides along as KEYS[4] and
+// the script applies grantable's rule; otherwise it is read here first.
+func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
+	keys := s.keys(modelID)
+	if s.epochInScript && s.epoch != "" {
+		return append(keys, s.epoch), max, nil
+	}
+	max, err := s.grantable(ctx, max)
+	return keys, max, err
+}
+
+// Common prologue: no slots while the epoch key (KEYS[4], when given) is
+// missing (see Slots.grantable), drop expired leases, and learn whether
+// the model's dispatch is backing off. The fill loop hands free slots to
+// the head of the parked queue and returns them as id, score pairs.
 const slotPrologue = `
 local parked, leases, backoff = KEYS[1], KEYS[2], KEYS[3]
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if KEYS[4] and max > 0 and redis.call('EXISTS', KEYS[4]) == 0 then max = 0 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 local function fill()
   local granted = {}
@@ -115,7 +137,8 @@ return existed
 
 func (s *Slots) now() int64 { return time.Now().UnixMilli() }
 
-func parseGrants(v any) ([]grant, error) {
+// parseGrants reads a slot script's id, score pairs: leases given at now.
+func parseGrants(v any, now int64) ([]grant, error) {
 	arr, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("slot script returned %T", v)
@@ -132,7 +155,7 @@ func parseGrants(v any) ([]grant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("slot script returned score %v", arr[i+1])
 		}
-		out = append(out, grant{TaskID: id, Priority: priorityOf(score)})
+		out = append(out, grant{TaskID: id, Priority: priorityOf(score), At: now})
 	}
 	return out, nil
 }
@@ -141,18 +164,20 @@ func parseGrants(v any) ([]grant, error) {
 type admitItem struct{ ID, Priority int }
 
 // Admit parks tasks of one model and fills its free slots. It returns the
-// tasks that already held a slot and the tasks just granted one.
-func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held []int, granted []grant, err error) {
-	max, err = s.grantable(ctx, max)
+// tasks that already held a slot (their leases renewed; Priority unset)
+// and the tasks just granted one.
+func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held, granted []grant, err error) {
+	keys, max, err := s.scriptKeys(ctx, modelID, max)
 	if err != nil {
 		return nil, nil, err
 	}
+	now := s.now()
 	args := make([]any, 0, 3+2*len(items))
-	args = append(args, s.now(), s.ttl.Milliseconds(), max)
+	args = append(args, now, s.ttl.Milliseconds(), max)
 	for _, it := range items {
 		args = append(args, it.ID, rank(it.Priority, it.ID))
 	}
-	res, err := admitScript.Run(ctx, s.rdb, s.keys(modelID), args...).Result()
+	res, err := admitScript.Run(ctx, s.rdb, keys, args...).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("admit to model %d slots: %w", modelID, err)
 	}
@@ -166,16 +191,16 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("admit script returned id %v", h)
 		}
-		held = append(held, id)
+		held = append(held, grant{TaskID: id, At: now})
 	}
-	granted, err = parseGrants(parts[1])
+	granted, err = parseGrants(parts[1], now)
 	return held, granted, err
 }
 
 // Release frees a task's slot (or parked place) and hands free slots to the
 // next parked tasks. repark > 0 parks the task again with that priority.
 func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) ([]grant, error) {
-	max, err := s.grantable(ctx, max)
+	keys, max, err := s.scriptKeys(ctx, modelID, max)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +208,12 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	if repark > 0 {
 		score = strconv.FormatFloat(rank(repark, taskID), 'f', -1, 64)
 	}
-	res, err := releaseScript.Run(ctx, s.rdb, s.keys(modelID), s.now(), s.ttl.Milliseconds(), max, taskID, score).Result()
+	now := s.now()
+	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, taskID, score).Result()
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
-	return parseGrants(res)
+	return parseGrants(res, now)
 }
 
 // Pump fills a model's free slots from its parked queue.

@@ -34,15 +34,15 @@ type Hooks struct {
 // Worker runs tasks: it is an asynq server whose handler leases a model
 // slot, runs the provider, stores the outcome and hands the slot on.
 type Worker struct {
-	svc    *scheduler.Service
-	disp   *Dispatcher
-	bus    *events.Bus
-	cfg    *config.Config
-	log    *slog.Logger
-	server *asynq.Server
-	name   string
-	retry  RetryPolicy
-	hooks  Hooks
+	svc     *scheduler.Service
+	disp    *Dispatcher
+	bus     *events.Bus
+	cfg     *config.Config
+	log     *slog.Logger
+	servers []*asynq.Server
+	name    string
+	retry   RetryPolicy
+	hooks   Hooks
 
 	provMu    sync.Mutex
 	providers map[int]cachedProvider
@@ -74,18 +74,36 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		}
 	}
 	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
-	w.server = asynq.NewServerFromRedisClient(b.Client, asynq.Config{
-		Concurrency:              cfg.Worker.MaxWorkers,
-		Queues:                   queues,
-		StrictPriority:           strict,
-		TaskCheckInterval:        cfg.Queue.PollInterval.D(),
-		DelayedTaskCheckInterval: delayed,
-		RetryDelayFunc:           retryDelayFunc,
-		IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
-		ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
-		Logger:                   asynqLogger{log},
-		LogLevel:                 asynq.WarnLevel,
-	})
+	// asynq dequeues in one loop per server, one round trip per queue
+	// looked at, before each handler starts: under load that loop, not the
+	// handlers, capped a worker process (half its slots stood idle in
+	// profiles). Several servers share the process's slots, so their loops
+	// dequeue side by side. Only the first polls at queue.poll_interval
+	// when idle; the others poll slowly, so idle Redis load and idle pickup
+	// latency stay those of one server, and they only matter when busy.
+	n := min(dequeueLoops, cfg.Worker.MaxWorkers)
+	for i := range n {
+		conc := cfg.Worker.MaxWorkers / n
+		if i < cfg.Worker.MaxWorkers%n {
+			conc++
+		}
+		poll := cfg.Queue.PollInterval.D()
+		if i > 0 {
+			poll = max(poll, idlePoll)
+		}
+		w.servers = append(w.servers, asynq.NewServerFromRedisClient(b.Client, asynq.Config{
+			Concurrency:              conc,
+			Queues:                   queues,
+			StrictPriority:           strict,
+			TaskCheckInterval:        poll,
+			DelayedTaskCheckInterval: delayed,
+			RetryDelayFunc:           retryDelayFunc,
+			IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
+			ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
+			Logger:                   asynqLogger{log},
+			LogLevel:                 asynq.WarnLevel,
+		}))
+	}
 	return w
 }
 
@@ -96,19 +114,32 @@ func (w *Worker) Name() string { return w.name }
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeRunTask, w.ProcessTask)
-	if err := w.server.Start(mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	for i, srv := range w.servers {
+		if err := srv.Start(mux); err != nil {
+			for _, started := range w.servers[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
 	return nil
 }
 
 // Stop stops taking new tasks; running ones continue.
-func (w *Worker) Stop() { w.server.Stop() }
+func (w *Worker) Stop() {
+	for _, srv := range w.servers {
+		srv.Stop()
+	}
+}
 
 // Shutdown waits up to server.shutdown_grace for running tasks, then
 // interrupts the rest and hands them back to the queue.
 func (w *Worker) Shutdown() {
-	w.server.Shutdown()
+	var wg sync.WaitGroup
+	for _, srv := range w.servers {
+		wg.Go(srv.Shutdown)
+	}
+	wg.Wait()
 	// At the end of the grace period asynq requeues the messages of
 	// handlers still running, cancels their contexts and returns without
 	// waiting for them. Wait until they have recorded the interrupted
@@ -122,6 +153,13 @@ func (w *Worker) Shutdown() {
 		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
 	}
 }
+
+// dequeueLoops is how many asynq servers (dequeue loops) a worker process
+// runs; idlePoll is how often all but the first look for work when idle.
+const (
+	dequeueLoops = 4
+	idlePoll     = 250 * time.Millisecond
+)
 
 // handlerDrain bounds how long Shutdown waits for cancelled handlers.
 const handlerDrain = 15 * time.Second
@@ -210,25 +248,28 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 			return &retryError{Delay: w.cfg.Queue.LeaseTTL.D() + time.Second, Err: errors.New("task is running on another worker")}
 		}
 	}
-	// Take a slot, or wait parked in the model's queue.
-	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
-	if err != nil {
-		return err
-	}
-	mine := len(held) == 1
-	var others []grant
-	for _, g := range granted {
-		if g.TaskID == t.ID {
-			mine = true
-		} else {
-			others = append(others, g)
+	// Take a slot, or wait parked in the model's queue. A message picked
+	// up soon after its grant already holds one.
+	if !w.freshGrant(ctx, p, t, m) {
+		held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
+		if err != nil {
+			return err
 		}
-	}
-	if err := w.disp.enqueue(ctx, m.ID, others); err != nil {
-		w.log.Warn("hand slots on", "model_id", m.ID, "err", err)
-	}
-	if !mine {
-		return nil // parked; a released slot brings it back
+		mine := len(held) == 1
+		var others []grant
+		for _, g := range granted {
+			if g.TaskID == t.ID {
+				mine = true
+			} else {
+				others = append(others, g)
+			}
+		}
+		if err := w.disp.enqueue(ctx, m.ID, others); err != nil {
+			w.log.Warn("hand slots on", "model_id", m.ID, "err", err)
+		}
+		if !mine {
+			return nil // parked; a released slot brings it back
+		}
 	}
 	// Rate limits (ratelimit.go): over the model's rpm/tpm the task waits
 	// parked, without an attempt.
@@ -236,6 +277,48 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		return err
 	}
 	return w.run(ctx, t, m, rt)
+}
+
+// freshGrant reports whether a pending task's message still holds the
+// slot lease it was sent with, so that the pickup needs no Admit (a Redis
+// round trip per task) to confirm it. A lease given less than a third of
+// its TTL ago cannot have expired: run's heartbeat renews it a third of
+// the TTL after the attempt starts.
+//
+// The lease may have been given back since, though, by an earlier
+// delivery of this same message, which asynq redelivers with the same
+// payload. So the grant is trusted only if nothing since shows: the
+// message never failed (a failed StartAttempt frees the slot), no attempt
+// started after the grant (one interrupted at shutdown frees the slot and
+// requeues the message), the task was due when granted (a re-admission
+// during a retry backoff is given back), the model is not rate limited
+// (admitRate gives the slot back and brings the message back, without
+// any trace in the database) and the model is unchanged (its limits may
+// just have been removed).
+func (w *Worker) freshGrant(ctx context.Context, p payload, t *ent.Task, m *ent.Model) bool {
+	if p.GrantedAt == 0 || t.Status != domain.StatusPending || m.ID != p.ModelID {
+		return false
+	}
+	// GrantedAt is rounded down to the millisecond: a time in the same
+	// millisecond may be after the grant.
+	granted := time.UnixMilli(p.GrantedAt)
+	window := w.disp.slots.ttl / 3
+	if age := time.Since(granted); age >= window || age <= -window {
+		return false // stale, or a clock too far off to tell
+	}
+	if n, _ := asynq.GetRetryCount(ctx); n > 0 {
+		return false
+	}
+	if t.StartedAt != nil && !t.StartedAt.Before(granted) {
+		return false
+	}
+	if t.NextAttemptAt != nil && t.NextAttemptAt.After(granted) {
+		return false
+	}
+	if l, err := providers.LimitsOf(m.Config); err == nil && l.Limited() {
+		return false
+	}
+	return m.UpdatedAt.Before(granted)
 }
 
 // release frees a task's slot and hands free slots to waiting tasks.

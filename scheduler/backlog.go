@@ -19,10 +19,16 @@ import (
 const backlogTTL = 250 * time.Millisecond
 
 type backlogCount struct {
-	n     int       // pending tasks when read
-	at    time.Time // when read
-	added int       // tasks this process accepted since
+	n       int       // pending tasks when read
+	at      time.Time // when read
+	added   int       // tasks this process accepted since
+	reading bool      // a refresh is in flight
 }
+
+// backlogStale bounds how old a count may be and still answer at once
+// while a fresh one is read in the background. Past it, submissions wait
+// for the database again (after an idle spell, say).
+const backlogStale = 5 * time.Second
 
 // backlog caches pending-task counts per model (key: model id) and in
 // total (key 0).
@@ -33,16 +39,42 @@ type backlog struct {
 
 func newBacklog() *backlog { return &backlog{m: map[int]*backlogCount{}} }
 
-// pending returns the (recent) number of pending tasks for key.
-func (b *backlog) pending(ctx context.Context, s *Service, key int) (int, error) {
+// pending returns the (recent) number of pending tasks for key. A count
+// past backlogTTL but within backlogStale answers at once when it lets the
+// submission in (fits), and one background read refreshes it: submissions
+// never queue behind the COUNT, which grows with the backlog, and
+// concurrent ones never run it side by side. A refusal is only ever made
+// on a count read within backlogTTL.
+func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n int) bool) (int, error) {
 	b.mu.Lock()
 	c := b.m[key]
-	if c != nil && time.Since(c.at) < backlogTTL {
+	if c != nil {
+		age := time.Since(c.at)
 		n := c.n + c.added
-		b.mu.Unlock()
-		return n, nil
+		if age < backlogTTL || (age < backlogStale && c.reading && fits(n)) {
+			b.mu.Unlock()
+			return n, nil
+		}
+		if age < backlogStale && fits(n) {
+			c.reading = true
+			b.mu.Unlock()
+			go func() {
+				if _, err := b.read(context.WithoutCancel(ctx), s, key); err != nil {
+					s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
+					b.mu.Lock()
+					c.reading = false
+					b.mu.Unlock()
+				}
+			}()
+			return n, nil
+		}
 	}
 	b.mu.Unlock()
+	return b.read(ctx, s, key)
+}
+
+// read counts pending tasks for key in the database and caches the count.
+func (b *backlog) read(ctx context.Context, s *Service, key int) (int, error) {
 	q := s.db.Task.Query().Where(task.StatusEQ(domain.StatusPending))
 	if key != 0 {
 		q = q.Where(task.ModelID(key))
@@ -75,7 +107,8 @@ func (b *backlog) reserve(modelID, adding int) {
 // reads of the database.
 func (s *Service) checkBackpressure(ctx context.Context, modelID, adding int) error {
 	limit := s.cfg.Queue.MaxQueueSize
-	n, err := s.backlog.pending(ctx, s, modelID)
+	fits := func(n int) bool { return n+adding <= limit }
+	n, err := s.backlog.pending(ctx, s, modelID, fits)
 	if err != nil {
 		return err
 	}
@@ -83,7 +116,7 @@ func (s *Service) checkBackpressure(ctx context.Context, modelID, adding int) er
 		return &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
 			Message: fmt.Sprintf("queue full: model %d has %d pending tasks, the limit (queue.max_queue_size) is %d; retry later", modelID, n, limit)}
 	}
-	total, err := s.backlog.pending(ctx, s, 0)
+	total, err := s.backlog.pending(ctx, s, 0, fits)
 	if err != nil {
 		return err
 	}

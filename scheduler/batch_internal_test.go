@@ -131,7 +131,11 @@ func TestInsertTasksOneBatchAdmitsPerModel(t *testing.T) {
 		}
 		reqs[i] = createReq{v: v, m: f.model}
 	}
-	res := f.svc.insertTasks(ctx, reqs)
+	res, admit := f.svc.insertTasks(ctx, reqs)
+	if len(f.disp.admitted) != 0 {
+		t.Fatalf("admitted before the callers had their answers: %v", f.disp.admitted)
+	}
+	admit()
 	seen := map[int]bool{}
 	for i, r := range res {
 		if r.err != nil || r.out == nil || r.out.Status != domain.StatusPending {
@@ -313,19 +317,24 @@ func TestCompleteTasksRetriedAndStaleItems(t *testing.T) {
 
 func TestGroupIdleCallFlushesAloneAtOnce(t *testing.T) {
 	var sizes []int
-	g := newGroup(2, 10, func(_ context.Context, ins []int) []result[int] {
+	var mu sync.Mutex
+	g := newGroup(2, 10, func(_ context.Context, ins []int) ([]result[int], func()) {
+		mu.Lock()
 		sizes = append(sizes, len(ins))
+		mu.Unlock()
 		res := make([]result[int], len(ins))
 		for i, v := range ins {
 			res[i].out = v * 2
 		}
-		return res
+		return res, nil
 	})
 	for i := range 3 {
 		if got, err := g.do(context.Background(), i); err != nil || got != 2*i {
 			t.Fatalf("do(%d) = %d, %v", i, got, err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(sizes) != 3 || sizes[0] != 1 || sizes[1] != 1 || sizes[2] != 1 {
 		t.Fatalf("flush sizes %v, want three flushes of one", sizes)
 	}
@@ -339,7 +348,7 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	var first atomic.Bool
-	g := newGroup(1, 100, func(_ context.Context, ins []int) []result[int] {
+	g := newGroup(1, 100, func(_ context.Context, ins []int) ([]result[int], func()) {
 		if first.CompareAndSwap(false, true) {
 			close(entered)
 			<-release
@@ -351,7 +360,7 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 		for i, v := range ins {
 			res[i].out = v + 1000
 		}
-		return res
+		return res, nil
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -386,5 +395,75 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 	wg.Wait()
 	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != n {
 		t.Fatalf("flush sizes %v, want [1 %d]", sizes, n)
+	}
+}
+
+// A caller has its answer before the flush's after-work (a submission's
+// admission to Redis) is done.
+func TestGroupAnswersBeforeAfterWork(t *testing.T) {
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	g := newGroup(1, 10, func(_ context.Context, ins []int) ([]result[int], func()) {
+		return make([]result[int], len(ins)), func() {
+			<-release
+			close(finished)
+		}
+	})
+	if _, err := g.do(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-finished:
+		t.Fatal("after-work finished before release: the caller waited for it")
+	default:
+	}
+	close(release)
+	<-finished
+}
+
+func fitsAll(int) bool { return true }
+
+// A count past its TTL answers at once (stale) while one background read
+// refreshes it; past backlogStale, the caller reads it afresh.
+func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tasks(t, 2)
+	b := f.svc.backlog
+	key := f.model.ID
+	if n, err := b.pending(ctx, f.svc, key, fitsAll); err != nil || n != 2 {
+		t.Fatalf("first count = %d, %v; want 2", n, err)
+	}
+	f.tasks(t, 3)
+	// As if the 3 had been accepted by another process after a read of 2.
+	b.mu.Lock()
+	b.m[key] = &backlogCount{n: 2, at: time.Now().Add(-time.Second)}
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 2 {
+		t.Fatalf("stale count = %d, want the cached 2 at once", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, _ := b.pending(ctx, f.svc, key, fitsAll); n == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("count never refreshed to 5")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.mu.Lock()
+	b.m[key].at = time.Now().Add(-2 * backlogStale)
+	b.m[key].n = 99
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 5 {
+		t.Fatalf("count past backlogStale = %d, want 5 read afresh", n)
+	}
+	// A stale count that would refuse is read afresh before refusing.
+	b.mu.Lock()
+	b.m[key] = &backlogCount{n: 99, at: time.Now().Add(-time.Second)}
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, func(n int) bool { return n < 10 }); n != 5 {
+		t.Fatalf("stale full count = %d, want 5 read afresh", n)
 	}
 }

@@ -21,8 +21,10 @@ import (
 type group[In, Out any] struct {
 	lanes int // flushes in flight at most
 	max   int // items per flush at most
-	// flush handles a batch; it returns one result per item, in order.
-	flush func(ctx context.Context, ins []In) []result[Out]
+	// flush handles a batch; it returns one result per item, in order, and
+	// optionally work to do once the callers have their results (it holds
+	// the lane meanwhile, so such work stays bounded too).
+	flush func(ctx context.Context, ins []In) ([]result[Out], func())
 
 	mu      sync.Mutex
 	waiting []*call[In, Out]
@@ -43,7 +45,7 @@ type call[In, Out any] struct {
 // flushTimeout bounds one flush: a batch holds the callers of many requests.
 const flushTimeout = 30 * time.Second
 
-func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
+func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) ([]result[Out], func())) *group[In, Out] {
 	return &group[In, Out]{lanes: lanes, max: max, flush: flush}
 }
 
@@ -58,15 +60,15 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	}
 	g.mu.Unlock()
 	if lead {
-		g.drain(context.WithoutCancel(ctx))
+		// In a goroutine of its own: the caller returns with its result,
+		// not after the lane's later batches or after-work.
+		go g.drain(context.WithoutCancel(ctx))
 	}
 	<-c.done
 	return c.res.out, c.res.err
 }
 
-// drain flushes batches until none is queued. After each batch it hands
-// the lane on to a goroutine if calls queued meanwhile, so the caller that
-// led returns after its own batch.
+// drain flushes batches on one lane until none is queued.
 func (g *group[In, Out]) drain(ctx context.Context) {
 	for {
 		g.mu.Lock()
@@ -82,14 +84,6 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 		g.mu.Unlock()
 
 		g.run(ctx, batch)
-
-		g.mu.Lock()
-		more := len(g.waiting) > 0
-		g.mu.Unlock()
-		if more {
-			go g.drain(ctx)
-			return
-		}
 	}
 }
 
@@ -100,9 +94,12 @@ func (g *group[In, Out]) run(ctx context.Context, batch []*call[In, Out]) {
 	for i, c := range batch {
 		ins[i] = c.in
 	}
-	res := g.flush(fctx, ins)
+	res, after := g.flush(fctx, ins)
 	for i, c := range batch {
 		c.res = res[i]
 		close(c.done)
+	}
+	if after != nil {
+		after()
 	}
 }

@@ -330,7 +330,7 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 	if len(perModel) > 1 {
 		// The whole batch against the total limit, before any model's
 		// share is reserved (checkBackpressure checks each share alone).
-		total, err := s.backlog.pending(ctx, s, 0)
+		total, err := s.backlog.pending(ctx, s, 0, func(n int) bool { return n+len(vs) <= s.cfg.Queue.MaxQueueSize })
 		if err != nil {
 			return nil, err
 		}
