@@ -200,16 +200,11 @@ func (d *Dispatcher) Ping(ctx context.Context) error { return d.rdb.Ping(ctx).Er
 // Redis connection, which the broker closes.
 func (d *Dispatcher) Close() error { return nil }
 
-// WorkerCount counts live worker processes: asynq servers by host and
-// pid, as one process runs several (worker.go).
+// WorkerCount counts live asynq servers (worker processes).
 func (d *Dispatcher) WorkerCount(ctx context.Context) (int, error) {
 	servers, err := d.inspector.Servers()
 	if err != nil {
 		return 0, fmt.Errorf("list worker servers: %w", err)
 	}
-	procs := map[string]bool{}
-	for _, s := range servers {
-		procs[fmt.Sprintf("%s:%d", s.Host, s.PID)] = true
-	}
-	return len(procs), nil
+	return len(servers), nil
 }

@@ -34,15 +34,15 @@ type Hooks struct {
 // Worker runs tasks: it is an asynq server whose handler leases a model
 // slot, runs the provider, stores the outcome and hands the slot on.
 type Worker struct {
-	svc     *scheduler.Service
-	disp    *Dispatcher
-	bus     *events.Bus
-	cfg     *config.Config
-	log     *slog.Logger
-	servers []*asynq.Server
-	name    string
-	retry   RetryPolicy
-	hooks   Hooks
+	svc    *scheduler.Service
+	disp   *Dispatcher
+	bus    *events.Bus
+	cfg    *config.Config
+	log    *slog.Logger
+	server *asynq.Server
+	name   string
+	retry  RetryPolicy
+	hooks  Hooks
 
 	provMu    sync.Mutex
 	providers map[int]cachedProvider
@@ -74,36 +74,18 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		}
 	}
 	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
-	// asynq dequeues in one loop per server, one round trip per queue
-	// looked at, before each handler starts: under load that loop, not the
-	// handlers, capped a worker process (half its slots stood idle in
-	// profiles). Several servers share the process's slots, so their loops
-	// dequeue side by side. Only the first polls at queue.poll_interval
-	// when idle; the others poll slowly, so idle Redis load and idle pickup
-	// latency stay those of one server, and they only matter when busy.
-	n := min(dequeueLoops, cfg.Worker.MaxWorkers)
-	for i := range n {
-		conc := cfg.Worker.MaxWorkers / n
-		if i < cfg.Worker.MaxWorkers%n {
-			conc++
-		}
-		poll := cfg.Queue.PollInterval.D()
-		if i > 0 {
-			poll = max(poll, idlePoll)
-		}
-		w.servers = append(w.servers, asynq.NewServerFromRedisClient(b.Client, asynq.Config{
-			Concurrency:              conc,
-			Queues:                   queues,
-			StrictPriority:           strict,
-			TaskCheckInterval:        poll,
-			DelayedTaskCheckInterval: delayed,
-			RetryDelayFunc:           retryDelayFunc,
-			IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
-			ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
-			Logger:                   asynqLogger{log},
-			LogLevel:                 asynq.WarnLevel,
-		}))
-	}
+	w.server = asynq.NewServerFromRedisClient(b.Client, asynq.Config{
+		Concurrency:              cfg.Worker.MaxWorkers,
+		Queues:                   queues,
+		StrictPriority:           strict,
+		TaskCheckInterval:        cfg.Queue.PollInterval.D(),
+		DelayedTaskCheckInterval: delayed,
+		RetryDelayFunc:           retryDelayFunc,
+		IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
+		ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
+	})
 	return w
 }
 
@@ -114,32 +96,19 @@ func (w *Worker) Name() string { return w.name }
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeRunTask, w.ProcessTask)
-	for i, srv := range w.servers {
-		if err := srv.Start(mux); err != nil {
-			for _, started := range w.servers[:i] {
-				started.Shutdown()
-			}
-			return fmt.Errorf("start worker: %w", err)
-		}
+	if err := w.server.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
 	}
 	return nil
 }
 
 // Stop stops taking new tasks; running ones continue.
-func (w *Worker) Stop() {
-	for _, srv := range w.servers {
-		srv.Stop()
-	}
-}
+func (w *Worker) Stop() { w.server.Stop() }
 
 // Shutdown waits up to server.shutdown_grace for running tasks, then
 // interrupts the rest and hands them back to the queue.
 func (w *Worker) Shutdown() {
-	var wg sync.WaitGroup
-	for _, srv := range w.servers {
-		wg.Go(srv.Shutdown)
-	}
-	wg.Wait()
+	w.server.Shutdown()
 	// At the end of the grace period asynq requeues the messages of
 	// handlers still running, cancels their contexts and returns without
 	// waiting for them. Wait until they have recorded the interrupted
@@ -153,13 +122,6 @@ func (w *Worker) Shutdown() {
 		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
 	}
 }
-
-// dequeueLoops is how many asynq servers (dequeue loops) a worker process
-// runs; idlePoll is how often all but the first look for work when idle.
-const (
-	dequeueLoops = 4
-	idlePoll     = 250 * time.Millisecond
-)
 
 // handlerDrain bounds how long Shutdown waits for cancelled handlers.
 const handlerDrain = 15 * time.Second
@@ -336,11 +298,20 @@ func (w *Worker) release(m *ent.Model, id, repark int) error {
 func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (retErr error) {
 	released := false
 	defer func() {
-		if !released {
+		if released {
+			return
+		}
+		// The slot is handed on in the background: the handler (one of
+		// the process's max_workers) returns to asynq for its next task
+		// instead of waiting out the slot call and the next task's
+		// enqueue. Shutdown waits for it (inflight).
+		w.inflight.Add(1)
+		go func() {
+			defer w.inflight.Done()
 			if err := w.release(m, t.ID, 0); err != nil {
 				w.log.Error("release model slot", "task_id", t.ID, "model_id", m.ID, "err", err)
 			}
-		}
+		}()
 	}()
 	due := t.CreatedAt
 	if t.NextAttemptAt != nil {

@@ -20,9 +20,13 @@ import (
 // and three commits, each paid alone. Batched, a busy worker pays a few
 // statements per batch instead, and an idle one exactly what it paid before.
 
-// Lanes and batch bounds of the groups.
+// Lanes and batch bounds of the groups. Writes get more lanes: they are
+// the longest flushes (a transaction's four round trips, or an INSERT and
+// the slot calls), and up to max_workers handlers or every API request
+// wait on them.
 const (
 	groupLanes = 4
+	writeLanes = 8
 	groupMax   = 200
 )
 
@@ -36,9 +40,9 @@ type groups struct {
 func (s *Service) initGroups() {
 	s.groups = groups{
 		reads:     newGroup(groupLanes, groupMax, s.loadTasks),
-		creates:   newGroup(groupLanes, groupMax, s.insertTasks),
-		starts:    newGroup(groupLanes, groupMax, nothingAfter(s.startTasks)),
-		completes: newGroup(groupLanes, groupMax, nothingAfter(s.completeTasks)),
+		creates:   newGroup(writeLanes, groupMax, s.insertTasks),
+		starts:    newGroup(writeLanes, groupMax, s.startTasks),
+		completes: newGroup(writeLanes, groupMax, s.completeTasks),
 	}
 }
 
@@ -54,11 +58,6 @@ func uniqueIDs(n int, id func(i int) int) []int {
 	return ids
 }
 
-// nothingAfter adapts a flush that has no after-work.
-func nothingAfter[In, Out any](f func(context.Context, []In) []result[Out]) func(context.Context, []In) ([]result[Out], func()) {
-	return func(ctx context.Context, ins []In) ([]result[Out], func()) { return f(ctx, ins), nil }
-}
-
 // failAll gives every item of a batch the same error.
 func failAll[Out any](n int, err error) []result[Out] {
 	res := make([]result[Out], n)
@@ -70,10 +69,10 @@ func failAll[Out any](n int, err error) []result[Out] {
 
 // loadTasks reads a batch of tasks with one query. Each caller gets a row
 // of its own, so callers asking for the same task never share one.
-func (s *Service) loadTasks(ctx context.Context, ids []int) ([]result[*ent.Task], func()) {
+func (s *Service) loadTasks(ctx context.Context, ids []int) []result[*ent.Task] {
 	rows, err := s.db.Task.Query().Where(task.IDIn(uniqueIDs(len(ids), func(i int) int { return ids[i] })...)).All(ctx)
 	if err != nil {
-		return failAll[*ent.Task](len(ids), dbErr(err, "task", ids[0])), nil
+		return failAll[*ent.Task](len(ids), dbErr(err, "task", ids[0]))
 	}
 	byID := make(map[int]*ent.Task, len(rows))
 	for _, t := range rows {
@@ -89,7 +88,7 @@ func (s *Service) loadTasks(ctx context.Context, ids []int) ([]result[*ent.Task]
 		own := *t
 		res[i].out = &own
 	}
-	return res, nil
+	return res
 }
 
 // createReq is a validated task to insert, with its (live) model.
@@ -98,22 +97,19 @@ type createReq struct {
 	m *ent.Model
 }
 
-// insertTasks stores a batch of new tasks with one multi-row INSERT and
-// announces them. The callers get their answers then: the tasks are
-// stored, so they are accepted. Admission to the models' queues (one slot
-// call per model, then the enqueues) follows on the same lane; if it fails
-// or the process dies first, the reconciler admits the tasks, as it does
-// any pending task Redis does not hold. Answering before the Redis round
-// trips halves a submission's latency; starts are not delayed, admission
-// begins at once.
-func (s *Service) insertTasks(ctx context.Context, reqs []createReq) ([]result[*ent.Task], func()) {
+// insertTasks stores a batch of new tasks with one multi-row INSERT,
+// announces them and admits them to their models' queues, one slot call
+// per model (the enqueues of a model's grants go out side by side).
+// Admission happens before the callers get their answers, so a task read
+// right after its creation already shows where it waits.
+func (s *Service) insertTasks(ctx context.Context, reqs []createReq) []result[*ent.Task] {
 	builders := make([]*ent.TaskCreate, len(reqs))
 	for i, r := range reqs {
 		builders[i] = s.taskCreate(s.db.Task.Create(), r.v)
 	}
 	ts, err := s.db.Task.CreateBulk(builders...).Save(ctx)
 	if err != nil {
-		return failAll[*ent.Task](len(reqs), dbErr(err, "task", 0)), nil
+		return failAll[*ent.Task](len(reqs), dbErr(err, "task", 0))
 	}
 	byModel := map[int][]*ent.Task{}
 	models := map[int]*ent.Model{}
@@ -124,13 +120,13 @@ func (s *Service) insertTasks(ctx context.Context, reqs []createReq) ([]result[*
 		models[reqs[i].m.ID] = reqs[i].m
 		res[i].out = t
 	}
-	return res, func() {
-		for id, group := range byModel {
-			if err := s.disp.AdmitMany(ctx, group, models[id]); err != nil {
-				s.log.Warn("admit tasks failed; the reconciler will retry", "model_id", id, "tasks", len(group), "err", err)
-			}
+	for id, group := range byModel {
+		if err := s.disp.AdmitMany(ctx, group, models[id]); err != nil {
+			// The tasks are stored; the reconciler enqueues them once Redis answers.
+			s.log.Warn("admit tasks failed; the reconciler will retry", "model_id", id, "tasks", len(group), "err", err)
 		}
 	}
+	return res
 }
 
 // startReq is a pending task a worker is about to run.

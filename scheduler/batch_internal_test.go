@@ -131,11 +131,7 @@ func TestInsertTasksOneBatchAdmitsPerModel(t *testing.T) {
 		}
 		reqs[i] = createReq{v: v, m: f.model}
 	}
-	res, admit := f.svc.insertTasks(ctx, reqs)
-	if len(f.disp.admitted) != 0 {
-		t.Fatalf("admitted before the callers had their answers: %v", f.disp.admitted)
-	}
-	admit()
+	res := f.svc.insertTasks(ctx, reqs)
 	seen := map[int]bool{}
 	for i, r := range res {
 		if r.err != nil || r.out == nil || r.out.Status != domain.StatusPending {
@@ -318,7 +314,7 @@ func TestCompleteTasksRetriedAndStaleItems(t *testing.T) {
 func TestGroupIdleCallFlushesAloneAtOnce(t *testing.T) {
 	var sizes []int
 	var mu sync.Mutex
-	g := newGroup(2, 10, func(_ context.Context, ins []int) ([]result[int], func()) {
+	g := newGroup(2, 10, func(_ context.Context, ins []int) []result[int] {
 		mu.Lock()
 		sizes = append(sizes, len(ins))
 		mu.Unlock()
@@ -326,7 +322,7 @@ func TestGroupIdleCallFlushesAloneAtOnce(t *testing.T) {
 		for i, v := range ins {
 			res[i].out = v * 2
 		}
-		return res, nil
+		return res
 	})
 	for i := range 3 {
 		if got, err := g.do(context.Background(), i); err != nil || got != 2*i {
@@ -348,7 +344,7 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	var first atomic.Bool
-	g := newGroup(1, 100, func(_ context.Context, ins []int) ([]result[int], func()) {
+	g := newGroup(1, 100, func(_ context.Context, ins []int) []result[int] {
 		if first.CompareAndSwap(false, true) {
 			close(entered)
 			<-release
@@ -360,7 +356,7 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 		for i, v := range ins {
 			res[i].out = v + 1000
 		}
-		return res, nil
+		return res
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -396,29 +392,6 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != n {
 		t.Fatalf("flush sizes %v, want [1 %d]", sizes, n)
 	}
-}
-
-// A caller has its answer before the flush's after-work (a submission's
-// admission to Redis) is done.
-func TestGroupAnswersBeforeAfterWork(t *testing.T) {
-	release := make(chan struct{})
-	finished := make(chan struct{})
-	g := newGroup(1, 10, func(_ context.Context, ins []int) ([]result[int], func()) {
-		return make([]result[int], len(ins)), func() {
-			<-release
-			close(finished)
-		}
-	})
-	if _, err := g.do(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-finished:
-		t.Fatal("after-work finished before release: the caller waited for it")
-	default:
-	}
-	close(release)
-	<-finished
 }
 
 func fitsAll(int) bool { return true }

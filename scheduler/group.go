@@ -21,10 +21,8 @@ import (
 type group[In, Out any] struct {
 	lanes int // flushes in flight at most
 	max   int // items per flush at most
-	// flush handles a batch; it returns one result per item, in order, and
-	// optionally work to do once the callers have their results (it holds
-	// the lane meanwhile, so such work stays bounded too).
-	flush func(ctx context.Context, ins []In) ([]result[Out], func())
+	// flush handles a batch; it returns one result per item, in order.
+	flush func(ctx context.Context, ins []In) []result[Out]
 
 	mu      sync.Mutex
 	waiting []*call[In, Out]
@@ -45,7 +43,7 @@ type call[In, Out any] struct {
 // flushTimeout bounds one flush: a batch holds the callers of many requests.
 const flushTimeout = 30 * time.Second
 
-func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) ([]result[Out], func())) *group[In, Out] {
+func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
 	return &group[In, Out]{lanes: lanes, max: max, flush: flush}
 }
 
@@ -61,7 +59,7 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	g.mu.Unlock()
 	if lead {
 		// In a goroutine of its own: the caller returns with its result,
-		// not after the lane's later batches or after-work.
+		// not after the lane's later batches.
 		go g.drain(context.WithoutCancel(ctx))
 	}
 	<-c.done
@@ -94,12 +92,9 @@ func (g *group[In, Out]) run(ctx context.Context, batch []*call[In, Out]) {
 	for i, c := range batch {
 		ins[i] = c.in
 	}
-	res, after := g.flush(fctx, ins)
+	res := g.flush(fctx, ins)
 	for i, c := range batch {
 		c.res = res[i]
 		close(c.done)
-	}
-	if after != nil {
-		after()
 	}
 }

@@ -122,3 +122,37 @@ func BenchmarkTaskLifecycle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTaskLifecycleParallel is BenchmarkTaskLifecycle with as many
+// submitters and workers at once as the benchmark's parallelism
+// (-cpu, times 16): their statements share batches (batch.go), so the
+// cost per task should fall well below the sequential figure.
+func BenchmarkTaskLifecycleParallel(b *testing.B) {
+	svc, modelID := benchService(b)
+	ctx := context.Background()
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t, err := svc.CreateTask(ctx, scheduler.NewTask{ModelID: modelID, Type: "text-generation", Input: "benchmark"})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			t, err = svc.GetTask(ctx, t.ID)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			running, att, err := svc.StartAttempt(ctx, t, modelID, "bench")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := svc.CompleteAttempt(ctx, running, att, scheduler.Outcome{Output: "done", PromptTokens: 1, CompletionTokens: 16}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
