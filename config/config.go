@@ -218,7 +218,7 @@ func Defaults(embedded bool) Config {
 		Database: Database{
 			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
 			Password: "llm_password", Database: "llm_scheduler",
-			SQLitePath: filepath.Join("data", "llm-scheduler.db"), MaxOpenConns: 50,
+			SQLitePath: filepath.Join("data", "llm-scheduler.db"), MaxOpenConns: 32,
 		},
 		Redis: Redis{Host: "localhost", Port: 6379, DB: 0, KeyPrefix: "llmsched", PoolSize: 100},
 		Queue: Queue{
