@@ -58,15 +58,16 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	}
 	g.mu.Unlock()
 	if lead {
-		// In a goroutine of its own: the caller returns with its result,
-		// not after the lane's later batches.
-		go g.drain(context.WithoutCancel(ctx))
+		g.drain(context.WithoutCancel(ctx))
 	}
 	<-c.done
 	return c.res.out, c.res.err
 }
 
-// drain flushes batches on one lane until none is queued.
+// drain flushes batches on one lane until none is queued. The caller that
+// took the lane runs the first batch itself (an idle call costs no
+// goroutine switch) and hands the lane to a goroutine if more calls
+// queued meanwhile, so it returns after its own batch.
 func (g *group[In, Out]) drain(ctx context.Context) {
 	for {
 		g.mu.Lock()
@@ -82,6 +83,18 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 		g.mu.Unlock()
 
 		g.run(ctx, batch)
+
+		g.mu.Lock()
+		more := len(g.waiting) > 0
+		if !more {
+			g.active--
+		}
+		g.mu.Unlock()
+		if !more {
+			return
+		}
+		go g.drain(ctx)
+		return
 	}
 }
 
