@@ -64,37 +64,34 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	return c.res.out, c.res.err
 }
 
-// drain flushes batches on one lane until none is queued. The caller that
-// took the lane runs the first batch itself (an idle call costs no
-// goroutine switch) and hands the lane to a goroutine if more calls
-// queued meanwhile, so it returns after its own batch.
+// drain flushes the next batch on a lane. The caller that took the lane
+// runs it itself (an idle call costs no goroutine switch) and hands the
+// lane to a goroutine if more calls queued meanwhile, so it returns after
+// its own batch. Another lane may have taken every queued call already;
+// then the lane is given back at once.
 func (g *group[In, Out]) drain(ctx context.Context) {
-	for {
-		g.mu.Lock()
-		if len(g.waiting) == 0 {
-			g.active--
-			g.mu.Unlock()
-			return
-		}
-		n := min(len(g.waiting), g.max)
-		batch := make([]*call[In, Out], n)
-		copy(batch, g.waiting)
-		g.waiting = append(g.waiting[:0], g.waiting[n:]...)
+	g.mu.Lock()
+	if len(g.waiting) == 0 {
+		g.active--
 		g.mu.Unlock()
-
-		g.run(ctx, batch)
-
-		g.mu.Lock()
-		more := len(g.waiting) > 0
-		if !more {
-			g.active--
-		}
-		g.mu.Unlock()
-		if !more {
-			return
-		}
-		go g.drain(ctx)
 		return
+	}
+	n := min(len(g.waiting), g.max)
+	batch := make([]*call[In, Out], n)
+	copy(batch, g.waiting)
+	g.waiting = append(g.waiting[:0], g.waiting[n:]...)
+	g.mu.Unlock()
+
+	g.run(ctx, batch)
+
+	g.mu.Lock()
+	more := len(g.waiting) > 0
+	if !more {
+		g.active--
+	}
+	g.mu.Unlock()
+	if more {
+		go g.drain(ctx)
 	}
 }
 
