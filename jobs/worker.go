@@ -213,24 +213,8 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 	// Take a slot, or wait parked in the model's queue. A message picked
 	// up soon after its grant already holds one.
 	if !w.freshGrant(ctx, p, t, m) {
-		held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
-		if err != nil {
-			return err
-		}
-		mine := len(held) == 1
-		var others []grant
-		for _, g := range granted {
-			if g.TaskID == t.ID {
-				mine = true
-			} else {
-				others = append(others, g)
-			}
-		}
-		if err := w.disp.enqueue(ctx, m.ID, others); err != nil {
-			w.log.Warn("hand slots on", "model_id", m.ID, "err", err)
-		}
-		if !mine {
-			return nil // parked; a released slot brings it back
+		if mine, err := w.takeSlot(ctx, t, m); !mine {
+			return err // parked (nil): a released slot brings it back
 		}
 	}
 	// Rate limits (ratelimit.go): over the model's rpm/tpm the task waits
@@ -239,6 +223,29 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		return err
 	}
 	return w.run(ctx, t, m, rt)
+}
+
+// takeSlot asks Redis for the task's slot: it reports whether the task
+// holds one; if not, the task waits parked. Slots the call handed to other
+// parked tasks are enqueued.
+func (w *Worker) takeSlot(ctx context.Context, t *ent.Task, m *ent.Model) (bool, error) {
+	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
+	if err != nil {
+		return false, err
+	}
+	mine := len(held) == 1
+	var others []grant
+	for _, g := range granted {
+		if g.TaskID == t.ID {
+			mine = true
+		} else {
+			others = append(others, g)
+		}
+	}
+	if err := w.disp.enqueue(ctx, m.ID, others); err != nil {
+		w.log.Warn("hand slots on", "model_id", m.ID, "err", err)
+	}
+	return mine, nil
 }
 
 // freshGrant reports whether a pending task's message still holds the
@@ -277,7 +284,7 @@ func (w *Worker) freshGrant(ctx context.Context, p payload, t *ent.Task, m *ent.
 	if t.NextAttemptAt != nil && t.NextAttemptAt.After(granted) {
 		return false
 	}
-	if l, err := providers.LimitsOf(m.Config); err == nil && l.Limited() {
+	if l, err := providers.LimitsOf(m.Config); err != nil || l.Limited() {
 		return false
 	}
 	return m.UpdatedAt.Before(granted)

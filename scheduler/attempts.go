@@ -57,9 +57,15 @@ func (s *Service) startAttempt(ctx context.Context, t *ent.Task, modelID int, wo
 		return nil, nil, err
 	}
 	a = a.Unwrap() // detach from the committed transaction's client
+	return runningCopy(t, now), a, nil
+}
+
+// runningCopy is t as a started attempt leaves it.
+func runningCopy(t *ent.Task, now time.Time) *ent.Task {
 	running := *t
-	running.Status, running.Attempts, running.StartedAt, running.NextAttemptAt = domain.StatusRunning, n, &now, nil
-	return &running, a, nil
+	running.Status, running.Attempts = domain.StatusRunning, t.Attempts+1
+	running.StartedAt, running.NextAttemptAt, running.FinishedAt = &now, nil, nil
+	return &running
 }
 
 // Outcome is what an attempt produced.

@@ -47,30 +47,30 @@ func newBacklog() *backlog { return &backlog{m: map[int]*backlogCount{}} }
 // on a count read within backlogTTL.
 func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n int) bool) (int, error) {
 	b.mu.Lock()
-	c := b.m[key]
-	if c != nil {
-		age := time.Since(c.at)
-		n := c.n + c.added
-		if age < backlogTTL || (age < backlogStale && c.reading && fits(n)) {
+	if c := b.m[key]; c != nil {
+		age, n := time.Since(c.at), c.n+c.added
+		if age < backlogTTL || (age < backlogStale && fits(n)) {
+			if age >= backlogTTL && !c.reading {
+				c.reading = true
+				go b.refresh(context.WithoutCancel(ctx), s, key, c)
+			}
 			b.mu.Unlock()
-			return n, nil
-		}
-		if age < backlogStale && fits(n) {
-			c.reading = true
-			b.mu.Unlock()
-			go func() {
-				if _, err := b.read(context.WithoutCancel(ctx), s, key); err != nil {
-					s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
-					b.mu.Lock()
-					c.reading = false
-					b.mu.Unlock()
-				}
-			}()
 			return n, nil
 		}
 	}
 	b.mu.Unlock()
 	return b.read(ctx, s, key)
+}
+
+// refresh reads the count for key in the background; on failure the stale
+// entry c may start another refresh.
+func (b *backlog) refresh(ctx context.Context, s *Service, key int, c *backlogCount) {
+	if _, err := b.read(ctx, s, key); err != nil {
+		s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
+		b.mu.Lock()
+		c.reading = false
+		b.mu.Unlock()
+	}
 }
 
 // read counts pending tasks for key in the database and caches the count.

@@ -46,18 +46,6 @@ func (s *Service) initGroups() {
 	}
 }
 
-func uniqueIDs(n int, id func(i int) int) []int {
-	seen := make(map[int]bool, n)
-	ids := make([]int, 0, n)
-	for i := range n {
-		if v := id(i); !seen[v] {
-			seen[v] = true
-			ids = append(ids, v)
-		}
-	}
-	return ids
-}
-
 // failAll gives every item of a batch the same error.
 func failAll[Out any](n int, err error) []result[Out] {
 	res := make([]result[Out], n)
@@ -70,7 +58,7 @@ func failAll[Out any](n int, err error) []result[Out] {
 // loadTasks reads a batch of tasks with one query. Each caller gets a row
 // of its own, so callers asking for the same task never share one.
 func (s *Service) loadTasks(ctx context.Context, ids []int) []result[*ent.Task] {
-	rows, err := s.db.Task.Query().Where(task.IDIn(uniqueIDs(len(ids), func(i int) int { return ids[i] })...)).All(ctx)
+	rows, err := s.db.Task.Query().Where(task.IDIn(ids...)).All(ctx)
 	if err != nil {
 		return failAll[*ent.Task](len(ids), dbErr(err, "task", ids[0]))
 	}
@@ -157,7 +145,7 @@ func (s *Service) startTasks(ctx context.Context, reqs []startReq) []result[star
 	err := s.withTx(ctx, func(tx *ent.Tx) error {
 		fences := make([]predicate.Task, len(reqs))
 		for i, r := range reqs {
-			fences[i] = task.And(task.ID(r.t.ID), task.StatusEQ(r.t.Status), task.Attempts(r.t.Attempts))
+			fences[i] = fenceOf(r.t)
 		}
 		n, err := tx.Task.Update().Where(task.Or(fences...)).
 			SetStatus(domain.StatusRunning).AddAttempts(1).SetStartedAt(now).
@@ -189,10 +177,7 @@ func (s *Service) startTasks(ctx context.Context, reqs []startReq) []result[star
 	}
 	for i, r := range reqs {
 		s.publish(ctx, r.t, domain.StatusRunning, r.t.Attempts+1, "")
-		running := *r.t
-		running.Status, running.Attempts, running.StartedAt, running.NextAttemptAt = domain.StatusRunning, r.t.Attempts+1, &now, nil
-		running.FinishedAt = nil
-		res[i].out = started{running: &running, att: atts[i].Unwrap()}
+		res[i].out = started{running: runningCopy(r.t, now), att: atts[i].Unwrap()}
 	}
 	return res
 }
@@ -216,7 +201,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
 		for i, r := range reqs {
-			fences[i] = task.And(task.ID(r.t.ID), task.StatusEQ(r.t.Status), task.Attempts(r.t.Attempts))
+			fences[i] = fenceOf(r.t)
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
 			outputs[i], prompt[i], completion[i] = r.o.Output, r.o.PromptTokens, r.o.CompletionTokens
 			total[i] = r.o.PromptTokens + r.o.CompletionTokens

@@ -256,26 +256,20 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 	if err := s.checkBackpressure(ctx, m.ID, 1); err != nil {
 		return nil, err
 	}
+	req := createReq{v: v, m: m}
 	if v.IdempotencyKey == "" {
 		// Shares its INSERT and its slot call with concurrent submissions.
-		return s.groups.creates.do(ctx, createReq{v: v, m: m})
+		return s.groups.creates.do(ctx, req)
 	}
-	t, err := s.taskCreate(s.db.Task.Create(), v).Save(ctx)
-	if err != nil {
-		if ent.IsConstraintError(err) && v.IdempotencyKey != "" {
-			// A concurrent request with the same key won the insert.
-			if t, rerr := s.replay(ctx, v.NewTask); t != nil || rerr != nil {
-				return t, rerr
-			}
+	// Alone: a duplicate key must fail only its own INSERT.
+	r := s.insertTasks(ctx, []createReq{req})[0]
+	if ent.IsConstraintError(r.err) {
+		// A concurrent request with the same key won the insert.
+		if t, rerr := s.replay(ctx, v.NewTask); t != nil || rerr != nil {
+			return t, rerr
 		}
-		return nil, dbErr(err, "task", 0)
 	}
-	s.publishCreated(ctx, t)
-	if err := s.disp.Admit(ctx, t, m); err != nil {
-		// The task is stored; the reconciler enqueues it once Redis answers.
-		s.log.Warn("admit task failed; the reconciler will retry", "task_id", t.ID, "err", err)
-	}
-	return t, nil
+	return r.out, r.err
 }
 
 // replay returns the task created earlier with the same idempotency key, or

@@ -6,6 +6,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/events"
 )
@@ -67,9 +68,7 @@ func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.T
 // transaction when set. It returns how many rows changed (0 or 1).
 func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, error) {
 	update := func(c *ent.Client) (int, error) {
-		upd := c.Task.Update().
-			Where(task.ID(cur.ID), task.StatusEQ(cur.Status), task.Attempts(cur.Attempts)).
-			SetStatus(m.To)
+		upd := c.Task.Update().Where(fenceOf(cur)).SetStatus(m.To)
 		if m.Apply != nil {
 			m.Apply(upd)
 		}
@@ -87,6 +86,12 @@ func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, er
 		return m.Also(ctx, tx.Client())
 	})
 	return n, err
+}
+
+// fenceOf matches a task's row only while it is as t shows it: same status
+// and attempt count.
+func fenceOf(t *ent.Task) predicate.Task {
+	return task.And(task.ID(t.ID), task.StatusEQ(t.Status), task.Attempts(t.Attempts))
 }
 
 func (s *Service) publish(ctx context.Context, t *ent.Task, to domain.TaskStatus, attempt int, errMsg string) {
