@@ -19,6 +19,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmsched/llm-scheduler/broker"
 	"github.com/llmsched/llm-scheduler/config"
 	"github.com/llmsched/llm-scheduler/store"
 )
@@ -285,7 +286,7 @@ func runEmbedded(ctx context.Context, cfg *config.Config, o Options, rep *report
 		if err := mr.Start(); err != nil {
 			return 0, err
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: broker.Protocol})
 		sqlDB, err := openSQLite(filepath.Join(dir, "baseline.db"))
 		if err != nil {
 			return 0, err

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/broker"
 )
 
 // claimMarker holds a Redis database number for the bench while it runs.
@@ -26,7 +28,7 @@ func claimRedisDB(ctx context.Context, addr, password string, poolSize, want int
 		}
 	}
 	for _, db := range candidates {
-		c := redis.NewClient(&redis.Options{Addr: addr, Password: password, DB: db, PoolSize: poolSize})
+		c := redis.NewClient(&redis.Options{Addr: addr, Password: password, DB: db, PoolSize: poolSize, Protocol: broker.Protocol})
 		ok, err := c.SetNX(ctx, claimMarker, os.Getpid(), 2*time.Hour).Result()
 		if err != nil {
 			_ = c.Close()

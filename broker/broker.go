@@ -40,7 +40,7 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		b.Embedded = mr
-		b.Opt = asynq.RedisClientOpt{Addr: mr.Addr()}
+		b.Opt = clientOpt{redis.Options{Addr: mr.Addr(), Protocol: Protocol}}
 		b.startClock()
 	default:
 		b.Opt = ConnOpt(cfg)
@@ -66,32 +66,44 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 func ConnOpt(cfg config.Redis) asynq.RedisConnOpt {
 	switch {
 	case len(cfg.ClusterAddrs) > 0:
-		return clusterOpt{Addrs: cfg.ClusterAddrs, Password: cfg.Password, PoolSize: cfg.PoolSize}
+		return clusterOpt{redis.ClusterOptions{Addrs: cfg.ClusterAddrs, Password: cfg.Password,
+			PoolSize: cfg.PoolSize, Protocol: Protocol}}
 	case cfg.SentinelMaster != "":
-		return asynq.RedisFailoverClientOpt{
+		return failoverOpt{redis.FailoverOptions{
 			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
 			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
-			PoolSize: cfg.PoolSize,
-		}
+			PoolSize: cfg.PoolSize, Protocol: Protocol,
+		}}
 	}
-	return asynq.RedisClientOpt{
+	return clientOpt{redis.Options{
 		Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
-		PoolSize: cfg.PoolSize,
-	}
+		PoolSize: cfg.PoolSize, Protocol: Protocol,
+	}}
 }
 
-// clusterOpt is asynq.RedisClusterClientOpt with a pool size, which
-// asynq's option does not carry.
-type clusterOpt struct {
-	Addrs    []string
-	Password string
-	PoolSize int
-}
+// Protocol is the Redis protocol version the clients speak. RESP2: with
+// go-redis's default (RESP3) every command first checks the connection for
+// push notifications, which nothing here uses; profiles of the bench showed
+// that check in the hot path of every slot and queue call.
+const Protocol = 2
+
+// clientOpt, failoverOpt and clusterOpt are asynq's connection options for
+// the three topologies, carrying the go-redis options asynq's own types do
+// not (the protocol, and the pool size on a cluster).
+type (
+	clientOpt   struct{ redis.Options }
+	failoverOpt struct{ redis.FailoverOptions }
+	clusterOpt  struct{ redis.ClusterOptions }
+)
 
 // MakeRedisClient implements asynq.RedisConnOpt.
-func (o clusterOpt) MakeRedisClient() any {
-	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: o.Addrs, Password: o.Password, PoolSize: o.PoolSize})
-}
+func (o clientOpt) MakeRedisClient() any { return redis.NewClient(&o.Options) }
+
+// MakeRedisClient implements asynq.RedisConnOpt.
+func (o failoverOpt) MakeRedisClient() any { return redis.NewFailoverClient(&o.FailoverOptions) }
+
+// MakeRedisClient implements asynq.RedisConnOpt.
+func (o clusterOpt) MakeRedisClient() any { return redis.NewClusterClient(&o.ClusterOptions) }
 
 // startClock advances the embedded Redis's key expiry with the wall clock:
 // miniredis only expires keys when told time has passed, and locks, leases
