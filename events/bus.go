@@ -14,8 +14,7 @@ import (
 // published to this process's subscribers.
 type Bus struct {
 	rdb       redis.UniversalClient
-	taskCh    string
-	outputCh  string
+	ch        string
 	tasks     *hub[TaskEvent]
 	outputs   *hub[OutputChunk]
 	log       *slog.Logger
@@ -26,10 +25,11 @@ type Bus struct {
 
 // NewBus returns a bus on rdb whose channels are named under prefix.
 func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
+	ch := Channel(prefix)
 	return &Bus{
-		rdb: rdb, taskCh: prefix + ":events:task", outputCh: prefix + ":events:output",
+		rdb: rdb, ch: ch,
 		tasks: newHub[TaskEvent](), outputs: newHub[OutputChunk](), log: log,
-		ready: make(chan struct{}), out: newOutbox(rdb, log),
+		ready: make(chan struct{}), out: newOutbox(rdb, ch, log),
 	}
 }
 
@@ -44,7 +44,7 @@ func (b *Bus) PublishTask(ctx context.Context, e TaskEvent) error {
 	if b.onPublish != nil {
 		b.onPublish(e)
 	}
-	return b.publish(ctx, b.taskCh, e)
+	return b.publish(kindTask, e)
 }
 
 // PublishTasks announces many transitions; they leave in as few round
@@ -59,7 +59,7 @@ func (b *Bus) PublishTasks(ctx context.Context, es []TaskEvent) error {
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
-		ms = append(ms, outMsg{ch: b.taskCh, raw: raw})
+		ms = append(ms, outMsg{kind: kindTask, raw: raw})
 	}
 	b.out.push(ms...)
 	return nil
@@ -67,15 +67,15 @@ func (b *Bus) PublishTasks(ctx context.Context, es []TaskEvent) error {
 
 // PublishOutput announces a streamed output chunk to every process.
 func (b *Bus) PublishOutput(ctx context.Context, c OutputChunk) error {
-	return b.publish(ctx, b.outputCh, c)
+	return b.publish(kindOutput, c)
 }
 
-func (b *Bus) publish(_ context.Context, ch string, v any) error {
+func (b *Bus) publish(kind byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	b.out.push(outMsg{ch: ch, raw: raw})
+	b.out.push(outMsg{kind: kind, raw: raw})
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (b *Bus) Ready() <-chan struct{} { return b.ready }
 func (b *Bus) Run(ctx context.Context) {
 	first := true
 	for ctx.Err() == nil {
-		ps := b.rdb.Subscribe(ctx, b.taskCh, b.outputCh)
+		ps := b.rdb.Subscribe(ctx, b.ch)
 		if _, err := ps.Receive(ctx); err != nil {
 			_ = ps.Close()
 			if ctx.Err() == nil {
@@ -142,22 +142,22 @@ func (b *Bus) consume(ctx context.Context, ps *redis.PubSub) {
 	}
 }
 
+// dispatch hands a frame's messages to this process's subscribers. With
+// none of a kind, those messages are not even decoded.
 func (b *Bus) dispatch(m *redis.Message) {
-	switch m.Channel {
-	case b.taskCh:
-		var e TaskEvent
-		if err := json.Unmarshal([]byte(m.Payload), &e); err != nil {
-			b.log.Error("event bus: bad task event", "err", err)
-			return
-		}
-		b.tasks.send(e.TaskID, e)
-	case b.outputCh:
-		var c OutputChunk
-		if err := json.Unmarshal([]byte(m.Payload), &c); err != nil {
-			b.log.Error("event bus: bad output chunk", "err", err)
-			return
-		}
-		b.outputs.send(c.TaskID, c)
+	var onTask func(TaskEvent)
+	var onOutput func(OutputChunk)
+	if b.tasks.count() > 0 {
+		onTask = func(e TaskEvent) { b.tasks.send(e.TaskID, e) }
+	}
+	if b.outputs.count() > 0 {
+		onOutput = func(c OutputChunk) { b.outputs.send(c.TaskID, c) }
+	}
+	if onTask == nil && onOutput == nil {
+		return
+	}
+	if err := Decode([]byte(m.Payload), onTask, onOutput); err != nil {
+		b.log.Error("event bus: bad message", "err", err)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 )
 
 // outbox publishes the bus's messages from one background goroutine, in
-// order, pipelining whatever queued up while the previous round trip was
-// in flight.
+// order, packing whatever queued up while the previous round trip was in
+// flight into frames (frame.go) sent in one round trip.
 //
 // Publishing synchronously put one Redis round trip per event (created,
 // running, output chunks, completed: five per task) on the critical path
@@ -24,6 +24,7 @@ import (
 // subscribers read it when they (re)subscribe, as before.
 type outbox struct {
 	rdb redis.UniversalClient
+	ch  string
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -35,18 +36,18 @@ type outbox struct {
 }
 
 type outMsg struct {
-	ch  string
-	raw []byte
+	kind byte // kindTask or kindOutput
+	raw  []byte
 }
 
 // maxQueued bounds the outbox while Redis does not answer.
 const maxQueued = 1 << 17
 
-// pipelineMax bounds one pipeline.
-const pipelineMax = 1000
+// sendMax bounds the messages of one round trip.
+const sendMax = 1000
 
-func newOutbox(rdb redis.UniversalClient, log *slog.Logger) *outbox {
-	return &outbox{rdb: rdb, log: log, wake: make(chan struct{}, 1)}
+func newOutbox(rdb redis.UniversalClient, ch string, log *slog.Logger) *outbox {
+	return &outbox{rdb: rdb, ch: ch, log: log, wake: make(chan struct{}, 1)}
 }
 
 // push queues messages and makes sure the sender runs.
@@ -98,8 +99,8 @@ func (o *outbox) loop() {
 				continue
 			}
 		}
-		for start := 0; start < len(batch); start += pipelineMax {
-			o.send(batch[start:min(start+pipelineMax, len(batch))])
+		for start := 0; start < len(batch); start += sendMax {
+			o.send(batch[start:min(start+sendMax, len(batch))])
 		}
 		o.mu.Lock()
 		o.done += uint64(len(batch))
@@ -110,13 +111,14 @@ func (o *outbox) loop() {
 func (o *outbox) send(batch []outMsg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	fs := frames(batch)
 	var err error
-	if len(batch) == 1 {
-		err = o.rdb.Publish(ctx, batch[0].ch, batch[0].raw).Err()
+	if len(fs) == 1 {
+		err = o.rdb.Publish(ctx, o.ch, fs[0]).Err()
 	} else {
 		pipe := o.rdb.Pipeline()
-		for _, m := range batch {
-			pipe.Publish(ctx, m.ch, m.raw)
+		for _, f := range fs {
+			pipe.Publish(ctx, o.ch, f)
 		}
 		_, err = pipe.Exec(ctx)
 	}

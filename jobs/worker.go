@@ -152,7 +152,7 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 	if err := json.Unmarshal(at.Payload(), &p); err != nil || p.TaskID == 0 {
 		return fmt.Errorf("bad payload %q: %w", at.Payload(), asynq.SkipRetry)
 	}
-	t, err := w.svc.GetTask(ctx, p.TaskID)
+	t, err := w.svc.PickupTask(ctx, p.TaskID)
 	if scheduler.CodeOf(err) == scheduler.CodeNotFound {
 		return nil
 	}

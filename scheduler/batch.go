@@ -109,6 +109,7 @@ func (s *Service) insertTasks(ctx context.Context, reqs []createReq) []result[*e
 		models[reqs[i].m.ID] = reqs[i].m
 		res[i].out = t
 	}
+	s.fresh.put(ts) // before admission: a granted task may be picked up at once
 	for id, group := range byModel {
 		if err := s.disp.AdmitMany(ctx, group, models[id]); err != nil {
 			// The tasks are stored; the reconciler enqueues them once Redis answers.

@@ -19,10 +19,11 @@ type Service struct {
 	now     func() time.Time
 	workers func(ctx context.Context) (int, error)
 	dbPing  func(ctx context.Context) error
-	// models and backlog keep the hot paths off the database: see
-	// modelcache.go and backlog.go.
+	// models, backlog and fresh keep the hot paths off the database: see
+	// modelcache.go, backlog.go and fresh.go.
 	models  *modelCache
 	backlog *backlog
+	fresh   *fresh
 	// groups batch the hot paths' statements (batch.go).
 	groups groups
 }
@@ -48,7 +49,7 @@ func New(o Options) *Service {
 	s := &Service{
 		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
 		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
-		models: newModelCache(), backlog: newBacklog(),
+		models: newModelCache(), backlog: newBacklog(), fresh: newFresh(),
 	}
 	s.initGroups()
 	return s

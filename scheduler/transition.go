@@ -40,6 +40,7 @@ type Move struct {
 // publishes the event and returns the row as it was before the move.
 func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.Task, error) {
 	id := cur.ID
+	s.fresh.forget(id)
 	for try := 0; ; try++ {
 		if !domain.CanTransition(cur.Status, m.To) {
 			return cur, Conflict("task %d is %s and cannot become %s", id, cur.Status, m.To)

@@ -1,0 +1,110 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Channel is the Redis pub/sub channel of the event bus of the deployment
+// whose keys are named under prefix.
+func Channel(prefix string) string { return prefix + ":events" }
+
+// The bus publishes frames: one Redis message carrying many bus messages,
+// in publish order, as a JSON array of entries that hold either a task
+// event or an output chunk:
+//
+//	[{"task":{"task_id":7,...}},{"output":{"task_id":7,...}},...]
+//
+// One channel for both kinds keeps their order (a task's last output chunk
+// is published before its final transition, and readers rely on it). A
+// frame per outbox round trip instead of a message per event: every Redis
+// message costs Redis a delivery to each subscribed process and each of
+// those processes a read and a wake-up, and a task publishes four or five.
+type entry struct {
+	Task   json.RawMessage `json:"task,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+}
+
+// Entry kinds in the outbox (outMsg.kind).
+const (
+	kindTask byte = iota
+	kindOutput
+)
+
+// frameMax bounds a frame's size; a single larger message goes alone.
+const frameMax = 256 << 10
+
+// frames packs encoded messages into frames of at most frameMax bytes.
+func frames(ms []outMsg) [][]byte {
+	var out [][]byte
+	var buf bytes.Buffer
+	for _, m := range ms {
+		if buf.Len() > 0 && buf.Len()+len(m.raw)+len(`,{"output":}]`) > frameMax {
+			buf.WriteByte(']')
+			out = append(out, bytes.Clone(buf.Bytes()))
+			buf.Reset()
+		}
+		if buf.Len() == 0 {
+			buf.WriteByte('[')
+		} else {
+			buf.WriteByte(',')
+		}
+		if m.kind == kindTask {
+			buf.WriteString(`{"task":`)
+		} else {
+			buf.WriteString(`{"output":`)
+		}
+		buf.Write(m.raw)
+		buf.WriteByte('}')
+	}
+	if buf.Len() > 0 {
+		buf.WriteByte(']')
+		out = append(out, buf.Bytes())
+	}
+	return out
+}
+
+// Decode calls onTask or onOutput for each message of a frame, in order.
+// Either may be nil: those messages are skipped without being decoded. A
+// message that cannot be decoded is skipped and reported (the first such
+// error) after the rest were delivered.
+func Decode(frame []byte, onTask func(TaskEvent), onOutput func(OutputChunk)) error {
+	var es []entry
+	if err := json.Unmarshal(frame, &es); err != nil {
+		return fmt.Errorf("decode event frame: %w", err)
+	}
+	var first error
+	fail := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	for _, e := range es {
+		switch {
+		case e.Task != nil:
+			if onTask == nil {
+				continue
+			}
+			var ev TaskEvent
+			if err := json.Unmarshal(e.Task, &ev); err != nil {
+				fail(fmt.Errorf("decode task event: %w", err))
+				continue
+			}
+			onTask(ev)
+		case e.Output != nil:
+			if onOutput == nil {
+				continue
+			}
+			var c OutputChunk
+			if err := json.Unmarshal(e.Output, &c); err != nil {
+				fail(fmt.Errorf("decode output chunk: %w", err))
+				continue
+			}
+			onOutput(c)
+		default:
+			fail(fmt.Errorf("decode event frame: an entry with neither a task event nor an output chunk"))
+		}
+	}
+	return first
+}
