@@ -118,8 +118,14 @@ type Queue struct {
 	MaxInputBytes int `yaml:"max_input_bytes" json:"max_input_bytes"`
 	// MaxBatchSize bounds createTasks.
 	MaxBatchSize int `yaml:"max_batch_size" json:"max_batch_size"`
-	// PollInterval is how often an idle worker looks for work.
+	// PollInterval is how often an idle worker looks for work when it
+	// cannot be woken (IdleCheckInterval 0, or Redis Cluster).
 	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
+	// IdleCheckInterval turns on wake-ups: an idle worker stops polling
+	// Redis, is woken (pub/sub) when a task is enqueued for it, and looks
+	// anyway this often (retries coming due, a missed wake-up). 0 turns
+	// wake-ups off: idle workers poll every PollInterval.
+	IdleCheckInterval Duration `yaml:"idle_check_interval" json:"idle_check_interval"`
 	// ReconcileInterval is how often the database and Redis are compared.
 	ReconcileInterval Duration `yaml:"reconcile_interval" json:"reconcile_interval"`
 	// LeaseTTL is how long a model slot survives without a heartbeat: the
@@ -226,6 +232,7 @@ func Defaults(embedded bool) Config {
 			RetryDelay: Duration(60 * time.Second), MaxRetryDelay: Duration(time.Hour),
 			Strategy: "strict", Weights: map[string]int{"high": 6, "medium": 3, "low": 1},
 			MaxInputBytes: 1 << 20, MaxBatchSize: 1000, PollInterval: Duration(4 * time.Millisecond),
+			IdleCheckInterval: Duration(100 * time.Millisecond),
 			ReconcileInterval: Duration(5 * time.Second), LeaseTTL: Duration(30 * time.Second),
 		},
 		Worker: Worker{DefaultWorkers: 5, MaxWorkers: 50},
@@ -345,6 +352,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	for key, dst := range map[string]*Duration{
 		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
 		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
+		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval,
 	} {
 		if v := getenv(key); v != "" {
 			d, err := parseDuration(v)
@@ -464,6 +472,10 @@ func (c *Config) Validate() error {
 	}
 	if q.PollInterval <= 0 || q.PollInterval.D() > 5*time.Second {
 		bad("queue.poll_interval must be between 1ms and 5s, got %s", q.PollInterval)
+	}
+	if q.IdleCheckInterval < 0 || q.IdleCheckInterval.D() > time.Minute ||
+		(q.IdleCheckInterval > 0 && q.IdleCheckInterval.D() < 10*time.Millisecond) {
+		bad("queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got %s", q.IdleCheckInterval)
 	}
 	if q.ReconcileInterval <= 0 {
 		bad("queue.reconcile_interval must be positive, got %s", q.ReconcileInterval)

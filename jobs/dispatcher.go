@@ -24,6 +24,7 @@ type Dispatcher struct {
 	inspector *asynq.Inspector
 	rdb       redis.UniversalClient
 	log       *slog.Logger
+	wakeCh    string // where idle workers listen for wake-ups (wake.go)
 }
 
 var _ scheduler.Dispatcher = (*Dispatcher)(nil)
@@ -33,12 +34,16 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *Dispatcher {
 	_, cluster := b.Client.(*redis.ClusterClient)
 	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch", epochInScript: !cluster}
+	if !cluster {
+		slots.wake = wakeKey(b.Prefix)
+	}
 	return &Dispatcher{
 		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),
 		inspector: asynq.NewInspectorFromRedisClient(b.Client),
 		rdb:       b.Client,
 		log:       log,
+		wakeCh:    wakeChannel(b.Prefix),
 	}
 }
 
@@ -86,6 +91,14 @@ func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model
 // database ids. Each message carries when its lease was given, so the
 // worker that picks it up soon after need not confirm it (freshGrant).
 func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	if gs[0].Wake {
+		// Idle workers wait for a wake-up: send it once the tasks are in
+		// asynq, where the woken workers look.
+		defer d.wake(ctx)
+	}
 	if len(gs) == 1 {
 		return d.enqueueOne(ctx, modelID, gs[0])
 	}
@@ -112,6 +125,14 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// wake tells idle workers that tasks were enqueued (wake.go). If it is
+// lost, they find the tasks at their next idle check.
+func (d *Dispatcher) wake(ctx context.Context) {
+	if err := d.rdb.Publish(context.WithoutCancel(ctx), d.wakeCh, "").Err(); err != nil {
+		d.log.Warn("wake idle workers; they look again within queue.idle_check_interval", "err", err)
+	}
 }
 
 // enqueueFanOut bounds the enqueues of one batch in flight.

@@ -3,3 +3,12 @@ package jobs
 // LeasesKey names a model's lease set in Redis, for tests that move slots
 // behind the scheduler's back.
 func LeasesKey(d *Dispatcher, modelID int) string { return d.slots.keys(modelID)[1] }
+
+// GateAnswered counts the dequeue calls a worker's idle gate answered
+// without Redis; -1 when the worker has no gate (wake-ups off).
+func GateAnswered(w *Worker) int64 {
+	if w.gate == nil {
+		return -1
+	}
+	return w.gate.answered.Load()
+}

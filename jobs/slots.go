@@ -26,6 +26,10 @@ type grant struct {
 	// At is when the lease was given or renewed (unix ms, the script's
 	// now): it runs until At plus the lease TTL.
 	At int64
+	// Wake is set on every grant of a script call that found idle workers
+	// waiting to be woken (see wake.go): whoever enqueues the grant
+	// publishes a wake-up once it is in asynq.
+	Wake bool
 }
 
 // Slots is the per-model concurrency state in Redis.
@@ -42,6 +46,11 @@ type Slots struct {
 	// saves a round trip per call. Not on Redis Cluster: a script may only
 	// touch keys of one hash slot, and the epoch key is not in the model's.
 	epochInScript bool
+	// wake is the key idle workers set when they stop polling Redis (see
+	// wake.go); the slot scripts take it (KEYS[5]) when they hand out a
+	// slot. Empty where wake-ups are off (and on Redis Cluster, for the
+	// same reason as epochInScript).
+	wake string
 }
 
 // grantable is how many slots of a model may be held: max, or 0 while
@@ -69,10 +78,15 @@ func (s *Slots) keys(modelID int) []string {
 // scriptKeys are the keys of an Admit or Release script call, and the max
 // to pass it. With epochInScript the epoch key rides along as KEYS[4] and
 // the script applies grantable's rule; otherwise it is read here first.
+// The wake key, when there is one, follows as KEYS[5].
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
 	keys := s.keys(modelID)
 	if s.epochInScript && s.epoch != "" {
-		return append(keys, s.epoch), max, nil
+		keys = append(keys, s.epoch)
+		if s.wake != "" {
+			keys = append(keys, s.wake)
+		}
+		return keys, max, nil
 	}
 	max, err := s.grantable(ctx, max)
 	return keys, max, err
@@ -81,7 +95,9 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 // Common prologue: no slots while the epoch key (KEYS[4], when given) is
 // missing (see Slots.grantable), drop expired leases, and learn whether
 // the model's dispatch is backing off. The fill loop hands free slots to
-// the head of the parked queue and returns them as id, score pairs.
+// the head of the parked queue and returns them as id, score pairs. woke
+// takes the wake key (KEYS[5], when given): 1 if idle workers were
+// waiting for a wake-up.
 const slotPrologue = `
 local parked, leases, backoff = KEYS[1], KEYS[2], KEYS[3]
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -99,10 +115,15 @@ local function fill()
   end
   return granted
 end
+local function woke()
+  if KEYS[5] and redis.call('DEL', KEYS[5]) == 1 then return 1 end
+  return 0
+end
 `
 
 // admitScript parks tasks (ARGV[4..]: id, score pairs) unless they already
-// hold a slot, then fills free slots. Returns {held ids, granted pairs}.
+// hold a slot, then fills free slots. Returns {held ids, granted pairs,
+// woke}.
 var admitScript = redis.NewScript(slotPrologue + `
 local held = {}
 for i = 4, #ARGV, 2 do
@@ -114,17 +135,24 @@ for i = 4, #ARGV, 2 do
     redis.call('ZADD', parked, ARGV[i + 1], id)
   end
 end
-return {held, fill()}
+local granted = fill()
+local w = 0
+if #held > 0 or #granted > 0 then w = woke() end
+return {held, granted, w}
 `)
 
 // releaseScript frees a task's slot and drops it from the parked queue;
-// with ARGV[6] set it parks the task again at that score. Then it fills.
+// with ARGV[5] set it parks the task again at that score. Then it fills.
+// Returns {granted pairs, woke}.
 var releaseScript = redis.NewScript(slotPrologue + `
 local id = ARGV[4]
 redis.call('ZREM', leases, id)
 redis.call('ZREM', parked, id)
 if ARGV[5] ~= '' then redis.call('ZADD', parked, ARGV[5], id) end
-return fill()
+local granted = fill()
+local w = 0
+if #granted > 0 then w = woke() end
+return {granted, w}
 `)
 
 // heartbeatScript renews a running task's lease (re-creating it after a
@@ -138,7 +166,7 @@ return existed
 func (s *Slots) now() int64 { return time.Now().UnixMilli() }
 
 // parseGrants reads a slot script's id, score pairs: leases given at now.
-func parseGrants(v any, now int64) ([]grant, error) {
+func parseGrants(v any, now int64, wake bool) ([]grant, error) {
 	arr, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("slot script returned %T", v)
@@ -155,7 +183,7 @@ func parseGrants(v any, now int64) ([]grant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("slot script returned score %v", arr[i+1])
 		}
-		out = append(out, grant{TaskID: id, Priority: priorityOf(score), At: now})
+		out = append(out, grant{TaskID: id, Priority: priorityOf(score), At: now, Wake: wake})
 	}
 	return out, nil
 }
@@ -182,18 +210,19 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		return nil, nil, fmt.Errorf("admit to model %d slots: %w", modelID, err)
 	}
 	parts, ok := res.([]any)
-	if !ok || len(parts) != 2 {
+	if !ok || len(parts) != 3 {
 		return nil, nil, fmt.Errorf("admit script returned %v", res)
 	}
+	wake := parts[2] == int64(1)
 	hs, _ := parts[0].([]any)
 	for _, h := range hs {
 		id, err := strconv.Atoi(fmt.Sprint(h))
 		if err != nil {
 			return nil, nil, fmt.Errorf("admit script returned id %v", h)
 		}
-		held = append(held, grant{TaskID: id, At: now})
+		held = append(held, grant{TaskID: id, At: now, Wake: wake})
 	}
-	granted, err = parseGrants(parts[1], now)
+	granted, err = parseGrants(parts[1], now, wake)
 	return held, granted, err
 }
 
@@ -213,7 +242,11 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
-	return parseGrants(res, now)
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 2 {
+		return nil, fmt.Errorf("release script returned %v", res)
+	}
+	return parseGrants(parts[0], now, parts[1] == int64(1))
 }
 
 // Pump fills a model's free slots from its parked queue.

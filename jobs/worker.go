@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/broker"
 	"github.com/llmsched/llm-scheduler/config"
@@ -47,6 +48,14 @@ type Worker struct {
 	provMu    sync.Mutex
 	providers map[int]cachedProvider
 
+	// With wake-ups on (wake.go), asynq runs on a client of its own whose
+	// dequeue calls gate answers while the worker is idle.
+	gate     *idleGate
+	asynqRDB redis.UniversalClient
+	wakeCh   string
+	stopWake context.CancelFunc
+	wakeDone chan struct{}
+
 	// inflight counts running handlers, so Shutdown can wait for the ones
 	// asynq abandons at the end of the grace period.
 	inflight sync.WaitGroup
@@ -74,11 +83,21 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		}
 	}
 	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
-	w.server = asynq.NewServerFromRedisClient(b.Client, asynq.Config{
+	rdb, poll := b.Client, cfg.Queue.PollInterval.D()
+	_, cluster := b.Client.(*redis.ClusterClient)
+	if check := cfg.Queue.IdleCheckInterval.D(); check > 0 && !cluster && b.Opt != nil {
+		if c, ok := b.Opt.MakeRedisClient().(redis.UniversalClient); ok {
+			w.gate = newIdleGate(b.Client, b.Prefix, check, log)
+			c.AddHook(w.gate)
+			w.asynqRDB, w.wakeCh = c, wakeChannel(b.Prefix)
+			rdb, poll = c, wokenPoll
+		}
+	}
+	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Worker.MaxWorkers,
 		Queues:                   queues,
 		StrictPriority:           strict,
-		TaskCheckInterval:        cfg.Queue.PollInterval.D(),
+		TaskCheckInterval:        poll,
 		DelayedTaskCheckInterval: delayed,
 		RetryDelayFunc:           retryDelayFunc,
 		IsFailure:                func(err error) bool { return !errors.As(err, new(*retryError)) },
@@ -96,10 +115,34 @@ func (w *Worker) Name() string { return w.name }
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeRunTask, w.ProcessTask)
+	if w.gate != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stopWake, w.wakeDone = cancel, make(chan struct{})
+		go func() {
+			defer close(w.wakeDone)
+			w.gate.listen(ctx, w.disp.rdb, w.wakeCh)
+		}()
+	}
 	if err := w.server.Start(mux); err != nil {
+		w.stopWakeUps()
 		return fmt.Errorf("start worker: %w", err)
 	}
 	return nil
+}
+
+// stopWakeUps ends the wake-up listener and closes asynq's client.
+func (w *Worker) stopWakeUps() {
+	if w.gate == nil {
+		return
+	}
+	if w.stopWake != nil {
+		w.stopWake()
+		<-w.wakeDone
+		w.stopWake = nil
+	}
+	if err := w.asynqRDB.Close(); err != nil {
+		w.log.Warn("close the worker's asynq redis client", "err", err)
+	}
 }
 
 // Stop stops taking new tasks; running ones continue.
@@ -121,6 +164,7 @@ func (w *Worker) Shutdown() {
 	case <-time.After(handlerDrain):
 		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
 	}
+	w.stopWakeUps()
 }
 
 // handlerDrain bounds how long Shutdown waits for cancelled handlers.

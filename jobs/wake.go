@@ -1,0 +1,178 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Wake-ups. asynq's processor finds work by polling: after an empty look
+// it sleeps about TaskCheckInterval and runs its dequeue script again, once
+// per queue, three Redis commands each. Polling trades idle pickup latency
+// against idle Redis load, and on a busy host neither side of the trade is
+// good enough (a 4 ms poll costs ~2,000 commands/s and still waits up to
+// 6 ms).
+//
+// So the worker polls fast (wokenPoll) while work arrives and not at all
+// while idle. Its asynq server's Redis client carries a hook (idleGate)
+// that answers asynq's dequeue calls itself, "queue empty", once nothing
+// was found for idleGrace. Before it goes quiet it sets the wake key; the
+// slot script that next hands out a slot takes the key (Slots.wake), and
+// the dispatcher that enqueues that task publishes on the wake channel
+// once the task is in asynq. Every subscribed worker wakes and polls.
+//
+// A wake-up can be lost: a worker that is not subscribed yet, a publisher
+// that stopped between its slot call and its enqueue, a task enqueued in
+// the instant a worker goes quiet. Work asynq makes due by itself (retries
+// whose backoff ended) wakes nobody either. So an idle worker still looks
+// every idle_check_interval, and sets the wake key again each time: what a
+// lost wake-up costs is bounded by that interval.
+const (
+	wokenPoll = time.Millisecond
+	idleGrace = 5 * time.Millisecond
+)
+
+// wakeKey and wakeChannel name the wake key and channel under a prefix.
+func wakeKey(prefix string) string     { return prefix + ":wake:armed" }
+func wakeChannel(prefix string) string { return prefix + ":wake" }
+
+// idleGate is the go-redis hook on a worker's asynq client.
+type idleGate struct {
+	rdb   redis.UniversalClient // sets the wake key (a client without the hook)
+	key   string
+	check time.Duration
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	busyUntil time.Time
+	armedAt   time.Time            // when the wake key was last set; zero once a wake-up took it
+	lastLook  map[string]time.Time // real looks while quiet, by queue
+
+	answered atomic.Int64 // dequeue calls answered without Redis
+}
+
+func newIdleGate(rdb redis.UniversalClient, prefix string, check time.Duration, log *slog.Logger) *idleGate {
+	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, log: log, lastLook: map[string]time.Time{}}
+}
+
+// DialHook implements redis.Hook.
+func (g *idleGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessPipelineHook implements redis.Hook.
+func (g *idleGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// ProcessHook implements redis.Hook: it answers asynq's dequeue calls
+// while the worker is quiet, and lets every other command through.
+func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		q, ok := dequeueQueue(cmd)
+		if !ok {
+			return next(ctx, cmd)
+		}
+		if !g.look(ctx, q) {
+			g.answered.Add(1)
+			cmd.SetErr(redis.Nil)
+			return redis.Nil
+		}
+		err := next(ctx, cmd)
+		if err == nil {
+			g.busy() // it found a task: more may follow
+		}
+		return err
+	}
+}
+
+// look decides whether a dequeue call goes to Redis.
+func (g *idleGate) look(ctx context.Context, queue string) bool {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.busyUntil) {
+		return true
+	}
+	if g.armedAt.IsZero() || now.Sub(g.armedAt) >= g.check {
+		// Going quiet, or quiet for another check interval: set the wake
+		// key first, then look once more at every queue, so that a task
+		// enqueued before the key was set is found now and one enqueued
+		// after it wakes us.
+		if err := g.rdb.Set(ctx, g.key, "1", 0).Err(); err != nil {
+			g.log.Warn("set the wake key; polling instead", "err", err)
+			return true
+		}
+		g.armedAt = now
+		clear(g.lastLook)
+	}
+	if last, ok := g.lastLook[queue]; ok && now.Sub(last) < g.check {
+		return false
+	}
+	g.lastLook[queue] = now
+	return true
+}
+
+// busy keeps the worker polling for idleGrace.
+func (g *idleGate) busy() {
+	g.mu.Lock()
+	g.busyUntil = time.Now().Add(idleGrace)
+	g.mu.Unlock()
+}
+
+// wake is a wake-up: a task was enqueued, and its slot script took the
+// wake key.
+func (g *idleGate) wake() {
+	g.mu.Lock()
+	g.busyUntil = time.Now().Add(idleGrace)
+	g.armedAt = time.Time{}
+	g.mu.Unlock()
+}
+
+// listen delivers wake-ups until ctx ends. go-redis resubscribes after a
+// lost connection; what is missed meanwhile the idle checks find.
+func (g *idleGate) listen(ctx context.Context, rdb redis.UniversalClient, channel string) {
+	ps := rdb.Subscribe(ctx, channel)
+	defer ps.Close()
+	ch := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			g.wake()
+		}
+	}
+}
+
+// dequeueQueue recognizes asynq's dequeue script call (EVALSHA with its
+// four keys: pending, paused, active and lease of one queue) and returns
+// the queue's pending key. EVAL is never gated: go-redis sends it right
+// after an EVALSHA that Redis answered NOSCRIPT (a Redis that lost its
+// script cache), and answering it locally would keep the script from ever
+// being loaded again.
+func dequeueQueue(cmd redis.Cmder) (string, bool) {
+	args := cmd.Args()
+	if len(args) < 7 {
+		return "", false
+	}
+	if name, _ := args[0].(string); !strings.EqualFold(name, "evalsha") {
+		return "", false
+	}
+	if n, ok := args[2].(int); !ok || n != 4 {
+		return "", false
+	}
+	for i, suffix := range [4]string{":pending", ":paused", ":active", ":lease"} {
+		k, ok := args[3+i].(string)
+		if !ok || !strings.HasSuffix(k, suffix) {
+			return "", false
+		}
+	}
+	return args[3].(string), true
+}

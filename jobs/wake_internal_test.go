@@ -1,0 +1,181 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestIdleGateLooksOnlyAtChecksAndAfterWakeUps: once quiet, the gate sets
+// the wake key and looks at each queue once; then it answers locally until
+// a check interval has passed or a wake-up arrives.
+func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	const check = 50 * time.Millisecond
+	g := newIdleGate(rdb, "gt", check, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
+	round := func() (looked int) {
+		for _, q := range queues {
+			if g.look(ctx, q) {
+				looked++
+			}
+		}
+		return looked
+	}
+
+	if n := round(); n != 3 {
+		t.Fatalf("going quiet: looked at %d queues, want all 3", n)
+	}
+	if !mr.Exists(wakeKey("gt")) {
+		t.Fatal("the gate went quiet without setting the wake key")
+	}
+	if n := round(); n != 0 {
+		t.Fatalf("quiet: looked at %d queues, want none", n)
+	}
+
+	g.wake()
+	if n := round(); n != 3 {
+		t.Fatalf("after a wake-up: looked at %d queues, want all 3", n)
+	}
+	time.Sleep(2 * idleGrace)
+	mr.Del(wakeKey("gt")) // as the slot script that woke us did
+	if n := round(); n != 3 {
+		t.Fatalf("quiet again: looked at %d queues, want all 3 (after setting the key)", n)
+	}
+	if !mr.Exists(wakeKey("gt")) {
+		t.Fatal("the gate went quiet again without setting the wake key")
+	}
+	if n := round(); n != 0 {
+		t.Fatalf("quiet: looked at %d queues, want none", n)
+	}
+
+	time.Sleep(check + 10*time.Millisecond)
+	mr.Del(wakeKey("gt")) // a wake-up that was lost
+	if n := round(); n != 3 {
+		t.Fatalf("after a check interval: looked at %d queues, want all 3", n)
+	}
+	if !mr.Exists(wakeKey("gt")) {
+		t.Fatal("the idle check did not set the wake key again")
+	}
+}
+
+// TestIdleGateRecognizesAsynqDequeue: on a real asynq server the gate
+// sees the processor's dequeue calls and answers them while quiet (few
+// reach Redis), and a task woken for runs.
+func TestIdleGateRecognizesAsynqDequeue(t *testing.T) {
+	mr := miniredis.RunT(t)
+	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer plain.Close()
+	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	g := newIdleGate(plain, "gt", time.Hour, slog.New(slog.DiscardHandler))
+	gated.AddHook(g)
+	var reached atomic.Int64 // dequeue calls that got past the gate
+	gated.AddHook(countDequeues{&reached})
+
+	ran := make(chan string, 1)
+	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}, StrictPriority: true,
+		TaskCheckInterval: wokenPoll, LogLevel: asynq.ErrorLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(_ context.Context, at *asynq.Task) error {
+		ran <- string(at.Payload())
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+
+	time.Sleep(300 * time.Millisecond)
+	if g.answered.Load() == 0 {
+		t.Fatal("the gate answered no dequeue call: it does not recognize asynq's")
+	}
+	before := reached.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := reached.Load() - before; n > 0 {
+		t.Fatalf("%d dequeue calls reached Redis while quiet (check interval 1h), want 0", n)
+	}
+
+	cl := asynq.NewClientFromRedisClient(plain)
+	if _, err := cl.Enqueue(asynq.NewTask("t", []byte("woken")), asynq.Queue(QueueMedium)); err != nil {
+		t.Fatal(err)
+	}
+	g.wake()
+	select {
+	case p := <-ran:
+		if p != "woken" {
+			t.Fatalf("ran %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task enqueued before a wake-up did not run")
+	}
+}
+
+// countDequeues counts asynq dequeue calls that reach it.
+type countDequeues struct{ n *atomic.Int64 }
+
+func (c countDequeues) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c countDequeues) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (c countDequeues) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if _, ok := dequeueQueue(cmd); ok {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestIdleCheckFindsWorkWithoutWakeUp: a task nobody wakes the worker for
+// (asynq made it due, or the wake-up was lost) runs at the next idle
+// check, even after Redis lost its script cache: the gate lets through
+// the EVAL that follows an EVALSHA answered NOSCRIPT.
+func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
+	mr := miniredis.RunT(t)
+	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer plain.Close()
+	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	g := newIdleGate(plain, "gt", 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	gated.AddHook(g)
+	ran := make(chan string, 2)
+	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}, StrictPriority: true,
+		TaskCheckInterval: wokenPoll, LogLevel: asynq.ErrorLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(_ context.Context, at *asynq.Task) error {
+		ran <- string(at.Payload())
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	cl := asynq.NewClientFromRedisClient(plain)
+	for _, name := range []string{"first", "after script flush"} {
+		time.Sleep(100 * time.Millisecond) // quiet
+		if name != "first" {
+			if err := plain.ScriptFlush(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cl.Enqueue(asynq.NewTask("t", []byte(name)), asynq.Queue(QueueLow)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-ran:
+			if p != name {
+				t.Fatalf("ran %q, want %q", p, name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("task %q enqueued without a wake-up did not run at an idle check", name)
+		}
+	}
+}

@@ -1,0 +1,41 @@
+package jobs_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/jobs"
+)
+
+// TestIdleWorkerIsWokenBySubmission: an idle worker stops polling Redis
+// (its gate answers asynq's dequeue calls), and a submission wakes it: with
+// an idle check interval of a minute, only the wake-up can start the task
+// within the test's wait.
+func TestIdleWorkerIsWokenBySubmission(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) {
+		c.Queue.IdleCheckInterval = config.Duration(time.Minute)
+	})
+	w := e.App.Worker
+	if jobs.GateAnswered(w) < 0 {
+		t.Fatal("the worker has no idle gate: wake-ups are off")
+	}
+	m := e.Simulator("wake", 2, map[string]any{"latency_ms": 0})
+	deadline := time.Now().Add(10 * time.Second)
+	for jobs.GateAnswered(w) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never went quiet")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 3 {
+		// Let it go quiet again between tasks.
+		quiet := jobs.GateAnswered(w)
+		for jobs.GateAnswered(w) < quiet+10 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		tk := submit(e, m.ID, 1+i, "wake me")
+		e.WaitTask(tk.ID, "completed", 20*time.Second)
+	}
+}
