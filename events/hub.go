@@ -12,6 +12,11 @@ var ErrOverflow = errors.New("subscriber too slow: event buffer overflowed, resu
 // DefaultBuffer is a subscription's buffer when none is given.
 const DefaultBuffer = 256
 
+// TaskBuffer is the buffer for a subscription to one task's transitions
+// (a few per attempt; the reader is closed with ErrOverflow only if it
+// falls this far behind on one task).
+const TaskBuffer = 32
+
 // Subscription receives events until Close, or until it overflows.
 type Subscription[T any] struct {
 	// C delivers events. It is closed when the subscription ends.

@@ -109,6 +109,11 @@ func (r *Resolver) buffer() int {
 	return events.DefaultBuffer
 }
 
+// taskBuffer is the buffer of a subscription to one task's transitions:
+// a task makes a handful per attempt, and a thousand such subscriptions
+// at the default buffer held 30 MB of empty channel slots.
+func (r *Resolver) taskBuffer() int { return min(r.buffer(), events.TaskBuffer) }
+
 func (r *Resolver) allow(ctx context.Context, perm Permission) error {
 	return r.Access.Allow(ctx, perm)
 }

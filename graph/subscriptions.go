@@ -83,7 +83,7 @@ func (r *Resolver) taskUpdated(ctx context.Context, id int) (<-chan *ent.Task, e
 		return nil, err
 	}
 	owner := r.Access.Owner(ctx)
-	sub := r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.buffer())
+	sub := r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.taskBuffer())
 	snap, err := r.Svc.TaskFor(ctx, id, owner)
 	if err != nil {
 		sub.Close()
@@ -199,7 +199,7 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 	}
 	owner := r.Access.Owner(ctx)
 	chunks := r.Bus.SubscribeOutput(id, r.buffer())
-	moves := r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.buffer())
+	moves := r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.taskBuffer())
 	closeAll := func() { chunks.Close(); moves.Close() }
 	t, err := r.Svc.TaskFor(ctx, id, owner)
 	if err != nil {

@@ -51,10 +51,13 @@ func (g *gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, o tran
 		return nil, errShuttingDown
 	}
 	up := websocket.Upgrader{
-		Subprotocols:    slices.Clone(o.Subprotocols),
-		CheckOrigin:     g.checkOrigin,
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
+		Subprotocols: slices.Clone(o.Subprotocols),
+		CheckOrigin:  g.checkOrigin,
+		// Reads reuse the HTTP server's buffered reader (ReadBufferSize 0);
+		// writes borrow a buffer from the pool only while a message goes
+		// out. A subscriber mostly waits: a thousand of them held 8 MB of
+		// buffers of their own.
+		WriteBufferPool: websocketWriteBuffers,
 		// gqlgen answers a failed upgrade itself.
 		Error: func(http.ResponseWriter, *http.Request, int, error) {},
 	}
@@ -106,6 +109,10 @@ type hijacker struct{ http.ResponseWriter }
 func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
+
+// websocketWriteBuffers lends write buffers to websockets (gorilla's
+// BufferPool; 4 KiB, gorilla's default size, when the pool is empty).
+var websocketWriteBuffers = &sync.Pool{}
 
 // A client may send websocketMessageRate messages a second on one
 // websocket, in bursts of websocketMessageBurst (subscribing to a page's
