@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -25,6 +26,9 @@ type Dispatcher struct {
 	rdb       redis.UniversalClient
 	log       *slog.Logger
 	wakeCh    string // where idle workers listen for wake-ups (wake.go)
+	// enqueued, when set, learns of every task this process enqueues
+	// (the queue name): the worker's idle gate looks there again at once.
+	enqueued atomic.Pointer[func(queue string)]
 }
 
 var _ scheduler.Dispatcher = (*Dispatcher)(nil)
@@ -163,6 +167,9 @@ func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error
 	}
 	if err != nil {
 		return fmt.Errorf("enqueue task %d: %w", g.TaskID, err)
+	}
+	if f := d.enqueued.Load(); f != nil {
+		(*f)(QueueFor(g.Priority))
 	}
 	return nil
 }

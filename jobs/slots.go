@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,16 +70,29 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 	return max, nil
 }
 
+// keys are a model's slot keys: the parked queue's tail, the leases, the
+// backoff, and the parked queue's head (see headSize).
 func (s *Slots) keys(modelID int) []string {
 	// The hash tag keeps a model's keys in one Redis Cluster slot.
 	tag := fmt.Sprintf("{%s:model:%d}", s.prefix, modelID)
-	return []string{tag + ":parked", tag + ":leases", tag + ":backoff"}
+	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head"}
 }
 
+// headSize bounds the head of a model's parked queue. The queue is two
+// sorted sets: the head holds its first tasks (at most headSize), the tail
+// (the "parked" key) the rest, and every head task ranks before every tail
+// task. Handing out a slot pops the head, and refills it from the tail
+// headSize at a time. On Redis each pop is O(log n) either way; on the
+// embedded in-process Redis (miniredis) every ordered read of a sorted set
+// sorts all of it, and a backlog of thousands made every slot hand-off
+// sort thousands: now it sorts at most headSize, and the tail once per
+// headSize hand-offs.
+const headSize = 32
+
 // scriptKeys are the keys of an Admit or Release script call, and the max
-// to pass it. With epochInScript the epoch key rides along as KEYS[4] and
+// to pass it. With epochInScript the epoch key rides along as KEYS[5] and
 // the script applies grantable's rule; otherwise it is read here first.
-// The wake key, when there is one, follows as KEYS[5].
+// The wake key, when there is one, follows as KEYS[6].
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
 	keys := s.keys(modelID)
 	if s.epochInScript && s.epoch != "" {
@@ -92,23 +106,53 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 	return keys, max, err
 }
 
-// Common prologue: no slots while the epoch key (KEYS[4], when given) is
+// Common prologue: no slots while the epoch key (KEYS[5], when given) is
 // missing (see Slots.grantable), drop expired leases, and learn whether
-// the model's dispatch is backing off. The fill loop hands free slots to
-// the head of the parked queue and returns them as id, score pairs. woke
-// takes the wake key (KEYS[5], when given): 1 if idle workers were
-// waiting for a wake-up.
-const slotPrologue = `
-local parked, leases, backoff = KEYS[1], KEYS[2], KEYS[3]
+// the model's dispatch is backing off. park puts a task in the parked
+// queue, head or tail (see headSize); unpark takes it out. The fill loop
+// hands free slots to the head of the queue and returns them as id, score
+// pairs. woke takes the wake key (KEYS[6], when given): 1 if idle workers
+// were waiting for a wake-up.
+var slotPrologue = strings.ReplaceAll(`
+local parked, leases, backoff, head = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if KEYS[4] and max > 0 and redis.call('EXISTS', KEYS[4]) == 0 then max = 0 end
+local headSize = HEAD_SIZE
+if KEYS[5] and max > 0 and redis.call('EXISTS', KEYS[5]) == 0 then max = 0 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+local function unpark(id)
+  redis.call('ZREM', head, id)
+  redis.call('ZREM', parked, id)
+end
+local function park(id, score)
+  unpark(id)
+  local toHead = redis.call('ZCARD', parked) == 0
+  if not toHead then
+    local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
+    toHead = #last > 0 and tonumber(score) < tonumber(last[2])
+  end
+  if not toHead then
+    redis.call('ZADD', parked, score, id)
+    return
+  end
+  redis.call('ZADD', head, score, id)
+  if redis.call('ZCARD', head) > headSize then
+    local out = redis.call('ZPOPMAX', head)
+    redis.call('ZADD', parked, out[2], out[1])
+  end
+end
+local function pop()
+  local top = redis.call('ZPOPMIN', head)
+  if #top > 0 then return top end
+  local chunk = redis.call('ZPOPMIN', parked, headSize)
+  for i = 3, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
+  return {chunk[1], chunk[2]}
+end
 local function fill()
   local granted = {}
   if tonumber(redis.call('GET', backoff) or '0') > now then return granted end
   while redis.call('ZCARD', leases) < max do
-    local top = redis.call('ZPOPMIN', parked)
-    if #top == 0 then break end
+    local top = pop()
+    if not top[1] then break end
     redis.call('ZADD', leases, now + ttl, top[1])
     granted[#granted + 1] = top[1]
     granted[#granted + 1] = top[2]
@@ -116,10 +160,10 @@ local function fill()
   return granted
 end
 local function woke()
-  if KEYS[5] and redis.call('DEL', KEYS[5]) == 1 then return 1 end
+  if KEYS[6] and redis.call('DEL', KEYS[6]) == 1 then return 1 end
   return 0
 end
-`
+`, "HEAD_SIZE", strconv.Itoa(headSize))
 
 // admitScript parks tasks (ARGV[4..]: id, score pairs) unless they already
 // hold a slot, then fills free slots. Returns {held ids, granted pairs,
@@ -132,7 +176,7 @@ for i = 4, #ARGV, 2 do
     redis.call('ZADD', leases, now + ttl, id)
     held[#held + 1] = id
   else
-    redis.call('ZADD', parked, ARGV[i + 1], id)
+    park(id, ARGV[i + 1])
   end
 end
 local granted = fill()
@@ -147,8 +191,8 @@ return {held, granted, w}
 var releaseScript = redis.NewScript(slotPrologue + `
 local id = ARGV[4]
 redis.call('ZREM', leases, id)
-redis.call('ZREM', parked, id)
-if ARGV[5] ~= '' then redis.call('ZADD', parked, ARGV[5], id) end
+unpark(id)
+if ARGV[5] ~= '' then park(id, ARGV[5]) end
 local granted = fill()
 local w = 0
 if #granted > 0 then w = woke() end
@@ -294,6 +338,8 @@ func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error)
 	k := s.keys(modelID)
 	id := strconv.Itoa(taskID)
 	pipe := s.rdb.Pipeline()
+	headRank := pipe.ZRank(ctx, k[3], id)
+	headLen := pipe.ZCard(ctx, k[3])
 	rankCmd := pipe.ZRank(ctx, k[0], id)
 	leaseCmd := pipe.ZScore(ctx, k[1], id)
 	countCmd := pipe.ZCount(ctx, k[1], strconv.FormatInt(s.now(), 10), "+inf")
@@ -302,8 +348,10 @@ func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error)
 		return State{}, fmt.Errorf("read slot state of task %d: %w", taskID, err)
 	}
 	var st State
-	if r, err := rankCmd.Result(); err == nil {
+	if r, err := headRank.Result(); err == nil {
 		st.Parked, st.Position = true, int(r)+1
+	} else if r, err := rankCmd.Result(); err == nil {
+		st.Parked, st.Position = true, int(headLen.Val())+int(r)+1
 	}
 	if _, err := leaseCmd.Result(); err == nil {
 		st.Leased = true
@@ -317,17 +365,18 @@ func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error)
 func (s *Slots) Presence(ctx context.Context, modelID int, ids []int) (map[int]bool, error) {
 	k := s.keys(modelID)
 	pipe := s.rdb.Pipeline()
-	type pair struct{ parked, leased *redis.FloatCmd }
-	cmds := make([]pair, len(ids))
+	type trio struct{ head, parked, leased *redis.FloatCmd }
+	cmds := make([]trio, len(ids))
 	for i, id := range ids {
-		cmds[i] = pair{pipe.ZScore(ctx, k[0], strconv.Itoa(id)), pipe.ZScore(ctx, k[1], strconv.Itoa(id))}
+		m := strconv.Itoa(id)
+		cmds[i] = trio{pipe.ZScore(ctx, k[3], m), pipe.ZScore(ctx, k[0], m), pipe.ZScore(ctx, k[1], m)}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("read presence of model %d tasks: %w", modelID, err)
 	}
 	out := make(map[int]bool, len(ids))
 	for i, id := range ids {
-		out[id] = cmds[i].parked.Err() == nil || cmds[i].leased.Err() == nil
+		out[id] = cmds[i].head.Err() == nil || cmds[i].parked.Err() == nil || cmds[i].leased.Err() == nil
 	}
 	return out, nil
 }

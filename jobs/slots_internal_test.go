@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,5 +82,90 @@ func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 				t.Fatalf("epochInScript = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestParkedQueueOrderAcrossHeadAndTail: with more tasks parked than the
+// head holds, slots still go out strictly by priority, then id; a task of
+// higher priority parked later, or one parked again, takes its place;
+// positions count across head and tail; a removed task never comes out.
+func TestParkedQueueOrderAcrossHeadAndTail(t *testing.T) {
+	s := newTestSlots(t)
+	ctx := context.Background()
+	const model = 3
+	var items []admitItem
+	for id := 1; id <= 3*headSize+5; id++ {
+		items = append(items, admitItem{ID: id, Priority: 1 + id%3})
+	}
+	// Parked in two calls, out of id order: the queue sorts them.
+	if _, granted, err := s.Admit(ctx, model, 0, items[40:]); err != nil || len(granted) != 0 {
+		t.Fatalf("admit with no slots: granted %v, err %v", granted, err)
+	}
+	if _, _, err := s.Admit(ctx, model, 0, items[:40]); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.rdb.ZCard(ctx, s.keys(model)[3]).Val(); n > headSize {
+		t.Fatalf("head holds %d tasks, over headSize %d", n, headSize)
+	}
+	prio := func(id int) int {
+		if id == 1000 { // the late task below
+			return 3
+		}
+		return 1 + id%3
+	}
+	want := func(ids []int) []int {
+		out := append([]int(nil), ids...)
+		slices.SortFunc(out, func(a, b int) int {
+			if pa, pb := prio(a), prio(b); pa != pb {
+				return pb - pa // higher priority first
+			}
+			return a - b
+		})
+		return out
+	}
+	var all []int
+	for _, it := range items {
+		all = append(all, it.ID)
+	}
+	order := want(all)
+	// Positions count across head and tail.
+	for _, pos := range []int{1, headSize, headSize + 1, len(order)} {
+		id := order[pos-1]
+		st, err := s.StateOf(ctx, model, id)
+		if err != nil || !st.Parked || st.Position != pos {
+			t.Fatalf("task %d: state %+v (err %v), want parked at position %d", id, st, err, pos)
+		}
+	}
+	// Cancel one in the tail; park a late top-priority task; take out and
+	// put back the head's first task.
+	removed := order[len(order)-3]
+	if _, err := s.Release(ctx, model, 0, removed, 0); err != nil {
+		t.Fatal(err)
+	}
+	late := admitItem{ID: 1000, Priority: 3}
+	if _, _, err := s.Admit(ctx, model, 0, []admitItem{late}); err != nil {
+		t.Fatal(err)
+	}
+	first := order[0]
+	if _, err := s.Release(ctx, model, 0, first, 1+first%3); err != nil {
+		t.Fatal(err)
+	}
+	present, err := s.Presence(ctx, model, []int{first, removed, late.ID, order[len(order)-1]})
+	if err != nil || !present[first] || present[removed] || !present[late.ID] || !present[order[len(order)-1]] {
+		t.Fatalf("presence %v (err %v)", present, err)
+	}
+	expect := want(append(slices.DeleteFunc(slices.Clone(all), func(id int) bool { return id == removed }), late.ID))
+	// Hand the slots out one at a time: one slot, released after each grant.
+	var got []int
+	next, err := s.Pump(ctx, model, 1)
+	for err == nil && len(next) == 1 {
+		got = append(got, next[0].TaskID)
+		next, err = s.Release(ctx, model, 1, next[0].TaskID, 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, expect) {
+		t.Fatalf("slots went to\n%v\nwant\n%v", got, expect)
 	}
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -32,9 +33,17 @@ import (
 // whose backoff ended) wakes nobody either. So an idle worker still looks
 // every idle_check_interval, and sets the wake key again each time: what a
 // lost wake-up costs is bounded by that interval.
+//
+// While busy the gate also spares asynq's strict-priority probe: a dequeue
+// looks at `high` before `medium` every time, one script call spent on an
+// empty queue per task. A queue found empty is answered locally for
+// emptyRecheck, unless a wake-up arrives or this process enqueues into it
+// (touch): a task put there by another process is seen at most
+// emptyRecheck later, as if it had arrived that much later.
 const (
-	wokenPoll = time.Millisecond
-	idleGrace = 5 * time.Millisecond
+	wokenPoll    = time.Millisecond
+	idleGrace    = 5 * time.Millisecond
+	emptyRecheck = 2 * time.Millisecond
 )
 
 // wakeKey and wakeChannel name the wake key and channel under a prefix.
@@ -52,12 +61,14 @@ type idleGate struct {
 	busyUntil time.Time
 	armedAt   time.Time            // when the wake key was last set; zero once a wake-up took it
 	lastLook  map[string]time.Time // real looks while quiet, by queue
+	emptyAt   map[string]time.Time // while busy: when a queue was last found empty
 
 	answered atomic.Int64 // dequeue calls answered without Redis
 }
 
 func newIdleGate(rdb redis.UniversalClient, prefix string, check time.Duration, log *slog.Logger) *idleGate {
-	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, log: log, lastLook: map[string]time.Time{}}
+	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, log: log,
+		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}}
 }
 
 // DialHook implements redis.Hook.
@@ -82,8 +93,11 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			return redis.Nil
 		}
 		err := next(ctx, cmd)
-		if err == nil {
-			g.busy() // it found a task: more may follow
+		switch {
+		case err == nil:
+			g.found(q) // more may follow
+		case errors.Is(err, redis.Nil):
+			g.empty(q)
 		}
 		return err
 	}
@@ -95,7 +109,8 @@ func (g *idleGate) look(ctx context.Context, queue string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Before(g.busyUntil) {
-		return true
+		at, known := g.emptyAt[queue]
+		return !known || now.Sub(at) >= emptyRecheck
 	}
 	if g.armedAt.IsZero() || now.Sub(g.armedAt) >= g.check {
 		// Going quiet, or quiet for another check interval: set the wake
@@ -116,12 +131,32 @@ func (g *idleGate) look(ctx context.Context, queue string) bool {
 	return true
 }
 
-// busy keeps the worker polling for idleGrace.
-func (g *idleGate) busy() {
+// found records a task dequeued from queue: keep polling for idleGrace.
+func (g *idleGate) found(queue string) {
 	g.mu.Lock()
 	g.busyUntil = time.Now().Add(idleGrace)
+	delete(g.emptyAt, queue)
 	g.mu.Unlock()
 }
+
+// empty records that Redis found queue empty.
+func (g *idleGate) empty(queue string) {
+	g.mu.Lock()
+	g.emptyAt[queue] = time.Now()
+	g.mu.Unlock()
+}
+
+// touch is called when this process enqueued into the asynq queue named
+// qname: look there again at once.
+func (g *idleGate) touch(qname string) {
+	g.mu.Lock()
+	delete(g.emptyAt, pendingKey(qname))
+	g.mu.Unlock()
+}
+
+// pendingKey is asynq's list of a queue's pending tasks (the key its
+// dequeue script takes first).
+func pendingKey(qname string) string { return "asynq:{" + qname + "}:pending" }
 
 // wake is a wake-up: a task was enqueued, and its slot script took the
 // wake key.
@@ -129,6 +164,7 @@ func (g *idleGate) wake() {
 	g.mu.Lock()
 	g.busyUntil = time.Now().Add(idleGrace)
 	g.armedAt = time.Time{}
+	clear(g.emptyAt)
 	g.mu.Unlock()
 }
 

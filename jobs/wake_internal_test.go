@@ -179,3 +179,40 @@ func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyGateSparesEmptyQueues: while busy, a queue Redis just found
+// empty is answered locally for emptyRecheck, unless this process enqueues
+// into it or a wake-up arrives.
+func TestBusyGateSparesEmptyQueues(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	g := newIdleGate(rdb, "gt", time.Hour, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
+
+	g.wake() // busy
+	g.empty(high)
+	g.found(medium)
+	if g.look(ctx, high) {
+		t.Fatal("a queue just found empty was looked at again at once")
+	}
+	if !g.look(ctx, medium) {
+		t.Fatal("a queue a task was just found in was not looked at")
+	}
+	g.touch(QueueHigh)
+	if !g.look(ctx, high) {
+		t.Fatal("a queue this process just enqueued into was not looked at")
+	}
+	g.empty(high)
+	time.Sleep(emptyRecheck + time.Millisecond)
+	g.found(medium) // still busy
+	if !g.look(ctx, high) {
+		t.Fatalf("an empty queue was not looked at again after %s", emptyRecheck)
+	}
+	g.empty(high)
+	g.wake()
+	if !g.look(ctx, high) {
+		t.Fatal("an empty queue was not looked at after a wake-up")
+	}
+}

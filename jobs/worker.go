@@ -89,6 +89,8 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		if c, ok := b.Opt.MakeRedisClient().(redis.UniversalClient); ok {
 			w.gate = newIdleGate(b.Client, b.Prefix, check, log)
 			c.AddHook(w.gate)
+			touch := w.gate.touch
+			disp.enqueued.Store(&touch)
 			w.asynqRDB, w.wakeCh = c, wakeChannel(b.Prefix)
 			rdb, poll = c, wokenPoll
 		}
