@@ -34,16 +34,17 @@ import (
 // every idle_check_interval, and sets the wake key again each time: what a
 // lost wake-up costs is bounded by that interval.
 //
-// While busy the gate also spares asynq's strict-priority probe: a dequeue
-// looks at `high` before `medium` every time, one script call spent on an
-// empty queue per task. A queue found empty is answered locally for
-// emptyRecheck, unless a wake-up arrives or this process enqueues into it
-// (touch): a task put there by another process is seen at most
-// emptyRecheck later, as if it had arrived that much later.
+// While busy the gate also spares looks at queues it knows are empty: a
+// dequeue looks at `high` before `medium` every time (one script call per
+// task spent on an empty queue), and a worker with a free handler polls
+// every wokenPoll while the task for it is still being enqueued. A queue
+// found empty is answered locally for the recheck interval
+// (queue.poll_interval), unless a wake-up arrives or this process enqueues
+// into it (touch): a task put there by another process is seen at most
+// that much later, as with plain polling.
 const (
-	wokenPoll    = time.Millisecond
-	idleGrace    = 5 * time.Millisecond
-	emptyRecheck = 2 * time.Millisecond
+	wokenPoll = time.Millisecond
+	idleGrace = 5 * time.Millisecond
 )
 
 // wakeKey and wakeChannel name the wake key and channel under a prefix.
@@ -52,23 +53,26 @@ func wakeChannel(prefix string) string { return prefix + ":wake" }
 
 // idleGate is the go-redis hook on a worker's asynq client.
 type idleGate struct {
-	rdb   redis.UniversalClient // sets the wake key (a client without the hook)
-	key   string
-	check time.Duration
-	log   *slog.Logger
+	rdb     redis.UniversalClient // sets the wake key (a client without the hook)
+	key     string
+	check   time.Duration // idle: look at least this often
+	recheck time.Duration // busy: look again at an empty queue this often
+	log     *slog.Logger
 
 	mu        sync.Mutex
 	busyUntil time.Time
 	armedAt   time.Time            // when the wake key was last set; zero once a wake-up took it
 	lastLook  map[string]time.Time // real looks while quiet, by queue
 	emptyAt   map[string]time.Time // while busy: when a queue was last found empty
+	touchedAt map[string]time.Time // when this process last enqueued into a queue
+	wokenAt   time.Time
 
 	answered atomic.Int64 // dequeue calls answered without Redis
 }
 
-func newIdleGate(rdb redis.UniversalClient, prefix string, check time.Duration, log *slog.Logger) *idleGate {
-	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, log: log,
-		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}}
+func newIdleGate(rdb redis.UniversalClient, prefix string, check, recheck time.Duration, log *slog.Logger) *idleGate {
+	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, recheck: recheck, log: log,
+		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{}}
 }
 
 // DialHook implements redis.Hook.
@@ -92,12 +96,13 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			cmd.SetErr(redis.Nil)
 			return redis.Nil
 		}
+		sent := time.Now()
 		err := next(ctx, cmd)
 		switch {
 		case err == nil:
 			g.found(q) // more may follow
 		case errors.Is(err, redis.Nil):
-			g.empty(q)
+			g.empty(q, sent)
 		}
 		return err
 	}
@@ -110,7 +115,7 @@ func (g *idleGate) look(ctx context.Context, queue string) bool {
 	defer g.mu.Unlock()
 	if now.Before(g.busyUntil) {
 		at, known := g.emptyAt[queue]
-		return !known || now.Sub(at) >= emptyRecheck
+		return !known || now.Sub(at) >= g.recheck
 	}
 	if g.armedAt.IsZero() || now.Sub(g.armedAt) >= g.check {
 		// Going quiet, or quiet for another check interval: set the wake
@@ -139,18 +144,24 @@ func (g *idleGate) found(queue string) {
 	g.mu.Unlock()
 }
 
-// empty records that Redis found queue empty.
-func (g *idleGate) empty(queue string) {
+// empty records that Redis found queue empty, looking at it at sent;
+// unless a task was enqueued there (or a wake-up came) since, which the
+// look may have missed.
+func (g *idleGate) empty(queue string, sent time.Time) {
 	g.mu.Lock()
-	g.emptyAt[queue] = time.Now()
+	if !g.touchedAt[queue].After(sent) && !g.wokenAt.After(sent) {
+		g.emptyAt[queue] = time.Now()
+	}
 	g.mu.Unlock()
 }
 
 // touch is called when this process enqueued into the asynq queue named
 // qname: look there again at once.
 func (g *idleGate) touch(qname string) {
+	q := pendingKey(qname)
 	g.mu.Lock()
-	delete(g.emptyAt, pendingKey(qname))
+	delete(g.emptyAt, q)
+	g.touchedAt[q] = time.Now()
 	g.mu.Unlock()
 }
 
@@ -162,7 +173,8 @@ func pendingKey(qname string) string { return "asynq:{" + qname + "}:pending" }
 // wake key.
 func (g *idleGate) wake() {
 	g.mu.Lock()
-	g.busyUntil = time.Now().Add(idleGrace)
+	g.wokenAt = time.Now()
+	g.busyUntil = g.wokenAt.Add(idleGrace)
 	g.armedAt = time.Time{}
 	clear(g.emptyAt)
 	g.mu.Unlock()

@@ -20,7 +20,7 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	const check = 50 * time.Millisecond
-	g := newIdleGate(rdb, "gt", check, slog.New(slog.DiscardHandler))
+	g := newIdleGate(rdb, "gt", check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
 	round := func() (looked int) {
@@ -76,7 +76,7 @@ func TestIdleGateRecognizesAsynqDequeue(t *testing.T) {
 	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer plain.Close()
 	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	g := newIdleGate(plain, "gt", time.Hour, slog.New(slog.DiscardHandler))
+	g := newIdleGate(plain, "gt", time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	gated.AddHook(g)
 	var reached atomic.Int64 // dequeue calls that got past the gate
 	gated.AddHook(countDequeues{&reached})
@@ -144,7 +144,7 @@ func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
 	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer plain.Close()
 	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	g := newIdleGate(plain, "gt", 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	g := newIdleGate(plain, "gt", 50*time.Millisecond, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	gated.AddHook(g)
 	ran := make(chan string, 2)
 	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
@@ -181,18 +181,19 @@ func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
 }
 
 // TestBusyGateSparesEmptyQueues: while busy, a queue Redis just found
-// empty is answered locally for emptyRecheck, unless this process enqueues
-// into it or a wake-up arrives.
+// empty is answered locally for the recheck interval, unless this process
+// enqueues into it or a wake-up arrives.
 func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	g := newIdleGate(rdb, "gt", time.Hour, slog.New(slog.DiscardHandler))
+	const recheck = 4 * time.Millisecond
+	g := newIdleGate(rdb, "gt", time.Hour, recheck, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
 
 	g.wake() // busy
-	g.empty(high)
+	g.empty(high, time.Now())
 	g.found(medium)
 	if g.look(ctx, high) {
 		t.Fatal("a queue just found empty was looked at again at once")
@@ -204,15 +205,23 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	if !g.look(ctx, high) {
 		t.Fatal("a queue this process just enqueued into was not looked at")
 	}
-	g.empty(high)
-	time.Sleep(emptyRecheck + time.Millisecond)
+	g.empty(high, time.Now())
+	time.Sleep(recheck + time.Millisecond)
 	g.found(medium) // still busy
 	if !g.look(ctx, high) {
-		t.Fatalf("an empty queue was not looked at again after %s", emptyRecheck)
+		t.Fatalf("an empty queue was not looked at again after %s", recheck)
 	}
-	g.empty(high)
+	g.empty(high, time.Now())
 	g.wake()
 	if !g.look(ctx, high) {
 		t.Fatal("an empty queue was not looked at after a wake-up")
+	}
+	// A look that was under way when this process enqueued there may
+	// have missed the task: its "empty" does not count.
+	sent := time.Now()
+	g.touch(QueueHigh)
+	g.empty(high, sent)
+	if !g.look(ctx, high) {
+		t.Fatal("an empty answer older than an enqueue kept the queue from being looked at")
 	}
 }

@@ -87,7 +87,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 	_, cluster := b.Client.(*redis.ClusterClient)
 	if check := cfg.Queue.IdleCheckInterval.D(); check > 0 && !cluster && b.Opt != nil {
 		if c, ok := b.Opt.MakeRedisClient().(redis.UniversalClient); ok {
-			w.gate = newIdleGate(b.Client, b.Prefix, check, log)
+			w.gate = newIdleGate(b.Client, b.Prefix, check, cfg.Queue.PollInterval.D(), log)
 			c.AddHook(w.gate)
 			touch := w.gate.touch
 			disp.enqueued.Store(&touch)
