@@ -199,6 +199,19 @@ if #granted > 0 then w = woke() end
 return {granted, w}
 `)
 
+// releaseManyScript frees the slots of finished tasks (ARGV[4..]), then
+// fills. Returns {granted pairs, woke}.
+var releaseManyScript = redis.NewScript(slotPrologue + `
+for i = 4, #ARGV do
+  redis.call('ZREM', leases, ARGV[i])
+  unpark(ARGV[i])
+end
+local granted = fill()
+local w = 0
+if #granted > 0 then w = woke() end
+return {granted, w}
+`)
+
 // heartbeatScript renews a running task's lease (re-creating it after a
 // Redis flush). Returns 1 if the lease existed.
 var heartbeatScript = redis.NewScript(`
@@ -285,6 +298,33 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, taskID, score).Result()
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
+	}
+	parts, ok := res.([]any)
+	if !ok || len(parts) != 2 {
+		return nil, fmt.Errorf("release script returned %v", res)
+	}
+	return parseGrants(parts[0], now, parts[1] == int64(1))
+}
+
+// ReleaseMany frees the slots of several finished tasks of one model in
+// one call and hands free slots to the next parked tasks.
+func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int) ([]grant, error) {
+	if len(taskIDs) == 1 {
+		return s.Release(ctx, modelID, max, taskIDs[0], 0)
+	}
+	keys, max, err := s.scriptKeys(ctx, modelID, max)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	args := make([]any, 0, 3+len(taskIDs))
+	args = append(args, now, s.ttl.Milliseconds(), max)
+	for _, id := range taskIDs {
+		args = append(args, id)
+	}
+	res, err := releaseManyScript.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("release model %d slots of %d tasks: %w", modelID, len(taskIDs), err)
 	}
 	parts, ok := res.([]any)
 	if !ok || len(parts) != 2 {

@@ -169,3 +169,38 @@ func TestParkedQueueOrderAcrossHeadAndTail(t *testing.T) {
 		t.Fatalf("slots went to\n%v\nwant\n%v", got, expect)
 	}
 }
+
+// TestReleaseManyHandsEverySlotOn: releasing several finished tasks in one
+// call frees their leases and grants as many parked tasks, in order.
+func TestReleaseManyHandsEverySlotOn(t *testing.T) {
+	s := newTestSlots(t)
+	ctx := context.Background()
+	const model = 4
+	items := []admitItem{{ID: 1, Priority: 2}, {ID: 2, Priority: 2}, {ID: 3, Priority: 2}, {ID: 4, Priority: 3}, {ID: 5, Priority: 2}}
+	_, granted, err := s.Admit(ctx, model, 2, items[:2])
+	if err != nil || len(granted) != 2 {
+		t.Fatalf("admit: granted %v, err %v", granted, err)
+	}
+	if _, more, err := s.Admit(ctx, model, 2, items[2:]); err != nil || len(more) != 0 {
+		t.Fatalf("admit with the model full: granted %v, err %v", more, err)
+	}
+	next, err := s.ReleaseMany(ctx, model, 2, []int{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for _, g := range next {
+		ids = append(ids, g.TaskID)
+	}
+	if !slices.Equal(ids, []int{4, 3}) {
+		t.Fatalf("released 1 and 2: granted %v, want [4 3] (priority, then id)", ids)
+	}
+	for _, id := range []int{1, 2} {
+		if st, err := s.StateOf(ctx, model, id); err != nil || st.Leased || st.Parked {
+			t.Fatalf("task %d after release: %+v (err %v)", id, st, err)
+		}
+	}
+	if st, err := s.StateOf(ctx, model, 5); err != nil || !st.Parked || st.Position != 1 || st.Running != 2 {
+		t.Fatalf("task 5: %+v (err %v), want parked first with 2 running", st, err)
+	}
+}

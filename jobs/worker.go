@@ -56,9 +56,11 @@ type Worker struct {
 	stopWake context.CancelFunc
 	wakeDone chan struct{}
 
-	// inflight counts running handlers, so Shutdown can wait for the ones
-	// asynq abandons at the end of the grace period.
+	// inflight counts running handlers and queued slot releases, so
+	// Shutdown can wait for the ones asynq abandons at the end of the
+	// grace period.
 	inflight sync.WaitGroup
+	releases *releaser
 }
 
 type cachedProvider struct {
@@ -75,6 +77,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		retry:     RetryPolicy{Base: cfg.Queue.RetryDelay.D(), Max: cfg.Queue.MaxRetryDelay.D()},
 		providers: map[int]cachedProvider{},
 	}
+	w.releases = newReleaser(disp, log, &w.inflight)
 	queues := map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}
 	strict := cfg.Queue.Strategy != "weighted"
 	if !strict {
@@ -354,17 +357,11 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 		if released {
 			return
 		}
-		// The slot is handed on in the background: the handler (one of
-		// the process's max_workers) returns to asynq for its next task
-		// instead of waiting out the slot call and the next task's
-		// enqueue. Shutdown waits for it (inflight).
-		w.inflight.Add(1)
-		go func() {
-			defer w.inflight.Done()
-			if err := w.release(m, t.ID, 0); err != nil {
-				w.log.Error("release model slot", "task_id", t.ID, "model_id", m.ID, "err", err)
-			}
-		}()
+		// The slot is handed on in the background, batched with other
+		// finished tasks' (release.go): the handler (one of the
+		// process's max_workers) returns to asynq for its next task at
+		// once. Shutdown waits for it (inflight).
+		w.releases.add(m, t.ID)
 	}()
 	due := t.CreatedAt
 	if t.NextAttemptAt != nil {
