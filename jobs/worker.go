@@ -135,9 +135,9 @@ func (w *Worker) Start() error {
 	return nil
 }
 
-// stopWakeUps ends the wake-up listener and closes asynq's client.
+// stopWakeUps ends the wake-up listener and closes asynq's client, once.
 func (w *Worker) stopWakeUps() {
-	if w.gate == nil {
+	if w.gate == nil || w.asynqRDB == nil {
 		return
 	}
 	if w.stopWake != nil {
@@ -148,6 +148,7 @@ func (w *Worker) stopWakeUps() {
 	if err := w.asynqRDB.Close(); err != nil {
 		w.log.Warn("close the worker's asynq redis client", "err", err)
 	}
+	w.asynqRDB = nil
 }
 
 // Stop stops taking new tasks; running ones continue.
