@@ -22,7 +22,8 @@ import (
 // So the worker polls fast (wokenPoll) while work arrives and not at all
 // while idle. Its asynq server's Redis client carries a hook (idleGate)
 // that answers asynq's dequeue calls itself, "queue empty", once nothing
-// was found for idleGrace. Before it goes quiet it sets the wake key; the
+// was found for idleGrace, holding the poller up to quietWait per call
+// unless a wake-up comes first (then it looks at once). Before it goes quiet it sets the wake key; the
 // slot script that next hands out a slot takes the key (Slots.wake), and
 // the dispatcher that enqueues that task publishes on the wake channel
 // once the task is in asynq. Every subscribed worker wakes and polls.
@@ -66,13 +67,15 @@ type idleGate struct {
 	emptyAt   map[string]time.Time // while busy: when a queue was last found empty
 	touchedAt map[string]time.Time // when this process last enqueued into a queue
 	wokenAt   time.Time
+	wakeSig   chan struct{} // closed (and replaced) by every wake-up
 
 	answered atomic.Int64 // dequeue calls answered without Redis
 }
 
 func newIdleGate(rdb redis.UniversalClient, prefix string, check, recheck time.Duration, log *slog.Logger) *idleGate {
 	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, recheck: recheck, log: log,
-		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{}}
+		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{},
+		wakeSig: make(chan struct{})}
 }
 
 // DialHook implements redis.Hook.
@@ -91,10 +94,19 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if !ok {
 			return next(ctx, cmd)
 		}
-		if !g.look(ctx, q) {
-			g.answered.Add(1)
-			cmd.SetErr(redis.Nil)
-			return redis.Nil
+		for {
+			real, quiet := g.look(ctx, q)
+			if real {
+				break
+			}
+			// Quiet: hold asynq's poller here until a wake-up (then look
+			// at once) or for quietWait, instead of letting it spin
+			// through empty answers every wokenPoll.
+			if !quiet || !g.wait(ctx) {
+				g.answered.Add(1)
+				cmd.SetErr(redis.Nil)
+				return redis.Nil
+			}
 		}
 		sent := time.Now()
 		err := next(ctx, cmd)
@@ -108,14 +120,35 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-// look decides whether a dequeue call goes to Redis.
-func (g *idleGate) look(ctx context.Context, queue string) bool {
+// quietWait bounds how long a quiet gate holds asynq's poller in one
+// dequeue call (asynq's shutdown waits for the call to return).
+const quietWait = 20 * time.Millisecond
+
+// wait holds the caller until a wake-up (true) or for quietWait (false).
+func (g *idleGate) wait(ctx context.Context) bool {
+	g.mu.Lock()
+	sig := g.wakeSig
+	g.mu.Unlock()
+	t := time.NewTimer(quietWait)
+	defer t.Stop()
+	select {
+	case <-sig:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// look decides whether a dequeue call goes to Redis (real), and whether
+// the worker is quiet (idle, not merely skipping an empty queue).
+func (g *idleGate) look(ctx context.Context, queue string) (real, quiet bool) {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now.Before(g.busyUntil) {
 		at, known := g.emptyAt[queue]
-		return !known || now.Sub(at) >= g.recheck
+		return !known || now.Sub(at) >= g.recheck, false
 	}
 	if g.armedAt.IsZero() || now.Sub(g.armedAt) >= g.check {
 		// Going quiet, or quiet for another check interval: set the wake
@@ -124,16 +157,16 @@ func (g *idleGate) look(ctx context.Context, queue string) bool {
 		// after it wakes us.
 		if err := g.rdb.Set(ctx, g.key, "1", 0).Err(); err != nil {
 			g.log.Warn("set the wake key; polling instead", "err", err)
-			return true
+			return true, false
 		}
 		g.armedAt = now
 		clear(g.lastLook)
 	}
 	if last, ok := g.lastLook[queue]; ok && now.Sub(last) < g.check {
-		return false
+		return false, true
 	}
 	g.lastLook[queue] = now
-	return true
+	return true, false
 }
 
 // found records a task dequeued from queue: keep polling for idleGrace.
@@ -177,6 +210,8 @@ func (g *idleGate) wake() {
 	g.busyUntil = g.wokenAt.Add(idleGrace)
 	g.armedAt = time.Time{}
 	clear(g.emptyAt)
+	close(g.wakeSig) // release a poller held in wait
+	g.wakeSig = make(chan struct{})
 	g.mu.Unlock()
 }
 

@@ -25,7 +25,7 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
 	round := func() (looked int) {
 		for _, q := range queues {
-			if g.look(ctx, q) {
+			if real, _ := g.look(ctx, q); real {
 				looked++
 			}
 		}
@@ -191,29 +191,36 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	g := newIdleGate(rdb, "gt", time.Hour, recheck, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
+	looks := func(q string) bool {
+		real, quiet := g.look(ctx, q)
+		if !real && quiet {
+			t.Fatalf("a busy gate answered %s as quiet (it would hold the poller)", q)
+		}
+		return real
+	}
 
 	g.wake() // busy
 	g.empty(high, time.Now())
 	g.found(medium)
-	if g.look(ctx, high) {
+	if looks(high) {
 		t.Fatal("a queue just found empty was looked at again at once")
 	}
-	if !g.look(ctx, medium) {
+	if !looks(medium) {
 		t.Fatal("a queue a task was just found in was not looked at")
 	}
 	g.touch(QueueHigh)
-	if !g.look(ctx, high) {
+	if !looks(high) {
 		t.Fatal("a queue this process just enqueued into was not looked at")
 	}
 	g.empty(high, time.Now())
 	time.Sleep(recheck + time.Millisecond)
 	g.found(medium) // still busy
-	if !g.look(ctx, high) {
+	if !looks(high) {
 		t.Fatalf("an empty queue was not looked at again after %s", recheck)
 	}
 	g.empty(high, time.Now())
 	g.wake()
-	if !g.look(ctx, high) {
+	if !looks(high) {
 		t.Fatal("an empty queue was not looked at after a wake-up")
 	}
 	// A look that was under way when this process enqueued there may
@@ -221,7 +228,38 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	sent := time.Now()
 	g.touch(QueueHigh)
 	g.empty(high, sent)
-	if !g.look(ctx, high) {
+	if !looks(high) {
 		t.Fatal("an empty answer older than an enqueue kept the queue from being looked at")
+	}
+}
+
+// TestQuietGateHoldsThePollerUntilAWakeUp: a quiet gate holds asynq's
+// poller in the dequeue call for at most quietWait, and a wake-up releases
+// it at once to look.
+func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	g := newIdleGate(rdb, "gt", time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	start := time.Now()
+	if g.wait(ctx) {
+		t.Fatal("wait reported a wake-up that never came")
+	}
+	if d := time.Since(start); d < quietWait {
+		t.Fatalf("wait returned after %s, before quietWait (%s)", d, quietWait)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- g.wait(ctx) }()
+	for {
+		g.wake()
+		select {
+		case woken := <-done:
+			if !woken {
+				t.Fatal("a held poller was not released by the wake-ups")
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
