@@ -75,36 +75,33 @@ func Decode(frame []byte, onTask func(TaskEvent), onOutput func(OutputChunk)) er
 		return fmt.Errorf("decode event frame: %w", err)
 	}
 	var first error
-	fail := func(err error) {
-		if first == nil {
+	for _, e := range es {
+		var err error
+		switch {
+		case e.Task != nil:
+			err = deliver(e.Task, onTask, "task event")
+		case e.Output != nil:
+			err = deliver(e.Output, onOutput, "output chunk")
+		default:
+			err = fmt.Errorf("decode event frame: an entry with neither a task event nor an output chunk")
+		}
+		if err != nil && first == nil {
 			first = err
 		}
 	}
-	for _, e := range es {
-		switch {
-		case e.Task != nil:
-			if onTask == nil {
-				continue
-			}
-			var ev TaskEvent
-			if err := json.Unmarshal(e.Task, &ev); err != nil {
-				fail(fmt.Errorf("decode task event: %w", err))
-				continue
-			}
-			onTask(ev)
-		case e.Output != nil:
-			if onOutput == nil {
-				continue
-			}
-			var c OutputChunk
-			if err := json.Unmarshal(e.Output, &c); err != nil {
-				fail(fmt.Errorf("decode output chunk: %w", err))
-				continue
-			}
-			onOutput(c)
-		default:
-			fail(fmt.Errorf("decode event frame: an entry with neither a task event nor an output chunk"))
-		}
-	}
 	return first
+}
+
+// deliver decodes one entry's message and hands it to fn; with fn nil it
+// decodes nothing.
+func deliver[T any](raw json.RawMessage, fn func(T), what string) error {
+	if fn == nil {
+		return nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	fn(v)
+	return nil
 }

@@ -299,6 +299,11 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
+	return parseRelease(res, now)
+}
+
+// parseRelease reads a release script's {granted pairs, woke}.
+func parseRelease(res any, now int64) ([]grant, error) {
 	parts, ok := res.([]any)
 	if !ok || len(parts) != 2 {
 		return nil, fmt.Errorf("release script returned %v", res)
@@ -326,11 +331,7 @@ func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slots of %d tasks: %w", modelID, len(taskIDs), err)
 	}
-	parts, ok := res.([]any)
-	if !ok || len(parts) != 2 {
-		return nil, fmt.Errorf("release script returned %v", res)
-	}
-	return parseGrants(parts[0], now, parts[1] == int64(1))
+	return parseRelease(res, now)
 }
 
 // Pump fills a model's free slots from its parked queue.

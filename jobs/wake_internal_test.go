@@ -72,27 +72,8 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 // sees the processor's dequeue calls and answers them while quiet (few
 // reach Redis), and a task woken for runs.
 func TestIdleGateRecognizesAsynqDequeue(t *testing.T) {
-	mr := miniredis.RunT(t)
-	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer plain.Close()
-	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	g := newIdleGate(plain, "gt", time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
-	gated.AddHook(g)
 	var reached atomic.Int64 // dequeue calls that got past the gate
-	gated.AddHook(countDequeues{&reached})
-
-	ran := make(chan string, 1)
-	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
-		Concurrency: 1, Queues: map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}, StrictPriority: true,
-		TaskCheckInterval: wokenPoll, LogLevel: asynq.ErrorLevel,
-	})
-	if err := srv.Start(asynq.HandlerFunc(func(_ context.Context, at *asynq.Task) error {
-		ran <- string(at.Payload())
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	g, plain, ran := startGatedServer(t, time.Hour, countDequeues{&reached})
 
 	time.Sleep(300 * time.Millisecond)
 	if g.answered.Load() == 0 {
@@ -119,6 +100,39 @@ func TestIdleGateRecognizesAsynqDequeue(t *testing.T) {
 	}
 }
 
+// startGatedServer runs an asynq server (the worker's three queues,
+// strict priority, polling every wokenPoll) on miniredis through an idle
+// gate with the given check interval, and hooks after the gate. It returns
+// the gate, a client without the gate, and the payloads the handler ran.
+func startGatedServer(t *testing.T, check time.Duration, after ...redis.Hook) (*idleGate, *redis.Client, <-chan string) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	g := newIdleGate(plain, "gt", check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	gated.AddHook(g)
+	for _, h := range after {
+		gated.AddHook(h)
+	}
+	ran := make(chan string, 2)
+	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}, StrictPriority: true,
+		TaskCheckInterval: wokenPoll, LogLevel: asynq.ErrorLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(_ context.Context, at *asynq.Task) error {
+		ran <- string(at.Payload())
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		_ = gated.Close()
+		_ = plain.Close()
+	})
+	return g, plain, ran
+}
+
 // countDequeues counts asynq dequeue calls that reach it.
 type countDequeues struct{ n *atomic.Int64 }
 
@@ -140,24 +154,7 @@ func (c countDequeues) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // check, even after Redis lost its script cache: the gate lets through
 // the EVAL that follows an EVALSHA answered NOSCRIPT.
 func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
-	mr := miniredis.RunT(t)
-	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer plain.Close()
-	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	g := newIdleGate(plain, "gt", 50*time.Millisecond, 4*time.Millisecond, slog.New(slog.DiscardHandler))
-	gated.AddHook(g)
-	ran := make(chan string, 2)
-	srv := asynq.NewServerFromRedisClient(gated, asynq.Config{
-		Concurrency: 1, Queues: map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}, StrictPriority: true,
-		TaskCheckInterval: wokenPoll, LogLevel: asynq.ErrorLevel,
-	})
-	if err := srv.Start(asynq.HandlerFunc(func(_ context.Context, at *asynq.Task) error {
-		ran <- string(at.Payload())
-		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	_, plain, ran := startGatedServer(t, 50*time.Millisecond)
 	cl := asynq.NewClientFromRedisClient(plain)
 	for _, name := range []string{"first", "after script flush"} {
 		time.Sleep(100 * time.Millisecond) // quiet

@@ -12,11 +12,11 @@ import (
 // Every task submission and every task a worker picks up needs its model;
 // reading it once per TTL instead of once per task removes a query from
 // both hot paths. Changes made through this process take effect at once
-// (UpdateModel and DeleteModel forget the entry); changes made by another
-// process take effect here within modelTTL, plus the moment a refresh
-// takes: a row past its TTL (but younger than modelStale) is still used
-// once while a refresh runs in the background, so that no submission
-// waits for the read.
+// (UpdateModel and DeleteModel forget the entry, and a read under way
+// then is not stored); changes made by another process take effect here
+// within modelTTL, plus the moment a refresh takes: a row past its TTL
+// (but younger than modelStale) is still used once while a refresh runs
+// in the background, so that no submission waits for the read.
 const (
 	modelTTL   = 500 * time.Millisecond
 	modelStale = 2 * modelTTL
@@ -46,10 +46,11 @@ func (c *modelCache) get(ctx context.Context, db *ent.Client, id int) (*ent.Mode
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.m[id]
+	gen := c.gen
 	age := now.Sub(e.at)
 	if ok && age >= modelTTL && age < modelStale && !c.refreshing[id] {
 		c.refreshing[id] = true
-		go c.refresh(db, id, c.gen)
+		go c.refresh(db, id, gen)
 	}
 	c.mu.Unlock()
 	if ok && age < modelStale {
@@ -60,7 +61,7 @@ func (c *modelCache) get(ctx context.Context, db *ent.Client, id int) (*ent.Mode
 	if err != nil {
 		return nil, err
 	}
-	c.put(id, m, now, 0, false)
+	c.put(id, m, now, gen)
 	cp := *m
 	return &cp, nil
 }
@@ -76,16 +77,17 @@ func (c *modelCache) refresh(db *ent.Client, id int, gen uint64) {
 	delete(c.refreshing, id)
 	c.mu.Unlock()
 	if err == nil {
-		c.put(id, m, at, gen, true)
+		c.put(id, m, at, gen)
 	}
 }
 
-// put stores a row read at at; a background refresh (checkGen) stores it
-// only if nothing was forgotten since it began.
-func (c *modelCache) put(id int, m *ent.Model, at time.Time, gen uint64, checkGen bool) {
+// put stores a row read at at, unless a model was forgotten since the
+// read began (gen is c.gen from before the read): that read may predate
+// the change.
+func (c *modelCache) put(id int, m *ent.Model, at time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if checkGen && gen != c.gen {
+	if gen != c.gen {
 		return
 	}
 	if len(c.m) > 10000 {
