@@ -132,7 +132,38 @@ func (w *Worker) Start() error {
 		w.stopWakeUps()
 		return fmt.Errorf("start worker: %w", err)
 	}
+	w.awaitRegistration()
 	return nil
+}
+
+// registerWait bounds how long Start waits for the worker to show in
+// Redis.
+const registerWait = 5 * time.Second
+
+// awaitRegistration waits until asynq has written this process's server
+// record (its heartbeater does so in the background right after Start),
+// so that a process reported started is counted by the health check: a
+// health read in between said "degraded: no worker process is running".
+// If the record is late, start goes on and the health check catches up.
+func (w *Worker) awaitRegistration() {
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	deadline := time.Now().Add(registerWait)
+	for {
+		servers, err := w.disp.inspector.Servers()
+		if err == nil {
+			for _, s := range servers {
+				if s.Host == host && s.PID == pid {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			w.log.Warn("worker started but its record is not in Redis yet; health reports it once it is", "waited", registerWait, "err", err)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // stopWakeUps ends the wake-up listener and closes asynq's client, once.
