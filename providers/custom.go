@@ -358,16 +358,11 @@ func (p *Custom) do(ctx context.Context, req Request) (*http.Response, error) {
 
 // errorMessage finds the provider's message in an error answer.
 func (p *Custom) errorMessage(raw []byte) string {
-	paths := []string{"error.message", "error", "message", "detail"}
-	if p.cfg.ErrorPath != "" {
-		paths = []string{p.cfg.ErrorPath}
+	if p.cfg.ErrorPath == "" {
+		return ParseErrorBody(raw).text()
 	}
-	if gjson.ValidBytes(raw) {
-		for _, path := range paths {
-			if r := gjson.GetBytes(raw, path); r.Exists() && r.String() != "" {
-				return r.String()
-			}
-		}
+	if r := gjson.GetBytes(raw, p.cfg.ErrorPath); gjson.ValidBytes(raw) && r.Exists() && r.String() != "" {
+		return r.String()
 	}
 	return snippet(raw)
 }
@@ -420,7 +415,8 @@ func (p *Custom) Generate(ctx context.Context, req Request, stream StreamFunc) (
 			return Result{}, &Error{Kind: KindRetryable, Err: err}
 		}
 	}
-	res.Usage = p.finishUsage(p.usage(raw, Usage{}), req, res.Output)
+	res.Usage, res.TokenSource = p.finishUsage(p.usage(raw, Usage{}), req, res.Output)
+	res.FinishReason = FinishUnknown
 	return res, nil
 }
 
@@ -441,16 +437,19 @@ func (p *Custom) usage(raw []byte, prev Usage) Usage {
 	return u
 }
 
-// finishUsage estimates what the answer did not report.
-func (p *Custom) finishUsage(u Usage, req Request, output string) Usage {
+// finishUsage estimates what the answer did not report, and says whether
+// it had to (TokensEstimated when any count is an estimate). An embedding
+// (empty output) needs only its prompt count.
+func (p *Custom) finishUsage(u Usage, req Request, output string) (Usage, string) {
 	est := estimateUsage(req, output)
+	source := TokensReported
 	if u.PromptTokens == 0 {
-		u.PromptTokens = est.PromptTokens
+		u.PromptTokens, source = est.PromptTokens, TokensEstimated
 	}
-	if u.CompletionTokens == 0 {
-		u.CompletionTokens = est.CompletionTokens
+	if u.CompletionTokens == 0 && output != "" {
+		u.CompletionTokens, source = est.CompletionTokens, TokensEstimated
 	}
-	return u
+	return u, source
 }
 
 // readStream reads SSE events or NDJSON lines, passing the text at
@@ -550,8 +549,8 @@ func (p *Custom) readStream(ctx context.Context, body io.Reader, req Request, st
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	res := Result{Output: out.String()}
-	res.Usage = p.finishUsage(u, req, res.Output)
+	res := Result{Output: out.String(), FinishReason: FinishUnknown}
+	res.Usage, res.TokenSource = p.finishUsage(u, req, res.Output)
 	return res, nil
 }
 
@@ -582,7 +581,7 @@ func (p *Custom) Embed(ctx context.Context, req Request) (Result, error) {
 		}
 		vec = append(vec, x.Float())
 	}
-	u := p.finishUsage(p.usage(raw, Usage{}), req, "")
+	u, source := p.finishUsage(p.usage(raw, Usage{}), req, "")
 	u.CompletionTokens = 0
-	return Result{Embedding: vec, Usage: u}, nil
+	return Result{Embedding: vec, Usage: u, TokenSource: source}, nil
 }

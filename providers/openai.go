@@ -1,9 +1,9 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -94,6 +94,7 @@ func newOpenAI(cfg OpenAIConfig) *OpenAI {
 		option.WithHTTPClient(sharedHTTP),
 		option.WithBaseURL(strings.TrimRight(cfg.BaseURL, "/") + "/"),
 		option.WithMaxRetries(0),
+		option.WithMiddleware(answerCheck),
 	}
 	if cfg.APIKey != "" {
 		opts = append(opts, option.WithAPIKey(cfg.APIKey))
@@ -177,18 +178,26 @@ func (p *OpenAI) Generate(ctx context.Context, req Request, stream StreamFunc) (
 		if len(res.Choices) == 0 {
 			return Result{}, Retryable(errors.New("the answer had no choices"))
 		}
-		return Result{Output: res.Choices[0].Message.Content, Usage: usageOf(res.Usage, req, res.Choices[0].Message.Content)}, nil
+		out := res.Choices[0].Message.Content
+		r := Result{Output: out, FinishReason: cmp.Or(res.Choices[0].FinishReason, FinishUnknown)}
+		r.Usage, r.TokenSource = usageOf(res.Usage, req, out)
+		return r, nil
 	}
 	params, opts := p.chatParams(req, true)
+	ctx, end := withStreamEnd(ctx)
 	s := p.chat.NewStreaming(ctx, params, opts...)
 	defer s.Close()
-	return p.readStream(ctx, s, req, stream)
+	return p.readStream(ctx, s, end, req, stream)
 }
 
-func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.ChatCompletionChunk], req Request, stream StreamFunc) (Result, error) {
+// readStream reads a chat completion stream. The answer is complete when a
+// choice says why it finished, or when the stream closes with [DONE] (some
+// servers never send a finish_reason; it is then stored as unknown); a
+// stream that ends otherwise was cut.
+func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.ChatCompletionChunk], end *streamEnd, req Request, stream StreamFunc) (Result, error) {
 	var out strings.Builder
 	var usage *openai.CompletionUsage
-	finished := false
+	finish := ""
 	for s.Next() {
 		c := s.Current()
 		if c.JSON.Usage.Valid() && (c.Usage.PromptTokens > 0 || c.Usage.CompletionTokens > 0) {
@@ -206,32 +215,35 @@ func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.Chat
 				}
 			}
 			if ch.FinishReason != "" {
-				finished = true
+				finish = ch.FinishReason
 			}
 		}
 	}
 	if err := s.Err(); err != nil {
 		return Result{}, p.classify(ctx, err, out.String())
 	}
-	if !finished {
-		return Result{}, &Error{Kind: KindRetryable, Partial: out.String(),
-			Err: errors.New("the stream ended before the answer was finished (no finish_reason)")}
+	if finish == "" && end.done.Load() {
+		finish = FinishUnknown
 	}
-	res := Result{Output: out.String()}
+	if finish == "" {
+		return Result{}, &Error{Kind: KindRetryable, Partial: out.String(),
+			Err: errors.New("the stream ended before the answer was finished (no finish_reason and no [DONE])")}
+	}
+	res := Result{Output: out.String(), FinishReason: finish}
 	if usage != nil {
-		res.Usage = usageOf(*usage, req, res.Output)
+		res.Usage, res.TokenSource = usageOf(*usage, req, res.Output)
 	} else {
-		res.Usage = estimateUsage(req, res.Output)
+		res.Usage, res.TokenSource = estimateUsage(req, res.Output), TokensEstimated
 	}
 	return res, nil
 }
 
 // usageOf converts reported usage, estimating when the server sent none.
-func usageOf(u openai.CompletionUsage, req Request, output string) Usage {
+func usageOf(u openai.CompletionUsage, req Request, output string) (Usage, string) {
 	if u.PromptTokens == 0 && u.CompletionTokens == 0 {
-		return estimateUsage(req, output)
+		return estimateUsage(req, output), TokensEstimated
 	}
-	return Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}
+	return Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}, TokensReported
 }
 
 func estimateUsage(req Request, output string) Usage {
@@ -265,43 +277,27 @@ func (p *OpenAI) Embed(ctx context.Context, req Request) (Result, error) {
 	if len(res.Data) == 0 || len(res.Data[0].Embedding) == 0 {
 		return Result{}, Retryable(errors.New("the embeddings answer had no vector"))
 	}
-	u := Usage{PromptTokens: int(res.Usage.PromptTokens)}
-	if u.PromptTokens == 0 {
-		u.PromptTokens = EstimateTokens(req.Input)
+	r := Result{Embedding: res.Data[0].Embedding, Usage: Usage{PromptTokens: int(res.Usage.PromptTokens)}, TokenSource: TokensReported}
+	if r.Usage.PromptTokens == 0 {
+		r.Usage.PromptTokens, r.TokenSource = EstimateTokens(req.Input), TokensEstimated
 	}
-	return Result{Embedding: res.Data[0].Embedding, Usage: u}, nil
+	return r, nil
 }
 
 // classify turns an SDK error into a classified *Error without secrets.
+// HTTP errors and answers that are not an API were classified by
+// answerCheck already; an error event inside a stream is classified by its
+// code; anything else is a transport error.
 func (p *OpenAI) classify(ctx context.Context, err error, partial string) error {
-	var apiErr *openai.Error
-	if errors.As(err, &apiErr) {
-		msg := apiErr.Message
-		if msg == "" {
-			msg = strings.TrimSpace(apiErr.RawJSON())
-		}
-		if apiErr.Code != "" && !strings.Contains(msg, apiErr.Code) {
-			msg = fmt.Sprintf("%s (%s)", msg, apiErr.Code)
-		}
-		var h http.Header
-		if apiErr.Response != nil {
-			h = apiErr.Response.Header
-		}
-		e := HTTPError(apiErr.StatusCode, h, msg)
-		if apiErr.Code == "context_length_exceeded" {
-			e.Kind, e.RetryAfter = KindPermanent, 0
-		}
-		e.Partial = partial
-		return p.secrets.redactErr(e)
+	var pe *Error
+	if errors.As(err, &pe) {
+		cp := *pe
+		cp.Partial = partial
+		return p.secrets.redactErr(&cp)
 	}
 	var se *ssestream.StreamError
 	if errors.As(err, &se) {
-		// An error event inside a 200 stream: the server gave up mid-answer.
-		msg := se.Message
-		if IsContextLength(msg) {
-			return p.secrets.redactErr(&Error{Kind: KindPermanent, Partial: partial, Err: errors.New(msg)})
-		}
-		return p.secrets.redactErr(&Error{Kind: KindRetryable, Partial: partial, Err: errors.New(msg)})
+		return p.secrets.redactErr(streamErrorEvent(se.Event.Data, partial))
 	}
 	return p.secrets.redactErr(transportError(ctx, err, partial))
 }

@@ -46,11 +46,30 @@ type Usage struct {
 	CompletionTokens int `json:"completion_tokens"`
 }
 
+// Where a result's token counts came from.
+const (
+	// TokensReported: the provider sent usage.
+	TokensReported = "reported"
+	// TokensEstimated: the provider sent none (or not all), so the counts
+	// are estimated from the text (EstimateTokens).
+	TokensEstimated = "estimated"
+)
+
+// FinishUnknown is the finish reason of an answer that ended properly (a
+// stream closed by [DONE]) without saying why.
+const FinishUnknown = "unknown"
+
 // Result is a successful answer.
 type Result struct {
 	Output    string
 	Embedding []float64
 	Usage     Usage
+	// TokenSource is TokensReported or TokensEstimated.
+	TokenSource string
+	// FinishReason is why the model stopped, as the provider said
+	// ("stop", "length", ...), FinishUnknown when it did not say, empty
+	// where the protocol has no such thing (embeddings).
+	FinishReason string
 }
 
 // StreamFunc receives output chunks in order as they arrive. Returning an

@@ -165,6 +165,8 @@ func (s *Simulator) Generate(ctx context.Context, req Request, stream StreamFunc
 	return Result{
 		Output: out.String(),
 		Usage:  Usage{PromptTokens: EstimateTokens(req.Input), CompletionTokens: s.cfg.OutputTokens},
+		// The simulator counts the tokens it emits but estimates the prompt.
+		TokenSource: TokensEstimated, FinishReason: "stop",
 	}, nil
 }
 
@@ -191,7 +193,7 @@ func (s *Simulator) Embed(ctx context.Context, req Request) (Result, error) {
 			vec[i] /= norm
 		}
 	}
-	return Result{Embedding: vec, Usage: Usage{PromptTokens: EstimateTokens(req.Input)}}, nil
+	return Result{Embedding: vec, Usage: Usage{PromptTokens: EstimateTokens(req.Input)}, TokenSource: TokensEstimated}, nil
 }
 
 // EstimateTokens guesses a token count: about four characters a token.
