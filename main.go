@@ -79,7 +79,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(*path, os.Getenv)
+	cfg, err := config.LoadLookup(*path, os.LookupEnv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

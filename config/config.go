@@ -248,10 +248,30 @@ func Defaults(embedded bool) Config {
 
 // Load reads the configuration. path may be empty: then no file is read and,
 // unless the environment names a database or Redis, the embedded default runs.
-// getenv is os.Getenv in production and a map in tests.
+// getenv is os.Getenv (nil means it); it cannot tell a variable set to the
+// empty string from an unset one, so production uses LoadLookup.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	if getenv == nil {
-		getenv = os.Getenv
+		return LoadLookup(path, os.LookupEnv)
+	}
+	return LoadLookup(path, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// LoadLookup is Load with os.LookupEnv's view of the environment: a
+// password or key prefix variable that is set, even to the empty string,
+// sets its value (DB_PASSWORD= clears the default password, for MariaDB's
+// root without one). Other variables set to the empty string are left
+// alone: for them the empty string is no value.
+func LoadLookup(path string, lookup func(string) (string, bool)) (*Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	getenv := func(k string) string {
+		v, _ := lookup(k)
+		return v
 	}
 	var c Config
 	if path != "" {
@@ -281,7 +301,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 			c.Redis.Embedded = getenv("DB_DRIVER") == "" && getenv("DB_HOST") == ""
 		}
 	}
-	if err := applyEnv(&c, getenv); err != nil {
+	if err := applyEnv(&c, lookup); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
@@ -291,9 +311,20 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 }
 
 // applyEnv overrides settings with SPEC.md's environment variables and ours.
-func applyEnv(c *Config, getenv func(string) string) error {
+func applyEnv(c *Config, lookup func(string) (string, bool)) error {
+	getenv := func(k string) string {
+		v, _ := lookup(k)
+		return v
+	}
 	str := func(key string, dst *string) {
 		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	// orEmpty is for values where the empty string means something (no
+	// password, no key prefix): set, even to "", it sets the value.
+	orEmpty := func(key string, dst *string) {
+		if v, ok := lookup(key); ok {
 			*dst = v
 		}
 	}
@@ -328,7 +359,7 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	str("DB_HOST", &c.Database.Host)
 	num("DB_PORT", &c.Database.Port)
 	str("DB_USER", &c.Database.Username)
-	str("DB_PASSWORD", &c.Database.Password)
+	orEmpty("DB_PASSWORD", &c.Database.Password)
 	str("DB_NAME", &c.Database.Database)
 	str("DB_SQLITE_PATH", &c.Database.SQLitePath)
 	if v := getenv("REDIS_HOST"); v != "" {
@@ -337,8 +368,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	}
 	num("REDIS_PORT", &c.Redis.Port)
 	num("REDIS_DB", &c.Redis.DB)
-	str("REDIS_PASSWORD", &c.Redis.Password)
-	str("REDIS_KEY_PREFIX", &c.Redis.KeyPrefix)
+	orEmpty("REDIS_PASSWORD", &c.Redis.Password)
+	orEmpty("REDIS_KEY_PREFIX", &c.Redis.KeyPrefix)
 	str("REDIS_SENTINEL_MASTER", &c.Redis.SentinelMaster)
 	if v := getenv("REDIS_SENTINEL_ADDRS"); v != "" {
 		c.Redis.SentinelAddrs = splitList(v)

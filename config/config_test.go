@@ -99,3 +99,33 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyPasswordVariableClearsTheDefault: DB_PASSWORD set to the empty
+// string (MariaDB's root without a password) means no password, not the
+// default llm_password; unset, the default stays.
+func TestEmptyPasswordVariableClearsTheDefault(t *testing.T) {
+	lookup := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	c, err := config.LoadLookup("", lookup(map[string]string{"DB_HOST": "127.0.0.1", "DB_USER": "root", "DB_PASSWORD": "", "REDIS_HOST": "127.0.0.1", "REDIS_PASSWORD": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.Password != "" || c.Redis.Password != "" || c.Database.Username != "root" {
+		t.Errorf("DB_PASSWORD= gave password %q (redis %q, user %q), want none", c.Database.Password, c.Redis.Password, c.Database.Username)
+	}
+	c, err = config.LoadLookup("../config.yaml", lookup(map[string]string{"DB_PASSWORD": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.Password != "" {
+		t.Errorf("DB_PASSWORD= over config.yaml gave password %q, want none", c.Database.Password)
+	}
+	c, err = config.LoadLookup("", lookup(map[string]string{"DB_HOST": "127.0.0.1", "DB_DRIVER": ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.Password != "llm_password" || c.Database.Driver != "mysql" {
+		t.Errorf("unset DB_PASSWORD gave %q, DB_DRIVER= gave driver %q; want the defaults", c.Database.Password, c.Database.Driver)
+	}
+}
