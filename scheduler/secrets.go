@@ -8,7 +8,7 @@ import (
 )
 
 // MaskedConfig is a model's config as clients see it: secrets decrypted,
-// then masked ("sk-...abcd"), so people can tell keys apart without ever
+// then masked ("...abcd"), so people can tell keys apart without ever
 // reading one. If the secrets cannot be opened (a lost key) they are masked
 // as stored.
 func (s *Service) MaskedConfig(m *ent.Model) map[string]any {
@@ -34,13 +34,14 @@ func IsSecretKey(k string) bool {
 	return false
 }
 
-// Mask shows a secret as its first three and last four characters
-// ("sk-...abcd"), or "****" when it is short.
+// Mask shows a secret as its last four characters ("...abcd"), enough to
+// tell keys apart, or as "****" when it is shorter than 16: four of a
+// short key are too large a part of it.
 func Mask(v string) string {
-	if len(v) <= 8 {
+	if len(v) < 16 {
 		return "****"
 	}
-	return v[:3] + "..." + v[len(v)-4:]
+	return "..." + v[len(v)-4:]
 }
 
 // MaskConfig returns a copy of a model config with every credential masked,
