@@ -62,6 +62,8 @@ type App struct {
 	Service    *scheduler.Service
 	Worker     *jobs.Worker
 	Reconciler *jobs.Reconciler
+	// DueScanner admits scheduled tasks when they come due.
+	DueScanner *jobs.DueScanner
 	Hooks      jobs.Hooks
 	// Metrics is this process's Prometheus registry; its worker hooks are
 	// the default Hooks.
@@ -119,6 +121,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	})
 	a.Reconciler = jobs.NewReconciler(st.Client, a.Service, a.Dispatcher, br.Prefix,
 		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), log)
+	a.DueScanner = jobs.NewDueScanner(a.Service, cfg.Queue.ScheduleCheckInterval.D(), log)
 	// Database gauges come from api processes only, so that a cluster
 	// reports them once per api process rather than once per worker.
 	mo := metrics.Options{Log: log}
@@ -175,9 +178,10 @@ func (a *App) seedDemo(ctx context.Context) error {
 // and the HTTP server (role api or all) on addr ("" for the configured one).
 func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error {
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Bus.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.Reconciler.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.DueScanner.Run(ctx) }()
 	select {
 	case <-a.Bus.Ready():
 	case <-time.After(10 * time.Second):

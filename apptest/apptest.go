@@ -263,6 +263,12 @@ func (e *Env) Stop() {
 	if err := e.App.Shutdown(ctx); err != nil {
 		e.T.Logf("shutdown: %v", err)
 	}
+	if e.Shared.embedded == e.App {
+		// Its in-process Redis is gone with it: the next process started
+		// on this scenario brings a new, empty one (a restart of a whole
+		// embedded deployment).
+		e.Shared.embedded = nil
+	}
 	e.App = nil
 }
 
@@ -339,6 +345,7 @@ type Task struct {
 	CreatedAt        time.Time        `json:"created_at"`
 	StartedAt        *time.Time       `json:"started_at"`
 	FinishedAt       *time.Time       `json:"finished_at"`
+	RunAt            *time.Time       `json:"run_at"`
 	PendingReason    string           `json:"pending_reason"`
 	PendingDetail    string           `json:"pending_detail"`
 	QueuePosition    int              `json:"queue_position"`

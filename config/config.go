@@ -131,6 +131,12 @@ type Queue struct {
 	// LeaseTTL is how long a model slot survives without a heartbeat: the
 	// time after which a crashed worker's task runs again.
 	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
+	// MaxScheduleAhead bounds how far in the future a task's run_at may be.
+	MaxScheduleAhead Duration `yaml:"max_schedule_ahead" json:"max_schedule_ahead"`
+	// ScheduleCheckInterval is how often every process looks in the
+	// database for scheduled tasks that came due (tasks scheduled by this
+	// process are also timed exactly).
+	ScheduleCheckInterval Duration `yaml:"schedule_check_interval" json:"schedule_check_interval"`
 }
 
 // Worker sizes the worker processes.
@@ -234,6 +240,7 @@ func Defaults(embedded bool) Config {
 			MaxInputBytes: 1 << 20, MaxBatchSize: 1000, PollInterval: Duration(4 * time.Millisecond),
 			IdleCheckInterval: Duration(100 * time.Millisecond),
 			ReconcileInterval: Duration(5 * time.Second), LeaseTTL: Duration(30 * time.Second),
+			MaxScheduleAhead: Duration(30 * 24 * time.Hour), ScheduleCheckInterval: Duration(500 * time.Millisecond),
 		},
 		Worker: Worker{DefaultWorkers: 5, MaxWorkers: 50},
 		Log:    Log{Level: "info"},
@@ -513,6 +520,12 @@ func (c *Config) Validate() error {
 	}
 	if q.LeaseTTL.D() < time.Second {
 		bad("queue.lease_ttl must be at least 1s, got %s", q.LeaseTTL)
+	}
+	if q.MaxScheduleAhead.D() < time.Minute || q.MaxScheduleAhead.D() > 10*365*24*time.Hour {
+		bad("queue.max_schedule_ahead must be between 1m and 87600h (10 years), got %s", q.MaxScheduleAhead)
+	}
+	if q.ScheduleCheckInterval.D() < 10*time.Millisecond || q.ScheduleCheckInterval.D() > time.Minute {
+		bad("queue.schedule_check_interval must be between 10ms and 1m, got %s", q.ScheduleCheckInterval)
 	}
 	if c.Worker.MaxWorkers < 1 || c.Worker.MaxWorkers > 10000 {
 		bad("worker.max_workers must be between 1 and 10000, got %d", c.Worker.MaxWorkers)

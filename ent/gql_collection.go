@@ -517,6 +517,11 @@ func (_q *TaskQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				selectedFields = append(selectedFields, task.FieldNextAttemptAt)
 				fieldSeen[task.FieldNextAttemptAt] = struct{}{}
 			}
+		case "runAt":
+			if _, ok := fieldSeen[task.FieldRunAt]; !ok {
+				selectedFields = append(selectedFields, task.FieldRunAt)
+				fieldSeen[task.FieldRunAt] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

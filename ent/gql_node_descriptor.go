@@ -250,7 +250,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Task",
-		Fields: make([]*Field, 19),
+		Fields: make([]*Field, 20),
 		Edges:  make([]*Edge, 2),
 	}
 	var buf []byte
@@ -404,6 +404,14 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node.Fields[18] = &Field{
 		Type:  "time.Time",
 		Name:  "next_attempt_at",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.RunAt); err != nil {
+		return nil, err
+	}
+	node.Fields[19] = &Field{
+		Type:  "time.Time",
+		Name:  "run_at",
 		Value: string(buf),
 	}
 	node.Edges[0] = &Edge{

@@ -1082,6 +1082,20 @@ var (
 			}
 		},
 	}
+	// TaskOrderFieldRunAt orders Task by run_at.
+	TaskOrderFieldRunAt = &TaskOrderField{
+		Value: func(_m *Task) (ent.Value, error) {
+			return _m.RunAt, nil
+		},
+		column: task.FieldRunAt,
+		toTerm: task.ByRunAt,
+		toCursor: func(_m *Task) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.RunAt,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -1100,6 +1114,8 @@ func (f TaskOrderField) String() string {
 		str = "UPDATED_AT"
 	case TaskOrderFieldFinishedAt.column:
 		str = "FINISHED_AT"
+	case TaskOrderFieldRunAt.column:
+		str = "RUN_AT"
 	}
 	return str
 }
@@ -1128,6 +1144,8 @@ func (f *TaskOrderField) UnmarshalGQL(v interface{}) error {
 		*f = *TaskOrderFieldUpdatedAt
 	case "FINISHED_AT":
 		*f = *TaskOrderFieldFinishedAt
+	case "RUN_AT":
+		*f = *TaskOrderFieldRunAt
 	default:
 		return fmt.Errorf("%s is not a valid TaskOrderField", str)
 	}

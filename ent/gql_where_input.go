@@ -618,6 +618,18 @@ type TaskWhereInput struct {
 	NextAttemptAtIsNil  bool        `json:"nextAttemptAtIsNil,omitempty"`
 	NextAttemptAtNotNil bool        `json:"nextAttemptAtNotNil,omitempty"`
 
+	// "run_at" field predicates.
+	RunAt       *time.Time  `json:"runAt,omitempty"`
+	RunAtNEQ    *time.Time  `json:"runAtNEQ,omitempty"`
+	RunAtIn     []time.Time `json:"runAtIn,omitempty"`
+	RunAtNotIn  []time.Time `json:"runAtNotIn,omitempty"`
+	RunAtGT     *time.Time  `json:"runAtGT,omitempty"`
+	RunAtGTE    *time.Time  `json:"runAtGTE,omitempty"`
+	RunAtLT     *time.Time  `json:"runAtLT,omitempty"`
+	RunAtLTE    *time.Time  `json:"runAtLTE,omitempty"`
+	RunAtIsNil  bool        `json:"runAtIsNil,omitempty"`
+	RunAtNotNil bool        `json:"runAtNotNil,omitempty"`
+
 	// "model" edge predicates.
 	HasModel     *bool              `json:"hasModel,omitempty"`
 	HasModelWith []*ModelWhereInput `json:"hasModelWith,omitempty"`
@@ -1065,6 +1077,36 @@ func (i *TaskWhereInput) P() (predicate.Task, error) {
 	}
 	if i.NextAttemptAtNotNil {
 		predicates = append(predicates, task.NextAttemptAtNotNil())
+	}
+	if i.RunAt != nil {
+		predicates = append(predicates, task.RunAtEQ(*i.RunAt))
+	}
+	if i.RunAtNEQ != nil {
+		predicates = append(predicates, task.RunAtNEQ(*i.RunAtNEQ))
+	}
+	if len(i.RunAtIn) > 0 {
+		predicates = append(predicates, task.RunAtIn(i.RunAtIn...))
+	}
+	if len(i.RunAtNotIn) > 0 {
+		predicates = append(predicates, task.RunAtNotIn(i.RunAtNotIn...))
+	}
+	if i.RunAtGT != nil {
+		predicates = append(predicates, task.RunAtGT(*i.RunAtGT))
+	}
+	if i.RunAtGTE != nil {
+		predicates = append(predicates, task.RunAtGTE(*i.RunAtGTE))
+	}
+	if i.RunAtLT != nil {
+		predicates = append(predicates, task.RunAtLT(*i.RunAtLT))
+	}
+	if i.RunAtLTE != nil {
+		predicates = append(predicates, task.RunAtLTE(*i.RunAtLTE))
+	}
+	if i.RunAtIsNil {
+		predicates = append(predicates, task.RunAtIsNil())
+	}
+	if i.RunAtNotNil {
+		predicates = append(predicates, task.RunAtNotNil())
 	}
 
 	if i.HasModel != nil {

@@ -3008,6 +3008,8 @@ type TaskMutation struct {
 	started_at             *time.Time
 	finished_at            *time.Time
 	next_attempt_at        *time.Time
+	run_at                 *time.Time
+	scheduled              *bool
 	clearedFields          map[string]struct{}
 	model                  *int
 	clearedmodel           bool
@@ -4322,6 +4324,91 @@ func (m *TaskMutation) ResetNextAttemptAt() {
 	delete(m.clearedFields, task.FieldNextAttemptAt)
 }
 
+// SetRunAt sets the "run_at" field.
+func (m *TaskMutation) SetRunAt(t time.Time) {
+	m.run_at = &t
+}
+
+// RunAt returns the value of the "run_at" field in the mutation.
+func (m *TaskMutation) RunAt() (r time.Time, exists bool) {
+	v := m.run_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRunAt returns the old "run_at" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldRunAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRunAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRunAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRunAt: %w", err)
+	}
+	return oldValue.RunAt, nil
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (m *TaskMutation) ClearRunAt() {
+	m.run_at = nil
+	m.clearedFields[task.FieldRunAt] = struct{}{}
+}
+
+// RunAtCleared returns if the "run_at" field was cleared in this mutation.
+func (m *TaskMutation) RunAtCleared() bool {
+	_, ok := m.clearedFields[task.FieldRunAt]
+	return ok
+}
+
+// ResetRunAt resets all changes to the "run_at" field.
+func (m *TaskMutation) ResetRunAt() {
+	m.run_at = nil
+	delete(m.clearedFields, task.FieldRunAt)
+}
+
+// SetScheduled sets the "scheduled" field.
+func (m *TaskMutation) SetScheduled(b bool) {
+	m.scheduled = &b
+}
+
+// Scheduled returns the value of the "scheduled" field in the mutation.
+func (m *TaskMutation) Scheduled() (r bool, exists bool) {
+	v := m.scheduled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScheduled returns the old "scheduled" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldScheduled(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScheduled is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScheduled requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScheduled: %w", err)
+	}
+	return oldValue.Scheduled, nil
+}
+
+// ResetScheduled resets all changes to the "scheduled" field.
+func (m *TaskMutation) ResetScheduled() {
+	m.scheduled = nil
+}
+
 // ClearModel clears the "model" edge to the Model entity.
 func (m *TaskMutation) ClearModel() {
 	m.clearedmodel = true
@@ -4437,7 +4524,7 @@ func (m *TaskMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TaskMutation) Fields() []string {
-	fields := make([]string, 0, 24)
+	fields := make([]string, 0, 26)
 	if m.model != nil {
 		fields = append(fields, task.FieldModelID)
 	}
@@ -4510,6 +4597,12 @@ func (m *TaskMutation) Fields() []string {
 	if m.next_attempt_at != nil {
 		fields = append(fields, task.FieldNextAttemptAt)
 	}
+	if m.run_at != nil {
+		fields = append(fields, task.FieldRunAt)
+	}
+	if m.scheduled != nil {
+		fields = append(fields, task.FieldScheduled)
+	}
 	return fields
 }
 
@@ -4566,6 +4659,10 @@ func (m *TaskMutation) Field(name string) (ent.Value, bool) {
 		return m.FinishedAt()
 	case task.FieldNextAttemptAt:
 		return m.NextAttemptAt()
+	case task.FieldRunAt:
+		return m.RunAt()
+	case task.FieldScheduled:
+		return m.Scheduled()
 	}
 	return nil, false
 }
@@ -4623,6 +4720,10 @@ func (m *TaskMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldFinishedAt(ctx)
 	case task.FieldNextAttemptAt:
 		return m.OldNextAttemptAt(ctx)
+	case task.FieldRunAt:
+		return m.OldRunAt(ctx)
+	case task.FieldScheduled:
+		return m.OldScheduled(ctx)
 	}
 	return nil, fmt.Errorf("unknown Task field %s", name)
 }
@@ -4800,6 +4901,20 @@ func (m *TaskMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetNextAttemptAt(v)
 		return nil
+	case task.FieldRunAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRunAt(v)
+		return nil
+	case task.FieldScheduled:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScheduled(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Task field %s", name)
 }
@@ -4974,6 +5089,9 @@ func (m *TaskMutation) ClearedFields() []string {
 	if m.FieldCleared(task.FieldNextAttemptAt) {
 		fields = append(fields, task.FieldNextAttemptAt)
 	}
+	if m.FieldCleared(task.FieldRunAt) {
+		fields = append(fields, task.FieldRunAt)
+	}
 	return fields
 }
 
@@ -5020,6 +5138,9 @@ func (m *TaskMutation) ClearField(name string) error {
 		return nil
 	case task.FieldNextAttemptAt:
 		m.ClearNextAttemptAt()
+		return nil
+	case task.FieldRunAt:
+		m.ClearRunAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Task nullable field %s", name)
@@ -5100,6 +5221,12 @@ func (m *TaskMutation) ResetField(name string) error {
 		return nil
 	case task.FieldNextAttemptAt:
 		m.ResetNextAttemptAt()
+		return nil
+	case task.FieldRunAt:
+		m.ResetRunAt()
+		return nil
+	case task.FieldScheduled:
+		m.ResetScheduled()
 		return nil
 	}
 	return fmt.Errorf("unknown Task field %s", name)

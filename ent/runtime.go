@@ -164,4 +164,8 @@ func init() {
 	task.DefaultUpdatedAt = taskDescUpdatedAt.Default.(func() time.Time)
 	// task.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	task.UpdateDefaultUpdatedAt = taskDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// taskDescScheduled is the schema descriptor for scheduled field.
+	taskDescScheduled := taskFields[25].Descriptor()
+	// task.DefaultScheduled holds the default value on creation for the scheduled field.
+	task.DefaultScheduled = taskDescScheduled.Default.(bool)
 }

@@ -68,6 +68,10 @@ type Task struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// NextAttemptAt holds the value of the "next_attempt_at" field.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// RunAt holds the value of the "run_at" field.
+	RunAt *time.Time `json:"run_at,omitempty"`
+	// Scheduled holds the value of the "scheduled" field.
+	Scheduled bool `json:"scheduled,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TaskQuery when eager-loading is set.
 	Edges        TaskEdges `json:"edges"`
@@ -116,11 +120,13 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case task.FieldParams, task.FieldEmbedding:
 			values[i] = new([]byte)
+		case task.FieldScheduled:
+			values[i] = new(sql.NullBool)
 		case task.FieldID, task.FieldModelID, task.FieldPriority, task.FieldAttempts, task.FieldMaxRetries, task.FieldAttemptBase, task.FieldTimeoutSeconds, task.FieldPromptTokens, task.FieldCompletionTokens, task.FieldTotalTokens, task.FieldAPIKeyID:
 			values[i] = new(sql.NullInt64)
 		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldIdempotencyKey, task.FieldRequestHash:
 			values[i] = new(sql.NullString)
-		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldStartedAt, task.FieldFinishedAt, task.FieldNextAttemptAt:
+		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldStartedAt, task.FieldFinishedAt, task.FieldNextAttemptAt, task.FieldRunAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -297,6 +303,19 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 				_m.NextAttemptAt = new(time.Time)
 				*_m.NextAttemptAt = value.Time
 			}
+		case task.FieldRunAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field run_at", values[i])
+			} else if value.Valid {
+				_m.RunAt = new(time.Time)
+				*_m.RunAt = value.Time
+			}
+		case task.FieldScheduled:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field scheduled", values[i])
+			} else if value.Valid {
+				_m.Scheduled = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -426,6 +445,14 @@ func (_m *Task) String() string {
 		builder.WriteString("next_attempt_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	if v := _m.RunAt; v != nil {
+		builder.WriteString("run_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("scheduled=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Scheduled))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -313,6 +313,34 @@ func (_c *TaskCreate) SetNillableNextAttemptAt(v *time.Time) *TaskCreate {
 	return _c
 }
 
+// SetRunAt sets the "run_at" field.
+func (_c *TaskCreate) SetRunAt(v time.Time) *TaskCreate {
+	_c.mutation.SetRunAt(v)
+	return _c
+}
+
+// SetNillableRunAt sets the "run_at" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableRunAt(v *time.Time) *TaskCreate {
+	if v != nil {
+		_c.SetRunAt(*v)
+	}
+	return _c
+}
+
+// SetScheduled sets the "scheduled" field.
+func (_c *TaskCreate) SetScheduled(v bool) *TaskCreate {
+	_c.mutation.SetScheduled(v)
+	return _c
+}
+
+// SetNillableScheduled sets the "scheduled" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableScheduled(v *bool) *TaskCreate {
+	if v != nil {
+		_c.SetScheduled(*v)
+	}
+	return _c
+}
+
 // SetModel sets the "model" edge to the Model entity.
 func (_c *TaskCreate) SetModel(v *Model) *TaskCreate {
 	return _c.SetModelID(v.ID)
@@ -403,6 +431,10 @@ func (_c *TaskCreate) defaults() {
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		v := task.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
+	}
+	if _, ok := _c.mutation.Scheduled(); !ok {
+		v := task.DefaultScheduled
+		_c.mutation.SetScheduled(v)
 	}
 }
 
@@ -501,6 +533,9 @@ func (_c *TaskCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Task.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Scheduled(); !ok {
+		return &ValidationError{Name: "scheduled", err: errors.New(`ent: missing required field "Task.scheduled"`)}
 	}
 	if len(_c.mutation.ModelIDs()) == 0 {
 		return &ValidationError{Name: "model", err: errors.New(`ent: missing required edge "Task.model"`)}
@@ -623,6 +658,14 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.NextAttemptAt(); ok {
 		_spec.SetField(task.FieldNextAttemptAt, field.TypeTime, value)
 		_node.NextAttemptAt = &value
+	}
+	if value, ok := _c.mutation.RunAt(); ok {
+		_spec.SetField(task.FieldRunAt, field.TypeTime, value)
+		_node.RunAt = &value
+	}
+	if value, ok := _c.mutation.Scheduled(); ok {
+		_spec.SetField(task.FieldScheduled, field.TypeBool, value)
+		_node.Scheduled = value
 	}
 	if nodes := _c.mutation.ModelIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -1102,6 +1145,36 @@ func (u *TaskUpsert) UpdateNextAttemptAt() *TaskUpsert {
 // ClearNextAttemptAt clears the value of the "next_attempt_at" field.
 func (u *TaskUpsert) ClearNextAttemptAt() *TaskUpsert {
 	u.SetNull(task.FieldNextAttemptAt)
+	return u
+}
+
+// SetRunAt sets the "run_at" field.
+func (u *TaskUpsert) SetRunAt(v time.Time) *TaskUpsert {
+	u.Set(task.FieldRunAt, v)
+	return u
+}
+
+// UpdateRunAt sets the "run_at" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateRunAt() *TaskUpsert {
+	u.SetExcluded(task.FieldRunAt)
+	return u
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (u *TaskUpsert) ClearRunAt() *TaskUpsert {
+	u.SetNull(task.FieldRunAt)
+	return u
+}
+
+// SetScheduled sets the "scheduled" field.
+func (u *TaskUpsert) SetScheduled(v bool) *TaskUpsert {
+	u.Set(task.FieldScheduled, v)
+	return u
+}
+
+// UpdateScheduled sets the "scheduled" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateScheduled() *TaskUpsert {
+	u.SetExcluded(task.FieldScheduled)
 	return u
 }
 
@@ -1609,6 +1682,41 @@ func (u *TaskUpsertOne) UpdateNextAttemptAt() *TaskUpsertOne {
 func (u *TaskUpsertOne) ClearNextAttemptAt() *TaskUpsertOne {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearNextAttemptAt()
+	})
+}
+
+// SetRunAt sets the "run_at" field.
+func (u *TaskUpsertOne) SetRunAt(v time.Time) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRunAt(v)
+	})
+}
+
+// UpdateRunAt sets the "run_at" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateRunAt() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRunAt()
+	})
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (u *TaskUpsertOne) ClearRunAt() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearRunAt()
+	})
+}
+
+// SetScheduled sets the "scheduled" field.
+func (u *TaskUpsertOne) SetScheduled(v bool) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetScheduled(v)
+	})
+}
+
+// UpdateScheduled sets the "scheduled" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateScheduled() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateScheduled()
 	})
 }
 
@@ -2282,6 +2390,41 @@ func (u *TaskUpsertBulk) UpdateNextAttemptAt() *TaskUpsertBulk {
 func (u *TaskUpsertBulk) ClearNextAttemptAt() *TaskUpsertBulk {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearNextAttemptAt()
+	})
+}
+
+// SetRunAt sets the "run_at" field.
+func (u *TaskUpsertBulk) SetRunAt(v time.Time) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetRunAt(v)
+	})
+}
+
+// UpdateRunAt sets the "run_at" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateRunAt() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateRunAt()
+	})
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (u *TaskUpsertBulk) ClearRunAt() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearRunAt()
+	})
+}
+
+// SetScheduled sets the "scheduled" field.
+func (u *TaskUpsertBulk) SetScheduled(v bool) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetScheduled(v)
+	})
+}
+
+// UpdateScheduled sets the "scheduled" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateScheduled() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateScheduled()
 	})
 }
 

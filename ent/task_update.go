@@ -466,6 +466,40 @@ func (_u *TaskUpdate) ClearNextAttemptAt() *TaskUpdate {
 	return _u
 }
 
+// SetRunAt sets the "run_at" field.
+func (_u *TaskUpdate) SetRunAt(v time.Time) *TaskUpdate {
+	_u.mutation.SetRunAt(v)
+	return _u
+}
+
+// SetNillableRunAt sets the "run_at" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableRunAt(v *time.Time) *TaskUpdate {
+	if v != nil {
+		_u.SetRunAt(*v)
+	}
+	return _u
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (_u *TaskUpdate) ClearRunAt() *TaskUpdate {
+	_u.mutation.ClearRunAt()
+	return _u
+}
+
+// SetScheduled sets the "scheduled" field.
+func (_u *TaskUpdate) SetScheduled(v bool) *TaskUpdate {
+	_u.mutation.SetScheduled(v)
+	return _u
+}
+
+// SetNillableScheduled sets the "scheduled" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableScheduled(v *bool) *TaskUpdate {
+	if v != nil {
+		_u.SetScheduled(*v)
+	}
+	return _u
+}
+
 // SetModel sets the "model" edge to the Model entity.
 func (_u *TaskUpdate) SetModel(v *Model) *TaskUpdate {
 	return _u.SetModelID(v.ID)
@@ -765,6 +799,15 @@ func (_u *TaskUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.NextAttemptAtCleared() {
 		_spec.ClearField(task.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RunAt(); ok {
+		_spec.SetField(task.FieldRunAt, field.TypeTime, value)
+	}
+	if _u.mutation.RunAtCleared() {
+		_spec.ClearField(task.FieldRunAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Scheduled(); ok {
+		_spec.SetField(task.FieldScheduled, field.TypeBool, value)
 	}
 	if _u.mutation.ModelCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1295,6 +1338,40 @@ func (_u *TaskUpdateOne) ClearNextAttemptAt() *TaskUpdateOne {
 	return _u
 }
 
+// SetRunAt sets the "run_at" field.
+func (_u *TaskUpdateOne) SetRunAt(v time.Time) *TaskUpdateOne {
+	_u.mutation.SetRunAt(v)
+	return _u
+}
+
+// SetNillableRunAt sets the "run_at" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableRunAt(v *time.Time) *TaskUpdateOne {
+	if v != nil {
+		_u.SetRunAt(*v)
+	}
+	return _u
+}
+
+// ClearRunAt clears the value of the "run_at" field.
+func (_u *TaskUpdateOne) ClearRunAt() *TaskUpdateOne {
+	_u.mutation.ClearRunAt()
+	return _u
+}
+
+// SetScheduled sets the "scheduled" field.
+func (_u *TaskUpdateOne) SetScheduled(v bool) *TaskUpdateOne {
+	_u.mutation.SetScheduled(v)
+	return _u
+}
+
+// SetNillableScheduled sets the "scheduled" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableScheduled(v *bool) *TaskUpdateOne {
+	if v != nil {
+		_u.SetScheduled(*v)
+	}
+	return _u
+}
+
 // SetModel sets the "model" edge to the Model entity.
 func (_u *TaskUpdateOne) SetModel(v *Model) *TaskUpdateOne {
 	return _u.SetModelID(v.ID)
@@ -1624,6 +1701,15 @@ func (_u *TaskUpdateOne) sqlSave(ctx context.Context) (_node *Task, err error) {
 	}
 	if _u.mutation.NextAttemptAtCleared() {
 		_spec.ClearField(task.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RunAt(); ok {
+		_spec.SetField(task.FieldRunAt, field.TypeTime, value)
+	}
+	if _u.mutation.RunAtCleared() {
+		_spec.ClearField(task.FieldRunAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Scheduled(); ok {
+		_spec.SetField(task.FieldScheduled, field.TypeBool, value)
 	}
 	if _u.mutation.ModelCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -3,6 +3,8 @@
 package graph
 
 import (
+	"time"
+
 	"github.com/llmsched/llm-scheduler/domain"
 )
 
@@ -34,6 +36,10 @@ type CreateTaskInput struct {
 	TimeoutSeconds *int `json:"timeoutSeconds,omitempty"`
 	// Makes a repeated createTask return the first task. Not allowed in createTasks.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// Run at this time (a past time runs now); at most queue.max_schedule_ahead (default 30 days) ahead. Until then the task is PENDING with pendingReason scheduled.
+	RunAt *time.Time `json:"runAt,omitempty"`
+	// Run this many seconds from now. Not together with runAt.
+	DelaySeconds *int `json:"delaySeconds,omitempty"`
 }
 
 type StatusCount struct {

@@ -152,7 +152,9 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 	const page = 500
 	for {
 		q := r.db.Task.Query().
-			Where(task.StatusIn(domain.StatusPending, domain.StatusRunning), task.IDGT(lastID)).
+			// A scheduled task waits for its run_at in no queue (the due
+			// scanner admits it), so Redis is right not to hold it.
+			Where(task.StatusIn(domain.StatusPending, domain.StatusRunning), task.Scheduled(false), task.IDGT(lastID)).
 			Order(ent.Asc(task.FieldID)).Limit(page)
 		if !full {
 			q = q.Where(task.UpdatedAtLT(settled))

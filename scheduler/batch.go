@@ -103,13 +103,20 @@ func (s *Service) insertTasks(ctx context.Context, reqs []createReq) []result[*e
 	byModel := map[int][]*ent.Task{}
 	models := map[int]*ent.Model{}
 	res := make([]result[*ent.Task], len(reqs))
+	now := make([]*ent.Task, 0, len(ts))
 	for i, t := range ts {
 		s.publishCreated(ctx, t)
+		res[i].out = t
+		if t.Scheduled {
+			// Admitted by the due scanner when its run_at comes.
+			s.noteScheduled(*t.RunAt)
+			continue
+		}
+		now = append(now, t)
 		byModel[reqs[i].m.ID] = append(byModel[reqs[i].m.ID], t)
 		models[reqs[i].m.ID] = reqs[i].m
-		res[i].out = t
 	}
-	s.fresh.put(ts) // before admission: a granted task may be picked up at once
+	s.fresh.put(now) // before admission: a granted task may be picked up at once
 	for id, group := range byModel {
 		if err := s.disp.AdmitMany(ctx, group, models[id]); err != nil {
 			// The tasks are stored; the reconciler enqueues them once Redis answers.

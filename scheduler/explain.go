@@ -22,6 +22,7 @@ const (
 	ReasonDispatching    PendingReason = "dispatching"
 	ReasonNotQueued      PendingReason = "not_queued"
 	ReasonRedisUnhealthy PendingReason = "redis_unavailable"
+	ReasonScheduled      PendingReason = "scheduled"
 )
 
 // Diagnosis says why a pending task waits and where.
@@ -48,6 +49,10 @@ func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) 
 	}
 	if m.DeletedAt != nil {
 		return &Diagnosis{Reason: ReasonModelDeleted, Detail: fmt.Sprintf("model %q was deleted", m.Name), MaxWorkers: m.MaxWorkers}, nil
+	}
+	if t.Scheduled {
+		return &Diagnosis{Reason: ReasonScheduled, MaxWorkers: m.MaxWorkers,
+			Detail: fmt.Sprintf("scheduled to run at %s; it joins its model's queue then", t.RunAt.UTC().Format(time.RFC3339Nano))}, nil
 	}
 	// A task whose retries on its own model are spent waits on a fallback.
 	if len(m.Fallbacks) > 0 {

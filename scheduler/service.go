@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmsched/llm-scheduler/config"
@@ -26,6 +27,9 @@ type Service struct {
 	fresh   *fresh
 	// groups batch the hot paths' statements (batch.go).
 	groups groups
+	// onScheduled learns the run_at of every scheduled task this process
+	// creates (the due scanner's timer, schedule.go).
+	onScheduled atomic.Pointer[func(time.Time)]
 }
 
 // Options are the dependencies of a Service.

@@ -28,6 +28,10 @@ type NewTask struct {
 	Params         map[string]any `json:"params,omitempty"`
 	MaxRetries     *int           `json:"max_retries,omitempty"`
 	TimeoutSeconds *int           `json:"timeout_seconds,omitempty"`
+	// RunAt asks the task to run at a time (a past one means now);
+	// DelaySeconds asks it to run that many seconds from now. At most one.
+	RunAt        *time.Time `json:"run_at,omitempty"`
+	DelaySeconds *int       `json:"delay_seconds,omitempty"`
 	// IdempotencyKey makes a repeated request return the first task.
 	IdempotencyKey string `json:"-"`
 	// APIKeyID records who submitted the task.
@@ -45,7 +49,9 @@ func (n NewTask) hash() string {
 		X map[string]any
 		R *int
 		S *int
-	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds})
+		A *time.Time
+		D *int
+	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
@@ -56,6 +62,10 @@ type validated struct {
 	typ      domain.TaskType
 	priority int
 	retries  int
+	// runAt is when the task was asked to run; scheduled is true when that
+	// is still ahead (the task waits for the due scanner, not in a queue).
+	runAt     *time.Time
+	scheduled bool
 }
 
 func (s *Service) validateTask(n NewTask, prefix string) (validated, error) {
@@ -100,6 +110,9 @@ func (s *Service) validateTask(n NewTask, prefix string) (validated, error) {
 		return v, Invalid("idempotency_key", "must be at most 255 characters")
 	}
 	if err := validateParams(t, n.Params, f("params")); err != nil {
+		return v, err
+	}
+	if err := s.validateSchedule(&v, f); err != nil {
 		return v, err
 	}
 	return v, nil
@@ -223,7 +236,8 @@ func (s *Service) loadLiveModel(ctx context.Context, id int, field string) (*ent
 func (s *Service) taskCreate(c *ent.TaskCreate, v validated) *ent.TaskCreate {
 	c.SetModelID(v.ModelID).SetType(v.typ).SetPrompt(v.Input).SetPriority(v.priority).
 		SetMaxRetries(v.retries).SetStatus(domain.StatusPending).SetNillableTimeoutSeconds(v.TimeoutSeconds).
-		SetNillableAPIKeyID(v.APIKeyID).SetCreatedAt(s.now())
+		SetNillableAPIKeyID(v.APIKeyID).SetCreatedAt(s.now()).
+		SetNillableRunAt(v.runAt).SetScheduled(v.scheduled)
 	if v.Params != nil {
 		c.SetParams(v.Params)
 	}
@@ -361,6 +375,10 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 	byModel := map[int][]*ent.Task{}
 	s.publishCreatedMany(ctx, created)
 	for _, t := range created {
+		if t.Scheduled {
+			s.noteScheduled(*t.RunAt)
+			continue
+		}
 		byModel[t.ModelID] = append(byModel[t.ModelID], t)
 	}
 	for id, ts := range byModel {
@@ -494,7 +512,9 @@ func (s *Service) CancelTask(ctx context.Context, id int) (*ent.Task, error) {
 	now := s.now()
 	before, err := s.Transition(ctx, cur, Move{
 		To: domain.StatusCancelled, Error: "cancelled by user",
-		Apply: func(u *ent.TaskUpdate) { u.SetFinishedAt(now).SetError("cancelled by user").ClearNextAttemptAt() },
+		Apply: func(u *ent.TaskUpdate) {
+			u.SetFinishedAt(now).SetError("cancelled by user").ClearNextAttemptAt().SetScheduled(false)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -503,15 +523,20 @@ func (s *Service) CancelTask(ctx context.Context, id int) (*ent.Task, error) {
 	if err != nil {
 		return nil, dbErr(err, "model", before.ModelID)
 	}
-	if before.Status == domain.StatusRunning {
+	switch {
+	case before.Scheduled:
+		// It waited for its run_at in no queue: nothing to remove.
+	case before.Status == domain.StatusRunning:
 		// The worker frees the slot once its provider call has stopped, so
 		// the model never runs more than max_workers calls at once. If the
 		// worker is gone, the slot's lease expires.
 		if err := s.disp.CancelRunning(ctx, id); err != nil {
 			s.log.Warn("abort running attempt; it will be discarded when it ends", "task_id", id, "err", err)
 		}
-	} else if err := s.disp.Remove(ctx, before, m); err != nil {
-		s.log.Warn("remove cancelled task from queue; the reconciler will finish it", "task_id", id, "err", err)
+	default:
+		if err := s.disp.Remove(ctx, before, m); err != nil {
+			s.log.Warn("remove cancelled task from queue; the reconciler will finish it", "task_id", id, "err", err)
+		}
 	}
 	return s.GetTask(ctx, id)
 }
@@ -534,7 +559,8 @@ func (s *Service) RetryTask(ctx context.Context, id int) (*ent.Task, error) {
 	if _, err := s.Transition(ctx, cur, Move{
 		To: domain.StatusPending,
 		Apply: func(u *ent.TaskUpdate) {
-			u.SetAttemptBase(attempts).ClearError().ClearFinishedAt().ClearNextAttemptAt().ClearOutput().ClearEmbedding()
+			u.SetAttemptBase(attempts).ClearError().ClearFinishedAt().ClearNextAttemptAt().ClearOutput().ClearEmbedding().
+				SetScheduled(false)
 		},
 	}); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/scheduler"
@@ -66,6 +67,8 @@ type createTaskBody struct {
 	Params         map[string]any `json:"params"`
 	MaxRetries     *int           `json:"max_retries"`
 	TimeoutSeconds *int           `json:"timeout_seconds"`
+	RunAt          *string        `json:"run_at"`
+	DelaySeconds   *int           `json:"delay_seconds"`
 }
 
 func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
@@ -77,9 +80,18 @@ func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
 	if b.Params != nil {
 		b.Params, _ = normalizeNumbers(b.Params).(map[string]any)
 	}
+	var runAt *time.Time
+	if b.RunAt != nil {
+		at, err := time.Parse(time.RFC3339Nano, *b.RunAt)
+		if err != nil {
+			h.fail(w, r, scheduler.Invalid("run_at", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", *b.RunAt))
+			return
+		}
+		runAt = &at
+	}
 	t, err := h.svc.CreateTask(r.Context(), scheduler.NewTask{
 		ModelID: b.ModelID, Type: b.Type, Input: b.Input, Priority: b.Priority, Params: b.Params,
-		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds,
+		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds, RunAt: runAt, DelaySeconds: b.DelaySeconds,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), APIKeyID: callerKeyID(r.Context()),
 	})
 	if err != nil {

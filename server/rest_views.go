@@ -31,6 +31,8 @@ type taskView struct {
 	StartedAt        *time.Time        `json:"started_at"`
 	FinishedAt       *time.Time        `json:"finished_at"`
 	NextAttemptAt    *time.Time        `json:"next_attempt_at,omitempty"`
+	// RunAt is when the task was scheduled to run (absent: at once).
+	RunAt *time.Time `json:"run_at,omitempty"`
 	// Pending explains why a pending task waits (detail view only).
 	PendingReason string `json:"pending_reason,omitempty"`
 	PendingDetail string `json:"pending_detail,omitempty"`
@@ -56,14 +58,19 @@ type attemptView struct {
 }
 
 func newTaskView(t *ent.Task) taskView {
-	return taskView{
+	v := taskView{
 		ID: t.ID, ModelID: t.ModelID, Type: t.Type, Input: t.Prompt, Params: t.Params,
 		Priority: t.Priority, Status: t.Status, Output: t.Output, Embedding: t.Embedding, Error: t.Error,
 		Attempts: t.Attempts, MaxRetries: t.MaxRetries, TimeoutSeconds: t.TimeoutSeconds,
 		PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, TotalTokens: t.TotalTokens,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
-		NextAttemptAt: t.NextAttemptAt,
+		NextAttemptAt: t.NextAttemptAt, RunAt: t.RunAt,
 	}
+	if t.Scheduled && t.Status == domain.StatusPending {
+		// Known without asking Redis, so every view says it.
+		v.PendingReason = string(scheduler.ReasonScheduled)
+	}
+	return v
 }
 
 func newAttemptView(a *ent.Attempt) attemptView {

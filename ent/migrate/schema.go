@@ -121,6 +121,8 @@ var (
 		{Name: "started_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "run_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "scheduled", Type: field.TypeBool, Default: false},
 		{Name: "model_id", Type: field.TypeInt},
 	}
 	// TasksTable holds the schema information for the "tasks" table.
@@ -131,7 +133,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_models_tasks",
-				Columns:    []*schema.Column{TasksColumns[24]},
+				Columns:    []*schema.Column{TasksColumns[26]},
 				RefColumns: []*schema.Column{ModelsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -140,12 +142,12 @@ var (
 			{
 				Name:    "task_status_model_id",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[24]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[26]},
 			},
 			{
 				Name:    "task_model_id_status_priority_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[24], TasksColumns[5], TasksColumns[4], TasksColumns[19]},
+				Columns: []*schema.Column{TasksColumns[26], TasksColumns[5], TasksColumns[4], TasksColumns[19]},
 			},
 			{
 				Name:    "task_created_at",
@@ -156,6 +158,11 @@ var (
 				Name:    "task_idempotency_key",
 				Unique:  true,
 				Columns: []*schema.Column{TasksColumns[16]},
+			},
+			{
+				Name:    "task_scheduled_run_at",
+				Unique:  false,
+				Columns: []*schema.Column{TasksColumns[25], TasksColumns[24]},
 			},
 		},
 	}

@@ -78,6 +78,16 @@ func (Task) Fields() []ent.Field {
 			Annotations(entgql.OrderField("FINISHED_AT")),
 		// NextAttemptAt is when a task waiting on retry backoff runs again.
 		field.Time("next_attempt_at").Optional().Nillable().SchemaType(micros()),
+		// RunAt is when the submitter asked the task to run (run_at or
+		// delay_seconds on create); absent for a task that runs at once.
+		field.Time("run_at").Optional().Nillable().SchemaType(micros()).
+			Annotations(entgql.OrderField("RUN_AT")),
+		// Scheduled is true while a pending task waits for its run_at: it is
+		// in no queue yet. The due scanner (jobs/due.go) clears it and
+		// admits the task when run_at comes; the reconciler leaves such
+		// tasks alone.
+		field.Bool("scheduled").Default(false).
+			Annotations(entgql.Skip(entgql.SkipAll)),
 	}
 }
 
@@ -97,6 +107,7 @@ func (Task) Indexes() []ent.Index {
 		index.Fields("model_id", "status", "priority", "created_at"),
 		index.Fields("created_at"),
 		index.Fields("idempotency_key").Unique(),
+		index.Fields("scheduled", "run_at"),
 	}
 }
 

@@ -65,6 +65,10 @@ const (
 	FieldFinishedAt = "finished_at"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
 	FieldNextAttemptAt = "next_attempt_at"
+	// FieldRunAt holds the string denoting the run_at field in the database.
+	FieldRunAt = "run_at"
+	// FieldScheduled holds the string denoting the scheduled field in the database.
+	FieldScheduled = "scheduled"
 	// EdgeModel holds the string denoting the model edge name in mutations.
 	EdgeModel = "model"
 	// EdgeAttemptHistory holds the string denoting the attempt_history edge name in mutations.
@@ -114,6 +118,8 @@ var Columns = []string{
 	FieldStartedAt,
 	FieldFinishedAt,
 	FieldNextAttemptAt,
+	FieldRunAt,
+	FieldScheduled,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -163,6 +169,8 @@ var (
 	DefaultUpdatedAt func() time.Time
 	// UpdateDefaultUpdatedAt holds the default value on update for the "updated_at" field.
 	UpdateDefaultUpdatedAt func() time.Time
+	// DefaultScheduled holds the default value on creation for the "scheduled" field.
+	DefaultScheduled bool
 )
 
 // TypeValidator is a validator for the "type" field enum values. It is called by the builders before save.
@@ -303,6 +311,16 @@ func ByFinishedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByNextAttemptAt orders the results by the next_attempt_at field.
 func ByNextAttemptAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldNextAttemptAt, opts...).ToFunc()
+}
+
+// ByRunAt orders the results by the run_at field.
+func ByRunAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRunAt, opts...).ToFunc()
+}
+
+// ByScheduled orders the results by the scheduled field.
+func ByScheduled(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldScheduled, opts...).ToFunc()
 }
 
 // ByModelField orders the results by model field.

@@ -156,6 +156,16 @@ func NextAttemptAt(v time.Time) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldNextAttemptAt, v))
 }
 
+// RunAt applies equality check predicate on the "run_at" field. It's identical to RunAtEQ.
+func RunAt(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRunAt, v))
+}
+
+// Scheduled applies equality check predicate on the "scheduled" field. It's identical to ScheduledEQ.
+func Scheduled(v bool) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldScheduled, v))
+}
+
 // ModelIDEQ applies the EQ predicate on the "model_id" field.
 func ModelIDEQ(v int) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldModelID, v))
@@ -1229,6 +1239,66 @@ func NextAttemptAtIsNil() predicate.Task {
 // NextAttemptAtNotNil applies the NotNil predicate on the "next_attempt_at" field.
 func NextAttemptAtNotNil() predicate.Task {
 	return predicate.Task(sql.FieldNotNull(FieldNextAttemptAt))
+}
+
+// RunAtEQ applies the EQ predicate on the "run_at" field.
+func RunAtEQ(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldRunAt, v))
+}
+
+// RunAtNEQ applies the NEQ predicate on the "run_at" field.
+func RunAtNEQ(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldRunAt, v))
+}
+
+// RunAtIn applies the In predicate on the "run_at" field.
+func RunAtIn(vs ...time.Time) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldRunAt, vs...))
+}
+
+// RunAtNotIn applies the NotIn predicate on the "run_at" field.
+func RunAtNotIn(vs ...time.Time) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldRunAt, vs...))
+}
+
+// RunAtGT applies the GT predicate on the "run_at" field.
+func RunAtGT(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldRunAt, v))
+}
+
+// RunAtGTE applies the GTE predicate on the "run_at" field.
+func RunAtGTE(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldRunAt, v))
+}
+
+// RunAtLT applies the LT predicate on the "run_at" field.
+func RunAtLT(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldRunAt, v))
+}
+
+// RunAtLTE applies the LTE predicate on the "run_at" field.
+func RunAtLTE(v time.Time) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldRunAt, v))
+}
+
+// RunAtIsNil applies the IsNil predicate on the "run_at" field.
+func RunAtIsNil() predicate.Task {
+	return predicate.Task(sql.FieldIsNull(FieldRunAt))
+}
+
+// RunAtNotNil applies the NotNil predicate on the "run_at" field.
+func RunAtNotNil() predicate.Task {
+	return predicate.Task(sql.FieldNotNull(FieldRunAt))
+}
+
+// ScheduledEQ applies the EQ predicate on the "scheduled" field.
+func ScheduledEQ(v bool) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldScheduled, v))
+}
+
+// ScheduledNEQ applies the NEQ predicate on the "scheduled" field.
+func ScheduledNEQ(v bool) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldScheduled, v))
 }
 
 // HasModel applies the HasEdge predicate on the "model" edge.

@@ -277,6 +277,19 @@ try {
     assert.match(await page.locator('[data-attempt="1"]').textContent(), /simulated failure on attempt 1/);
   });
 
+  await step("schedule a task a few seconds ahead: it waits as Scheduled, shows its time, then runs", async () => {
+    await page.goto(`${BASE}/tasks`);
+    await page.getByRole("button", { name: "New task" }).click();
+    await page.locator("#create-task summary").click();
+    ids.s = await submitTask(page, { model: "e2e-sim", input: "later, please", extra: { "Run after (seconds)": "3" } });
+    await page.goto(`${BASE}/tasks/${ids.s}`);
+    const callout = page.getByTestId("pending-callout");
+    await callout.waitFor();
+    assert.match(await callout.textContent(), /Scheduled.*scheduled to run at/s);
+    await page.getByTestId("run-at").waitFor();
+    await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 20_000, "COMPLETED after its run_at");
+  });
+
   await step("toggle a model offline and see its new task wait with the reason", async () => {
     await page.goto(`${BASE}/models`);
     const sw = page.locator('[data-model="e2e-sim"]').getByRole("switch");

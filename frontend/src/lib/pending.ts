@@ -3,6 +3,7 @@
 // form for the table.
 
 const labels: Record<string, string> = {
+  scheduled: "Scheduled",
   model_offline: "Model offline",
   model_deleted: "Model deleted",
   model_at_capacity: "Model at its worker limit",

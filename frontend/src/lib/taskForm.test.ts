@@ -16,8 +16,9 @@ describe("validateTaskForm", () => {
     expect(validateTaskForm(base({ type: "SUMMARIZATION" }))).toEqual({});
   });
   it("checks numbers against the server's limits", () => {
-    const e = validateTaskForm(base({ maxRetries: "101", timeoutSeconds: "0", maxTokens: "2.5", temperature: "3" }));
-    expect(Object.keys(e).sort()).toEqual(["maxRetries", "maxTokens", "temperature", "timeoutSeconds"]);
+    const e = validateTaskForm(base({ maxRetries: "101", timeoutSeconds: "0", maxTokens: "2.5", temperature: "3", delaySeconds: "-1" }));
+    expect(Object.keys(e).sort()).toEqual(["delaySeconds", "maxRetries", "maxTokens", "temperature", "timeoutSeconds"]);
+    expect(validateTaskForm(base({ delaySeconds: "2592001" })).delaySeconds).toMatch(/30 days/);
   });
   it("ignores generation settings that an embedding task does not have", () => {
     expect(validateTaskForm(base({ type: "EMBEDDING", temperature: "99" }))).toEqual({});
@@ -42,6 +43,7 @@ describe("buildTaskRequest", () => {
       params: { target_language: "French", max_tokens: 64 },
       maxRetries: null,
       timeoutSeconds: null,
+      delaySeconds: null,
     });
   });
   it("sends no params when there are none", () => {
@@ -51,11 +53,13 @@ describe("buildTaskRequest", () => {
     const r = buildTaskRequest(base({ type: "CUSTOM", messages: '[{"role":"user","content":"hi"}]', parameters: '{"top_p":0.9}', maxRetries: "0", timeoutSeconds: "30" }));
     expect(r.params).toEqual({ messages: [{ role: "user", content: "hi" }], parameters: { top_p: 0.9 } });
     expect([r.maxRetries, r.timeoutSeconds]).toEqual([0, 30]);
+    expect(buildTaskRequest(base({ delaySeconds: "90" })).delaySeconds).toBe(90);
   });
   it("maps the server's field names to form inputs", () => {
     expect(formKeyForServerField("params.target_language")).toBe("targetLanguage");
     expect(formKeyForServerField("input.params.messages[2].role")).toBe("messages");
     expect(formKeyForServerField("model_id")).toBe("modelId");
+    expect(formKeyForServerField("delay_seconds")).toBe("delaySeconds");
     expect(formKeyForServerField("nonsense")).toBeNull();
     expect(taskTypeFields("EMBEDDING")).toEqual([]);
   });

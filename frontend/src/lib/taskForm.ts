@@ -15,6 +15,7 @@ export interface TaskFormValues {
   priority: "1" | "2" | "3";
   maxRetries: string;
   timeoutSeconds: string;
+  delaySeconds: string;
   maxTokens: string;
   temperature: string;
   systemPrompt: string;
@@ -27,7 +28,7 @@ export interface TaskFormValues {
 
 export function emptyTaskForm(modelId = ""): TaskFormValues {
   return {
-    modelId, type: "TEXT_GENERATION", input: "", priority: "2", maxRetries: "", timeoutSeconds: "",
+    modelId, type: "TEXT_GENERATION", input: "", priority: "2", maxRetries: "", timeoutSeconds: "", delaySeconds: "",
     maxTokens: "", temperature: "", systemPrompt: "", targetLanguage: "", sourceLanguage: "",
     length: "", messages: "", parameters: "",
   };
@@ -65,6 +66,7 @@ export function validateTaskForm(v: TaskFormValues): FormErrors {
   if (!["1", "2", "3"].includes(v.priority)) e.priority = "Priority must be high, medium or low";
   if (v.maxRetries.trim() && !intIn(v.maxRetries, 0, 100)) e.maxRetries = "Max retries must be a whole number from 0 to 100";
   if (v.timeoutSeconds.trim() && !intIn(v.timeoutSeconds, 1, 86_400)) e.timeoutSeconds = "Timeout must be 1 to 86400 seconds";
+  if (v.delaySeconds.trim() && !intIn(v.delaySeconds, 0, 30 * 86_400)) e.delaySeconds = "Delay must be 0 to 2592000 seconds (30 days)";
   const shown = new Set(taskTypeFields(v.type));
   if (shown.has("maxTokens") && v.maxTokens.trim() && !intIn(v.maxTokens, 1, 1_000_000)) e.maxTokens = "Max tokens must be a whole number from 1 to 1000000";
   if (shown.has("temperature") && v.temperature.trim()) {
@@ -116,6 +118,7 @@ export interface NewTaskRequest {
   params: Record<string, unknown> | null;
   maxRetries: number | null;
   timeoutSeconds: number | null;
+  delaySeconds: number | null;
 }
 
 /** buildTaskRequest turns valid form values into the create request; only the current type's parameters are sent. */
@@ -145,6 +148,7 @@ export function buildTaskRequest(v: TaskFormValues): NewTaskRequest {
     params: Object.keys(params).length ? params : null,
     maxRetries: v.maxRetries.trim() ? parseNumber(v.maxRetries) : null,
     timeoutSeconds: v.timeoutSeconds.trim() ? parseNumber(v.timeoutSeconds) : null,
+    delaySeconds: v.delaySeconds.trim() ? parseNumber(v.delaySeconds) : null,
   };
 }
 
@@ -158,6 +162,9 @@ const serverFields: Record<string, keyof TaskFormValues> = {
   maxretries: "maxRetries",
   timeout_seconds: "timeoutSeconds",
   timeoutseconds: "timeoutSeconds",
+  delay_seconds: "delaySeconds",
+  delayseconds: "delaySeconds",
+  run_at: "delaySeconds",
   "params.max_tokens": "maxTokens",
   "params.temperature": "temperature",
   "params.system_prompt": "systemPrompt",

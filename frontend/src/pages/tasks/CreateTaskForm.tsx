@@ -181,7 +181,7 @@ export function CreateTaskForm({
         })}
       </div>
       <details>
-        <summary>Retries and timeout</summary>
+        <summary>Retries, timeout and schedule</summary>
         <div className="form-row">
           <div className="field">
             <label htmlFor={fieldId("maxRetries")}>Max retries</label>
@@ -192,6 +192,11 @@ export function CreateTaskForm({
             <label htmlFor={fieldId("timeoutSeconds")}>Timeout (seconds)</label>
             <input id={fieldId("timeoutSeconds")} inputMode="numeric" placeholder="server default" value={v.timeoutSeconds} onChange={(e) => set("timeoutSeconds", e.target.value)} aria-invalid={Boolean(err("timeoutSeconds"))} aria-describedby={describedBy("timeoutSeconds")} />
             <FieldError id={`${fieldId("timeoutSeconds")}-err`} message={err("timeoutSeconds")} />
+          </div>
+          <div className="field">
+            <label htmlFor={fieldId("delaySeconds")}>Run after (seconds)</label>
+            <input id={fieldId("delaySeconds")} inputMode="numeric" placeholder="now" value={v.delaySeconds} onChange={(e) => set("delaySeconds", e.target.value)} aria-invalid={Boolean(err("delaySeconds"))} aria-describedby={describedBy("delaySeconds")} />
+            <FieldError id={`${fieldId("delaySeconds")}-err`} message={err("delaySeconds")} />
           </div>
         </div>
       </details>

@@ -40,6 +40,7 @@ graphql(`
     startedAt
     finishedAt
     nextAttemptAt
+    runAt
     model {
       id
       name
@@ -223,6 +224,12 @@ export function TaskDetailPage() {
             <dt>Created</dt>
             <dd>{formatDateTime(task.createdAt)}</dd>
           </div>
+          {task.runAt && (
+            <div>
+              <dt>Scheduled for</dt>
+              <dd data-testid="run-at">{formatDateTime(task.runAt)}</dd>
+            </div>
+          )}
           <div>
             <dt>Run time</dt>
             <dd>{formatDuration(durationBetween(task.startedAt, task.finishedAt))}</dd>
