@@ -11,23 +11,24 @@ import (
 )
 
 // RetryPolicy computes the delay before the next attempt: exponential from
-// Base, doubled per retry, with ±20% jitter, capped at Max. A provider's
-// Retry-After wins when it asks for longer.
+// Base, doubled per retry, with ±20% jitter, capped at Max. When the
+// provider said when to come back (Retry-After and its kin), that delay is
+// used instead, shorter or longer, capped at Max as well.
 type RetryPolicy struct {
 	Base time.Duration
 	Max  time.Duration
 }
 
-// Delay returns the wait after the n-th failed attempt (n >= 1).
+// Delay returns the wait after the n-th failed attempt (n >= 1); a
+// retryAfter above zero is the provider's own.
 func (p RetryPolicy) Delay(n int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return min(retryAfter, p.Max)
+	}
 	d := float64(p.Base) * math.Pow(2, float64(max(n-1, 0)))
 	d = min(d, float64(p.Max))
 	d *= 0.8 + 0.4*rand.Float64()
-	delay := time.Duration(min(d, float64(p.Max)))
-	if retryAfter > delay {
-		delay = min(retryAfter, max(p.Max, retryAfter))
-	}
-	return delay
+	return time.Duration(min(d, float64(p.Max)))
 }
 
 // retryError tells asynq to run the task again after Delay. The attempt is

@@ -1,0 +1,71 @@
+package providers_test
+
+// End-to-end checks of what real servers do on the error paths (issue 13):
+// models on the fake server, tasks through the REST API, run by the real
+// worker.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/providers/fakeopenai"
+)
+
+// TestE2EShortRetryAfterIsUsed: a 429 with Retry-After: 1 is retried after
+// one second, for the task and for the model's pause, not after
+// queue.retry_delay (60 s here).
+func TestE2EShortRetryAfterIsUsed(t *testing.T) {
+	s := newFake(t)
+	s.Enqueue(fakeopenai.Reply{Status: 429, ErrorMessage: "Rate limit reached", Header: map[string]string{"Retry-After": "1"}})
+	s.Enqueue(fakeopenai.Reply{Chunks: []string{"after ", "the wait"}})
+	e := apptest.New(t, func(c *config.Config) {
+		c.Queue.RetryDelay = config.Duration(60 * time.Second)
+		c.Queue.MaxRetryDelay = config.Duration(time.Hour)
+	})
+	m := e.CreateModel("gpt", "openai", 1, map[string]any{"base_url": s.BaseURL(), "model": "m"})
+	tk := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "go"})
+	// Far below the 48-72 s of the backoff, far above the 1 s asked.
+	got := e.WaitTask(tk.ID, "", 30*time.Second)
+	if got.Status != "completed" || got.Output != "after the wait" || len(got.AttemptHistory) != 2 {
+		t.Fatalf("task %s %q after %d attempts (%s)", got.Status, got.Output, len(got.AttemptHistory), got.Error)
+	}
+	first, second := got.AttemptHistory[0], got.AttemptHistory[1]
+	if first.ErrorKind != "rate_limited" {
+		t.Errorf("first attempt kind %q, want rate_limited", first.ErrorKind)
+	}
+	if gap := second.StartedAt.Sub(*first.FinishedAt); gap < 900*time.Millisecond {
+		t.Errorf("the retry started %s after the 429, before the 1 s the provider asked", gap)
+	}
+}
+
+// TestE2EFailedAttemptsAreLoggedWithTheirReason: each failed attempt is
+// logged at WARN with the task, model, attempt, error kind and the
+// provider's message, without the model's key.
+func TestE2EFailedAttemptsAreLoggedWithTheirReason(t *testing.T) {
+	const key = "sk-logged-key-0123456789"
+	s := newFake(t)
+	s.Enqueue(fakeopenai.Reply{Status: 503, ErrorMessage: "upstream busy"})
+	s.Enqueue(fakeopenai.Reply{Status: 401, ErrorMessage: "Incorrect API key provided: " + key, ErrorCode: "invalid_api_key"})
+	e := apptest.New(t, nil)
+	m := e.CreateModel("gpt", "openai", 1, map[string]any{"base_url": s.BaseURL(), "model": "m", "api_key": key})
+	tk := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "go"})
+	if got := e.WaitTask(tk.ID, "", 30*time.Second); got.Status != "failed" || len(got.AttemptHistory) != 2 {
+		t.Fatalf("task %s after %d attempts", got.Status, len(got.AttemptHistory))
+	}
+	logs := e.Logs.String()
+	for _, want := range []string{
+		fmt.Sprintf(`level=WARN msg="attempt failed; retrying" task_id=%d model_id=%d attempt=1 error_kind=retryable error="retryable (HTTP 503): upstream busy"`, tk.ID, m.ID),
+		fmt.Sprintf(`level=WARN msg="attempt failed; the task fails" task_id=%d model_id=%d attempt=2 error_kind=permanent error="permanent (HTTP 401): Incorrect API key provided: [redacted] (invalid_api_key)"`, tk.ID, m.ID),
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks\n%s\nlog:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, key) {
+		t.Error("the log carries the model's key")
+	}
+}
