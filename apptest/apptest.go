@@ -206,13 +206,16 @@ type Env struct {
 	URL    string
 	Shared *Shared
 	HTTP   *http.Client
+	// Logs holds what the process logged (also passed to t.Log).
+	Logs *SyncBuffer
 }
 
 // Start starts a process playing role on the shared storage.
 func (sh *Shared) Start(t testing.TB, role app.Role) *Env {
 	t.Helper()
 	cfg := *sh.Config
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: levelOf(cfg.Log.Level)}))
+	logs := &SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: levelOf(cfg.Log.Level)}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var a *app.App
@@ -239,7 +242,7 @@ func (sh *Shared) Start(t testing.TB, role app.Role) *Env {
 	if err := a.Start(ctx, server.New, "127.0.0.1:0"); err != nil {
 		t.Fatalf("start %s process: %v", role, err)
 	}
-	e := &Env{T: t, App: a, Shared: sh, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	e := &Env{T: t, App: a, Shared: sh, HTTP: &http.Client{Timeout: 30 * time.Second}, Logs: logs}
 	if a.Addr() != "" {
 		e.URL = "http://" + a.Addr()
 	}

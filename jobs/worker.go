@@ -476,16 +476,22 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 	}
 	if kind == providers.KindRateLimited {
 		// A 429 backs the whole model off: for as long as the provider
-		// asked, else for the retry policy's delay.
-		wait := retryAfter
-		if wait == 0 {
-			wait = w.retry.Delay((used-1)%rt.budget+1, 0)
-		}
+		// asked, else for the retry policy's delay (either capped at
+		// queue.max_retry_delay).
+		wait := w.retry.Delay((used-1)%rt.budget+1, retryAfter)
 		if err := w.disp.slots.Backoff(bg, m.ID, time.Now().Add(wait)); err != nil {
 			w.log.Warn("back model off", "model_id", m.ID, "err", err)
 		}
 	}
 	finish("failed", string(kind))
+	// One line per failed attempt says what went wrong and what happens
+	// next; provider messages are already scrubbed of the model's secrets.
+	logArgs := []any{"task_id", t.ID, "model_id", m.ID, "attempt", running.Attempts, "error_kind", string(kind), "error", perr.Error()}
+	if final {
+		w.log.Warn("attempt failed; the task fails", logArgs...)
+	} else {
+		w.log.Warn("attempt failed; retrying", append(logArgs, "retry_in", delay.Round(time.Millisecond).String())...)
+	}
 	if err := w.persist(ctx, t.ID, func() error { return w.svc.FailAttempt(bg, running, att, f) }); err != nil {
 		if scheduler.CodeOf(err) == scheduler.CodeConflict {
 			return nil
