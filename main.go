@@ -27,6 +27,10 @@ var version = "dev"
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
 		fmt.Fprintln(os.Stderr, "llm-scheduler:", err)
 		os.Exit(1)
 	}
@@ -36,6 +40,8 @@ const usage = `usage: llm-scheduler [command] [flags]
 
 commands:
   serve     run the scheduler (default); --role api|worker|all
+  task      submit, list, get, watch, cancel or retry tasks on a running scheduler
+  model     list, create or switch models online/offline on a running scheduler
   migrate   create or update the database schema, then exit
   bench     measure throughput and latency against raw asynq
   apikey    create, list or revoke API keys
