@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	a.Broker = br
 	a.closers = append(a.closers, br.Close)
 	a.Bus = events.NewBus(br.Client, br.Prefix, log)
-	a.Dispatcher = jobs.NewDispatcher(br, cfg.Queue.LeaseTTL.D(), log)
+	a.Dispatcher = jobs.NewDispatcher(br, cfg.Queue.LeaseTTL.D(), jobs.OrderOf(cfg.Queue), log)
 	a.closers = append(a.closers, a.Dispatcher.Close)
 	a.Service = scheduler.New(scheduler.Options{
 		DB: st.Client, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,

@@ -111,7 +111,9 @@ type Queue struct {
 	RetryDelay    Duration `yaml:"retry_delay" json:"retry_delay"`
 	MaxRetryDelay Duration `yaml:"max_retry_delay" json:"max_retry_delay"`
 	// Strategy is strict (high drains before medium before low) or weighted
-	// (asynq weights, so low never starves).
+	// (so low never starves: asynq's weights across models, and smooth
+	// weighted round robin between priority bands inside each model's
+	// parked queue; see jobs.Order).
 	Strategy string         `yaml:"strategy" json:"strategy"`
 	Weights  map[string]int `yaml:"weights" json:"weights"`
 	// MaxInputBytes bounds a task's input.

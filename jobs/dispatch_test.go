@@ -341,14 +341,47 @@ func TestAttemptTimeout(t *testing.T) {
 	}
 }
 
-func TestWeightedStrategyRuns(t *testing.T) {
-	e := apptest.New(t, func(c *config.Config) { c.Queue.Strategy = "weighted" })
-	m := e.Simulator("weighted", 2, map[string]any{"output_tokens": 1})
-	var ids []int
-	for p := 1; p <= 3; p++ {
-		ids = append(ids, submit(e, m.ID, p, "x").ID)
-	}
-	for _, id := range ids {
-		e.WaitTask(id, "completed", 30*time.Second)
+// TestWeightedStrategyInsideAModel: one low task parked behind 20 high
+// tasks on a model with max_workers 1 starts within the first few
+// hand-offs under queue.strategy weighted (6/3/1), and last under strict.
+// Breakage caught: a model's parked queue that stays strict whatever the
+// strategy (the low task ran 21st of 21 with weighted on).
+func TestWeightedStrategyInsideAModel(t *testing.T) {
+	for _, tc := range []struct {
+		strategy string
+		// The low task starts after this many high tasks, at least and at most.
+		lowAfterAtLeast, lowAfterAtMost int
+	}{
+		{strategy: "weighted", lowAfterAtLeast: 1, lowAfterAtMost: 10},
+		{strategy: "strict", lowAfterAtLeast: 20, lowAfterAtMost: 20},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) {
+			e := apptest.New(t, func(c *config.Config) { c.Queue.Strategy = tc.strategy })
+			m := e.Simulator("weighted-"+tc.strategy, 1, map[string]any{"latency_ms": 5, "output_tokens": 1})
+			// Offline while the backlog is submitted: the model is
+			// saturated (nothing it could run is left unparked) before
+			// the first slot is handed out.
+			setStatus(e, m.ID, "offline")
+			var highs []int
+			for i := range 20 {
+				highs = append(highs, submit(e, m.ID, 3, fmt.Sprintf("high %d", i)).ID)
+			}
+			low := submit(e, m.ID, 1, "low")
+			setStatus(e, m.ID, "online")
+			for _, id := range append(highs, low.ID) {
+				e.WaitTask(id, "completed", 60*time.Second)
+			}
+			as := attemptsOf(t, e, append(highs, low.ID)...)
+			sort.Slice(as, func(i, j int) bool { return as[i].StartedAt.Before(as[j].StartedAt) })
+			before := -1
+			for i, a := range as {
+				if a.TaskID == low.ID {
+					before = i
+				}
+			}
+			if before < tc.lowAfterAtLeast || before > tc.lowAfterAtMost {
+				t.Fatalf("%s: the low task started after %d high tasks, want %d to %d", tc.strategy, before, tc.lowAfterAtLeast, tc.lowAfterAtMost)
+			}
+		})
 	}
 }

@@ -34,10 +34,11 @@ type Dispatcher struct {
 var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 
 // NewDispatcher builds a dispatcher on the broker. leaseTTL is how long a
-// slot survives without a heartbeat.
-func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, log *slog.Logger) *Dispatcher {
+// slot survives without a heartbeat; order is how each model's parked
+// tasks take freed slots.
+func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *slog.Logger) *Dispatcher {
 	_, cluster := b.Client.(*redis.ClusterClient)
-	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch", epochInScript: !cluster}
+	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch", epochInScript: !cluster, weights: order.arg()}
 	if !cluster {
 		slots.wake = wakeKey(b.Prefix)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/config"
 )
 
 // rankBand separates priorities in a parked queue's score: a higher
@@ -52,6 +54,39 @@ type Slots struct {
 	// slot. Empty where wake-ups are off (and on Redis Cluster, for the
 	// same reason as epochInScript).
 	wake string
+	// weights, when set, make a freed slot go to a priority band chosen by
+	// smooth weighted round robin (high, medium, low: "6 3 1"), FIFO
+	// within the band; empty keeps strict order (see Order).
+	weights string
+}
+
+// Order is how a model's parked tasks take freed slots.
+type Order struct {
+	// Weighted picks the band of the next task by smooth weighted round
+	// robin among the bands with waiting tasks, so that a low task behind
+	// a high backlog still starts within a few hand-offs; otherwise high
+	// drains before medium before low.
+	Weighted bool
+	// High, Medium and Low are the bands' weights (each at least 1) when
+	// Weighted.
+	High, Medium, Low int
+}
+
+// OrderOf reads a model queue's order from queue.strategy and
+// queue.weights.
+func OrderOf(q config.Queue) Order {
+	if q.Strategy != "weighted" {
+		return Order{}
+	}
+	return Order{Weighted: true, High: q.Weights[QueueHigh], Medium: q.Weights[QueueMedium], Low: q.Weights[QueueLow]}
+}
+
+// arg is the order as the slot scripts take it (ARGV[4]).
+func (o Order) arg() string {
+	if !o.Weighted {
+		return ""
+	}
+	return fmt.Sprintf("%d %d %d", max(o.High, 1), max(o.Medium, 1), max(o.Low, 1))
 }
 
 // grantable is how many slots of a model may be held: max, or 0 while
@@ -71,11 +106,12 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 }
 
 // keys are a model's slot keys: the parked queue's tail, the leases, the
-// backoff, and the parked queue's head (see headSize).
+// backoff, the parked queue's head (see headSize), and the weighted order's
+// round-robin state (see Order).
 func (s *Slots) keys(modelID int) []string {
 	// The hash tag keeps a model's keys in one Redis Cluster slot.
 	tag := fmt.Sprintf("{%s:model:%d}", s.prefix, modelID)
-	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head"}
+	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head", tag + ":wrr"}
 }
 
 // headSize bounds the head of a model's parked queue. The queue is two
@@ -90,9 +126,9 @@ func (s *Slots) keys(modelID int) []string {
 const headSize = 32
 
 // scriptKeys are the keys of an Admit or Release script call, and the max
-// to pass it. With epochInScript the epoch key rides along as KEYS[5] and
+// to pass it. With epochInScript the epoch key rides along as KEYS[6] and
 // the script applies grantable's rule; otherwise it is read here first.
-// The wake key, when there is one, follows as KEYS[6].
+// The wake key, when there is one, follows as KEYS[7].
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
 	keys := s.keys(modelID)
 	if s.epochInScript && s.epoch != "" {
@@ -106,18 +142,27 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 	return keys, max, err
 }
 
-// Common prologue: no slots while the epoch key (KEYS[5], when given) is
-// missing (see Slots.grantable), drop expired leases, and learn whether
-// the model's dispatch is backing off. park puts a task in the parked
-// queue, head or tail (see headSize); unpark takes it out. The fill loop
-// hands free slots to the head of the queue and returns them as id, score
-// pairs. woke takes the wake key (KEYS[6], when given): 1 if idle workers
-// were waiting for a wake-up.
-var slotPrologue = strings.ReplaceAll(`
-local parked, leases, backoff, head = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+// Common prologue. KEYS: the parked queue's tail, the leases, the backoff,
+// the parked queue's head, the weighted order's state (see Slots.keys),
+// then the epoch and wake keys when given. ARGV: now (unix ms), the lease
+// TTL (ms), max, the order ("" strict, else the high, medium and low
+// weights), then the script's own.
+//
+// No slots while the epoch key (KEYS[6], when given) is missing (see
+// Slots.grantable); drop expired leases, and learn whether the model's
+// dispatch is backing off. park puts a task in the parked queue, head or
+// tail (see headSize); unpark takes it out. The fill loop hands free slots
+// to the next parked tasks (pop: the queue's first; popWeighted: the first
+// of a band chosen by smooth weighted round robin) and returns them as id,
+// score pairs. woke takes the wake key (KEYS[7], when given): 1 if idle
+// workers were waiting for a wake-up.
+var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64)).Replace(`
+local parked, leases, backoff, head, wrr = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local headSize = HEAD_SIZE
-if KEYS[5] and max > 0 and redis.call('EXISTS', KEYS[5]) == 0 then max = 0 end
+local headSize, band = HEAD_SIZE, RANK_BAND
+local weights = {}
+for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
+if KEYS[6] and max > 0 and redis.call('EXISTS', KEYS[6]) == 0 then max = 0 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 local function unpark(id)
   redis.call('ZREM', head, id)
@@ -147,11 +192,47 @@ local function pop()
   for i = 3, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
   return {chunk[1], chunk[2]}
 end
+-- popWeighted: bands 1, 2, 3 are high, medium, low (score / band). Every
+-- head task ranks before every tail task, so a band after the head's last
+-- task's band can only be in the tail, and the others only in the head.
+local function popWeighted()
+  if redis.call('ZCARD', head) == 0 then
+    local chunk = redis.call('ZPOPMIN', parked, headSize)
+    for i = 1, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
+  end
+  local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
+  if #last == 0 then return {} end
+  local lastBand = math.floor(tonumber(last[2]) / band)
+  local cur = redis.call('HMGET', wrr, '1', '2', '3')
+  local from, tops, total, best = {}, {}, 0, nil
+  for b = 1, 3 do
+    from[b] = head
+    if b > lastBand then from[b] = parked end
+    local top = redis.call('ZRANGEBYSCORE', from[b], string.format('%.0f', b * band),
+      string.format('(%.0f', (b + 1) * band), 'WITHSCORES', 'LIMIT', 0, 1)
+    if #top > 0 then
+      tops[b] = top
+      cur[b] = (tonumber(cur[b]) or 0) + weights[b]
+      total = total + weights[b]
+      if not best or cur[b] > cur[best] then best = b end
+    end
+  end
+  if total > weights[best] then
+    -- Only a choice between bands moves the round robin on.
+    cur[best] = cur[best] - total
+    for b = 1, 3 do
+      if tops[b] then redis.call('HSET', wrr, tostring(b), tostring(cur[b])) end
+    end
+  end
+  redis.call('ZREM', from[best], tops[best][1])
+  return tops[best]
+end
 local function fill()
   local granted = {}
   if tonumber(redis.call('GET', backoff) or '0') > now then return granted end
   while redis.call('ZCARD', leases) < max do
-    local top = pop()
+    local top
+    if #weights == 3 then top = popWeighted() else top = pop() end
     if not top[1] then break end
     redis.call('ZADD', leases, now + ttl, top[1])
     granted[#granted + 1] = top[1]
@@ -160,17 +241,17 @@ local function fill()
   return granted
 end
 local function woke()
-  if KEYS[6] and redis.call('DEL', KEYS[6]) == 1 then return 1 end
+  if KEYS[7] and redis.call('DEL', KEYS[7]) == 1 then return 1 end
   return 0
 end
-`, "HEAD_SIZE", strconv.Itoa(headSize))
+`)
 
-// admitScript parks tasks (ARGV[4..]: id, score pairs) unless they already
+// admitScript parks tasks (ARGV[5..]: id, score pairs) unless they already
 // hold a slot, then fills free slots. Returns {held ids, granted pairs,
 // woke}.
 var admitScript = redis.NewScript(slotPrologue + `
 local held = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   if redis.call('ZSCORE', leases, id) then
     redis.call('ZADD', leases, now + ttl, id)
@@ -185,24 +266,24 @@ if #held > 0 or #granted > 0 then w = woke() end
 return {held, granted, w}
 `)
 
-// releaseScript frees a task's slot and drops it from the parked queue;
-// with ARGV[5] set it parks the task again at that score. Then it fills.
-// Returns {granted pairs, woke}.
+// releaseScript frees a task's slot (ARGV[5]) and drops it from the parked
+// queue; with ARGV[6] set it parks the task again at that score. Then it
+// fills. Returns {granted pairs, woke}.
 var releaseScript = redis.NewScript(slotPrologue + `
-local id = ARGV[4]
+local id = ARGV[5]
 redis.call('ZREM', leases, id)
 unpark(id)
-if ARGV[5] ~= '' then park(id, ARGV[5]) end
+if ARGV[6] ~= '' then park(id, ARGV[6]) end
 local granted = fill()
 local w = 0
 if #granted > 0 then w = woke() end
 return {granted, w}
 `)
 
-// releaseManyScript frees the slots of finished tasks (ARGV[4..]), then
+// releaseManyScript frees the slots of finished tasks (ARGV[5..]), then
 // fills. Returns {granted pairs, woke}.
 var releaseManyScript = redis.NewScript(slotPrologue + `
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   redis.call('ZREM', leases, ARGV[i])
   unpark(ARGV[i])
 end
@@ -257,8 +338,8 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		return nil, nil, err
 	}
 	now := s.now()
-	args := make([]any, 0, 3+2*len(items))
-	args = append(args, now, s.ttl.Milliseconds(), max)
+	args := make([]any, 0, 4+2*len(items))
+	args = append(args, now, s.ttl.Milliseconds(), max, s.weights)
 	for _, it := range items {
 		args = append(args, it.ID, rank(it.Priority, it.ID))
 	}
@@ -295,7 +376,7 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 		score = strconv.FormatFloat(rank(repark, taskID), 'f', -1, 64)
 	}
 	now := s.now()
-	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, taskID, score).Result()
+	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, s.weights, taskID, score).Result()
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
@@ -322,8 +403,8 @@ func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int
 		return nil, err
 	}
 	now := s.now()
-	args := make([]any, 0, 3+len(taskIDs))
-	args = append(args, now, s.ttl.Milliseconds(), max)
+	args := make([]any, 0, 4+len(taskIDs))
+	args = append(args, now, s.ttl.Milliseconds(), max, s.weights)
 	for _, id := range taskIDs {
 		args = append(args, id)
 	}

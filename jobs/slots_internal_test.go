@@ -77,7 +77,7 @@ func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(func() { _ = tc.client.Close() })
-			d := NewDispatcher(&broker.Broker{Client: tc.client, Prefix: "test"}, time.Minute, slog.New(slog.DiscardHandler))
+			d := NewDispatcher(&broker.Broker{Client: tc.client, Prefix: "test"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
 			if got := d.slots.epochInScript; got != tc.want {
 				t.Fatalf("epochInScript = %v, want %v", got, tc.want)
 			}
@@ -203,4 +203,85 @@ func TestReleaseManyHandsEverySlotOn(t *testing.T) {
 	if st, err := s.StateOf(ctx, model, 5); err != nil || !st.Parked || st.Position != 1 || st.Running != 2 {
 		t.Fatalf("task 5: %+v (err %v), want parked first with 2 running", st, err)
 	}
+}
+
+// TestWeightedOrderInsideAModel: with queue.strategy weighted (6/3/1), a
+// model's freed slots go to the priority bands in weighted turns, FIFO
+// within each band, across the parked queue's head and tail; strict order
+// hands every high task out before any other. Breakage caught: a parked
+// queue that is always strict (the low task came out last, 21st of 21).
+func TestWeightedOrderInsideAModel(t *testing.T) {
+	// 40 high tasks fill the head and spill into the tail, so the medium
+	// and low tasks parked after them wait in the tail.
+	var items []admitItem
+	for id := 1; id <= 40; id++ {
+		items = append(items, admitItem{ID: id, Priority: 3})
+	}
+	for id := 41; id <= 45; id++ {
+		items = append(items, admitItem{ID: id, Priority: 2})
+	}
+	for id := 46; id <= 48; id++ {
+		items = append(items, admitItem{ID: id, Priority: 1})
+	}
+	prio := map[int]int{}
+	for _, it := range items {
+		prio[it.ID] = it.Priority
+	}
+	handOut := func(t *testing.T, s *Slots) []int {
+		t.Helper()
+		ctx := context.Background()
+		const model = 5
+		if _, _, err := s.Admit(ctx, model, 0, items); err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		next, err := s.Pump(ctx, model, 1)
+		for err == nil && len(next) == 1 {
+			if next[0].Priority != prio[next[0].TaskID] {
+				t.Fatalf("task %d granted at priority %d, want %d", next[0].TaskID, next[0].Priority, prio[next[0].TaskID])
+			}
+			got = append(got, next[0].TaskID)
+			next, err = s.Release(ctx, model, 1, next[0].TaskID, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(items) {
+			t.Fatalf("handed out %d tasks, want %d: %v", len(got), len(items), got)
+		}
+		return got
+	}
+
+	t.Run("weighted", func(t *testing.T) {
+		s := newTestSlots(t)
+		s.weights = Order{Weighted: true, High: 6, Medium: 3, Low: 1}.arg()
+		got := handOut(t, s)
+		// FIFO within each band.
+		last := map[int]int{}
+		for _, id := range got {
+			if id < last[prio[id]] {
+				t.Fatalf("band %d out of order: %v", prio[id], got)
+			}
+			last[prio[id]] = id
+		}
+		// Each turn of ten hand-offs while every band waits gives 6, 3, 1.
+		count := map[int]int{}
+		for _, id := range got[:10] {
+			count[prio[id]]++
+		}
+		if count[3] != 6 || count[2] != 3 || count[1] != 1 {
+			t.Fatalf("first ten hand-offs by priority %v, want 6 high, 3 medium, 1 low: %v", count, got)
+		}
+	})
+	t.Run("strict", func(t *testing.T) {
+		s := newTestSlots(t)
+		got := handOut(t, s)
+		want := make([]int, len(items))
+		for i := range want {
+			want[i] = i + 1
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("strict order handed out\n%v\nwant\n%v", got, want)
+		}
+	})
 }
