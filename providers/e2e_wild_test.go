@@ -69,3 +69,36 @@ func TestE2EFailedAttemptsAreLoggedWithTheirReason(t *testing.T) {
 		t.Error("the log carries the model's key")
 	}
 }
+
+// TestE2EPendingReasonIsRetryBackoffFromTheFailure: from the moment an
+// attempt fails with retries left, the task reads retry_backoff, never
+// not_queued.
+func TestE2EPendingReasonIsRetryBackoffFromTheFailure(t *testing.T) {
+	s := newFake(t)
+	s.SetHandler(func(fakeopenai.Request) fakeopenai.Reply { return fakeopenai.Reply{Status: 503, ErrorMessage: "busy"} })
+	e := apptest.New(t, func(c *config.Config) {
+		c.Queue.RetryDelay = config.Duration(60 * time.Second)
+		c.Queue.MaxRetryDelay = config.Duration(time.Hour)
+	})
+	m := e.CreateModel("gpt", "openai", 1, map[string]any{"base_url": s.BaseURL(), "model": "m"})
+	tk := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "go", "max_retries": 1})
+	var seen []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		got := e.Task(tk.ID)
+		if got.Status != "pending" || got.Attempts == 0 {
+			continue
+		}
+		seen = append(seen, got.PendingReason)
+		if len(seen) >= 200 {
+			break
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("the task never went back to pending after its failed attempt")
+	}
+	for _, r := range seen {
+		if r != "retry_backoff" {
+			t.Fatalf("pending reasons after the failure %v, want retry_backoff throughout", seen)
+		}
+	}
+}

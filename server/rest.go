@@ -250,6 +250,12 @@ func (h *rest) getModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	h.writeModel(w, r, m)
+}
+
+// writeModel answers a model with its live running and queued counts (the
+// same view GET gives, also after a change).
+func (h *rest) writeModel(w http.ResponseWriter, r *http.Request, m *ent.Model) {
 	loads, err := h.svc.ModelLoads(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -287,7 +293,7 @@ func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), scheduler.ModelLoad{})})
+	h.writeModel(w, r, m)
 }
 
 func (h *rest) deleteModel(w http.ResponseWriter, r *http.Request) {
@@ -321,7 +327,7 @@ func (h *rest) setModelStatus(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": newModelView(m, h.svc.MaskedConfig(m), scheduler.ModelLoad{})})
+	h.writeModel(w, r, m)
 }
 
 func (h *rest) dashboard(w http.ResponseWriter, r *http.Request) {
