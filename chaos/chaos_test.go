@@ -269,41 +269,6 @@ func TestChaos(t *testing.T) {
 	}
 }
 
-// peakPerModel is the largest number of attempts of each model open at one
-// instant. A lost attempt of a killed worker ends at the kill.
-func peakPerModel(as []attemptRow, killedAt map[string]time.Time) map[int]int {
-	type edge struct {
-		at    time.Time
-		delta int
-	}
-	edges := map[int][]edge{}
-	for _, a := range as {
-		end := time.Now()
-		if a.Finished != nil {
-			end = *a.Finished
-		}
-		if k, ok := killedAt[a.Worker]; ok && a.Status == "lost" && k.Before(end) {
-			end = k
-		}
-		edges[a.ModelID] = append(edges[a.ModelID], edge{a.Started, 1}, edge{end, -1})
-	}
-	peaks := map[int]int{}
-	for id, es := range edges {
-		sort.Slice(es, func(i, j int) bool {
-			if es[i].at.Equal(es[j].at) {
-				return es[i].delta < es[j].delta
-			}
-			return es[i].at.Before(es[j].at)
-		})
-		cur := 0
-		for _, e := range es {
-			cur += e.delta
-			peaks[id] = max(peaks[id], cur)
-		}
-	}
-	return peaks
-}
-
 func renderReport(t *testing.T, db *sql.DB, faults []*fault, as []attemptRow, begin, submitted, drained time.Time,
 	counts map[string]int, keys, lost, duplicated, lostAttempts int, refused, retried int64, peaks, maxOf map[int]int) string {
 	t.Helper()

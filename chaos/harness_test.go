@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -338,8 +339,9 @@ type Proc struct {
 }
 
 // Start starts a process of role (api, worker or all) and waits until it
-// serves (api, all) or has started (worker).
-func (c *Cluster) Start(role string) *Proc {
+// serves (api, all) or has started (worker). env adds environment
+// variables (KEY=value) that override the config file.
+func (c *Cluster) Start(role string, env ...string) *Proc {
 	c.t.Helper()
 	bin := binary(c.t)
 	port, err := freePort()
@@ -352,7 +354,7 @@ func (c *Cluster) Start(role string) *Proc {
 		c.t.Fatal(err)
 	}
 	p.cmd = exec.Command(bin, "serve", "--role", role, "--config", c.Config)
-	p.cmd.Env = append(os.Environ(), fmt.Sprintf("SERVER_PORT=%d", port))
+	p.cmd.Env = append(append(os.Environ(), fmt.Sprintf("SERVER_PORT=%d", port)), env...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -553,4 +555,39 @@ func waitStatus(t *testing.T, db *sql.DB, id int, want string, timeout time.Dura
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// peakPerModel is the largest number of attempts of each model open at one
+// instant. A lost attempt of a killed worker ends at the kill.
+func peakPerModel(as []attemptRow, killedAt map[string]time.Time) map[int]int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := map[int][]edge{}
+	for _, a := range as {
+		end := time.Now()
+		if a.Finished != nil {
+			end = *a.Finished
+		}
+		if k, ok := killedAt[a.Worker]; ok && a.Status == "lost" && k.Before(end) {
+			end = k
+		}
+		edges[a.ModelID] = append(edges[a.ModelID], edge{a.Started, 1}, edge{end, -1})
+	}
+	peaks := map[int]int{}
+	for id, es := range edges {
+		sort.Slice(es, func(i, j int) bool {
+			if es[i].at.Equal(es[j].at) {
+				return es[i].delta < es[j].delta
+			}
+			return es[i].at.Before(es[j].at)
+		})
+		cur := 0
+		for _, e := range es {
+			cur += e.delta
+			peaks[id] = max(peaks[id], cur)
+		}
+	}
+	return peaks
 }

@@ -43,6 +43,49 @@ func TestSIGKILLedWorkerTaskRunsElsewhere(t *testing.T) {
 	}
 }
 
+// TestMaxWorkersAcrossWorkerProcesses: three worker processes (the real
+// binary, separate OS processes), each running one task at a time, share a
+// model with max_workers 2. Attempts run on at least two of the processes,
+// two at once, never three. Breakages caught: a limit kept per process
+// rather than in Redis, or max_workers+1 (three at once); a single worker
+// process (the peak of two needs two processes, each runs one at a time).
+func TestMaxWorkersAcrossWorkerProcesses(t *testing.T) {
+	// worker.max_workers 2 in the file (the api checks a model's
+	// max_workers against it), 1 in each worker process.
+	c := NewCluster(t, Settings{LeaseTTL: 4 * time.Second, ShutdownGrace: 2 * time.Second, WorkerCapacity: 2})
+	db := c.Maria.DB(t, c.DBName)
+	api := c.Start("api")
+	for range 3 {
+		c.Start("worker", "WORKER_MAX_WORKERS=1")
+	}
+	model := createModel(t, api, "pair", 2, map[string]any{"latency_ms": 300, "output_tokens": 2})
+	var ids []int
+	for i := range 12 {
+		ids = append(ids, submit(t, api, model, fmt.Sprintf("slow %d", i)))
+	}
+	for _, id := range ids {
+		waitStatus(t, db, id, "completed", 90*time.Second)
+	}
+	as := attempts(t, db, "WHERE model_id = ?", model)
+	if len(as) != len(ids) {
+		t.Fatalf("got %d attempts, want %d: %+v", len(as), len(ids), as)
+	}
+	workers := map[string]int{}
+	for _, a := range as {
+		workers[a.Worker]++
+	}
+	if len(workers) < 2 {
+		t.Fatalf("attempts ran on %d worker process(es) %v, want at least 2", len(workers), workers)
+	}
+	switch peak := peakPerModel(as, nil)[model]; {
+	case peak > 2:
+		t.Fatalf("%d attempts ran at once across the processes, max_workers is 2", peak)
+	case peak < 2:
+		t.Fatalf("only %d attempt ran at a time; the two slots were not both used", peak)
+	}
+	t.Logf("attempts per worker process: %v", workers)
+}
+
 // TestSIGTERMDrainsAndHandsBack runs a real process of role all: after
 // SIGTERM its API refuses submissions with 503 while the running tasks get
 // server.shutdown_grace; the one that fits completes, the other is handed

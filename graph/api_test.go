@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,40 @@ func TestErrorCodes(t *testing.T) {
 	// Protocol-level errors keep gqlgen's codes.
 	wantCode(t, env, "", `{ tasks { nope } }`, nil, "GRAPHQL_VALIDATION_FAILED")
 	wantCode(t, env, "", `mutation { createTask(input: {modelID: 1, type: POETRY, input: "x"}) { id } }`, nil, "GRAPHQL_VALIDATION_FAILED")
+}
+
+// TestPayloadTooLarge: a body over server.max_body_bytes answers 413 with
+// PAYLOAD_TOO_LARGE, as the REST API does. Breakage caught: leaving the
+// body to gqlgen, which answered 200 with a hidden INTERNAL error.
+func TestPayloadTooLarge(t *testing.T) {
+	env := apptest.New(t, func(c *config.Config) { c.Server.MaxBodyBytes = 4 << 10 })
+	body := map[string]any{"query": `{ systemHealth { status } }`, "variables": map[string]any{"pad": strings.Repeat("x", 8<<10)}}
+	status, r := postStatus(t, env, "", body)
+	if status != http.StatusRequestEntityTooLarge || len(r.Errors) != 1 || r.Errors[0].code() != "PAYLOAD_TOO_LARGE" {
+		t.Fatalf("oversized body: status %d, errors %+v; want 413 PAYLOAD_TOO_LARGE", status, r.Errors)
+	}
+	// Under the limit the same operation answers.
+	body["variables"] = map[string]any{"pad": "x"}
+	if status, r := postStatus(t, env, "", body); status != http.StatusOK || len(r.Errors) != 0 {
+		t.Fatalf("small body: status %d, errors %+v", status, r.Errors)
+	}
+}
+
+// TestDatabaseUnavailable: with the database gone, queries and mutations
+// answer UNAVAILABLE with retryAfter, not INTERNAL. Breakage caught:
+// database errors classified as internal (dbErr), which hides the message
+// and tells clients not to retry.
+func TestDatabaseUnavailable(t *testing.T) {
+	env := apptest.New(t, nil)
+	if err := env.App.Store.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`{ task(id: 1) { id } }`, `{ tasks(first: 1) { totalCount } }`, `mutation { cancelTask(id: 1) { id } }`} {
+		e := wantCode(t, env, "", q, nil, "UNAVAILABLE")
+		if e.Extensions["retryAfter"] == nil || !strings.Contains(e.Message, "database") {
+			t.Errorf("%s: %+v, want retryAfter and a message naming the database", q, e)
+		}
+	}
 }
 
 // TestLimitsAndPersistedQueries covers the depth and complexity limits and

@@ -53,6 +53,13 @@ func post(t testing.TB, env *apptest.Env, token, query string, vars map[string]a
 
 func postBody(t testing.TB, env *apptest.Env, token string, body map[string]any) gqlResponse {
 	t.Helper()
+	_, out := postStatus(t, env, token, body)
+	return out
+}
+
+// postStatus is postBody with the HTTP status.
+func postStatus(t testing.TB, env *apptest.Env, token string, body map[string]any) (int, gqlResponse) {
+	t.Helper()
 	raw, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +81,7 @@ func postBody(t testing.TB, env *apptest.Env, token string, body map[string]any)
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatalf("decode response (status %d): %v", resp.StatusCode, err)
 	}
-	return out
+	return resp.StatusCode, out
 }
 
 // mustData runs an operation that must succeed and decodes its data.

@@ -69,9 +69,8 @@ func maxOverlap(as []*ent.Attempt) int {
 func TestPriorityOrderAndFIFO(t *testing.T) {
 	e := apptest.New(t, nil)
 	m := e.Simulator("prio", 1, map[string]any{"latency_ms": 20, "output_tokens": 2})
-	blocker := e.Simulator("blocker-config", 1, map[string]any{"latency_ms": 600, "output_tokens": 1})
-	_ = blocker
-	// Occupy the model's only slot with a slow task.
+	// Offline while the tasks are submitted: all of them wait parked when
+	// the model's one slot is first handed out.
 	setStatus(e, m.ID, "offline")
 	first := submit(e, m.ID, 2, "first")
 	var lows, highs []int
@@ -96,34 +95,6 @@ func TestPriorityOrderAndFIFO(t *testing.T) {
 	if !slices.Equal(order, want) {
 		t.Fatalf("run order = %v, want highs in submission order then lows in submission order %v", order, want)
 	}
-}
-
-func TestMaxWorkersAcrossTwoWorkerProcesses(t *testing.T) {
-	sh := apptest.NewShared(t, func(c *config.Config) { c.Worker.MaxWorkers = 8 })
-	api := sh.Start(t, app.RoleAll)
-	sh.Start(t, app.RoleWorker)
-	m := api.Simulator("pair", 2, map[string]any{"latency_ms": 150, "output_tokens": 3})
-	var ids []int
-	for i := range 12 {
-		ids = append(ids, submit(api, m.ID, 2, fmt.Sprintf("slow %d", i)).ID)
-	}
-	for _, id := range ids {
-		api.WaitTask(id, "completed", 60*time.Second)
-	}
-	as := attemptsOf(t, api, ids...)
-	if len(as) != 12 {
-		t.Fatalf("got %d attempts, want 12", len(as))
-	}
-	if peak := maxOverlap(as); peak > 2 {
-		t.Fatalf("%d attempts ran at once, max_workers is 2", peak)
-	} else if peak < 2 {
-		t.Fatalf("only %d attempt ran at a time; the two slots were not both used", peak)
-	}
-	workers := map[string]bool{}
-	for _, a := range as {
-		workers[a.Worker] = true
-	}
-	t.Logf("attempts ran on %d worker processes", len(workers))
 }
 
 func TestSaturatedModelDoesNotDelayOthers(t *testing.T) {
@@ -152,25 +123,33 @@ func TestSaturatedModelDoesNotDelayOthers(t *testing.T) {
 	}
 }
 
+// TestRetryWithBackoff: retryable failures are retried after a delay that
+// doubles per attempt (±20% jitter), from queue.retry_delay. Each gap
+// between an attempt's end and the next one's start is at least 75% of its
+// doubled delay; a flat backoff (every gap ~250 ms) fails the third gap's
+// bound (750 ms) unless a pickup took over half a second. (Checking only
+// that the second gap exceeds the first missed a flat backoff 1 time in 8.)
 func TestRetryWithBackoff(t *testing.T) {
+	const base = 250 * time.Millisecond
 	e := apptest.New(t, func(c *config.Config) {
-		c.Queue.RetryDelay = config.Duration(250 * time.Millisecond)
+		c.Queue.RetryDelay = config.Duration(base)
 		c.Queue.MaxRetryDelay = config.Duration(10 * time.Second)
 	})
-	flaky := e.Simulator("flaky", 2, map[string]any{"fail_first_n": 2, "fail_kind": "retryable", "output_tokens": 2})
+	flaky := e.Simulator("flaky", 2, map[string]any{"fail_first_n": 3, "fail_kind": "retryable", "output_tokens": 2})
 	task := submit(e, flaky.ID, 2, "try me")
 	done := e.WaitTask(task.ID, "completed", 30*time.Second)
-	if done.Attempts != 3 {
-		t.Fatalf("attempts = %d, want 3", done.Attempts)
+	if done.Attempts != 4 {
+		t.Fatalf("attempts = %d, want 4", done.Attempts)
 	}
 	h := done.AttemptHistory
-	if len(h) != 3 || h[0].Status != "failed" || h[1].Status != "failed" || h[2].Status != "succeeded" {
-		t.Fatalf("attempt history = %+v, want failed, failed, succeeded", h)
+	if len(h) != 4 || h[0].Status != "failed" || h[1].Status != "failed" || h[2].Status != "failed" || h[3].Status != "succeeded" {
+		t.Fatalf("attempt history = %+v, want failed, failed, failed, succeeded", h)
 	}
-	gap1 := h[1].StartedAt.Sub(*h[0].FinishedAt)
-	gap2 := h[2].StartedAt.Sub(*h[1].FinishedAt)
-	if gap2 <= gap1 {
-		t.Fatalf("backoff did not grow: %s then %s", gap1, gap2)
+	for i := range 3 {
+		gap := h[i+1].StartedAt.Sub(*h[i].FinishedAt)
+		if least := base * time.Duration(1<<i) * 3 / 4; gap < least {
+			t.Fatalf("gap after attempt %d: %s, want at least %s (%s doubled %d times, less the jitter)", i+1, gap, least, base, i)
+		}
 	}
 	if h[0].ErrorKind != "retryable" || h[0].Error == "" {
 		t.Fatalf("first attempt error = %q (%s)", h[0].Error, h[0].ErrorKind)
@@ -184,8 +163,6 @@ func TestRetryWithBackoff(t *testing.T) {
 	}
 
 	// Retries exhausted: max_retries 1 means two attempts, then failed.
-	ex := e.Submit(map[string]any{"model_id": broken.ID, "type": "text-generation", "input": "x", "max_retries": 1})
-	_ = ex
 	always := e.Simulator("always-503", 1, map[string]any{"fail_first_n": 100})
 	gone := e.Submit(map[string]any{"model_id": always.ID, "type": "text-generation", "input": "x", "max_retries": 1})
 	if got := e.WaitTask(gone.ID, "failed", 30*time.Second); got.Attempts != 2 {
@@ -229,9 +206,7 @@ func TestCancelAndManualRetry(t *testing.T) {
 	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", pending.ID), nil, &eb); code != http.StatusConflict || eb.Error.Code != "CONFLICT" {
 		t.Fatalf("second cancel: %d %+v", code, eb)
 	}
-	// The slot is free again: a new task runs.
-	fast := e.Simulator("fast", 1, map[string]any{"output_tokens": 1})
-	e.WaitTask(submit(e, fast.ID, 2, "x").ID, "completed", 30*time.Second)
+	// TestCancelRunningFreesItsSlot checks that the slot is free again.
 
 	// Manual retry of a failed task runs it again with its history kept.
 	once := e.Simulator("fails-once", 1, map[string]any{"fail_first_n": 1})
@@ -258,6 +233,36 @@ func TestCancelAndManualRetry(t *testing.T) {
 	}
 }
 
+// TestCancelRunningFreesItsSlot: cancelling the running task of a model
+// with max_workers 1 hands its slot to the model's next task at once, not
+// when the lease expires. Breakage caught: a worker that keeps the slot
+// after a cancel (neither the handler nor asynq's redelivery of the
+// cancelled message, which frees what a terminal task holds, releases it);
+// the next task then waits for the lease TTL, here a minute. Either
+// release alone frees the slot within a second.
+func TestCancelRunningFreesItsSlot(t *testing.T) {
+	const leaseTTL = time.Minute
+	e := apptest.New(t, func(c *config.Config) { c.Queue.LeaseTTL = config.Duration(leaseTTL) })
+	slow := e.Simulator("one-slot", 1, map[string]any{"latency_ms": 120000})
+	running := submit(e, slow.ID, 2, "run then cancel")
+	e.WaitTask(running.ID, "running", 30*time.Second)
+	next := submit(e, slow.ID, 2, "next")
+	if got := e.Task(next.ID); got.Status != "pending" || got.PendingReason != "model_at_capacity" {
+		t.Fatalf("next task: status %s reason %q, want pending / model_at_capacity", got.Status, got.PendingReason)
+	}
+	cancelled := time.Now()
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", running.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel running: %d", code)
+	}
+	// A third of the lease TTL: far more than a hand-off takes even on a
+	// loaded machine, far less than waiting for the lease to expire.
+	e.WaitTask(next.ID, "running", leaseTTL/3)
+	t.Logf("the next task ran %s after the cancel", time.Since(cancelled).Round(time.Millisecond))
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", next.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel next: %d", code)
+	}
+}
+
 func TestBackpressure(t *testing.T) {
 	e := apptest.New(t, func(c *config.Config) { c.Queue.MaxQueueSize = 5 })
 	m := e.Simulator("bp", 2, map[string]any{"output_tokens": 1})
@@ -267,14 +272,10 @@ func TestBackpressure(t *testing.T) {
 		ids = append(ids, submit(e, m.ID, 2, fmt.Sprint(i)).ID)
 	}
 	before := e.CountTasks()
-	req, _ := http.NewRequest("POST", e.URL+"/api/v1/tasks", nil)
-	_ = req
-	var eb apptest.ErrorBody
 	resp := doRaw(t, e, "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "sixth"}`, m.ID))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("6th submission: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	_ = eb
 	if after := e.CountTasks(); after != before {
 		t.Fatalf("refused submission wrote a task: %d -> %d", before, after)
 	}
@@ -318,15 +319,80 @@ func TestRedisFlushLosesNothing(t *testing.T) {
 	}
 }
 
+// TestRedisFlushWithTasksRunningKeepsMaxWorkers: Redis loses its data
+// while a task runs on a model with max_workers 1. A task submitted then
+// must wait until the running one ends: the running task's lease is gone
+// from Redis, and until the reconciler has given running workers a
+// heartbeat to restore their leases, no slot is handed out (the epoch
+// guard). Breakage caught: slots handed out while the epoch key is missing
+// (Slots.grantable and the scripts' epoch check removed); the new task
+// then ran beside the running one.
+func TestRedisFlushWithTasksRunningKeepsMaxWorkers(t *testing.T) {
+	sh := apptest.NewShared(t, nil)
+	e := sh.Start(t, app.RoleAll)
+	ctx := context.Background()
+	m := e.Simulator("flush-running", 1, map[string]any{"latency_ms": 120000})
+	running := submit(e, m.ID, 2, "runs through the flush")
+	e.WaitTask(running.ID, "running", 30*time.Second)
+	if err := sh.Redis.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	next := submit(e, m.ID, 2, "submitted after the flush")
+	// Wait until the reconciler has re-established Redis (the epoch key is
+	// back), then a round more: every slot it would hand out is out.
+	epoch := sh.Config.Redis.KeyPrefix + ":epoch"
+	deadline := time.Now().Add(60 * time.Second)
+	for sh.Redis.Exists(ctx, epoch).Val() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reconciler did not write the epoch key %s within 60s of the flush", epoch)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * e.App.Config.Queue.ReconcileInterval.D())
+	if got := e.Task(next.ID); got.Status != "pending" || got.Attempts != 0 {
+		t.Fatalf("task submitted after the flush: status %s, %d attempts while the model's one slot is busy; want pending", got.Status, got.Attempts)
+	}
+	if got := e.Task(running.ID); got.Status != "running" || got.Attempts != 1 {
+		t.Fatalf("running task after the flush: status %s, %d attempts; want still running its first", got.Status, got.Attempts)
+	}
+	// Its slot is the running task's: cancelling that one hands it on.
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", running.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel running: %d", code)
+	}
+	e.WaitTask(next.ID, "running", 30*time.Second)
+	if peak := maxOverlap(attemptsOf(t, e, running.ID, next.ID)); peak != 1 {
+		t.Fatalf("%d attempts ran at once on a model with max_workers 1", peak)
+	}
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", next.ID), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel next: %d", code)
+	}
+}
+
+// TestOfflineModelTasksWait: a task of an offline model stays pending
+// (reason model_offline, no attempt) while workers run other models' tasks
+// and the reconciler pumps every model, and runs once the model is online.
+// Breakage caught: capacity() ignoring the offline status (the task ran at
+// once; one status read right after the submission missed it 4 times in 5).
 func TestOfflineModelTasksWait(t *testing.T) {
 	e := apptest.New(t, nil)
 	m := e.Simulator("sleepy", 1, map[string]any{"output_tokens": 1})
+	other := e.Simulator("awake", 1, map[string]any{"output_tokens": 1})
 	setStatus(e, m.ID, "offline")
 	task := submit(e, m.ID, 2, "wait for me")
-	got := e.Task(task.ID)
-	if got.Status != "pending" || got.PendingReason != "model_offline" {
-		t.Fatalf("status %s reason %q, want pending / model_offline", got.Status, got.PendingReason)
+	check := func() {
+		t.Helper()
+		if got := e.Task(task.ID); got.Status != "pending" || got.PendingReason != "model_offline" || got.Attempts != 0 {
+			t.Fatalf("offline model's task: status %s reason %q attempts %d, want pending / model_offline / 0", got.Status, got.PendingReason, got.Attempts)
+		}
 	}
+	// Look while workers run another model's tasks (so they are picking
+	// work up) and for three reconciler rounds (each pumps every model).
+	rounds := time.Now().Add(3 * e.App.Config.Queue.ReconcileInterval.D())
+	for i := 0; i < 3 || time.Now().Before(rounds); i++ {
+		check()
+		e.WaitTask(submit(e, other.ID, 2, fmt.Sprintf("other %d", i)).ID, "completed", 30*time.Second)
+	}
+	check()
 	setStatus(e, m.ID, "online")
 	e.WaitTask(task.ID, "completed", 30*time.Second)
 }

@@ -1,15 +1,21 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/llmsched/llm-scheduler/graph"
 	"github.com/llmsched/llm-scheduler/scheduler"
@@ -81,6 +87,17 @@ func (s *Server) graphqlAuth(next http.Handler, checkOrigin func(*http.Request) 
 			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, bearerKey{}, bearer(r))))
 			return
 		}
+		if r.Method == http.MethodPost && r.Body != nil {
+			// gqlgen reads the body itself and, past server.max_body_bytes,
+			// answers 200 with an INTERNAL error: read it here to answer
+			// 413 PAYLOAD_TOO_LARGE as the REST API does.
+			raw, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeGraphQLError(w, err)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+		}
 		p, err := s.auth.Authenticate(ctx, bearer(r))
 		if err != nil {
 			ctx = context.WithValue(ctx, authErrKey{}, err)
@@ -89,6 +106,20 @@ func (s *Server) graphqlAuth(next http.Handler, checkOrigin func(*http.Request) 
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// writeGraphQLError answers a request body that could not be read with a
+// GraphQL error response: 413 PAYLOAD_TOO_LARGE over server.max_body_bytes,
+// else 400 BAD_USER_INPUT.
+func writeGraphQLError(w http.ResponseWriter, err error) {
+	status, code := http.StatusBadRequest, scheduler.CodeInvalid
+	msg := "request body could not be read: " + err.Error()
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		status, code = http.StatusRequestEntityTooLarge, scheduler.CodeTooLarge
+		msg = fmt.Sprintf("request body is over the limit of %d bytes (server.max_body_bytes)", mbe.Limit)
+	}
+	writeJSON(w, status, graphql.Response{Errors: gqlerror.List{{Message: msg, Extensions: map[string]any{"code": string(code)}}}})
 }
 
 // websocketInit authenticates a websocket from its connection_init
