@@ -56,6 +56,10 @@ type Server struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"`
 	// Introspection enables GraphQL introspection (default: on outside production).
 	Introspection *bool `yaml:"introspection" json:"introspection"`
+	// OpenAIQueueTimeout is how long a request to the OpenAI-compatible
+	// front door (/v1) waits for its task to start, unless it sends
+	// X-Queue-Timeout; past it the task is cancelled.
+	OpenAIQueueTimeout Duration `yaml:"openai_queue_timeout" json:"openai_queue_timeout"`
 }
 
 // Database is the system of record.
@@ -227,8 +231,9 @@ func (c *Config) Addr() string { return fmt.Sprintf("%s:%d", c.Server.Host, c.Se
 // database and Redis.
 func Defaults(embedded bool) Config {
 	c := Config{
-		App:    App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
-		Server: Server{Host: "0.0.0.0", Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20},
+		App: App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
+		Server: Server{Host: "0.0.0.0", Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20,
+			OpenAIQueueTimeout: Duration(5 * time.Minute)},
 		Database: Database{
 			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
 			Password: "llm_password", Database: "llm_scheduler",
@@ -392,7 +397,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	for key, dst := range map[string]*Duration{
 		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
 		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
-		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval,
+		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval, "OPENAI_QUEUE_TIMEOUT": &c.Server.OpenAIQueueTimeout,
 	} {
 		if v := getenv(key); v != "" {
 			d, err := parseDuration(v)
@@ -438,6 +443,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ShutdownGrace < 0 {
 		bad("server.shutdown_grace must not be negative, got %s", c.Server.ShutdownGrace)
+	}
+	if d := c.Server.OpenAIQueueTimeout.D(); d <= 0 || d > 24*time.Hour {
+		bad("server.openai_queue_timeout must be more than 0s and at most 24h, got %s", c.Server.OpenAIQueueTimeout)
 	}
 	switch c.Database.Driver {
 	case "sqlite":

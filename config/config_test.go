@@ -81,6 +81,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{desc: "strategy", yaml: "queue:\n  strategy: random\n", want: "queue.strategy must be strict or weighted"},
 		{desc: "workers", yaml: "worker:\n  default_workers: 60\n", want: "worker.default_workers must be between 1 and worker.max_workers (50), got 60"},
 		{desc: "idle check", yaml: "queue:\n  idle_check_interval: 5ms\n", want: "queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got 5ms"},
+		{desc: "openai queue timeout", yaml: "server:\n  openai_queue_timeout: 0s\n", want: "server.openai_queue_timeout must be more than 0s and at most 24h, got 0s"},
+		{desc: "openai queue timeout env", env: map[string]string{"OPENAI_QUEUE_TIMEOUT": "48h"}, want: "server.openai_queue_timeout must be more than 0s and at most 24h, got 48h0m0s"},
 		{desc: "idle check env", env: map[string]string{"QUEUE_IDLE_CHECK_INTERVAL": "2m"}, want: "queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got 2m0s"},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/llmsched/llm-scheduler/domain"
@@ -27,6 +28,20 @@ type OutputChunk struct {
 	Text    string `json:"text"`
 	// Done marks the end of an attempt's stream.
 	Done bool `json:"done,omitempty"`
+	// The fields below are set only for tasks of the OpenAI-compatible
+	// front door (server/openai.go), which answers in the provider's own
+	// wire format.
+	//
+	// Raw holds the provider's stream chunks (OpenAI chat.completion.chunk
+	// objects) as it sent them; Text is their content.
+	Raw []json.RawMessage `json:"raw,omitempty"`
+	// Answer is the provider's whole answer as it sent it (a
+	// chat.completion object), on the Done chunk of an attempt that
+	// was not streamed.
+	Answer json.RawMessage `json:"answer,omitempty"`
+	// Status is the HTTP status of the provider error that ended the
+	// attempt, on its Done chunk (0: none).
+	Status int `json:"status,omitempty"`
 }
 
 // TaskFilter selects task events. Zero fields match everything.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -549,8 +550,14 @@ func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, timeout ti
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	st := newStreamer(w.bus, t.ID, t.Attempts, w.log)
+	if req.OpenAI != nil {
+		// A front-door task (server/openai.go) answers in the provider's
+		// own chunks, and always learns how its attempt ended.
+		st.frontDoor = true
+		req.OnRawChunk = st.addRaw
+	}
 	res, err := providers.Run(cctx, prov, req, st.add)
-	st.close(context.WithoutCancel(ctx))
+	st.close(context.WithoutCancel(ctx), res, err)
 	if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		partial := ""
 		if _, pe := providers.Classify(err); pe != nil {
@@ -589,8 +596,13 @@ type streamer struct {
 	attempt int
 	log     *slog.Logger
 
+	// frontDoor: the chunks carry the provider's own (raw), and the last
+	// one says how the attempt ended (close).
+	frontDoor bool
+
 	mu    sync.Mutex
 	buf   []byte
+	raw   []json.RawMessage
 	seq   int
 	last  time.Time
 	timer *time.Timer
@@ -602,13 +614,19 @@ func newStreamer(bus *events.Bus, taskID, attempt int, log *slog.Logger) *stream
 	return &streamer{bus: bus, taskID: taskID, attempt: attempt, log: log}
 }
 
-func (s *streamer) add(chunk string) error {
+func (s *streamer) add(chunk string) error { return s.addRaw(nil, chunk) }
+
+// addRaw adds a chunk as the provider sent it (nil: none) with its text.
+func (s *streamer) addRaw(raw []byte, chunk string) error {
 	if s.bus == nil {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(s.buf, chunk...)
+	if raw != nil {
+		s.raw = append(s.raw, json.RawMessage(bytes.Clone(raw)))
+	}
 	if time.Since(s.last) >= streamFlushEvery {
 		s.flushLocked(context.Background(), false)
 	} else if s.timer == nil {
@@ -616,7 +634,7 @@ func (s *streamer) add(chunk string) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.timer = nil
-			if len(s.buf) > 0 {
+			if len(s.buf) > 0 || len(s.raw) > 0 {
 				s.flushLocked(context.Background(), false)
 			}
 		})
@@ -625,16 +643,23 @@ func (s *streamer) add(chunk string) error {
 }
 
 func (s *streamer) flushLocked(ctx context.Context, done bool) {
+	s.publishLocked(ctx, events.OutputChunk{Done: done})
+}
+
+func (s *streamer) publishLocked(ctx context.Context, c events.OutputChunk) {
 	s.seq++
-	c := events.OutputChunk{TaskID: s.taskID, Attempt: s.attempt, Seq: s.seq, Text: string(s.buf), Done: done}
-	s.buf = s.buf[:0]
+	c.TaskID, c.Attempt, c.Seq, c.Text, c.Raw = s.taskID, s.attempt, s.seq, string(s.buf), s.raw
+	s.buf, s.raw = s.buf[:0], nil
 	s.last = time.Now()
 	if err := s.bus.PublishOutput(ctx, c); err != nil {
 		s.log.Debug("publish output chunk", "task_id", s.taskID, "err", err)
 	}
 }
 
-func (s *streamer) close(ctx context.Context) {
+// close sends what is left, marked Done. A front-door task's last chunk
+// is always sent: it carries the provider's whole answer when it was not
+// streamed, or the status of the provider error that ended the attempt.
+func (s *streamer) close(ctx context.Context, res providers.Result, err error) {
 	if s.bus == nil {
 		return
 	}
@@ -644,7 +669,14 @@ func (s *streamer) close(ctx context.Context) {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	if len(s.buf) > 0 || s.seq > 0 {
+	switch {
+	case s.frontDoor:
+		last := events.OutputChunk{Done: true, Answer: res.Raw}
+		if _, pe := providers.Classify(err); err != nil && pe != nil {
+			last.Status, last.Answer = pe.Status, nil
+		}
+		s.publishLocked(ctx, last)
+	case len(s.buf) > 0 || s.seq > 0:
 		s.flushLocked(ctx, true)
 	}
 }

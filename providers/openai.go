@@ -3,7 +3,9 @@ package providers
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -169,6 +171,9 @@ func (p *OpenAI) chatParams(req Request, stream bool) (openai.ChatCompletionNewP
 func (p *OpenAI) Generate(ctx context.Context, req Request, stream StreamFunc) (Result, error) {
 	ctx, cancel := p.withTimeout(ctx)
 	defer cancel()
+	if req.OpenAI != nil {
+		return p.passthrough(ctx, req, stream)
+	}
 	if stream == nil {
 		params, opts := p.chatParams(req, false)
 		res, err := p.chat.New(ctx, params, opts...)
@@ -204,19 +209,26 @@ func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.Chat
 			u := c.Usage
 			usage = &u
 		}
+		delta := ""
 		for _, ch := range c.Choices {
 			if ch.Index != 0 {
 				continue
 			}
-			if d := ch.Delta.Content; d != "" {
-				out.WriteString(d)
-				if err := stream(d); err != nil {
-					return Result{}, &Error{Kind: KindRetryable, Partial: out.String(), Err: err}
-				}
-			}
+			delta += ch.Delta.Content
 			if ch.FinishReason != "" {
 				finish = ch.FinishReason
 			}
+		}
+		out.WriteString(delta)
+		var err error
+		switch {
+		case req.OnRawChunk != nil:
+			err = req.OnRawChunk([]byte(c.RawJSON()), delta)
+		case delta != "":
+			err = stream(delta)
+		}
+		if err != nil {
+			return Result{}, &Error{Kind: KindRetryable, Partial: out.String(), Err: err}
 		}
 	}
 	if err := s.Err(); err != nil {
@@ -236,6 +248,70 @@ func (p *OpenAI) readStream(ctx context.Context, s *ssestream.Stream[openai.Chat
 		res.Usage, res.TokenSource = estimateUsage(req, res.Output), TokensEstimated
 	}
 	return res, nil
+}
+
+// passthrough sends a front-door request's OpenAI body as it is (see
+// Request.OpenAI), with this model's name, its default max_tokens and
+// temperature where the body sets none, and usage asked for in streams.
+// A streamed answer's chunks go to req.OnRawChunk when set (else their
+// content to stream); an answer that is not streamed comes back whole in
+// Result.Raw.
+func (p *OpenAI) passthrough(ctx context.Context, req Request, stream StreamFunc) (Result, error) {
+	streamed, _ := req.OpenAI["stream"].(bool)
+	body, err := json.Marshal(p.passthroughBody(req.OpenAI, streamed))
+	if err != nil {
+		return Result{}, Permanent(fmt.Errorf("encode the request body: %w", err))
+	}
+	// The params only choose the path and the answer's type: the body
+	// replaces what they would have sent.
+	params := openai.ChatCompletionNewParams{Model: p.cfg.Model}
+	opts := []option.RequestOption{option.WithRequestBody("application/json", body)}
+	if streamed {
+		ctx, end := withStreamEnd(ctx)
+		s := p.chat.NewStreaming(ctx, params, opts...)
+		defer s.Close()
+		return p.readStream(ctx, s, end, req, stream)
+	}
+	res, err := p.chat.New(ctx, params, opts...)
+	if err != nil {
+		return Result{}, p.classify(ctx, err, "")
+	}
+	if len(res.Choices) == 0 {
+		return Result{}, Retryable(errors.New("the answer had no choices"))
+	}
+	out := res.Choices[0].Message.Content
+	r := Result{Output: out, FinishReason: cmp.Or(res.Choices[0].FinishReason, FinishUnknown), Raw: json.RawMessage(res.RawJSON())}
+	r.Usage, r.TokenSource = usageOf(res.Usage, req, out)
+	return r, nil
+}
+
+func (p *OpenAI) passthroughBody(in map[string]any, streamed bool) map[string]any {
+	body := make(map[string]any, len(in)+2)
+	for k, v := range in {
+		body[k] = v
+	}
+	body["model"] = p.cfg.Model
+	if streamed {
+		so := map[string]any{}
+		if old, ok := body["stream_options"].(map[string]any); ok {
+			for k, v := range old {
+				so[k] = v
+			}
+		}
+		so["include_usage"] = true // the scheduler stores the usage
+		body["stream_options"] = so
+	} else {
+		delete(body, "stream_options") // refused without a stream
+	}
+	_, max1 := body["max_tokens"]
+	_, max2 := body["max_completion_tokens"]
+	if !max1 && !max2 && p.cfg.MaxTokens > 0 {
+		body["max_tokens"] = p.cfg.MaxTokens
+	}
+	if _, ok := body["temperature"]; !ok && p.cfg.Temperature != nil {
+		body["temperature"] = *p.cfg.Temperature
+	}
+	return body
 }
 
 // usageOf converts reported usage, estimating when the server sent none.
@@ -265,12 +341,19 @@ func (p *OpenAI) Embed(ctx context.Context, req Request) (Result, error) {
 	if model == "" {
 		model = p.cfg.Model
 	}
+	// A front-door request's other fields (dimensions, user) pass through.
+	var opts []option.RequestOption
+	for k, v := range req.OpenAI {
+		if k != "model" && k != "input" && k != "encoding_format" {
+			opts = append(opts, option.WithJSONSet(k, v))
+		}
+	}
 	res, err := p.embed.New(ctx, openai.EmbeddingNewParams{
 		Model: openai.EmbeddingModel(model),
 		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String(req.Input)},
 		// Plain floats: every OpenAI-compatible server speaks them.
 		EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
-	})
+	}, opts...)
 	if err != nil {
 		return Result{}, p.classify(ctx, err, "")
 	}

@@ -8,6 +8,7 @@ package providers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -38,6 +39,17 @@ type Request struct {
 	// Params are the task's parameters as submitted (request templates of
 	// custom models read them, e.g. {{params.target_language}}).
 	Params map[string]any
+	// OpenAI is the request body in OpenAI's wire format of a task that came
+	// through the OpenAI-compatible front door (server/openai.go): the
+	// task's params.openai. Providers that speak OpenAI's protocol (openai,
+	// local) send it as it is, with the model's own name, and stream when
+	// it says "stream": true; the others answer Messages, built from it.
+	OpenAI map[string]any
+	// OnRawChunk, when set on a request with OpenAI, receives each chunk of
+	// a streamed answer as the provider sent it (a chat.completion.chunk
+	// object) with the chunk's content; a provider that calls it does not
+	// call the StreamFunc. Returning an error aborts the call.
+	OnRawChunk func(raw []byte, text string) error
 }
 
 // Usage is token usage as the provider reported it (or estimated).
@@ -70,6 +82,9 @@ type Result struct {
 	// ("stop", "length", ...), FinishUnknown when it did not say, empty
 	// where the protocol has no such thing (embeddings).
 	FinishReason string
+	// Raw is the provider's whole answer as it sent it (a chat.completion
+	// object) when the request had OpenAI set and was not streamed.
+	Raw json.RawMessage
 }
 
 // StreamFunc receives output chunks in order as they arrive. Returning an

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/llmsched/llm-scheduler/domain"
 )
@@ -10,6 +11,9 @@ import (
 // request. Adding a task type means adding a case here.
 func BuildRequest(taskID, attempt int, t domain.TaskType, input string, params map[string]any) (Request, error) {
 	req := Request{TaskID: taskID, Attempt: attempt, TaskType: t, Input: input, Params: params}
+	if body, ok := params["openai"].(map[string]any); ok {
+		req.OpenAI = body
+	}
 	if v, ok := intParam(params, "max_tokens"); ok {
 		req.MaxTokens = &v
 	}
@@ -22,7 +26,11 @@ func BuildRequest(taskID, attempt int, t domain.TaskType, input string, params m
 	}
 	switch t {
 	case domain.TypeTextGeneration:
-		msgs = append(msgs, Message{Role: "user", Content: input})
+		if req.OpenAI != nil {
+			msgs = append(msgs, openAIMessages(req.OpenAI)...)
+		} else {
+			msgs = append(msgs, Message{Role: "user", Content: input})
+		}
 	case domain.TypeTranslation:
 		target, _ := params["target_language"].(string)
 		source, _ := params["source_language"].(string)
@@ -85,4 +93,41 @@ func floatParam(p map[string]any, k string) (float64, bool) {
 		return float64(v), true
 	}
 	return 0, false
+}
+
+// openAIMessages reads the messages of an OpenAI chat request body, with
+// the text of each: a content string, or the text parts of a content
+// array. Parts that are not text (images, audio) are left out: only
+// providers that speak OpenAI's protocol, which send the body as it is,
+// see them.
+func openAIMessages(body map[string]any) []Message {
+	raw, _ := body["messages"].([]any)
+	msgs := make([]Message, 0, len(raw))
+	for _, m := range raw {
+		mm, _ := m.(map[string]any)
+		role, _ := mm["role"].(string)
+		msgs = append(msgs, Message{Role: role, Content: OpenAIText(mm["content"])})
+	}
+	return msgs
+}
+
+// OpenAIText is the text of an OpenAI message content: the string itself,
+// or the text parts of a content array joined by newlines.
+func OpenAIText(content any) string {
+	switch c := content.(type) {
+	case string:
+		return c
+	case []any:
+		var parts []string
+		for _, p := range c {
+			pm, _ := p.(map[string]any)
+			if pm["type"] == "text" {
+				if s, ok := pm["text"].(string); ok {
+					parts = append(parts, s)
+				}
+			}
+		}
+		return strings.Join(parts, "\n")
+	}
+	return ""
 }

@@ -105,6 +105,9 @@ func (s *Service) insertTasks(ctx context.Context, reqs []createReq) []result[*e
 	res := make([]result[*ent.Task], len(reqs))
 	now := make([]*ent.Task, 0, len(ts))
 	for i, t := range ts {
+		if f := reqs[i].v.OnStored; f != nil {
+			f(t)
+		}
 		s.publishCreated(ctx, t)
 		res[i].out = t
 		if t.Scheduled {

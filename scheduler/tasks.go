@@ -36,6 +36,11 @@ type NewTask struct {
 	IdempotencyKey string `json:"-"`
 	// APIKeyID records who submitted the task.
 	APIKeyID *int `json:"-"`
+	// OnStored, when set, is called with the task once it is stored and
+	// before it is queued, so that a caller can subscribe to its events
+	// before any can happen (the OpenAI front door follows its task so).
+	// It must not block. An idempotent replay does not call it.
+	OnStored func(t *ent.Task) `json:"-"`
 }
 
 // hash digests the fields that define the request, to tell a replay from a
@@ -374,7 +379,10 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 	}
 	byModel := map[int][]*ent.Task{}
 	s.publishCreatedMany(ctx, created)
-	for _, t := range created {
+	for i, t := range created {
+		if ns[i].OnStored != nil {
+			ns[i].OnStored(t)
+		}
 		if t.Scheduled {
 			s.noteScheduled(*t.RunAt)
 			continue

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/scheduler"
+)
+
+// A front-door request follows its task on the event bus, whichever
+// process runs it: subscribed once the task is stored and before it is
+// queued (scheduler.NewTask.OnStored), so no transition and no output
+// chunk can pass unseen.
+
+// outputBuffer is how many output chunks a follower holds: the worker
+// sends one every 50 ms at most while a provider streams, so this is
+// minutes of slack for a reader that writes to a slow client.
+const outputBuffer = 1024
+
+// followCheck is how often a follower also reads its task from the
+// database, in case the bus lost its terminal event (a Redis reconnect),
+// and settleWait how long it then waits for the bus to deliver the
+// task's last chunks.
+const (
+	followCheck = 2 * time.Second
+	settleWait  = time.Second
+)
+
+// follower receives one task's transitions and, if asked, its output.
+type follower struct {
+	bus     *events.Bus
+	outputs bool
+
+	mu    sync.Mutex
+	id    int
+	tasks *events.Subscription[events.TaskEvent]
+	outs  *events.Subscription[events.OutputChunk]
+}
+
+func newFollower(bus *events.Bus, outputs bool) *follower {
+	return &follower{bus: bus, outputs: outputs}
+}
+
+// stored is the task's OnStored hook.
+func (f *follower) stored(t *ent.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.id = t.ID
+	f.tasks = f.bus.SubscribeTasks(events.TaskFilter{TaskID: t.ID}, events.TaskBuffer)
+	if f.outputs {
+		f.outs = f.bus.SubscribeOutput(t.ID, outputBuffer)
+	}
+}
+
+// taskID is the followed task's id, 0 before it was stored.
+func (f *follower) taskID() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.id
+}
+
+func (f *follower) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tasks != nil {
+		f.tasks.Close()
+	}
+	if f.outs != nil {
+		f.outs.Close()
+	}
+}
+
+// ending is how a followed task ended.
+type ending struct {
+	// task is the task as stored once it ended.
+	task *ent.Task
+	// last is the last Done output chunk seen (zero when none was).
+	last events.OutputChunk
+	// lostOutput: the output subscription overflowed, chunks are missing.
+	lostOutput bool
+}
+
+// errQueueTimeout is returned by wait when the task was cancelled for
+// waiting past its queue timeout.
+var errQueueTimeout = errors.New("queue timeout")
+
+// wait follows the task until it ends, handing each output chunk to
+// onChunk (which may be nil). The task is cancelled when the client goes
+// away (ctx ends) or when it has not started by queueDeadline.
+func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.Time, onChunk func(events.OutputChunk) error) (ending, error) {
+	var end ending
+	id := f.taskID()
+	tasks := f.tasks.C
+	var outs <-chan events.OutputChunk
+	if f.outs != nil {
+		outs = f.outs.C
+	}
+	queue := time.NewTimer(time.Until(queueDeadline))
+	defer queue.Stop()
+	queueC := queue.C
+	check := time.NewTicker(followCheck)
+	defer check.Stop()
+	var settle <-chan time.Time // the database says it ended; waiting for the bus
+	deliver := func(c events.OutputChunk) error {
+		if c.Done {
+			end.last = c
+		}
+		if onChunk != nil {
+			return onChunk(c)
+		}
+		return nil
+	}
+	finish := func() (ending, error) {
+		// The task's last chunks were delivered before its final
+		// transition (one channel keeps their order): take those still
+		// buffered.
+		for outs != nil {
+			select {
+			case c, ok := <-outs:
+				if !ok {
+					end.lostOutput = f.outs.Err() != nil
+					outs = nil
+					continue
+				}
+				if err := deliver(c); err != nil {
+					return end, err
+				}
+			default:
+				outs = nil
+			}
+		}
+		t, err := d.svc.GetTask(context.WithoutCancel(ctx), id)
+		end.task = t
+		return end, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.cancel(id, "the client went away")
+			return end, ctx.Err()
+		case <-queueC:
+			queueC = nil
+			_, err := d.svc.CancelTask(context.WithoutCancel(ctx), id)
+			switch {
+			case err == nil:
+				d.log.InfoContext(ctx, "openai front door: task cancelled past its queue timeout", "task_id", id)
+				return end, errQueueTimeout
+			case scheduler.CodeOf(err) != scheduler.CodeConflict:
+				return end, err
+			}
+			// It started or ended meanwhile: its events tell.
+		case e, ok := <-tasks:
+			if !ok {
+				// Overflowed (a reader this far behind is unlikely with a
+				// few transitions per attempt): follow again, and read
+				// the stored state at once.
+				f.mu.Lock()
+				f.tasks = f.bus.SubscribeTasks(events.TaskFilter{TaskID: id}, events.TaskBuffer)
+				tasks = f.tasks.C
+				f.mu.Unlock()
+				check.Reset(time.Millisecond)
+				continue
+			}
+			if e.To == domain.StatusRunning && queueC != nil {
+				queue.Stop()
+				queueC = nil
+			}
+			if e.To.Terminal() {
+				return finish()
+			}
+		case c, ok := <-outs:
+			if !ok {
+				end.lostOutput, outs = true, nil
+				continue
+			}
+			if err := deliver(c); err != nil {
+				return end, err
+			}
+		case <-check.C:
+			t, err := d.svc.GetTask(ctx, id)
+			if err != nil {
+				continue // the database is away; the bus may still tell
+			}
+			if t.Status != domain.StatusPending && queueC != nil {
+				queue.Stop()
+				queueC = nil
+			}
+			if t.Status.Terminal() && settle == nil {
+				settle = time.After(settleWait)
+			}
+		case <-settle:
+			return finish()
+		}
+	}
+}
+
+// cancel cancels a task whose caller no longer waits for it. A task that
+// already ended is left as it is.
+func (d *openaiDoor) cancel(id int, why string) {
+	if id == 0 {
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if _, err := d.svc.CancelTask(ctx, id); err != nil && scheduler.CodeOf(err) != scheduler.CodeConflict {
+		d.log.Warn("openai front door: cancel task", "task_id", id, "why", why, "err", err)
+	}
+}
+
+// queueTimeoutError is what a client whose task waited too long is told.
+func queueTimeoutError(id int, d time.Duration) *openAIError {
+	return &openAIError{Status: http.StatusRequestTimeout, Type: "timeout_error", Code: "queue_timeout",
+		Message: fmt.Sprintf("task %d did not start within its queue timeout of %s (X-Queue-Timeout or server.openai_queue_timeout) and was cancelled", id, d)}
+}
+
+// endError is the error a client gets for a task that ended without an
+// answer. A provider's error passes through with its status when the
+// task failed on it; a task cancelled by someone else is a 400 (an SDK
+// would retry a 5xx, undoing the cancel).
+func endError(end ending) *openAIError {
+	t := end.task
+	switch t.Status {
+	case domain.StatusCancelled:
+		return &openAIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "task_cancelled",
+			Message: fmt.Sprintf("task %d was cancelled: %s", t.ID, t.Error)}
+	case domain.StatusFailed:
+		status := http.StatusInternalServerError
+		if l := end.last; l.Done && l.Attempt == t.Attempts && l.Status >= 400 && l.Status <= 599 {
+			status = l.Status
+		}
+		return &openAIError{Status: status, Type: openAIType(status), Code: "task_failed",
+			Message: fmt.Sprintf("task %d failed after %d attempt(s): %s", t.ID, t.Attempts-t.AttemptBase, t.Error)}
+	}
+	return &openAIError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error",
+		Message: fmt.Sprintf("task %d ended as %s", t.ID, t.Status)}
+}
