@@ -278,7 +278,7 @@ func TestOpenAIEmbeddingsAndModels(t *testing.T) {
 func TestOpenAIErrorsCarryOpenAIsShapeAndStatus(t *testing.T) {
 	sh := apptest.NewShared(t, func(c *config.Config) {
 		c.Queue.MaxRetries = 0
-		c.Queue.MaxQueueSize = 2
+		c.Queue.MaxQueueSize = 20
 	})
 	env := sh.Start(t, app.RoleAll)
 	fake := fakeopenai.New()
@@ -343,13 +343,13 @@ func TestOpenAIErrorsCarryOpenAIsShapeAndStatus(t *testing.T) {
 	}
 
 	t.Run("backpressure is a 429 with Retry-After, which the SDK honours", func(t *testing.T) {
-		// Fill the queue (max_queue_size 2) on the offline model, the
+		// Fill the queue (max_queue_size 20) on the offline model, the
 		// second time on a count fresh from the database (the backlog
 		// count is cached for 250 ms, and tasks that left pending since
 		// are only seen in a fresh one).
 		for range 2 {
 			for i := 0; env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": off.ID, "type": "text-generation", "input": "wait"}, nil) != 429; i++ {
-				if i == 3 {
+				if i == 30 {
 					t.Fatal("the queue does not fill")
 				}
 			}
