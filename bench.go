@@ -30,6 +30,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the scheduler phases to this file (implies --inprocess)")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this address during the run (with --inprocess it profiles the scheduler)")
 	fs.BoolVar(&o.SkipEmbedded, "skip-embedded", false, "skip the embedded-default comparison run")
+	fs.BoolVar(&o.FrontDoorOnly, "frontdoor-only", false, "only measure the latency the OpenAI front door (/v1) adds over calling the upstream directly")
+	fs.IntVar(&o.FrontDoorSamples, "frontdoor-samples", 0, "paired samples per front-door rep (default 300, quick 100)")
+	fs.IntVar(&o.FrontDoorReps, "frontdoor-reps", 0, "front-door reps; the report gives their median (default 3)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err

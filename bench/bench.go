@@ -57,6 +57,11 @@ type Options struct {
 	PprofAddr string
 	// SkipEmbedded skips the embedded-default comparison run.
 	SkipEmbedded bool
+	// FrontDoorOnly runs only the OpenAI front-door phase (frontdoor.go),
+	// FrontDoorReps times FrontDoorSamples paired samples.
+	FrontDoorOnly    bool
+	FrontDoorSamples int
+	FrontDoorReps    int
 }
 
 // Defaults fills unset options for a full or a quick run.
@@ -67,7 +72,10 @@ func (o *Options) Defaults() {
 		o.Batches = or(o.Batches, 3)
 		o.IdleSamples = or(o.IdleSamples, 50)
 		o.IdleWindow = orD(o.IdleWindow, 2*time.Second)
+		o.FrontDoorSamples = or(o.FrontDoorSamples, 100)
 	}
+	o.FrontDoorSamples = or(o.FrontDoorSamples, 300)
+	o.FrontDoorReps = or(o.FrontDoorReps, 3)
 	o.Tasks = or(o.Tasks, 10000)
 	o.Submitters = or(o.Submitters, 16)
 	o.Subscribers = or(o.Subscribers, 1000)
@@ -175,6 +183,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	if o.FrontDoorOnly {
+		if err := frontDoorOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
+			return err
+		}
+		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
+		fmt.Fprintln(out)
+		rep.print(out)
+		return nil
+	}
 
 	var mainRate float64
 	if ext {
@@ -215,24 +232,72 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 
 // runExternal runs every phase on MySQL + Redis and returns the REST
 // end-to-end rate.
-func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any)) (float64, error) {
+// claimExternal claims an empty Redis database and recreates the bench's
+// MySQL database, pointing cfg at both; release gives the Redis database
+// back.
+func claimExternal(ctx context.Context, cfg *config.Config, o Options, progress func(string, ...any)) (claim *redis.Client, release func(), err error) {
 	addr := fmt.Sprintf("%s:%d", cfg.Redis.Host, cfg.Redis.Port)
 	db, claim, err := claimRedisDB(ctx, addr, cfg.Redis.Password, cfg.Redis.PoolSize, o.RedisDB)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer func() {
+	release = func() {
 		if err := releaseRedisDB(claim); err != nil {
 			progress("release redis db %d: %v", db, err)
 		}
-	}()
+	}
 	cfg.Redis.DB = db
 	cfg.Redis.KeyPrefix = "llmsched-bench"
 	cfg.Database.Database = o.DBName
 	progress("claimed redis db %d; recreating database %q", db, o.DBName)
 	if err := recreateDatabase(ctx, cfg.Database); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return claim, release, nil
+}
+
+// startSUT starts the scheduler under test: a child process on MySQL +
+// Redis (in-process with --inprocess or --cpuprofile).
+func startSUT(ctx context.Context, cfg *config.Config, o Options, claim redis.UniversalClient, log *slog.Logger) (*sut, error) {
+	if o.InProcess || o.CPUProfile != "" {
+		return startInProcess(ctx, cfg, log)
+	}
+	return startChild(ctx, cfg, o.ConfigPath, claim, os.Stderr)
+}
+
+// frontDoorOnly runs only the front-door phase (bench --frontdoor-only),
+// on MySQL + Redis when configured, else on the embedded default.
+func frontDoorOnly(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any), tmp string) error {
+	var s *sut
+	var err error
+	if external(cfg) {
+		claim, release, cerr := claimExternal(ctx, cfg, o, progress)
+		if cerr != nil {
+			return cerr
+		}
+		defer release()
+		s, err = startSUT(ctx, cfg, o, claim, log)
+	} else {
+		progress("embedded default (SQLite + in-process Redis)")
+		cfg.Database.SQLitePath = filepath.Join(tmp, "frontdoor.db")
+		s, err = startInProcess(ctx, cfg, log)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	return runFrontDoor(ctx, s, o, rep, progress)
+}
+
+func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any)) (float64, error) {
+	addr := fmt.Sprintf("%s:%d", cfg.Redis.Host, cfg.Redis.Port)
+	claim, release, err := claimExternal(ctx, cfg, o, progress)
+	if err != nil {
 		return 0, err
 	}
+	defer release()
+	db := cfg.Redis.DB
 	sqlDB, err := sql.Open("mysql", store.MySQLDSN(cfg.Database, cfg.Database.Database))
 	if err != nil {
 		return 0, err
@@ -251,12 +316,7 @@ func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report
 	rep.row("baseline (raw asynq + 1 INSERT + 2 UPDATEs)", "completed tasks/s", fmt.Sprintf("%.0f", base.rate()))
 	rep.row("baseline (raw asynq + 1 INSERT + 2 UPDATEs)", "submit->completed", base.latency.summary())
 
-	var s *sut
-	if o.InProcess || o.CPUProfile != "" {
-		s, err = startInProcess(ctx, cfg, log)
-	} else {
-		s, err = startChild(ctx, cfg, o.ConfigPath, claim, os.Stderr)
-	}
+	s, err := startSUT(ctx, cfg, o, claim, log)
 	if err != nil {
 		return 0, err
 	}
