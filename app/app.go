@@ -22,6 +22,7 @@ import (
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/jobs"
 	"github.com/llmsched/llm-scheduler/metrics"
+	"github.com/llmsched/llm-scheduler/providers"
 	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 	"github.com/llmsched/llm-scheduler/secrets"
@@ -92,6 +93,11 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	if err := secrets.Resolve(cfg, log); err != nil {
 		return nil, err
 	}
+	pol, err := cfg.Outbound()
+	if err != nil {
+		return nil, err
+	}
+	providers.SetOutbound(pol)
 	st, err := store.Open(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
@@ -206,6 +212,14 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		a.listener = ln
+		// Models may not reach this server, on the address it really
+		// listens on (port 0 picks one).
+		pol, err := a.Config.Outbound(ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		providers.SetOutbound(pol)
 		a.httpServer = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		a.wg.Add(1)
 		go func() {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/llmsched/llm-scheduler/outbound"
 )
 
 // Config is the whole configuration. Its YAML keys are SPEC.md's, plus the
@@ -28,6 +30,8 @@ type Config struct {
 	Worker   Worker   `yaml:"worker" json:"worker"`
 	Auth     Auth     `yaml:"auth" json:"auth"`
 	Log      Log      `yaml:"log" json:"log"`
+	// Providers holds what models may reach.
+	Providers Providers `yaml:"providers" json:"providers"`
 
 	// Source says where the configuration came from (a file path, or
 	// "defaults"); it is not read from YAML.
@@ -162,6 +166,27 @@ type Auth struct {
 	EncryptionKey string `yaml:"encryption_key" json:"-"`
 	// PreviousEncryptionKeys still decrypt during a key rotation.
 	PreviousEncryptionKeys []string `yaml:"previous_encryption_keys" json:"-"`
+}
+
+// Providers controls outbound connections to model endpoints.
+type Providers struct {
+	// AllowHosts are destinations a model may reach although the outbound
+	// policy refuses them by default (link-local and cloud-metadata
+	// addresses, the scheduler's own listen address): host names, IPs or
+	// CIDRs. Loopback and private ranges need no entry.
+	AllowHosts []string `yaml:"allow_hosts" json:"allow_hosts"`
+}
+
+// Outbound builds the outbound policy of this configuration: the allowed
+// hosts and the scheduler's own listen address.
+// extraSelf are further own addresses (the listener's actual one, when it
+// differs from the configured one).
+func (c *Config) Outbound(extraSelf ...string) (*outbound.Policy, error) {
+	var self []string
+	if c.Server.Port > 0 {
+		self = append(self, c.Addr())
+	}
+	return outbound.New(outbound.Config{AllowHosts: c.Providers.AllowHosts, Self: append(self, extraSelf...)})
 }
 
 // Log controls logging.
@@ -412,6 +437,9 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	num("WORKER_DEFAULT_WORKERS", &c.Worker.DefaultWorkers)
 	boolean("AUTH_ENABLED", &c.Auth.Enabled)
 	str("ENCRYPTION_KEY", &c.Auth.EncryptionKey)
+	if v := getenv("PROVIDERS_ALLOW_HOSTS"); v != "" {
+		c.Providers.AllowHosts = splitList(v)
+	}
 	str("LOG_LEVEL", &c.Log.Level)
 	str("LOG_FORMAT", &c.Log.Format)
 	return errors.Join(errs...)
@@ -550,6 +578,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format must be text or json, got %q", c.Log.Format)
+	}
+	if _, err := outbound.New(outbound.Config{AllowHosts: c.Providers.AllowHosts}); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -98,7 +98,12 @@ func (c *configReader) httpURL(key string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.fail("config.%s must be an http(s) URL, got %q", key, s)
+		// The URL is not echoed: it may carry credentials.
+		c.fail("config.%s must be an http(s) URL with a host", key)
+		return s
+	}
+	if err := Outbound().CheckURL(u); err != nil {
+		c.fail("config.%s: %v", key, err)
 	}
 	return s
 }

@@ -76,6 +76,7 @@ func TestLocalConfigValidation(t *testing.T) {
 		{"port missing", map[string]any{"host": "h", "model": "m"}, "config.port is required"},
 		{"port out of range", map[string]any{"host": "h", "port": float64(70000), "model": "m"}, "config.port must be a whole number between 1 and 65535"},
 		{"no model name", map[string]any{"host": "h", "port": float64(1)}, "config.model or config.model_path is required"},
+		{"cloud metadata host", map[string]any{"host": "169.254.169.254", "port": float64(80), "model": "m"}, "config.host: outbound destination 169.254.169.254:80 refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -278,6 +279,7 @@ func TestCustomConfigValidation(t *testing.T) {
 		{"request_template checked too", base("body", nil, "request_template", `{"prompt": "{{nope}}"}`), "unknown placeholder {{nope}}"},
 		{"url missing", base("url", nil), "config.url is required"},
 		{"url not http", base("url", "file:///etc/passwd"), "config.url must be an http(s) URL"},
+		{"url at ipv6 link-local", base("url", "http://[fe80::1]:9000/x"), "config.url: outbound destination [fe80::1]:9000 refused"},
 		{"bad method", base("method", "DELETE"), "config.method must be POST, PUT, PATCH or GET"},
 		{"response_path missing", base("response_path", nil), "config.response_path is required"},
 		{"body missing", base("body", nil), "config.body is required for POST"},

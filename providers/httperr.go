@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llmsched/llm-scheduler/outbound"
 )
 
 // maxRetryAfter caps a provider's requested delay: a broken header must not
@@ -113,6 +115,13 @@ func transportError(ctx context.Context, err error, partial string) error {
 		return &Error{Kind: KindRetryable, Partial: partial, Err: ctx.Err()}
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return &Error{Kind: KindTimeout, Partial: partial, Err: errors.New("the request ran past its timeout")}
+	case errors.Is(err, outbound.ErrRefused):
+		// The destination is refused by policy: retrying cannot help, and
+		// the error names the address, not the URL (which may carry
+		// credentials).
+		var re *outbound.RefusedError
+		errors.As(err, &re)
+		return &Error{Kind: KindPermanent, Partial: partial, Err: re}
 	}
 	return &Error{Kind: KindRetryable, Partial: partial, Err: err}
 }

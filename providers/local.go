@@ -57,6 +57,11 @@ func parseLocalConfig(raw map[string]any) (OpenAIConfig, error) {
 	if model == "" {
 		c.fail("config.model or config.model_path is required (the name the server serves the model under)")
 	}
+	if host != "" && port > 0 {
+		if err := Outbound().Check(fmt.Sprintf("http://%s/", net.JoinHostPort(host, strconv.Itoa(port)))); err != nil {
+			c.fail("config.host: %v", err)
+		}
+	}
 	cfg := OpenAIConfig{
 		APIKey:         c.str("api_key"),
 		BaseURL:        fmt.Sprintf("http://%s/v1", net.JoinHostPort(host, strconv.Itoa(port))),

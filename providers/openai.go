@@ -84,10 +84,6 @@ func NewOpenAI(raw map[string]any) (Provider, error) {
 	return newOpenAI(cfg), nil
 }
 
-// sharedHTTP is one connection pool for every OpenAI-compatible model.
-// Timeouts come from each call's context.
-var sharedHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
 func newOpenAI(cfg OpenAIConfig) *OpenAI {
 	// The services are built directly rather than with openai.NewClient,
 	// which would also read OPENAI_* environment variables: a model's

@@ -313,6 +313,8 @@ func TestOpenAIConfigValidation(t *testing.T) {
 			"organization": "o", "headers": map[string]any{"X-A": "b"}, "timeout_seconds": float64(30), "rpm": float64(60), "tpm": float64(1000)}, ""},
 		{"model missing", map[string]any{"api_key": "k"}, "config.model is required"},
 		{"bad base_url", map[string]any{"model": "m", "base_url": "ftp://x"}, "config.base_url must be an http(s) URL"},
+		{"base_url at cloud metadata", map[string]any{"model": "m", "base_url": "http://169.254.169.254/v1"}, "config.base_url: outbound destination 169.254.169.254:80 refused: link-local or cloud-metadata address"},
+		{"base_url at a metadata name", map[string]any{"model": "m", "base_url": "http://metadata.google.internal/v1"}, "config.base_url: outbound destination metadata.google.internal refused"},
 		{"base_url not a string", map[string]any{"model": "m", "base_url": 5.0}, "config.base_url must be a string"},
 		{"temperature out of range", map[string]any{"model": "m", "temperature": 3.0}, "config.temperature must be a number between 0 and 2"},
 		{"max_tokens fractional", map[string]any{"model": "m", "max_tokens": 1.5}, "config.max_tokens must be a whole number"},
