@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -27,6 +28,16 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if _, ok := ge.Extensions["code"]; ok && !hasDomainError(err) {
 			return ge
 		}
+		if len(ge.Path) == 0 && !hasDomainError(err) {
+			if msg, ok := transportError(ge.Message); ok {
+				// A client's malformed request, not an internal error: no
+				// ERROR log line, and the body (which gqlgen quotes in
+				// full, credentials and all) is not repeated.
+				ge.Message = msg
+				ge.Extensions = map[string]any{"code": "BAD_REQUEST"}
+				return ge
+			}
+		}
 		code := codeOf(err)
 		if ge.Extensions == nil {
 			ge.Extensions = map[string]any{}
@@ -47,6 +58,29 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return ge
 	}
+}
+
+// transportError recognises the errors gqlgen's HTTP transports raise for
+// a request they cannot read, and rewrites their message without the body.
+func transportError(msg string) (string, bool) {
+	const (
+		decode = "json request body could not be decoded: "
+		read   = "could not read request body: "
+	)
+	switch {
+	case strings.HasPrefix(msg, decode):
+		reason := strings.TrimPrefix(msg, decode)
+		if i := strings.Index(reason, " body:"); i >= 0 {
+			reason = reason[:i]
+		}
+		if len(reason) > 200 {
+			reason = reason[:200] + "..."
+		}
+		return "the request body must be one JSON object {query, variables, operationName} (no batches): " + reason, true
+	case strings.HasPrefix(msg, read):
+		return "could not read the request body: " + strings.TrimPrefix(msg, read), true
+	}
+	return "", false
 }
 
 func hasDomainError(err error) bool {

@@ -36,6 +36,12 @@ type HandlerOptions struct {
 	// excluded); MaxComplexity bounds gqlgen's complexity score.
 	MaxDepth      int
 	MaxComplexity int
+	// MaxSelections bounds a document's field selections with fragments
+	// expanded (see SelectionLimit).
+	MaxSelections int
+	// MaxRepeats bounds how often one response key is selected in one
+	// selection set (see SelectionLimit).
+	MaxRepeats int
 	// APQCacheSize is how many automatic persisted queries are remembered.
 	APQCacheSize int
 	// Websocket is the websocket transport, configured by the server with
@@ -88,12 +94,25 @@ func NewHandler(o HandlerOptions) *handler.Server {
 	srv.SetRecoverFunc(Recover(log))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(introspectionOff{})
 	}
 	apq := o.APQCacheSize
 	if apq <= 0 {
 		apq = DefaultAPQCacheSize
 	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](apq)})
+	// After APQ (which fills in the query), before gqlgen's validation and
+	// complexity walks, which the selection limit bounds.
+	selections := o.MaxSelections
+	if selections <= 0 {
+		selections = DefaultMaxSelections
+	}
+	repeats := o.MaxRepeats
+	if repeats <= 0 {
+		repeats = DefaultMaxRepeats
+	}
+	srv.Use(SelectionLimit{Max: selections, MaxRepeats: repeats})
 	complexity := o.MaxComplexity
 	if complexity <= 0 {
 		complexity = DefaultMaxComplexity
@@ -188,4 +207,52 @@ func selectionDepth(set ast.SelectionSet, depth, limit int) int {
 		deepest = max(deepest, d)
 	}
 	return deepest
+}
+
+// introspectionOff refuses operations that ask for __schema or __type
+// while introspection is disabled, before they run, with extensions code
+// INTROSPECTION_DISABLED (gqlgen's own refusal is a resolver error that
+// reads as an internal one). __typename stays allowed.
+type introspectionOff struct{}
+
+var (
+	_ graphql.HandlerExtension        = introspectionOff{}
+	_ graphql.OperationContextMutator = introspectionOff{}
+)
+
+func (introspectionOff) ExtensionName() string                   { return "IntrospectionOff" }
+func (introspectionOff) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (introspectionOff) MutateOperationContext(_ context.Context, rc *graphql.OperationContext) *gqlerror.Error {
+	if rc.Operation == nil || !asksIntrospection(rc.Operation.SelectionSet, map[string]bool{}) {
+		return nil
+	}
+	err := gqlerror.Errorf("introspection is disabled on this server (server.introspection)")
+	err.Extensions = map[string]any{"code": "INTROSPECTION_DISABLED"}
+	return err
+}
+
+// asksIntrospection looks for __schema and __type among the root fields
+// (through fragments, each visited once).
+func asksIntrospection(set ast.SelectionSet, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if asksIntrospection(s.SelectionSet, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				if asksIntrospection(s.Definition.SelectionSet, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
