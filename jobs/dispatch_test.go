@@ -291,6 +291,7 @@ func doRaw(t *testing.T, e *apptest.Env, method, path, body string) *http.Respon
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := e.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
+		if status, err := csrf(r, origins); err != nil {
+			writeJSON(w, status, errorBody{Error: errorDetail{Code: err.Code, Message: err.Message}})
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
