@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -136,7 +137,11 @@ func serve(args []string, stderr io.Writer) error {
 			"db_host", cfg.Database.Host, "redis_host", cfg.Redis.Host)
 	}
 	if !cfg.AuthEnabled() {
-		log.Warn("AUTHENTICATION IS OFF: every request acts as admin. Set app.env=production or auth.enabled=true to require API keys.")
+		log.Warn("AUTHENTICATION IS OFF: every request acts as admin. Set app.env=production or auth.enabled=true to require API keys.",
+			"listen_host", cfg.Server.Host)
+		if ip := net.ParseIP(cfg.Server.Host); ip == nil || !ip.IsLoopback() {
+			log.Warn("the server listens on " + cfg.Server.Host + " WITHOUT AUTHENTICATION: anyone who can reach it is admin")
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

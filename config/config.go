@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,6 +50,9 @@ type App struct {
 
 // Server is the HTTP listener.
 type Server struct {
+	// Host is the listen host. Empty: 127.0.0.1 while auth is off (an
+	// unauthenticated scheduler is not reachable from the network), 0.0.0.0
+	// with auth on. Set it to listen elsewhere.
 	Host string `yaml:"host" json:"host"`
 	Port int    `yaml:"port" json:"port"`
 	// CORSOrigins and the websocket Origin check allow only these origins
@@ -257,7 +261,7 @@ func (c *Config) Addr() string { return fmt.Sprintf("%s:%d", c.Server.Host, c.Se
 func Defaults(embedded bool) Config {
 	c := Config{
 		App: App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
-		Server: Server{Host: "0.0.0.0", Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20,
+		Server: Server{Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20,
 			OpenAIQueueTimeout: Duration(5 * time.Minute)},
 		Database: Database{
 			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
@@ -462,6 +466,20 @@ func (c *Config) Validate() error {
 	c.App.Env = cmp.Or(c.App.Env, "development")
 	if c.App.Env != "development" && c.App.Env != "production" && c.App.Env != "test" {
 		bad("app.env must be development, production or test, got %q", c.App.Env)
+	}
+	if c.Server.Host == "" {
+		c.Server.Host = "127.0.0.1"
+		if c.AuthEnabled() {
+			c.Server.Host = "0.0.0.0"
+		}
+	}
+	for _, o := range c.Server.CORSOrigins {
+		if u, err := url.Parse(o); o == "*" || o == "null" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Host == "*" || (u.Path != "" && u.Path != "/") {
+			bad("server.cors_origins must list exact origins like https://dashboard.example.com, got %q", o)
+		}
+	}
+	if c.Production() && !c.AuthEnabled() {
+		bad("auth.enabled must not be false when app.env is production: every request would act as admin")
 	}
 	if c.Server.Port < 0 || c.Server.Port > 65535 {
 		bad("server.port must be between 0 and 65535, got %d", c.Server.Port)

@@ -68,6 +68,22 @@ func FromConfig(c *config.Config) (*Keyring, error) {
 	return NewKeyring(c.Auth.EncryptionKey, c.Auth.PreviousEncryptionKeys)
 }
 
+// Weak reports whether a key is unlike random bytes: fewer than 16
+// distinct byte values in 32 (all zeros, a repeated character, a short
+// password padded out). 32 random bytes have about 30 distinct values;
+// fewer than 16 is vanishingly unlikely (below 10^-12).
+func Weak(key []byte) bool {
+	var seen [256]bool
+	n := 0
+	for _, b := range key {
+		if !seen[b] {
+			seen[b] = true
+			n++
+		}
+	}
+	return n < 16
+}
+
 // KeyFileName is the embedded default's generated key, next to the SQLite
 // database.
 const KeyFileName = "encryption.key"
@@ -82,6 +98,13 @@ func Resolve(c *config.Config, log *slog.Logger) error {
 		kr, err := FromConfig(c)
 		if err != nil {
 			return err
+		}
+		if k, err := ParseKey(c.Auth.EncryptionKey); err == nil && Weak(k) {
+			if c.Production() {
+				return errors.New("auth.encryption_key is weak (too few distinct bytes, e.g. all zeros): " +
+					"generate one with `llm-scheduler secrets genkey` or `head -c 32 /dev/urandom | base64`")
+			}
+			log.Warn("auth.encryption_key is weak (too few distinct bytes, e.g. all zeros); production refuses it")
 		}
 		log.Info("provider secrets are encrypted at rest", "key_id", kr.KeyID(),
 			"previous_keys", len(c.Auth.PreviousEncryptionKeys))

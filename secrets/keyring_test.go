@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bytes"
+	"encoding/base64"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -218,4 +219,23 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("want plaintext mode with a loud warning, got key %q and logs %q", c.Auth.EncryptionKey, logs.String())
 		}
 	})
+}
+
+func TestWeakKeysAreRefusedInProduction(t *testing.T) {
+	zero := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	padded := base64.StdEncoding.EncodeToString([]byte("password12345678password12345678"))
+	for _, k := range []string{zero, padded} {
+		c := config.Defaults(false)
+		c.App.Env = "production"
+		c.Auth.EncryptionKey = k
+		err := Resolve(&c, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "auth.encryption_key is weak") {
+			t.Errorf("key %s: %v, want refused as weak", k, err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if k, _ := ParseKey(GenerateKey()); Weak(k) {
+			t.Fatal("a generated key is called weak")
+		}
+	}
 }

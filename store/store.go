@@ -37,6 +37,9 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 				return nil, fmt.Errorf("create sqlite directory %s: %w", dir, err)
 			}
 		}
+		if err := ownerOnly(cfg.SQLitePath); err != nil {
+			return nil, err
+		}
 		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate", cfg.SQLitePath)
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
@@ -124,3 +127,22 @@ func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
 // Close closes the client and the pool.
 func (s *Store) Close() error { return s.Client.Close() }
+
+// ownerOnly creates the SQLite file readable by its owner only (mode 0600;
+// SQLite gives its -wal and -shm files the same mode), and tightens an
+// existing one: it holds every task's input and output.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("restrict sqlite file %s to its owner: %w", p, err)
+		}
+	}
+	return nil
+}
