@@ -14,7 +14,10 @@ import (
 const (
 	// DefaultMaxSelections bounds how many field selections a document
 	// holds once every fragment spread is expanded.
-	DefaultMaxSelections = 5000
+	DefaultMaxSelections = 2000
+	// DefaultMaxQueryBytes bounds the query document itself (variables
+	// carry data; a query of this size is far past any real one).
+	DefaultMaxQueryBytes = 256 << 10
 	// DefaultMaxRepeats bounds how often one response key (alias or field
 	// name) is selected in one selection set, fragments merged in.
 	DefaultMaxRepeats = 20
@@ -36,7 +39,10 @@ const (
 // one key appears in one selection set, fragments merged in, so those
 // comparisons stay under Max*MaxRepeats/2. The errors have extensions code
 // COMPLEXITY_LIMIT_EXCEEDED.
-type SelectionLimit struct{ Max, MaxRepeats int }
+//
+// A query document longer than MaxQueryBytes is refused before it is
+// parsed (twice: here and by gqlgen).
+type SelectionLimit struct{ Max, MaxRepeats, MaxQueryBytes int }
 
 var (
 	_ graphql.HandlerExtension          = SelectionLimit{}
@@ -47,6 +53,11 @@ func (SelectionLimit) ExtensionName() string                   { return "Selecti
 func (SelectionLimit) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (l SelectionLimit) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if l.MaxQueryBytes > 0 && len(p.Query) > l.MaxQueryBytes {
+		e := gqlerror.Errorf("the query document is %d bytes, over the limit of %d (pass data in variables)", len(p.Query), l.MaxQueryBytes)
+		e.Extensions = map[string]any{"code": "COMPLEXITY_LIMIT_EXCEEDED"}
+		return e
+	}
 	doc, err := parser.ParseQuery(&ast.Source{Input: p.Query})
 	if err != nil {
 		// gqlgen parses again and reports the syntax error itself.

@@ -101,6 +101,14 @@ func TestFragmentFanOutIsRefusedCheaply(t *testing.T) {
 	}
 }
 
+func TestLongQueryDocumentsAreRefusedUnparsed(t *testing.T) {
+	h, _ := bareHandler(t, false)
+	_, out, raw := serveQuery(h, queryBody("{ __typename }"+strings.Repeat(" ", 256<<10)))
+	if len(out.Errors) != 1 || out.Errors[0].code() != "COMPLEXITY_LIMIT_EXCEEDED" || !strings.Contains(out.Errors[0].Message, "pass data in variables") {
+		t.Fatalf("%.300s", raw)
+	}
+}
+
 func TestRepeatedKeysAreRefused(t *testing.T) {
 	h, _ := bareHandler(t, false)
 	for desc, q := range map[string]string{
@@ -137,16 +145,25 @@ func TestNoQueryCostsMoreThanABudget(t *testing.T) {
 		"query{ ...F0 } fragment F0 on Query {" + strings.Repeat(" ...F1", 4000) + "} fragment F1 on Query { __typename }",
 		"{" + strings.Repeat(" ...on Query {", 2000) + "__typename" + strings.Repeat("}", 2000) + "}",
 		"{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }",
+		"{" + aliases(1999) + "}",
 		"{" + aliases(4999) + "}",
+		"# " + strings.Repeat("x", 250<<10) + "\n{ __typename }",
 		"# " + strings.Repeat("x", 7<<20) + "\n{ __typename }",
 	}
 	rng := rand.New(rand.NewPCG(14, 14))
 	for i := 0; i < 300; i++ {
 		worst = append(worst, randomDocument(rng))
 	}
+	// Data travels in variables: 7 MB of them with a small query.
+	big, _ := json.Marshal(map[string]any{"query": "query($x: String) { __typename }", "variables": map[string]any{"x": strings.Repeat("y", 7<<20)}})
 	var max time.Duration
-	for i, q := range worst {
-		cpu, _ := cpuOf(h, queryBody(q))
+	bodies := []string{string(big)}
+	for _, q := range worst {
+		bodies = append(bodies, queryBody(q))
+	}
+	for i, body := range bodies {
+		q := body
+		cpu, _ := cpuOf(h, body)
 		if cpu > budget {
 			t.Errorf("query %d (%d bytes, %.80q...) cost %s of CPU, budget %s", i, len(q), q, cpu, budget)
 		}

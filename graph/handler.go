@@ -112,7 +112,7 @@ func NewHandler(o HandlerOptions) *handler.Server {
 	if repeats <= 0 {
 		repeats = DefaultMaxRepeats
 	}
-	srv.Use(SelectionLimit{Max: selections, MaxRepeats: repeats})
+	srv.Use(SelectionLimit{Max: selections, MaxRepeats: repeats, MaxQueryBytes: DefaultMaxQueryBytes})
 	complexity := o.MaxComplexity
 	if complexity <= 0 {
 		complexity = DefaultMaxComplexity

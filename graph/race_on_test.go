@@ -4,4 +4,4 @@ package graph_test
 
 // raceSlowdown scales CPU budgets under the race detector, which makes
 // the same code several times slower.
-const raceSlowdown = 10
+const raceSlowdown = 20
