@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -59,6 +60,22 @@ func (n NewTask) hash() string {
 	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// scopedKey is the idempotency key as stored: prefixed with its caller
+// (the API key's id, or "anon" without auth), so one caller's key never
+// matches another's task. A long key is stored as its SHA-256.
+func (n NewTask) scopedKey() string {
+	scope := "anon"
+	if n.APIKeyID != nil {
+		scope = "k" + strconv.Itoa(*n.APIKeyID)
+	}
+	k := scope + ":" + n.IdempotencyKey
+	if len(k) > 255 {
+		sum := sha256.Sum256([]byte(n.IdempotencyKey))
+		k = scope + ":sha256:" + hex.EncodeToString(sum[:])
+	}
+	return k
 }
 
 // validated is a NewTask that passed validation.
@@ -247,7 +264,7 @@ func (s *Service) taskCreate(c *ent.TaskCreate, v validated) *ent.TaskCreate {
 		c.SetParams(v.Params)
 	}
 	if v.IdempotencyKey != "" {
-		c.SetIdempotencyKey(v.IdempotencyKey).SetRequestHash(v.hash())
+		c.SetIdempotencyKey(v.scopedKey()).SetRequestHash(v.hash())
 	}
 	return c
 }
@@ -294,7 +311,7 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 // replay returns the task created earlier with the same idempotency key, or
 // a CONFLICT error if that task was created from a different request.
 func (s *Service) replay(ctx context.Context, n NewTask) (*ent.Task, error) {
-	t, err := s.db.Task.Query().Where(task.IdempotencyKey(n.IdempotencyKey)).Only(ctx)
+	t, err := s.db.Task.Query().Where(task.IdempotencyKey(n.scopedKey())).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, nil
 	}

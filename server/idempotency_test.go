@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"net/http"
 	"sync"
 	"testing"
@@ -108,7 +110,8 @@ func TestIdempotencyKeyConcurrentDuplicates(t *testing.T) {
 				t.Fatalf("round %d: request %d got status %d task %d; want 201 and task %d for all", round, i, codes[i], ids[i], ids[0])
 			}
 		}
-		stored, err := e.App.Store.Client.Task.Query().Where(task.IdempotencyKey(key)).Count(context.Background())
+		// Without auth every caller is "anon"; the stored key carries it.
+		stored, err := e.App.Store.Client.Task.Query().Where(task.IdempotencyKey("anon:"+key)).Count(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,4 +119,66 @@ func TestIdempotencyKeyConcurrentDuplicates(t *testing.T) {
 			t.Fatalf("round %d: %d tasks stored for one key, want 1", round, stored)
 		}
 	}
+}
+
+// An Idempotency-Key belongs to its caller: another key sending the same
+// Idempotency-Key (with the same body or another) creates its own task and
+// learns nothing of the first caller's, over REST and GraphQL.
+func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
+	a := setupAuth(t)
+	second, err := a.svc.Create(context.Background(), "second submitter", "submitter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyA, keyB := a.keys["submitter"], second.Secret
+	body := map[string]any{"model_id": a.modelID, "type": "text-generation", "input": "A's secret input"}
+	var first, replay, other created
+	if code := a.Do("POST", "/api/v1/tasks", body, &first, "Authorization", "Bearer "+keyA, "Idempotency-Key", "shared-1"); code != http.StatusCreated {
+		t.Fatalf("A creates: %d", code)
+	}
+	if code := a.Do("POST", "/api/v1/tasks", body, &replay, "Authorization", "Bearer "+keyA, "Idempotency-Key", "shared-1"); code != http.StatusCreated || replay.Data.ID != first.Data.ID {
+		t.Fatalf("A's replay: %d task %d, want 201 task %d", code, replay.Data.ID, first.Data.ID)
+	}
+	if code := a.Do("POST", "/api/v1/tasks", body, &other, "Authorization", "Bearer "+keyB, "Idempotency-Key", "shared-1"); code != http.StatusCreated || other.Data.ID == first.Data.ID {
+		t.Fatalf("B with A's key and body: %d task %d, want 201 and a task of its own (A's is %d)", code, other.Data.ID, first.Data.ID)
+	}
+	diff := map[string]any{"model_id": a.modelID, "type": "text-generation", "input": "B's input"}
+	status, _, raw := rawReq(t, a, "POST", "/api/v1/tasks", diff, "Authorization", "Bearer "+keyB, "Idempotency-Key", "shared-2")
+	if status != http.StatusCreated {
+		t.Fatalf("B's own key: %d %s", status, raw)
+	}
+	status, _, raw = rawReq(t, a, "POST", "/api/v1/tasks", diff, "Authorization", "Bearer "+keyB, "Idempotency-Key", "shared-1")
+	if status != http.StatusConflict || strings.Contains(raw, fmt.Sprint(first.Data.ID)) {
+		t.Fatalf("B reusing its own key with another body: %d %s, want 409 about B's task", status, raw)
+	}
+	if strings.Contains(raw, "A's secret") {
+		t.Fatalf("B's conflict leaks A's task: %s", raw)
+	}
+
+	// GraphQL: the same rule.
+	q := fmt.Sprintf(`mutation { createTask(input: {modelID: "%d", type: TEXT_GENERATION, input: "A's secret input", idempotencyKey: "shared-1"}) { id input } }`, a.modelID)
+	var gql struct {
+		Data struct {
+			CreateTask struct {
+				ID    string `json:"id"`
+				Input string `json:"input"`
+			} `json:"createTask"`
+		} `json:"data"`
+		Errors []any `json:"errors"`
+	}
+	if code := a.Do("POST", "/graphql", map[string]any{"query": q}, &gql, "Authorization", "Bearer "+second.Secret); code != http.StatusOK || len(gql.Errors) > 0 {
+		t.Fatalf("GraphQL createTask by B: %d %v", code, gql.Errors)
+	}
+	if gql.Data.CreateTask.ID == fmt.Sprint(first.Data.ID) || gql.Data.CreateTask.ID == "" {
+		t.Fatalf("GraphQL: B got task %q with A's idempotency key (A's is %d)", gql.Data.CreateTask.ID, first.Data.ID)
+	}
+}
+
+func rawReq(t *testing.T, a *authEnv, method, path string, body any, headers ...string) (int, http.Header, string) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw(t, method, a.URL+path, string(b), headers...)
 }
