@@ -29,6 +29,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the scheduler inside the bench process instead of a child (for profiling)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the scheduler phases to this file (implies --inprocess)")
 	fs.StringVar(&o.PprofAddr, "pprof", "", "serve net/http/pprof on this address during the run (with --inprocess it profiles the scheduler)")
+	fs.IntVar(&o.Backlog, "backlog", 0, "run only the large-backlog measurements with this many pending tasks (MySQL + Redis; e.g. 1000000)")
+	fs.IntVar(&o.BacklogModels, "backlog-models", 0, "models the backlog is spread over (default 100)")
 	fs.BoolVar(&o.SkipEmbedded, "skip-embedded", false, "skip the embedded-default comparison run")
 	fs.BoolVar(&o.FrontDoorOnly, "frontdoor-only", false, "only measure the latency the OpenAI front door (/v1) adds over calling the upstream directly")
 	fs.IntVar(&o.FrontDoorSamples, "frontdoor-samples", 0, "paired samples per front-door rep (default 300, quick 100)")

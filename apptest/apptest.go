@@ -6,6 +6,16 @@
 // Environment: LLMSCHED_TEST_BACKEND (embedded|mysql), TEST_MYSQL_HOST
 // (127.0.0.1), TEST_MYSQL_PORT (3306), TEST_MYSQL_USER (root),
 // TEST_MYSQL_PASSWORD (""), TEST_REDIS_ADDR (127.0.0.1:6379).
+//
+// On the mysql backend Redis may instead be a Redis Cluster or a Sentinel
+// set (package redistest and its command redis-topology start both):
+// TEST_REDIS_CLUSTER (node addresses, comma-separated) or
+// TEST_REDIS_SENTINEL (master-name@sentinel,sentinel,...). A Sentinel
+// master has database numbers, claimed as on a single Redis. A Cluster
+// has only database 0 and asynq's keys are not prefixed, so tests on a
+// Cluster take turns: a test holds a claim key while its scenarios live
+// and flushes the cluster when the last ends (the cluster must be the
+// tests' own).
 package apptest
 
 import (
@@ -114,11 +124,28 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 		// As in production: provider secrets sealed at rest.
 		cfg.Auth.EncryptionKey = secrets.GenerateKey()
 		t.Cleanup(func() { dropDatabase(t, cfg.Database) })
-		addr := getenv("TEST_REDIS_ADDR", "127.0.0.1:6379")
-		host, port, _ := strings.Cut(addr, ":")
-		cfg.Redis.Host = host
-		cfg.Redis.Port, _ = strconv.Atoi(port)
-		cfg.Redis.DB, sh.Redis = claimRedisDB(t, addr)
+		switch {
+		case os.Getenv("TEST_REDIS_CLUSTER") != "":
+			cfg.Redis.ClusterAddrs = strings.Split(os.Getenv("TEST_REDIS_CLUSTER"), ",")
+			sh.Redis = claimCluster(t, cfg.Redis.ClusterAddrs)
+		case os.Getenv("TEST_REDIS_SENTINEL") != "":
+			name, addrs, ok := strings.Cut(os.Getenv("TEST_REDIS_SENTINEL"), "@")
+			if !ok {
+				t.Fatalf("TEST_REDIS_SENTINEL must be master-name@host:port,..., got %q", os.Getenv("TEST_REDIS_SENTINEL"))
+			}
+			cfg.Redis.SentinelMaster, cfg.Redis.SentinelAddrs = name, strings.Split(addrs, ",")
+			cfg.Redis.DB, sh.Redis = claimRedisDB(t, "sentinel "+addrs, func(db int) redis.UniversalClient {
+				return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: name, SentinelAddrs: cfg.Redis.SentinelAddrs, DB: db})
+			})
+		default:
+			addr := getenv("TEST_REDIS_ADDR", "127.0.0.1:6379")
+			host, port, _ := strings.Cut(addr, ":")
+			cfg.Redis.Host = host
+			cfg.Redis.Port, _ = strconv.Atoi(port)
+			cfg.Redis.DB, sh.Redis = claimRedisDB(t, addr, func(db int) redis.UniversalClient {
+				return redis.NewClient(&redis.Options{Addr: addr, DB: db})
+			})
+		}
 		// Redis pub/sub channels are shared by every database number of a
 		// server, so the event bus of each scenario needs its own prefix
 		// (test packages run in parallel against one Redis).
@@ -145,14 +172,14 @@ var redisClaims sync.Mutex
 // claimRedisDB takes a Redis database number no one else uses: it must be
 // empty, and a marker key holds it while the test runs. At cleanup the
 // database is flushed (it held only this test's keys) and released.
-func claimRedisDB(t testing.TB, addr string) (int, redis.UniversalClient) {
+func claimRedisDB(t testing.TB, addr string, open func(db int) redis.UniversalClient) (int, redis.UniversalClient) {
 	t.Helper()
 	redisClaims.Lock()
 	defer redisClaims.Unlock()
 	ctx := context.Background()
 	const marker = "llmsched-test:claim"
 	for db := 15; db >= 1; db-- {
-		c := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+		c := open(db)
 		ok, err := c.SetNX(ctx, marker, os.Getpid(), 30*time.Minute).Result()
 		if err != nil {
 			_ = c.Close()
@@ -178,6 +205,74 @@ func claimRedisDB(t testing.TB, addr string) (int, redis.UniversalClient) {
 	}
 	t.Fatalf("no free redis database number at %s (all of 1..15 are in use or hold data)", addr)
 	return 0, nil
+}
+
+// clusterClaimWait bounds how long a scenario waits for its turn on a
+// Redis Cluster.
+const clusterClaimWait = 10 * time.Minute
+
+// clusterHold is this process's claim on the Redis Cluster: the top-level
+// test holding it, and how many of its scenarios are alive. Scenarios of
+// one top-level test (several in one test, parallel subtests) share the
+// claim: the test would wait for itself otherwise.
+var clusterHold struct {
+	sync.Mutex
+	owner string
+	refs  int
+}
+
+// claimCluster waits until no other test holds the Redis Cluster at
+// addrs, claims it, and once the test's last scenario ends flushes every
+// master (which also drops the claim). See the package comment.
+func claimCluster(t testing.TB, addrs []string) redis.UniversalClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	ctx := context.Background()
+	const claim = "llmsched-test:cluster-claim"
+	top, _, _ := strings.Cut(t.Name(), "/")
+	deadline := time.Now().Add(clusterClaimWait)
+	for {
+		clusterHold.Lock()
+		if clusterHold.owner == "" {
+			ok, err := c.SetNX(ctx, claim, fmt.Sprintf("%d %s", os.Getpid(), top), 30*time.Minute).Result()
+			if err != nil {
+				clusterHold.Unlock()
+				_ = c.Close()
+				t.Fatalf("redis cluster at %v: %v", addrs, err)
+			}
+			if ok {
+				clusterHold.owner = top
+			}
+		}
+		if clusterHold.owner == top {
+			clusterHold.refs++
+			clusterHold.Unlock()
+			break
+		}
+		clusterHold.Unlock()
+		if time.Now().After(deadline) {
+			holder, _ := c.Get(ctx, claim).Result()
+			_ = c.Close()
+			t.Fatalf("redis cluster at %v still claimed by %q after %s", addrs, holder, clusterClaimWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		defer c.Close()
+		clusterHold.Lock()
+		defer clusterHold.Unlock()
+		if clusterHold.refs--; clusterHold.refs > 0 {
+			return
+		}
+		clusterHold.owner = ""
+		err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *redis.Client) error {
+			return m.FlushAll(ctx).Err()
+		})
+		if err != nil {
+			t.Errorf("flush test redis cluster: %v", err)
+		}
+	})
+	return c
 }
 
 func dropDatabase(t testing.TB, cfg config.Database) {

@@ -282,6 +282,9 @@ type Settings struct {
 	LeaseTTL       time.Duration
 	ShutdownGrace  time.Duration
 	WorkerCapacity int
+	// Redis, when set, replaces the redis line of the configuration (a
+	// Sentinel set or a Redis Cluster instead of the private Redis).
+	Redis string
 }
 
 // NewCluster prepares a database, a Redis database and a config file.
@@ -300,14 +303,18 @@ func NewCluster(t *testing.T, s Settings) *Cluster {
 	if len(c.DBName) > 60 {
 		c.DBName = c.DBName[len(c.DBName)-60:]
 	}
+	redisLine := fmt.Sprintf("redis: {host: 127.0.0.1, port: %d, db: %d, key_prefix: chaos}", rds.Port, db)
+	if s.Redis != "" {
+		redisLine = s.Redis
+	}
 	cfg := fmt.Sprintf(`app: {env: test}
 server: {host: 127.0.0.1, port: 8080, shutdown_grace: %s}
 database: {driver: mysql, host: 127.0.0.1, port: %d, username: root, password: "", database: %s, auto_migrate: true, max_open_conns: 20}
-redis: {host: 127.0.0.1, port: %d, db: %d, key_prefix: chaos}
+%s
 queue: {poll_interval: 5ms, reconcile_interval: 500ms, lease_ttl: %s, retry_delay: 200ms, max_retry_delay: 2s, max_queue_size: 10000}
 worker: {max_workers: %d, default_workers: 1}
 log: {level: info, format: json}
-`, s.ShutdownGrace, maria.Port, c.DBName, rds.Port, db, s.LeaseTTL, s.WorkerCapacity)
+`, s.ShutdownGrace, maria.Port, c.DBName, redisLine, s.LeaseTTL, s.WorkerCapacity)
 	c.Config = filepath.Join(c.Dir, "config.yaml")
 	if err := os.WriteFile(c.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

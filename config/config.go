@@ -133,7 +133,7 @@ type Queue struct {
 	// MaxBatchSize bounds createTasks.
 	MaxBatchSize int `yaml:"max_batch_size" json:"max_batch_size"`
 	// PollInterval is how often an idle worker looks for work when it
-	// cannot be woken (IdleCheckInterval 0, or Redis Cluster).
+	// cannot be woken (IdleCheckInterval 0).
 	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
 	// IdleCheckInterval turns on wake-ups: an idle worker stops polling
 	// Redis, is woken (pub/sub) when a task is enqueued for it, and looks

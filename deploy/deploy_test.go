@@ -97,8 +97,13 @@ func TestComposeFile(t *testing.T) {
 
 	read := envRead(t)
 	standIn := map[string]string{"ENCRYPTION_KEY": secrets.GenerateKey()}
-	for _, name := range []string{"api", "worker", "migrate"} {
-		svc := c.Services[name]
+	for _, name := range []string{"api", "worker", "migrate", "api-cluster", "worker-cluster"} {
+		svc, ok := c.Services[name]
+		if !ok {
+			t.Errorf("service %s missing", name)
+			continue
+		}
+		onCluster := strings.HasSuffix(name, "-cluster")
 		env := map[string]string{}
 		for k, v := range svc.Environment {
 			if !read[k] {
@@ -106,7 +111,11 @@ func TestComposeFile(t *testing.T) {
 			}
 			env[k] = interpolate(v, standIn)
 		}
-		for _, k := range []string{"DB_HOST", "DB_PASSWORD", "REDIS_HOST", "REDIS_PASSWORD", "ENCRYPTION_KEY", "APP_ENV"} {
+		redisKey := "REDIS_HOST"
+		if onCluster {
+			redisKey = "REDIS_CLUSTER_ADDRS"
+		}
+		for _, k := range []string{"DB_HOST", "DB_PASSWORD", redisKey, "REDIS_PASSWORD", "ENCRYPTION_KEY", "APP_ENV"} {
 			if env[k] == "" {
 				t.Errorf("service %s does not set %s", name, k)
 			}
@@ -118,6 +127,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if !cfg.Production() || !cfg.AuthEnabled() || cfg.Database.Driver != "mysql" || cfg.Redis.Embedded || cfg.Redis.Password == "" {
 			t.Errorf("service %s runs %s, auth %v, db %s, embedded redis %v", name, cfg.App.Env, cfg.AuthEnabled(), cfg.Database.Driver, cfg.Redis.Embedded)
+		}
+		if onCluster && len(cfg.Redis.ClusterAddrs) != 6 {
+			t.Errorf("service %s: redis.cluster_addrs = %v, want the six nodes of the cluster profile", name, cfg.Redis.ClusterAddrs)
 		}
 		if _, err := secrets.FromConfig(cfg); err != nil {
 			t.Errorf("service %s: %v", name, err)

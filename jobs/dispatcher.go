@@ -29,6 +29,9 @@ type Dispatcher struct {
 	// enqueued, when set, learns of every task this process enqueues
 	// (the queue name): the worker's idle gate looks there again at once.
 	enqueued atomic.Pointer[func(queue string)]
+	// granted holds the models this process has handed a slot of (Redis
+	// Cluster only; see firstGrant).
+	granted sync.Map
 }
 
 var _ scheduler.Dispatcher = (*Dispatcher)(nil)
@@ -38,10 +41,8 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 // tasks take freed slots.
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *slog.Logger) *Dispatcher {
 	_, cluster := b.Client.(*redis.ClusterClient)
-	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch", epochInScript: !cluster, weights: order.arg()}
-	if !cluster {
-		slots.wake = wakeKey(b.Prefix)
-	}
+	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch",
+		epochInScript: !cluster, wake: wakeKey(b.Prefix), wakePerModel: cluster, weights: order.arg()}
 	return &Dispatcher{
 		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),
@@ -99,7 +100,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	if len(gs) == 0 {
 		return nil
 	}
-	if gs[0].Wake {
+	if gs[0].Wake || d.firstGrant(modelID) {
 		// Idle workers wait for a wake-up: send it once the tasks are in
 		// asynq, where the woken workers look.
 		defer d.wake(ctx)
@@ -130,6 +131,18 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// firstGrant reports whether this is the first grant of a model in this
+// process, on Redis Cluster (per-model wake keys): idle workers set the
+// wake keys of the models they know, and a model created after they went
+// quiet has none set yet, so its first grant wakes them regardless.
+func (d *Dispatcher) firstGrant(modelID int) bool {
+	if !d.slots.wakePerModel {
+		return false
+	}
+	_, seen := d.granted.LoadOrStore(modelID, struct{}{})
+	return !seen
 }
 
 // wake tells idle workers that tasks were enqueued (wake.go). If it is

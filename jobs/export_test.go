@@ -12,3 +12,12 @@ func GateAnswered(w *Worker) int64 {
 	}
 	return w.gate.answered.Load()
 }
+
+// ParkedKeys names a model's parked queue (tail and head) in Redis.
+func ParkedKeys(d *Dispatcher, modelID int) []string {
+	k := d.slots.keys(modelID)
+	return []string{k[0], k[3]}
+}
+
+// SetSweep sets how many pending tasks a reconcile round sweeps.
+func SetSweep(r *Reconciler, n int) { r.sweep = n }

@@ -13,6 +13,7 @@ import (
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
+	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -50,11 +51,13 @@ type Reconciler struct {
 	// and died before starting it. asynq recovers such a message only a
 	// minute or two later; after a lease period it is admitted again.
 	activeSeen map[int]time.Time
+	// sweep is how many pending tasks a round sweeps (sweepChunk).
+	sweep int
 }
 
 // NewReconciler builds a reconciler.
 func NewReconciler(db *ent.Client, svc *scheduler.Service, disp *Dispatcher, prefix string, interval, leaseTTL time.Duration, log *slog.Logger) *Reconciler {
-	return &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log}
+	return &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk}
 }
 
 func (r *Reconciler) epochKey() string { return r.prefix + ":epoch" }
@@ -139,7 +142,15 @@ func (r *Reconciler) Once(ctx context.Context) error {
 }
 
 // readmit admits unfinished tasks that Redis does not hold. With full, every
-// unfinished task is admitted (admission is idempotent).
+// unfinished task is looked at (admission is idempotent). Otherwise a round
+// stays bounded however long the backlog (a million pending tasks took
+// minutes to walk, every round): it looks at every running task (few: at
+// most the models' max_workers), at pending tasks that changed since the
+// previous round (a crash between insert and enqueue, a lost enqueue, a
+// failover that lost the last writes), and at the next sweepChunk pending
+// tasks of a sweep through the whole backlog, which finds anything else in
+// backlog / sweepChunk rounds. Where the window and the sweep stand is kept
+// in Redis, since any process may reconcile the next round.
 func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, full bool) error {
 	for id, at := range r.activeSeen {
 		if time.Since(at) > 10*r.leaseTTL {
@@ -148,63 +159,124 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 	}
 	settled := time.Now().Add(-2 * r.interval)
 	chains := map[int][]*ent.Model{}
-	lastID := 0
+	if full {
+		_, err := r.walk(ctx, models, chains, true, 0, task.StatusIn(domain.StatusPending, domain.StatusRunning))
+		return err
+	}
+	if _, err := r.walk(ctx, models, chains, false, 0, task.StatusEQ(domain.StatusRunning), task.UpdatedAtLT(settled)); err != nil {
+		return err
+	}
+	// Pending tasks that changed since the previous round's window (with
+	// one interval of overlap), or in the last ten intervals at first.
+	since := settled.Add(-10 * r.interval)
+	if ms, err := r.rdb.Get(ctx, r.windowKey()).Int64(); err == nil {
+		since = time.UnixMilli(ms).Add(-r.interval)
+	} else if !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read reconcile window: %w", err)
+	}
+	if _, err := r.walk(ctx, models, chains, false, 0, task.StatusEQ(domain.StatusPending),
+		task.UpdatedAtGTE(since), task.UpdatedAtLT(settled)); err != nil {
+		return err
+	}
+	if err := r.rdb.Set(ctx, r.windowKey(), settled.UnixMilli(), 0).Err(); err != nil {
+		return fmt.Errorf("write reconcile window: %w", err)
+	}
+	// The sweep: the next sweepChunk pending tasks by id, from where the
+	// previous round stopped; back to the start at the end.
+	cursor, err := r.rdb.Get(ctx, r.sweepKey()).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read reconcile sweep: %w", err)
+	}
+	last, err := r.walk(ctx, models, chains, false, r.sweep, task.StatusEQ(domain.StatusPending),
+		task.IDGT(cursor), task.UpdatedAtLT(settled))
+	if err != nil {
+		return err
+	}
+	if err := r.rdb.Set(ctx, r.sweepKey(), last, 0).Err(); err != nil {
+		return fmt.Errorf("write reconcile sweep: %w", err)
+	}
+	return nil
+}
+
+// sweepChunk is how many pending tasks one reconcile round sweeps.
+const sweepChunk = 5000
+
+func (r *Reconciler) windowKey() string { return r.prefix + ":reconciler:window" }
+func (r *Reconciler) sweepKey() string  { return r.prefix + ":reconciler:sweep" }
+
+// walk checks the tasks that match where, by id, at most limit of them
+// (0: all), and re-admits those Redis does not hold. It returns the last
+// id looked at, or 0 once no task is left (so a sweep starts over).
+func (r *Reconciler) walk(ctx context.Context, models map[int]*ent.Model, chains map[int][]*ent.Model, full bool, limit int, where ...predicate.Task) (int, error) {
+	lastID, seen := 0, 0
 	const page = 500
 	for {
-		q := r.db.Task.Query().
-			// A scheduled task waits for its run_at in no queue (the due
-			// scanner admits it), so Redis is right not to hold it.
-			Where(task.StatusIn(domain.StatusPending, domain.StatusRunning), task.Scheduled(false), task.IDGT(lastID)).
-			Order(ent.Asc(task.FieldID)).Limit(page)
-		if !full {
-			q = q.Where(task.UpdatedAtLT(settled))
+		n := page
+		if limit > 0 {
+			n = min(page, limit-seen)
 		}
-		ts, err := q.All(ctx)
+		// A scheduled task waits for its run_at in no queue (the due
+		// scanner admits it), so Redis is right not to hold it.
+		ts, err := r.db.Task.Query().Where(where...).Where(task.Scheduled(false), task.IDGT(lastID)).
+			Order(ent.Asc(task.FieldID)).Limit(n).All(ctx)
 		if err != nil {
-			return fmt.Errorf("list unfinished tasks: %w", err)
+			return 0, fmt.Errorf("list unfinished tasks: %w", err)
 		}
 		if len(ts) == 0 {
-			return nil
+			return 0, nil
 		}
 		lastID = ts[len(ts)-1].ID
-		// Group tasks by the model whose slot state holds them: their own,
-		// or the fallback they moved to once their retries were spent.
-		byModel := map[int][]*ent.Task{}
-		for _, t := range ts {
-			where, err := r.placeOf(ctx, t, models, chains)
-			if err != nil {
-				return err
-			}
-			byModel[where.ID] = append(byModel[where.ID], t)
+		seen += len(ts)
+		if err := r.check(ctx, models, chains, full, ts); err != nil {
+			return 0, err
 		}
-		for modelID, group := range byModel {
-			m := models[modelID]
-			// After a flush asynq's state is gone, so only the slot state
-			// counts: running tasks whose workers restored their leases by
-			// heartbeat are left alone.
-			missing, lost, err := r.missing(ctx, modelID, group, full)
-			if err != nil {
-				return err
-			}
-			if len(lost) > 0 {
-				back, err := r.takeOver(ctx, lost)
-				if err != nil {
-					return err
-				}
-				missing = append(missing, back...)
-			}
-			if len(missing) == 0 {
-				continue
-			}
-			r.log.Info("reconciler: re-admitting tasks redis did not hold", "model_id", modelID, "tasks", len(missing))
-			if err := r.disp.AdmitMany(ctx, missing, m); err != nil {
-				return err
-			}
+		if len(ts) < n {
+			return 0, nil
 		}
-		if len(ts) < page {
-			return nil
+		if limit > 0 && seen >= limit {
+			return lastID, nil
 		}
 	}
+}
+
+// check re-admits the tasks of ts that Redis does not hold, and takes over
+// running ones whose worker is lost.
+func (r *Reconciler) check(ctx context.Context, models map[int]*ent.Model, chains map[int][]*ent.Model, full bool, ts []*ent.Task) error {
+	// Group tasks by the model whose slot state holds them: their own, or
+	// the fallback they moved to once their retries were spent.
+	byModel := map[int][]*ent.Task{}
+	for _, t := range ts {
+		where, err := r.placeOf(ctx, t, models, chains)
+		if err != nil {
+			return err
+		}
+		byModel[where.ID] = append(byModel[where.ID], t)
+	}
+	for modelID, group := range byModel {
+		m := models[modelID]
+		// After a flush asynq's state is gone, so only the slot state
+		// counts: running tasks whose workers restored their leases by
+		// heartbeat are left alone.
+		missing, lost, err := r.missing(ctx, modelID, group, full)
+		if err != nil {
+			return err
+		}
+		if len(lost) > 0 {
+			back, err := r.takeOver(ctx, lost)
+			if err != nil {
+				return err
+			}
+			missing = append(missing, back...)
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		r.log.Info("reconciler: re-admitting tasks redis did not hold", "model_id", modelID, "tasks", len(missing))
+		if err := r.disp.AdmitMany(ctx, missing, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // placeOf is the model whose slot state holds a task: the model its

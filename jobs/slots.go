@@ -50,10 +50,14 @@ type Slots struct {
 	// touch keys of one hash slot, and the epoch key is not in the model's.
 	epochInScript bool
 	// wake is the key idle workers set when they stop polling Redis (see
-	// wake.go); the slot scripts take it (KEYS[5]) when they hand out a
-	// slot. Empty where wake-ups are off (and on Redis Cluster, for the
-	// same reason as epochInScript).
+	// wake.go); the slot scripts take it (KEYS[6]) when they hand out a
+	// slot. Empty where wake-ups are off.
 	wake string
+	// wakePerModel gives each model a wake key of its own, in the model's
+	// hash slot (wakeKeyOf), instead of the one wake key: on Redis Cluster
+	// a script may only touch keys of one hash slot. Idle workers then set
+	// the wake key of every model (Worker.armWake).
+	wakePerModel bool
 	// weights, when set, make a freed slot go to a priority band chosen by
 	// smooth weighted round robin (high, medium, low: "6 3 1"), FIFO
 	// within the band; empty keeps strict order (see Order).
@@ -109,9 +113,21 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 // backoff, the parked queue's head (see headSize), and the weighted order's
 // round-robin state (see Order).
 func (s *Slots) keys(modelID int) []string {
-	// The hash tag keeps a model's keys in one Redis Cluster slot.
-	tag := fmt.Sprintf("{%s:model:%d}", s.prefix, modelID)
+	tag := s.tag(modelID)
 	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head", tag + ":wrr"}
+}
+
+// tag is the hash tag of a model's keys: it keeps them in one Redis
+// Cluster hash slot, so one script may touch them all.
+func (s *Slots) tag(modelID int) string { return fmt.Sprintf("{%s:model:%d}", s.prefix, modelID) }
+
+// wakeKeyOf is the wake key the slot scripts of a model take ("" when
+// wake-ups are off).
+func (s *Slots) wakeKeyOf(modelID int) string {
+	if s.wakePerModel {
+		return s.tag(modelID) + ":wake"
+	}
+	return s.wake
 }
 
 // headSize bounds the head of a model's parked queue. The queue is two
@@ -126,17 +142,18 @@ func (s *Slots) keys(modelID int) []string {
 const headSize = 32
 
 // scriptKeys are the keys of an Admit or Release script call, and the max
-// to pass it. With epochInScript the epoch key rides along as KEYS[6] and
-// the script applies grantable's rule; otherwise it is read here first.
-// The wake key, when there is one, follows as KEYS[7].
+// to pass it. The model's wake key, when there is one, rides along as
+// KEYS[6]. With epochInScript (which needs a wake key before it) the epoch
+// key follows as KEYS[7] and the script applies grantable's rule;
+// otherwise it is read here first.
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
 	keys := s.keys(modelID)
-	if s.epochInScript && s.epoch != "" {
-		keys = append(keys, s.epoch)
-		if s.wake != "" {
-			keys = append(keys, s.wake)
-		}
-		return keys, max, nil
+	wake := s.wakeKeyOf(modelID)
+	if wake != "" {
+		keys = append(keys, wake)
+	}
+	if s.epochInScript && s.epoch != "" && wake != "" {
+		return append(keys, s.epoch), max, nil
 	}
 	max, err := s.grantable(ctx, max)
 	return keys, max, err
@@ -144,17 +161,17 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 
 // Common prologue. KEYS: the parked queue's tail, the leases, the backoff,
 // the parked queue's head, the weighted order's state (see Slots.keys),
-// then the epoch and wake keys when given. ARGV: now (unix ms), the lease
+// then the wake and epoch keys when given. ARGV: now (unix ms), the lease
 // TTL (ms), max, the order ("" strict, else the high, medium and low
 // weights), then the script's own.
 //
-// No slots while the epoch key (KEYS[6], when given) is missing (see
+// No slots while the epoch key (KEYS[7], when given) is missing (see
 // Slots.grantable); drop expired leases, and learn whether the model's
 // dispatch is backing off. park puts a task in the parked queue, head or
 // tail (see headSize); unpark takes it out. The fill loop hands free slots
 // to the next parked tasks (pop: the queue's first; popWeighted: the first
 // of a band chosen by smooth weighted round robin) and returns them as id,
-// score pairs. woke takes the wake key (KEYS[7], when given): 1 if idle
+// score pairs. woke takes the wake key (KEYS[6], when given): 1 if idle
 // workers were waiting for a wake-up.
 var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64)).Replace(`
 local parked, leases, backoff, head, wrr = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -162,7 +179,7 @@ local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local headSize, band = HEAD_SIZE, RANK_BAND
 local weights = {}
 for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
-if KEYS[6] and max > 0 and redis.call('EXISTS', KEYS[6]) == 0 then max = 0 end
+if KEYS[7] and max > 0 and redis.call('EXISTS', KEYS[7]) == 0 then max = 0 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 local function unpark(id)
   redis.call('ZREM', head, id)
@@ -241,7 +258,7 @@ local function fill()
   return granted
 end
 local function woke()
-  if KEYS[7] and redis.call('DEL', KEYS[7]) == 1 then return 1 end
+  if KEYS[6] and redis.call('DEL', KEYS[6]) == 1 then return 1 end
   return 0
 end
 `)

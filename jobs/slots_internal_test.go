@@ -23,7 +23,7 @@ func TestSlotsGrantNothingWhileTheEpochIsMissing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestSlots(t)
-			s.epoch, s.epochInScript = "test:epoch", tc.inScript
+			s.epoch, s.epochInScript, s.wake = "test:epoch", tc.inScript, "test:wake:armed"
 			ctx := context.Background()
 
 			// Redis lost its data: the task waits parked, however many

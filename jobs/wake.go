@@ -28,6 +28,11 @@ import (
 // the dispatcher that enqueues that task publishes on the wake channel
 // once the task is in asynq. Every subscribed worker wakes and polls.
 //
+// On Redis Cluster a slot script may touch keys of one hash slot only, so
+// each model has a wake key in its own hash slot, and a worker going quiet
+// sets every model's (Worker.armWake: one pipelined SET per model, sent to
+// each master once).
+//
 // A wake-up can be lost: a worker that is not subscribed yet, a publisher
 // that stopped between its slot call and its enqueue, a task enqueued in
 // the instant a worker goes quiet. Work asynq makes due by itself (retries
@@ -54,8 +59,9 @@ func wakeChannel(prefix string) string { return prefix + ":wake" }
 
 // idleGate is the go-redis hook on a worker's asynq client.
 type idleGate struct {
-	rdb     redis.UniversalClient // sets the wake key (a client without the hook)
-	key     string
+	// arm sets the wake key (or on Redis Cluster every model's wake key),
+	// through a client without the hook.
+	arm     func(context.Context) error
 	check   time.Duration // idle: look at least this often
 	recheck time.Duration // busy: look again at an empty queue this often
 	log     *slog.Logger
@@ -68,12 +74,20 @@ type idleGate struct {
 	touchedAt map[string]time.Time // when this process last enqueued into a queue
 	wokenAt   time.Time
 	wakeSig   chan struct{} // closed (and replaced) by every wake-up
+	onWake    func()        // called on every wake-up, when set
 
 	answered atomic.Int64 // dequeue calls answered without Redis
 }
 
-func newIdleGate(rdb redis.UniversalClient, prefix string, check, recheck time.Duration, log *slog.Logger) *idleGate {
-	return &idleGate{rdb: rdb, key: wakeKey(prefix), check: check, recheck: recheck, log: log,
+// setWakeKey is the arm of a gate on one Redis server (or Sentinel): the
+// one wake key under prefix.
+func setWakeKey(rdb redis.UniversalClient, prefix string) func(context.Context) error {
+	key := wakeKey(prefix)
+	return func(ctx context.Context) error { return rdb.Set(ctx, key, "1", 0).Err() }
+}
+
+func newIdleGate(arm func(context.Context) error, check, recheck time.Duration, log *slog.Logger) *idleGate {
+	return &idleGate{arm: arm, check: check, recheck: recheck, log: log,
 		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{},
 		wakeSig: make(chan struct{})}
 }
@@ -155,7 +169,7 @@ func (g *idleGate) look(ctx context.Context, queue string) (real, quiet bool) {
 		// key first, then look once more at every queue, so that a task
 		// enqueued before the key was set is found now and one enqueued
 		// after it wakes us.
-		if err := g.rdb.Set(ctx, g.key, "1", 0).Err(); err != nil {
+		if err := g.arm(ctx); err != nil {
 			g.log.Warn("set the wake key; polling instead", "err", err)
 			return true, false
 		}
@@ -213,6 +227,9 @@ func (g *idleGate) wake() {
 	close(g.wakeSig) // release a poller held in wait
 	g.wakeSig = make(chan struct{})
 	g.mu.Unlock()
+	if g.onWake != nil {
+		g.onWake()
+	}
 }
 
 // listen delivers wake-ups until ctx ends. go-redis resubscribes after a

@@ -20,7 +20,7 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	const check = 50 * time.Millisecond
-	g := newIdleGate(rdb, "gt", check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	g := newIdleGate(setWakeKey(rdb, "gt"), check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
 	round := func() (looked int) {
@@ -109,7 +109,7 @@ func startGatedServer(t *testing.T, check time.Duration, after ...redis.Hook) (*
 	mr := miniredis.RunT(t)
 	plain := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	gated := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	g := newIdleGate(plain, "gt", check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	g := newIdleGate(setWakeKey(plain, "gt"), check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	gated.AddHook(g)
 	for _, h := range after {
 		gated.AddHook(h)
@@ -185,7 +185,7 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	const recheck = 4 * time.Millisecond
-	g := newIdleGate(rdb, "gt", time.Hour, recheck, slog.New(slog.DiscardHandler))
+	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, recheck, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
 	looks := func(q string) bool {
@@ -237,7 +237,7 @@ func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	g := newIdleGate(rdb, "gt", time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	start := time.Now()
 	if g.wait(ctx) {

@@ -39,3 +39,27 @@ func TestIdleWorkerIsWokenBySubmission(t *testing.T) {
 		e.WaitTask(tk.ID, "completed", 20*time.Second)
 	}
 }
+
+// TestModelCreatedWhileWorkersAreQuietIsWoken: a model created after the
+// worker went quiet gets its first task started by a wake-up too. (On
+// Redis Cluster each model has its own wake key, and a quiet worker has set
+// only those of the models it knew.)
+func TestModelCreatedWhileWorkersAreQuietIsWoken(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) {
+		c.Queue.IdleCheckInterval = config.Duration(time.Minute)
+	})
+	w := e.App.Worker
+	if jobs.GateAnswered(w) < 0 {
+		t.Fatal("the worker has no idle gate: wake-ups are off")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for jobs.GateAnswered(w) < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never went quiet")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := e.Simulator("late", 2, map[string]any{"latency_ms": 0})
+	tk := submit(e, m.ID, 2, "wake me")
+	e.WaitTask(tk.ID, "completed", 20*time.Second)
+}

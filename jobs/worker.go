@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,10 @@ type Worker struct {
 	wakeCh   string
 	stopWake context.CancelFunc
 	wakeDone chan struct{}
+	// On Redis Cluster, the models whose wake keys armWake sets.
+	wakeMu       sync.Mutex
+	wakeModels   []int
+	wakeModelsAt time.Time
 
 	// inflight counts running handlers and queued slot releases, so
 	// Shutdown can wait for the ones asynq abandons at the end of the
@@ -88,10 +93,20 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 	}
 	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
 	rdb, poll := b.Client, cfg.Queue.PollInterval.D()
-	_, cluster := b.Client.(*redis.ClusterClient)
-	if check := cfg.Queue.IdleCheckInterval.D(); check > 0 && !cluster && b.Opt != nil {
+	if check := cfg.Queue.IdleCheckInterval.D(); check > 0 && b.Opt != nil {
 		if c, ok := b.Opt.MakeRedisClient().(redis.UniversalClient); ok {
-			w.gate = newIdleGate(b.Client, b.Prefix, check, cfg.Queue.PollInterval.D(), log)
+			arm := setWakeKey(b.Client, b.Prefix)
+			w.gate = newIdleGate(arm, check, cfg.Queue.PollInterval.D(), log)
+			if disp.slots.wakePerModel {
+				w.gate.arm = w.armWake
+				// A wake-up may come from a model created since the list
+				// was read (Dispatcher.enqueue): read it again.
+				w.gate.onWake = func() {
+					w.wakeMu.Lock()
+					w.wakeModelsAt = time.Time{}
+					w.wakeMu.Unlock()
+				}
+			}
 			c.AddHook(w.gate)
 			touch := w.gate.touch
 			disp.enqueued.Store(&touch)
@@ -112,6 +127,44 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		LogLevel:                 asynq.WarnLevel,
 	})
 	return w
+}
+
+// wakeModelsTTL is how long armWake reuses its list of models (until the
+// next wake-up). A model created since has no wake key set, but its first
+// grant in each process wakes the workers anyway (Dispatcher.enqueue),
+// which then read the list again.
+const wakeModelsTTL = time.Second
+
+// armWake sets the wake key of every model (Redis Cluster: one per hash
+// slot of a model, see Slots.wakePerModel), in one pipeline that the
+// cluster client splits by master.
+func (w *Worker) armWake(ctx context.Context) error {
+	w.wakeMu.Lock()
+	if time.Since(w.wakeModelsAt) >= wakeModelsTTL {
+		ms, err := w.svc.ListModels(ctx)
+		if err != nil {
+			w.wakeMu.Unlock()
+			return fmt.Errorf("list models to wake: %w", err)
+		}
+		w.wakeModels = w.wakeModels[:0]
+		for _, m := range ms {
+			w.wakeModels = append(w.wakeModels, m.ID)
+		}
+		w.wakeModelsAt = time.Now()
+	}
+	ids := slices.Clone(w.wakeModels)
+	w.wakeMu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	pipe := w.disp.rdb.Pipeline()
+	for _, id := range ids {
+		pipe.Set(ctx, w.disp.slots.wakeKeyOf(id), "1", 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("set the wake keys of %d models: %w", len(ids), err)
+	}
+	return nil
 }
 
 // Name identifies this worker process in attempt records.

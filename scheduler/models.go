@@ -255,8 +255,13 @@ type ModelLoad struct {
 	Queued  int `json:"queued"`
 }
 
-// ModelLoads returns running and queued counts of every model with work.
+// ModelLoads returns running and queued counts of every model with work
+// (cached when costly, see counts.go; callers must not change the map).
 func (s *Service) ModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
+	return s.counts.loads.get(ctx, s, "model loads", s.readModelLoads)
+}
+
+func (s *Service) readModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
 	var rows []struct {
 		ModelID int               `json:"model_id"`
 		Status  domain.TaskStatus `json:"status"`

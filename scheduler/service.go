@@ -30,6 +30,8 @@ type Service struct {
 	// onScheduled learns the run_at of every scheduled task this process
 	// creates (the due scanner's timer, schedule.go).
 	onScheduled atomic.Pointer[func(time.Time)]
+	// counts caches the counts over the whole tasks table (counts.go).
+	counts counts
 }
 
 // Options are the dependencies of a Service.

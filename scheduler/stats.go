@@ -45,20 +45,13 @@ type ModelStat struct {
 
 // DashboardStats computes the overview.
 func (s *Service) DashboardStats(ctx context.Context) (*DashboardStats, error) {
-	var rows []struct {
-		Status domain.TaskStatus `json:"status"`
-		Count  int               `json:"count"`
+	byStatus, err := s.statusCounts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if err := s.db.Task.Query().GroupBy(task.FieldStatus).Aggregate(ent.Count()).Scan(ctx, &rows); err != nil {
-		return nil, dbErr(err, "task", 0)
-	}
-	st := &DashboardStats{ByStatus: map[domain.TaskStatus]int{}, GeneratedAt: s.now().UTC()}
-	for _, status := range domain.TaskStatuses() {
-		st.ByStatus[status] = 0
-	}
-	for _, r := range rows {
-		st.ByStatus[r.Status] = r.Count
-		st.TotalTasks += r.Count
+	st := &DashboardStats{ByStatus: byStatus, GeneratedAt: s.now().UTC()}
+	for _, n := range byStatus {
+		st.TotalTasks += n
 	}
 	st.Pending, st.Running = st.ByStatus[domain.StatusPending], st.ByStatus[domain.StatusRunning]
 	st.Completed, st.Failed = st.ByStatus[domain.StatusCompleted], st.ByStatus[domain.StatusFailed]

@@ -145,6 +145,11 @@ var (
 				Columns: []*schema.Column{TasksColumns[5], TasksColumns[26]},
 			},
 			{
+				Name:    "task_status_updated_at",
+				Unique:  false,
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[20]},
+			},
+			{
 				Name:    "task_model_id_status_priority_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{TasksColumns[26], TasksColumns[5], TasksColumns[4], TasksColumns[19]},

@@ -104,6 +104,9 @@ func (Task) Edges() []ent.Edge {
 func (Task) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("status", "model_id"),
+		// The reconciler's window: pending tasks changed since its last
+		// round (jobs.Reconciler.readmit), without walking the backlog.
+		index.Fields("status", "updated_at"),
 		index.Fields("model_id", "status", "priority", "created_at"),
 		index.Fields("created_at"),
 		index.Fields("idempotency_key").Unique(),

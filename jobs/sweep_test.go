@@ -1,0 +1,62 @@
+package jobs_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/jobs"
+)
+
+// TestReconcilerSweepsTheBacklogInBoundedRounds: pending tasks that Redis
+// lost long after they last changed are found by the sweep, a bounded
+// number per round (a round never walks the whole backlog), and every one
+// of them within backlog / chunk rounds.
+func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
+	// A long interval: only the round at start runs by itself.
+	e := apptest.New(t, func(c *config.Config) { c.Queue.ReconcileInterval = config.Duration(time.Minute) })
+	ctx := context.Background()
+	m := e.Simulator("sweep", 1, map[string]any{"latency_ms": 0})
+	if code := e.Do("PUT", "/api/v1/models/"+strconv.Itoa(m.ID)+"/status", map[string]any{"status": "offline"}, nil); code != http.StatusOK {
+		t.Fatalf("set model offline: status %d", code)
+	}
+	const n, chunk = 30, 10
+	for range n {
+		submit(e, m.ID, 2, "parked")
+	}
+	// The tasks last changed an hour ago (outside the reconciler's window
+	// of recent changes), and Redis lost them.
+	if _, err := e.App.Store.Client.Task.Update().Where(task.ModelID(m.ID)).
+		SetUpdatedAt(time.Now().Add(-time.Hour)).Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := jobs.ParkedKeys(e.App.Dispatcher, m.ID)
+	if err := e.Shared.Redis.Del(ctx, keys[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Shared.Redis.Del(ctx, keys[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	jobs.SetSweep(e.App.Reconciler, chunk)
+	for round := 1; round <= n/chunk; round++ {
+		if err := e.App.Reconciler.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var parked int64
+		for _, k := range keys {
+			c, err := e.Shared.Redis.ZCard(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parked += c
+		}
+		if want := int64(round * chunk); parked != want {
+			t.Fatalf("after round %d: %d tasks parked again, want %d", round, parked, want)
+		}
+	}
+}
