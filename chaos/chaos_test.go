@@ -51,13 +51,6 @@ var chaosModels = []struct {
 	{"chaos-e", 6, 800},
 }
 
-// fault is one injected fault and what it hit.
-type fault struct {
-	name, action string
-	start, end   time.Time // end: process killed / service back
-	worker       string    // killed worker's name in attempt records
-}
-
 func TestChaos(t *testing.T) {
 	c := NewCluster(t, Settings{LeaseTTL: 4 * time.Second, ShutdownGrace: 2 * time.Second, WorkerCapacity: 8})
 	apis := []*Proc{c.Start("api"), c.Start("api")}
@@ -280,57 +273,6 @@ func TestChaos(t *testing.T) {
 			t.Errorf("fault %q hit no running attempt", f.name)
 		}
 	}
-}
-
-// reExecution is an attempt that called a task's provider again after an
-// earlier attempt had called it: what costs users money. The chaos models
-// never fail, so every attempt after a task's first is one.
-type reExecution struct {
-	prev, next attemptRow
-	// fault explains it (nil: nothing does): the earlier attempt was lost
-	// to it.
-	fault *fault
-}
-
-// reExecutions lists every attempt after a task's first (as is ordered by
-// task and number) with the fault that explains it.
-func reExecutions(as []attemptRow, faults []*fault) []reExecution {
-	var out []reExecution
-	for i := 1; i < len(as); i++ {
-		if as[i].TaskID != as[i-1].TaskID {
-			continue
-		}
-		r := reExecution{prev: as[i-1], next: as[i]}
-		for _, f := range faults {
-			if r.prev.Status == "lost" && f.cut(r.prev) {
-				r.fault = f
-				break
-			}
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// cut reports whether attempt a, lost, was lost to the fault: it ran on
-// the killed worker, or it was open while the service was down.
-func (f *fault) cut(a attemptRow) bool {
-	if f.worker != "" {
-		return a.Worker == f.worker && a.Started.Before(f.start)
-	}
-	return a.Finished != nil && !a.Finished.Before(f.start) && !a.Started.After(f.end)
-}
-
-// running counts the attempts open when the fault hit (for a kill, those
-// of the killed worker).
-func (f *fault) running(as []attemptRow) int {
-	n := 0
-	for _, a := range as {
-		if (f.worker == "" || a.Worker == f.worker) && !a.Started.After(f.start) && (a.Finished == nil || a.Finished.After(f.start)) {
-			n++
-		}
-	}
-	return n
 }
 
 func renderReport(t *testing.T, db *sql.DB, faults []*fault, as []attemptRow, begin, submitted, drained time.Time,
