@@ -1,6 +1,6 @@
 # Developer shortcuts. The test command is scripts/test.sh.
 
-.PHONY: test chaos fuzz
+.PHONY: test chaos fuzz mutants
 
 test:
 	scripts/test.sh
@@ -17,3 +17,9 @@ chaos:
 # Each fuzz target for FUZZTIME (default 10s).
 fuzz:
 	scripts/ci.d/60-fuzz.sh
+
+# Deliberate breakages (scripts/mutants.tsv), one at a time on a scratch
+# copy, each with the tests that must catch it; reports survivors. Slow, not
+# in CI; the last result is in docs/testing.md.
+mutants:
+	scripts/mutants.sh
