@@ -17,6 +17,7 @@ import (
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
+	"github.com/llmsched/llm-scheduler/ent/model"
 )
 
 // KeyPrefix starts every key, so a leaked one is easy to recognise (secret
@@ -51,6 +52,19 @@ type Created struct {
 // ErrInvalid reports a bad name or role.
 var ErrInvalid = errors.New("invalid api key request")
 
+// InvalidError is bad input in one field; errors.Is(err, ErrInvalid) holds.
+type InvalidError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidError) Error() string        { return ErrInvalid.Error() + ": " + e.Field + " " + e.Message }
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
 // ErrNotFound reports an unknown key id.
 var ErrNotFound = errors.New("api key not found")
 
@@ -58,11 +72,11 @@ var ErrNotFound = errors.New("api key not found")
 func (s *Service) Create(ctx context.Context, name, role string) (Created, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 128 {
-		return Created{}, fmt.Errorf("%w: --name must be 1 to 128 characters", ErrInvalid)
+		return Created{}, invalid("name", "must be 1 to 128 characters")
 	}
 	r, err := domain.ParseRole(role)
 	if err != nil {
-		return Created{}, fmt.Errorf("%w: --role must be one of admin, operator, submitter, viewer, got %q", ErrInvalid, role)
+		return Created{}, invalid("role", "must be one of admin, operator, submitter, viewer, got %q", role)
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
@@ -102,6 +116,144 @@ func (s *Service) Revoke(ctx context.Context, id int) (*ent.APIKey, error) {
 	k, err = k.Update().SetRevokedAt(s.now()).Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	return k, nil
+}
+
+// Settings are a key's fair-share weight and token budgets. Nil fields
+// are left as they are (on Create: weight 1, no budgets); a cap of 0
+// removes it; ModelBudgets, when set, replaces the key's list.
+type Settings struct {
+	Weight         *int
+	TokensPerDay   *int
+	TokensPerMonth *int
+	ModelBudgets   *[]domain.ModelBudget
+}
+
+// maxModelBudgets bounds how many models a key may have caps on.
+const maxModelBudgets = 100
+
+// validate checks s and that budgets name existing models. Errors name the
+// field (as the CLI flag spells it, or the JSON field) and the rule.
+func (s *Service) validate(ctx context.Context, st Settings) error {
+	if st.Weight != nil && (*st.Weight < 1 || *st.Weight > 1000) {
+		return invalid("weight", "must be between 1 and 1000, got %d", *st.Weight)
+	}
+	for _, c := range []struct {
+		name string
+		v    *int
+	}{{"tokens_per_day", st.TokensPerDay}, {"tokens_per_month", st.TokensPerMonth}} {
+		if c.v != nil && *c.v < 0 {
+			return invalid(c.name, "must be 0 (no cap) or a positive number of tokens, got %d", *c.v)
+		}
+	}
+	if st.ModelBudgets == nil {
+		return nil
+	}
+	bs := *st.ModelBudgets
+	if len(bs) > maxModelBudgets {
+		return invalid("model_budgets", "may hold at most %d models, got %d", maxModelBudgets, len(bs))
+	}
+	seen := map[int]bool{}
+	for i, b := range bs {
+		f := fmt.Sprintf("model_budgets[%d]", i)
+		if b.ModelID <= 0 {
+			return invalid(f+".model_id", "must be a positive model id, got %d", b.ModelID)
+		}
+		if seen[b.ModelID] {
+			return invalid(f+".model_id", "names model %d a second time", b.ModelID)
+		}
+		seen[b.ModelID] = true
+		if b.TokensPerDay == nil && b.TokensPerMonth == nil {
+			return invalid(f, "needs tokens_per_day or tokens_per_month")
+		}
+		for _, c := range []struct {
+			name string
+			v    *int
+		}{{"tokens_per_day", b.TokensPerDay}, {"tokens_per_month", b.TokensPerMonth}} {
+			if c.v != nil && *c.v <= 0 {
+				return invalid(f+"."+c.name, "must be a positive number of tokens, got %d", *c.v)
+			}
+		}
+		ok, err := s.db.Model.Query().Where(model.ID(b.ModelID), model.DeletedAtIsNil()).Exist(ctx)
+		if err != nil {
+			return fmt.Errorf("check model %d: %w", b.ModelID, err)
+		}
+		if !ok {
+			return invalid(f+".model_id", "model %d does not exist", b.ModelID)
+		}
+	}
+	return nil
+}
+
+// capOrClear sets a cap, or clears it when it is 0.
+func capOrClear(v *int, set func(int), clear func()) {
+	switch {
+	case v == nil:
+	case *v == 0:
+		clear()
+	default:
+		set(*v)
+	}
+}
+
+// CreateWith makes a key with a role and settings.
+func (s *Service) CreateWith(ctx context.Context, name, role string, st Settings) (Created, error) {
+	if err := s.validate(ctx, st); err != nil {
+		return Created{}, err
+	}
+	c, err := s.Create(ctx, name, role)
+	if err != nil {
+		return Created{}, err
+	}
+	k, err := s.apply(ctx, c.Key, st)
+	if err != nil {
+		return Created{}, err
+	}
+	c.Key = k
+	return c, nil
+}
+
+// Update changes a key's weight and budgets.
+func (s *Service) Update(ctx context.Context, id int, st Settings) (*ent.APIKey, error) {
+	if err := s.validate(ctx, st); err != nil {
+		return nil, err
+	}
+	k, err := s.db.APIKey.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: no key with id %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update api key %d: %w", id, err)
+	}
+	return s.apply(ctx, k, st)
+}
+
+func (s *Service) apply(ctx context.Context, k *ent.APIKey, st Settings) (*ent.APIKey, error) {
+	id, u := k.ID, k.Update()
+	if st.Weight != nil {
+		u.SetWeight(*st.Weight)
+	}
+	capOrClear(st.TokensPerDay, func(v int) { u.SetTokensPerDay(v) }, func() { u.ClearTokensPerDay() })
+	capOrClear(st.TokensPerMonth, func(v int) { u.SetTokensPerMonth(v) }, func() { u.ClearTokensPerMonth() })
+	if st.ModelBudgets != nil {
+		u.SetModelBudgets(*st.ModelBudgets)
+	}
+	k, err := u.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("update api key %d: %w", id, err)
+	}
+	return k, nil
+}
+
+// Get returns one key.
+func (s *Service) Get(ctx context.Context, id int) (*ent.APIKey, error) {
+	k, err := s.db.APIKey.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: no key with id %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read api key %d: %w", id, err)
 	}
 	return k, nil
 }

@@ -440,6 +440,11 @@ type Task struct {
 	Attempts         int              `json:"attempts"`
 	PromptTokens     int              `json:"prompt_tokens"`
 	CompletionTokens int              `json:"completion_tokens"`
+	TotalTokens      int              `json:"total_tokens"`
+	Caller           string           `json:"caller"`
+	APIKeyID         *int             `json:"api_key_id"`
+	Cost             float64          `json:"cost"`
+	CostEstimated    bool             `json:"cost_estimated"`
 	CreatedAt        time.Time        `json:"created_at"`
 	StartedAt        *time.Time       `json:"started_at"`
 	FinishedAt       *time.Time       `json:"finished_at"`

@@ -149,3 +149,14 @@ func (r *Role) UnmarshalGQL(v any) error { return unmarshalGQL(v, r, Roles(), "r
 
 // ParseRole accepts "admin" or "ADMIN".
 func ParseRole(v string) (Role, error) { return parseEnum(v, Roles(), "role") }
+
+// ModelBudget limits an API key's tokens on one model (nil: no limit).
+type ModelBudget struct {
+	ModelID        int  `json:"model_id"`
+	TokensPerDay   *int `json:"tokens_per_day,omitempty"`
+	TokensPerMonth *int `json:"tokens_per_month,omitempty"`
+}
+
+// AnonymousCaller is the caller of a task submitted without an API key and
+// without a caller label.
+const AnonymousCaller = "anonymous"

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -31,7 +32,15 @@ type APIKey struct {
 	// LastUsedAt holds the value of the "last_used_at" field.
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	// RevokedAt holds the value of the "revoked_at" field.
-	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// Weight holds the value of the "weight" field.
+	Weight int `json:"weight,omitempty"`
+	// TokensPerDay holds the value of the "tokens_per_day" field.
+	TokensPerDay *int `json:"tokens_per_day,omitempty"`
+	// TokensPerMonth holds the value of the "tokens_per_month" field.
+	TokensPerMonth *int `json:"tokens_per_month,omitempty"`
+	// ModelBudgets holds the value of the "model_budgets" field.
+	ModelBudgets []domain.ModelBudget `json:"model_budgets,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -40,7 +49,9 @@ func (*APIKey) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case apikey.FieldID:
+		case apikey.FieldModelBudgets:
+			values[i] = new([]byte)
+		case apikey.FieldID, apikey.FieldWeight, apikey.FieldTokensPerDay, apikey.FieldTokensPerMonth:
 			values[i] = new(sql.NullInt64)
 		case apikey.FieldName, apikey.FieldRole, apikey.FieldPrefix, apikey.FieldHash:
 			values[i] = new(sql.NullString)
@@ -111,6 +122,34 @@ func (_m *APIKey) assignValues(columns []string, values []any) error {
 				_m.RevokedAt = new(time.Time)
 				*_m.RevokedAt = value.Time
 			}
+		case apikey.FieldWeight:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field weight", values[i])
+			} else if value.Valid {
+				_m.Weight = int(value.Int64)
+			}
+		case apikey.FieldTokensPerDay:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field tokens_per_day", values[i])
+			} else if value.Valid {
+				_m.TokensPerDay = new(int)
+				*_m.TokensPerDay = int(value.Int64)
+			}
+		case apikey.FieldTokensPerMonth:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field tokens_per_month", values[i])
+			} else if value.Valid {
+				_m.TokensPerMonth = new(int)
+				*_m.TokensPerMonth = int(value.Int64)
+			}
+		case apikey.FieldModelBudgets:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field model_budgets", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.ModelBudgets); err != nil {
+					return fmt.Errorf("unmarshal field model_budgets: %w", err)
+				}
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -170,6 +209,22 @@ func (_m *APIKey) String() string {
 		builder.WriteString("revoked_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("weight=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Weight))
+	builder.WriteString(", ")
+	if v := _m.TokensPerDay; v != nil {
+		builder.WriteString("tokens_per_day=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.TokensPerMonth; v != nil {
+		builder.WriteString("tokens_per_month=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("model_budgets=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ModelBudgets))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -89,6 +89,54 @@ func (_c *APIKeyCreate) SetNillableRevokedAt(v *time.Time) *APIKeyCreate {
 	return _c
 }
 
+// SetWeight sets the "weight" field.
+func (_c *APIKeyCreate) SetWeight(v int) *APIKeyCreate {
+	_c.mutation.SetWeight(v)
+	return _c
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableWeight(v *int) *APIKeyCreate {
+	if v != nil {
+		_c.SetWeight(*v)
+	}
+	return _c
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (_c *APIKeyCreate) SetTokensPerDay(v int) *APIKeyCreate {
+	_c.mutation.SetTokensPerDay(v)
+	return _c
+}
+
+// SetNillableTokensPerDay sets the "tokens_per_day" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableTokensPerDay(v *int) *APIKeyCreate {
+	if v != nil {
+		_c.SetTokensPerDay(*v)
+	}
+	return _c
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (_c *APIKeyCreate) SetTokensPerMonth(v int) *APIKeyCreate {
+	_c.mutation.SetTokensPerMonth(v)
+	return _c
+}
+
+// SetNillableTokensPerMonth sets the "tokens_per_month" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableTokensPerMonth(v *int) *APIKeyCreate {
+	if v != nil {
+		_c.SetTokensPerMonth(*v)
+	}
+	return _c
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (_c *APIKeyCreate) SetModelBudgets(v []domain.ModelBudget) *APIKeyCreate {
+	_c.mutation.SetModelBudgets(v)
+	return _c
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_c *APIKeyCreate) Mutation() *APIKeyMutation {
 	return _c.mutation
@@ -128,6 +176,10 @@ func (_c *APIKeyCreate) defaults() {
 		v := apikey.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Weight(); !ok {
+		v := apikey.DefaultWeight
+		_c.mutation.SetWeight(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -166,6 +218,24 @@ func (_c *APIKeyCreate) check() error {
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "APIKey.created_at"`)}
+	}
+	if _, ok := _c.mutation.Weight(); !ok {
+		return &ValidationError{Name: "weight", err: errors.New(`ent: missing required field "APIKey.weight"`)}
+	}
+	if v, ok := _c.mutation.Weight(); ok {
+		if err := apikey.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "APIKey.weight": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.TokensPerDay(); ok {
+		if err := apikey.TokensPerDayValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_day", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_day": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.TokensPerMonth(); ok {
+		if err := apikey.TokensPerMonthValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
+		}
 	}
 	return nil
 }
@@ -221,6 +291,22 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.RevokedAt(); ok {
 		_spec.SetField(apikey.FieldRevokedAt, field.TypeTime, value)
 		_node.RevokedAt = &value
+	}
+	if value, ok := _c.mutation.Weight(); ok {
+		_spec.SetField(apikey.FieldWeight, field.TypeInt, value)
+		_node.Weight = value
+	}
+	if value, ok := _c.mutation.TokensPerDay(); ok {
+		_spec.SetField(apikey.FieldTokensPerDay, field.TypeInt, value)
+		_node.TokensPerDay = &value
+	}
+	if value, ok := _c.mutation.TokensPerMonth(); ok {
+		_spec.SetField(apikey.FieldTokensPerMonth, field.TypeInt, value)
+		_node.TokensPerMonth = &value
+	}
+	if value, ok := _c.mutation.ModelBudgets(); ok {
+		_spec.SetField(apikey.FieldModelBudgets, field.TypeJSON, value)
+		_node.ModelBudgets = value
 	}
 	return _node, _spec
 }
@@ -355,6 +441,90 @@ func (u *APIKeyUpsert) UpdateRevokedAt() *APIKeyUpsert {
 // ClearRevokedAt clears the value of the "revoked_at" field.
 func (u *APIKeyUpsert) ClearRevokedAt() *APIKeyUpsert {
 	u.SetNull(apikey.FieldRevokedAt)
+	return u
+}
+
+// SetWeight sets the "weight" field.
+func (u *APIKeyUpsert) SetWeight(v int) *APIKeyUpsert {
+	u.Set(apikey.FieldWeight, v)
+	return u
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateWeight() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldWeight)
+	return u
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *APIKeyUpsert) AddWeight(v int) *APIKeyUpsert {
+	u.Add(apikey.FieldWeight, v)
+	return u
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (u *APIKeyUpsert) SetTokensPerDay(v int) *APIKeyUpsert {
+	u.Set(apikey.FieldTokensPerDay, v)
+	return u
+}
+
+// UpdateTokensPerDay sets the "tokens_per_day" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateTokensPerDay() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldTokensPerDay)
+	return u
+}
+
+// AddTokensPerDay adds v to the "tokens_per_day" field.
+func (u *APIKeyUpsert) AddTokensPerDay(v int) *APIKeyUpsert {
+	u.Add(apikey.FieldTokensPerDay, v)
+	return u
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (u *APIKeyUpsert) ClearTokensPerDay() *APIKeyUpsert {
+	u.SetNull(apikey.FieldTokensPerDay)
+	return u
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (u *APIKeyUpsert) SetTokensPerMonth(v int) *APIKeyUpsert {
+	u.Set(apikey.FieldTokensPerMonth, v)
+	return u
+}
+
+// UpdateTokensPerMonth sets the "tokens_per_month" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateTokensPerMonth() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldTokensPerMonth)
+	return u
+}
+
+// AddTokensPerMonth adds v to the "tokens_per_month" field.
+func (u *APIKeyUpsert) AddTokensPerMonth(v int) *APIKeyUpsert {
+	u.Add(apikey.FieldTokensPerMonth, v)
+	return u
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (u *APIKeyUpsert) ClearTokensPerMonth() *APIKeyUpsert {
+	u.SetNull(apikey.FieldTokensPerMonth)
+	return u
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (u *APIKeyUpsert) SetModelBudgets(v []domain.ModelBudget) *APIKeyUpsert {
+	u.Set(apikey.FieldModelBudgets, v)
+	return u
+}
+
+// UpdateModelBudgets sets the "model_budgets" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateModelBudgets() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldModelBudgets)
+	return u
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (u *APIKeyUpsert) ClearModelBudgets() *APIKeyUpsert {
+	u.SetNull(apikey.FieldModelBudgets)
 	return u
 }
 
@@ -498,6 +668,104 @@ func (u *APIKeyUpsertOne) UpdateRevokedAt() *APIKeyUpsertOne {
 func (u *APIKeyUpsertOne) ClearRevokedAt() *APIKeyUpsertOne {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearRevokedAt()
+	})
+}
+
+// SetWeight sets the "weight" field.
+func (u *APIKeyUpsertOne) SetWeight(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetWeight(v)
+	})
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *APIKeyUpsertOne) AddWeight(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddWeight(v)
+	})
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateWeight() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateWeight()
+	})
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (u *APIKeyUpsertOne) SetTokensPerDay(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetTokensPerDay(v)
+	})
+}
+
+// AddTokensPerDay adds v to the "tokens_per_day" field.
+func (u *APIKeyUpsertOne) AddTokensPerDay(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddTokensPerDay(v)
+	})
+}
+
+// UpdateTokensPerDay sets the "tokens_per_day" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateTokensPerDay() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateTokensPerDay()
+	})
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (u *APIKeyUpsertOne) ClearTokensPerDay() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearTokensPerDay()
+	})
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (u *APIKeyUpsertOne) SetTokensPerMonth(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetTokensPerMonth(v)
+	})
+}
+
+// AddTokensPerMonth adds v to the "tokens_per_month" field.
+func (u *APIKeyUpsertOne) AddTokensPerMonth(v int) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddTokensPerMonth(v)
+	})
+}
+
+// UpdateTokensPerMonth sets the "tokens_per_month" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateTokensPerMonth() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateTokensPerMonth()
+	})
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (u *APIKeyUpsertOne) ClearTokensPerMonth() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearTokensPerMonth()
+	})
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (u *APIKeyUpsertOne) SetModelBudgets(v []domain.ModelBudget) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetModelBudgets(v)
+	})
+}
+
+// UpdateModelBudgets sets the "model_budgets" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateModelBudgets() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateModelBudgets()
+	})
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (u *APIKeyUpsertOne) ClearModelBudgets() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearModelBudgets()
 	})
 }
 
@@ -807,6 +1075,104 @@ func (u *APIKeyUpsertBulk) UpdateRevokedAt() *APIKeyUpsertBulk {
 func (u *APIKeyUpsertBulk) ClearRevokedAt() *APIKeyUpsertBulk {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearRevokedAt()
+	})
+}
+
+// SetWeight sets the "weight" field.
+func (u *APIKeyUpsertBulk) SetWeight(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetWeight(v)
+	})
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *APIKeyUpsertBulk) AddWeight(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddWeight(v)
+	})
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateWeight() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateWeight()
+	})
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (u *APIKeyUpsertBulk) SetTokensPerDay(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetTokensPerDay(v)
+	})
+}
+
+// AddTokensPerDay adds v to the "tokens_per_day" field.
+func (u *APIKeyUpsertBulk) AddTokensPerDay(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddTokensPerDay(v)
+	})
+}
+
+// UpdateTokensPerDay sets the "tokens_per_day" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateTokensPerDay() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateTokensPerDay()
+	})
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (u *APIKeyUpsertBulk) ClearTokensPerDay() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearTokensPerDay()
+	})
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (u *APIKeyUpsertBulk) SetTokensPerMonth(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetTokensPerMonth(v)
+	})
+}
+
+// AddTokensPerMonth adds v to the "tokens_per_month" field.
+func (u *APIKeyUpsertBulk) AddTokensPerMonth(v int) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.AddTokensPerMonth(v)
+	})
+}
+
+// UpdateTokensPerMonth sets the "tokens_per_month" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateTokensPerMonth() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateTokensPerMonth()
+	})
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (u *APIKeyUpsertBulk) ClearTokensPerMonth() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearTokensPerMonth()
+	})
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (u *APIKeyUpsertBulk) SetModelBudgets(v []domain.ModelBudget) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetModelBudgets(v)
+	})
+}
+
+// UpdateModelBudgets sets the "model_budgets" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateModelBudgets() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateModelBudgets()
+	})
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (u *APIKeyUpsertBulk) ClearModelBudgets() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearModelBudgets()
 	})
 }
 

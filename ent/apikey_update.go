@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
@@ -126,6 +127,99 @@ func (_u *APIKeyUpdate) ClearRevokedAt() *APIKeyUpdate {
 	return _u
 }
 
+// SetWeight sets the "weight" field.
+func (_u *APIKeyUpdate) SetWeight(v int) *APIKeyUpdate {
+	_u.mutation.ResetWeight()
+	_u.mutation.SetWeight(v)
+	return _u
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableWeight(v *int) *APIKeyUpdate {
+	if v != nil {
+		_u.SetWeight(*v)
+	}
+	return _u
+}
+
+// AddWeight adds value to the "weight" field.
+func (_u *APIKeyUpdate) AddWeight(v int) *APIKeyUpdate {
+	_u.mutation.AddWeight(v)
+	return _u
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (_u *APIKeyUpdate) SetTokensPerDay(v int) *APIKeyUpdate {
+	_u.mutation.ResetTokensPerDay()
+	_u.mutation.SetTokensPerDay(v)
+	return _u
+}
+
+// SetNillableTokensPerDay sets the "tokens_per_day" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableTokensPerDay(v *int) *APIKeyUpdate {
+	if v != nil {
+		_u.SetTokensPerDay(*v)
+	}
+	return _u
+}
+
+// AddTokensPerDay adds value to the "tokens_per_day" field.
+func (_u *APIKeyUpdate) AddTokensPerDay(v int) *APIKeyUpdate {
+	_u.mutation.AddTokensPerDay(v)
+	return _u
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (_u *APIKeyUpdate) ClearTokensPerDay() *APIKeyUpdate {
+	_u.mutation.ClearTokensPerDay()
+	return _u
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (_u *APIKeyUpdate) SetTokensPerMonth(v int) *APIKeyUpdate {
+	_u.mutation.ResetTokensPerMonth()
+	_u.mutation.SetTokensPerMonth(v)
+	return _u
+}
+
+// SetNillableTokensPerMonth sets the "tokens_per_month" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableTokensPerMonth(v *int) *APIKeyUpdate {
+	if v != nil {
+		_u.SetTokensPerMonth(*v)
+	}
+	return _u
+}
+
+// AddTokensPerMonth adds value to the "tokens_per_month" field.
+func (_u *APIKeyUpdate) AddTokensPerMonth(v int) *APIKeyUpdate {
+	_u.mutation.AddTokensPerMonth(v)
+	return _u
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (_u *APIKeyUpdate) ClearTokensPerMonth() *APIKeyUpdate {
+	_u.mutation.ClearTokensPerMonth()
+	return _u
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (_u *APIKeyUpdate) SetModelBudgets(v []domain.ModelBudget) *APIKeyUpdate {
+	_u.mutation.SetModelBudgets(v)
+	return _u
+}
+
+// AppendModelBudgets appends value to the "model_budgets" field.
+func (_u *APIKeyUpdate) AppendModelBudgets(v []domain.ModelBudget) *APIKeyUpdate {
+	_u.mutation.AppendModelBudgets(v)
+	return _u
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (_u *APIKeyUpdate) ClearModelBudgets() *APIKeyUpdate {
+	_u.mutation.ClearModelBudgets()
+	return _u
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdate) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -180,6 +274,21 @@ func (_u *APIKeyUpdate) check() error {
 			return &ValidationError{Name: "hash", err: fmt.Errorf(`ent: validator failed for field "APIKey.hash": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Weight(); ok {
+		if err := apikey.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "APIKey.weight": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.TokensPerDay(); ok {
+		if err := apikey.TokensPerDayValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_day", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_day": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.TokensPerMonth(); ok {
+		if err := apikey.TokensPerMonthValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -224,6 +333,41 @@ func (_u *APIKeyUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.RevokedAtCleared() {
 		_spec.ClearField(apikey.FieldRevokedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Weight(); ok {
+		_spec.SetField(apikey.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWeight(); ok {
+		_spec.AddField(apikey.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.TokensPerDay(); ok {
+		_spec.SetField(apikey.FieldTokensPerDay, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokensPerDay(); ok {
+		_spec.AddField(apikey.FieldTokensPerDay, field.TypeInt, value)
+	}
+	if _u.mutation.TokensPerDayCleared() {
+		_spec.ClearField(apikey.FieldTokensPerDay, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokensPerMonth(); ok {
+		_spec.SetField(apikey.FieldTokensPerMonth, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokensPerMonth(); ok {
+		_spec.AddField(apikey.FieldTokensPerMonth, field.TypeInt, value)
+	}
+	if _u.mutation.TokensPerMonthCleared() {
+		_spec.ClearField(apikey.FieldTokensPerMonth, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ModelBudgets(); ok {
+		_spec.SetField(apikey.FieldModelBudgets, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedModelBudgets(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, apikey.FieldModelBudgets, value)
+		})
+	}
+	if _u.mutation.ModelBudgetsCleared() {
+		_spec.ClearField(apikey.FieldModelBudgets, field.TypeJSON)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -343,6 +487,99 @@ func (_u *APIKeyUpdateOne) ClearRevokedAt() *APIKeyUpdateOne {
 	return _u
 }
 
+// SetWeight sets the "weight" field.
+func (_u *APIKeyUpdateOne) SetWeight(v int) *APIKeyUpdateOne {
+	_u.mutation.ResetWeight()
+	_u.mutation.SetWeight(v)
+	return _u
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableWeight(v *int) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetWeight(*v)
+	}
+	return _u
+}
+
+// AddWeight adds value to the "weight" field.
+func (_u *APIKeyUpdateOne) AddWeight(v int) *APIKeyUpdateOne {
+	_u.mutation.AddWeight(v)
+	return _u
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (_u *APIKeyUpdateOne) SetTokensPerDay(v int) *APIKeyUpdateOne {
+	_u.mutation.ResetTokensPerDay()
+	_u.mutation.SetTokensPerDay(v)
+	return _u
+}
+
+// SetNillableTokensPerDay sets the "tokens_per_day" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableTokensPerDay(v *int) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetTokensPerDay(*v)
+	}
+	return _u
+}
+
+// AddTokensPerDay adds value to the "tokens_per_day" field.
+func (_u *APIKeyUpdateOne) AddTokensPerDay(v int) *APIKeyUpdateOne {
+	_u.mutation.AddTokensPerDay(v)
+	return _u
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (_u *APIKeyUpdateOne) ClearTokensPerDay() *APIKeyUpdateOne {
+	_u.mutation.ClearTokensPerDay()
+	return _u
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (_u *APIKeyUpdateOne) SetTokensPerMonth(v int) *APIKeyUpdateOne {
+	_u.mutation.ResetTokensPerMonth()
+	_u.mutation.SetTokensPerMonth(v)
+	return _u
+}
+
+// SetNillableTokensPerMonth sets the "tokens_per_month" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableTokensPerMonth(v *int) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetTokensPerMonth(*v)
+	}
+	return _u
+}
+
+// AddTokensPerMonth adds value to the "tokens_per_month" field.
+func (_u *APIKeyUpdateOne) AddTokensPerMonth(v int) *APIKeyUpdateOne {
+	_u.mutation.AddTokensPerMonth(v)
+	return _u
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (_u *APIKeyUpdateOne) ClearTokensPerMonth() *APIKeyUpdateOne {
+	_u.mutation.ClearTokensPerMonth()
+	return _u
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (_u *APIKeyUpdateOne) SetModelBudgets(v []domain.ModelBudget) *APIKeyUpdateOne {
+	_u.mutation.SetModelBudgets(v)
+	return _u
+}
+
+// AppendModelBudgets appends value to the "model_budgets" field.
+func (_u *APIKeyUpdateOne) AppendModelBudgets(v []domain.ModelBudget) *APIKeyUpdateOne {
+	_u.mutation.AppendModelBudgets(v)
+	return _u
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (_u *APIKeyUpdateOne) ClearModelBudgets() *APIKeyUpdateOne {
+	_u.mutation.ClearModelBudgets()
+	return _u
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdateOne) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -410,6 +647,21 @@ func (_u *APIKeyUpdateOne) check() error {
 			return &ValidationError{Name: "hash", err: fmt.Errorf(`ent: validator failed for field "APIKey.hash": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Weight(); ok {
+		if err := apikey.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "APIKey.weight": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.TokensPerDay(); ok {
+		if err := apikey.TokensPerDayValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_day", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_day": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.TokensPerMonth(); ok {
+		if err := apikey.TokensPerMonthValidator(v); err != nil {
+			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -471,6 +723,41 @@ func (_u *APIKeyUpdateOne) sqlSave(ctx context.Context) (_node *APIKey, err erro
 	}
 	if _u.mutation.RevokedAtCleared() {
 		_spec.ClearField(apikey.FieldRevokedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Weight(); ok {
+		_spec.SetField(apikey.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWeight(); ok {
+		_spec.AddField(apikey.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.TokensPerDay(); ok {
+		_spec.SetField(apikey.FieldTokensPerDay, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokensPerDay(); ok {
+		_spec.AddField(apikey.FieldTokensPerDay, field.TypeInt, value)
+	}
+	if _u.mutation.TokensPerDayCleared() {
+		_spec.ClearField(apikey.FieldTokensPerDay, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokensPerMonth(); ok {
+		_spec.SetField(apikey.FieldTokensPerMonth, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedTokensPerMonth(); ok {
+		_spec.AddField(apikey.FieldTokensPerMonth, field.TypeInt, value)
+	}
+	if _u.mutation.TokensPerMonthCleared() {
+		_spec.ClearField(apikey.FieldTokensPerMonth, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ModelBudgets(); ok {
+		_spec.SetField(apikey.FieldModelBudgets, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedModelBudgets(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, apikey.FieldModelBudgets, value)
+		})
+	}
+	if _u.mutation.ModelBudgetsCleared() {
+		_spec.ClearField(apikey.FieldModelBudgets, field.TypeJSON)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &APIKey{config: _u.config}

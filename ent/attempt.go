@@ -39,6 +39,14 @@ type Attempt struct {
 	PromptTokens int `json:"prompt_tokens,omitempty"`
 	// CompletionTokens holds the value of the "completion_tokens" field.
 	CompletionTokens int `json:"completion_tokens,omitempty"`
+	// Cost holds the value of the "cost" field.
+	Cost float64 `json:"cost,omitempty"`
+	// CostEstimated holds the value of the "cost_estimated" field.
+	CostEstimated bool `json:"cost_estimated,omitempty"`
+	// Caller holds the value of the "caller" field.
+	Caller string `json:"caller,omitempty"`
+	// APIKeyID holds the value of the "api_key_id" field.
+	APIKeyID *int `json:"api_key_id,omitempty"`
 	// StartedAt holds the value of the "started_at" field.
 	StartedAt time.Time `json:"started_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
@@ -76,9 +84,13 @@ func (*Attempt) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case attempt.FieldID, attempt.FieldTaskID, attempt.FieldNumber, attempt.FieldModelID, attempt.FieldPromptTokens, attempt.FieldCompletionTokens:
+		case attempt.FieldCostEstimated:
+			values[i] = new(sql.NullBool)
+		case attempt.FieldCost:
+			values[i] = new(sql.NullFloat64)
+		case attempt.FieldID, attempt.FieldTaskID, attempt.FieldNumber, attempt.FieldModelID, attempt.FieldPromptTokens, attempt.FieldCompletionTokens, attempt.FieldAPIKeyID:
 			values[i] = new(sql.NullInt64)
-		case attempt.FieldStatus, attempt.FieldError, attempt.FieldErrorKind, attempt.FieldOutput, attempt.FieldWorker:
+		case attempt.FieldStatus, attempt.FieldError, attempt.FieldErrorKind, attempt.FieldOutput, attempt.FieldWorker, attempt.FieldCaller:
 			values[i] = new(sql.NullString)
 		case attempt.FieldStartedAt, attempt.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
@@ -163,6 +175,31 @@ func (_m *Attempt) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CompletionTokens = int(value.Int64)
 			}
+		case attempt.FieldCost:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field cost", values[i])
+			} else if value.Valid {
+				_m.Cost = value.Float64
+			}
+		case attempt.FieldCostEstimated:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field cost_estimated", values[i])
+			} else if value.Valid {
+				_m.CostEstimated = value.Bool
+			}
+		case attempt.FieldCaller:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field caller", values[i])
+			} else if value.Valid {
+				_m.Caller = value.String
+			}
+		case attempt.FieldAPIKeyID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field api_key_id", values[i])
+			} else if value.Valid {
+				_m.APIKeyID = new(int)
+				*_m.APIKeyID = int(value.Int64)
+			}
 		case attempt.FieldStartedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field started_at", values[i])
@@ -246,6 +283,20 @@ func (_m *Attempt) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("completion_tokens=")
 	builder.WriteString(fmt.Sprintf("%v", _m.CompletionTokens))
+	builder.WriteString(", ")
+	builder.WriteString("cost=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Cost))
+	builder.WriteString(", ")
+	builder.WriteString("cost_estimated=")
+	builder.WriteString(fmt.Sprintf("%v", _m.CostEstimated))
+	builder.WriteString(", ")
+	builder.WriteString("caller=")
+	builder.WriteString(_m.Caller)
+	builder.WriteString(", ")
+	if v := _m.APIKeyID; v != nil {
+		builder.WriteString("api_key_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("started_at=")
 	builder.WriteString(_m.StartedAt.Format(time.ANSIC))

@@ -132,6 +132,62 @@ func (_c *AttemptCreate) SetNillableCompletionTokens(v *int) *AttemptCreate {
 	return _c
 }
 
+// SetCost sets the "cost" field.
+func (_c *AttemptCreate) SetCost(v float64) *AttemptCreate {
+	_c.mutation.SetCost(v)
+	return _c
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableCost(v *float64) *AttemptCreate {
+	if v != nil {
+		_c.SetCost(*v)
+	}
+	return _c
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_c *AttemptCreate) SetCostEstimated(v bool) *AttemptCreate {
+	_c.mutation.SetCostEstimated(v)
+	return _c
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableCostEstimated(v *bool) *AttemptCreate {
+	if v != nil {
+		_c.SetCostEstimated(*v)
+	}
+	return _c
+}
+
+// SetCaller sets the "caller" field.
+func (_c *AttemptCreate) SetCaller(v string) *AttemptCreate {
+	_c.mutation.SetCaller(v)
+	return _c
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableCaller(v *string) *AttemptCreate {
+	if v != nil {
+		_c.SetCaller(*v)
+	}
+	return _c
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (_c *AttemptCreate) SetAPIKeyID(v int) *AttemptCreate {
+	_c.mutation.SetAPIKeyID(v)
+	return _c
+}
+
+// SetNillableAPIKeyID sets the "api_key_id" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableAPIKeyID(v *int) *AttemptCreate {
+	if v != nil {
+		_c.SetAPIKeyID(*v)
+	}
+	return _c
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_c *AttemptCreate) SetStartedAt(v time.Time) *AttemptCreate {
 	_c.mutation.SetStartedAt(v)
@@ -208,6 +264,18 @@ func (_c *AttemptCreate) defaults() {
 		v := attempt.DefaultCompletionTokens
 		_c.mutation.SetCompletionTokens(v)
 	}
+	if _, ok := _c.mutation.Cost(); !ok {
+		v := attempt.DefaultCost
+		_c.mutation.SetCost(v)
+	}
+	if _, ok := _c.mutation.CostEstimated(); !ok {
+		v := attempt.DefaultCostEstimated
+		_c.mutation.SetCostEstimated(v)
+	}
+	if _, ok := _c.mutation.Caller(); !ok {
+		v := attempt.DefaultCaller
+		_c.mutation.SetCaller(v)
+	}
 	if _, ok := _c.mutation.StartedAt(); !ok {
 		v := attempt.DefaultStartedAt()
 		_c.mutation.SetStartedAt(v)
@@ -243,6 +311,20 @@ func (_c *AttemptCreate) check() error {
 	}
 	if _, ok := _c.mutation.CompletionTokens(); !ok {
 		return &ValidationError{Name: "completion_tokens", err: errors.New(`ent: missing required field "Attempt.completion_tokens"`)}
+	}
+	if _, ok := _c.mutation.Cost(); !ok {
+		return &ValidationError{Name: "cost", err: errors.New(`ent: missing required field "Attempt.cost"`)}
+	}
+	if _, ok := _c.mutation.CostEstimated(); !ok {
+		return &ValidationError{Name: "cost_estimated", err: errors.New(`ent: missing required field "Attempt.cost_estimated"`)}
+	}
+	if _, ok := _c.mutation.Caller(); !ok {
+		return &ValidationError{Name: "caller", err: errors.New(`ent: missing required field "Attempt.caller"`)}
+	}
+	if v, ok := _c.mutation.Caller(); ok {
+		if err := attempt.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Attempt.caller": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.StartedAt(); !ok {
 		return &ValidationError{Name: "started_at", err: errors.New(`ent: missing required field "Attempt.started_at"`)}
@@ -312,6 +394,22 @@ func (_c *AttemptCreate) createSpec() (*Attempt, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CompletionTokens(); ok {
 		_spec.SetField(attempt.FieldCompletionTokens, field.TypeInt, value)
 		_node.CompletionTokens = value
+	}
+	if value, ok := _c.mutation.Cost(); ok {
+		_spec.SetField(attempt.FieldCost, field.TypeFloat64, value)
+		_node.Cost = value
+	}
+	if value, ok := _c.mutation.CostEstimated(); ok {
+		_spec.SetField(attempt.FieldCostEstimated, field.TypeBool, value)
+		_node.CostEstimated = value
+	}
+	if value, ok := _c.mutation.Caller(); ok {
+		_spec.SetField(attempt.FieldCaller, field.TypeString, value)
+		_node.Caller = value
+	}
+	if value, ok := _c.mutation.APIKeyID(); ok {
+		_spec.SetField(attempt.FieldAPIKeyID, field.TypeInt, value)
+		_node.APIKeyID = &value
 	}
 	if value, ok := _c.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)
@@ -555,6 +653,72 @@ func (u *AttemptUpsert) UpdateCompletionTokens() *AttemptUpsert {
 // AddCompletionTokens adds v to the "completion_tokens" field.
 func (u *AttemptUpsert) AddCompletionTokens(v int) *AttemptUpsert {
 	u.Add(attempt.FieldCompletionTokens, v)
+	return u
+}
+
+// SetCost sets the "cost" field.
+func (u *AttemptUpsert) SetCost(v float64) *AttemptUpsert {
+	u.Set(attempt.FieldCost, v)
+	return u
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateCost() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldCost)
+	return u
+}
+
+// AddCost adds v to the "cost" field.
+func (u *AttemptUpsert) AddCost(v float64) *AttemptUpsert {
+	u.Add(attempt.FieldCost, v)
+	return u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *AttemptUpsert) SetCostEstimated(v bool) *AttemptUpsert {
+	u.Set(attempt.FieldCostEstimated, v)
+	return u
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateCostEstimated() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldCostEstimated)
+	return u
+}
+
+// SetCaller sets the "caller" field.
+func (u *AttemptUpsert) SetCaller(v string) *AttemptUpsert {
+	u.Set(attempt.FieldCaller, v)
+	return u
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateCaller() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldCaller)
+	return u
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (u *AttemptUpsert) SetAPIKeyID(v int) *AttemptUpsert {
+	u.Set(attempt.FieldAPIKeyID, v)
+	return u
+}
+
+// UpdateAPIKeyID sets the "api_key_id" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateAPIKeyID() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldAPIKeyID)
+	return u
+}
+
+// AddAPIKeyID adds v to the "api_key_id" field.
+func (u *AttemptUpsert) AddAPIKeyID(v int) *AttemptUpsert {
+	u.Add(attempt.FieldAPIKeyID, v)
+	return u
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (u *AttemptUpsert) ClearAPIKeyID() *AttemptUpsert {
+	u.SetNull(attempt.FieldAPIKeyID)
 	return u
 }
 
@@ -821,6 +985,83 @@ func (u *AttemptUpsertOne) AddCompletionTokens(v int) *AttemptUpsertOne {
 func (u *AttemptUpsertOne) UpdateCompletionTokens() *AttemptUpsertOne {
 	return u.Update(func(s *AttemptUpsert) {
 		s.UpdateCompletionTokens()
+	})
+}
+
+// SetCost sets the "cost" field.
+func (u *AttemptUpsertOne) SetCost(v float64) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCost(v)
+	})
+}
+
+// AddCost adds v to the "cost" field.
+func (u *AttemptUpsertOne) AddCost(v float64) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.AddCost(v)
+	})
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateCost() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCost()
+	})
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *AttemptUpsertOne) SetCostEstimated(v bool) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCostEstimated(v)
+	})
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateCostEstimated() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCostEstimated()
+	})
+}
+
+// SetCaller sets the "caller" field.
+func (u *AttemptUpsertOne) SetCaller(v string) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCaller(v)
+	})
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateCaller() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCaller()
+	})
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (u *AttemptUpsertOne) SetAPIKeyID(v int) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetAPIKeyID(v)
+	})
+}
+
+// AddAPIKeyID adds v to the "api_key_id" field.
+func (u *AttemptUpsertOne) AddAPIKeyID(v int) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.AddAPIKeyID(v)
+	})
+}
+
+// UpdateAPIKeyID sets the "api_key_id" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateAPIKeyID() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateAPIKeyID()
+	})
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (u *AttemptUpsertOne) ClearAPIKeyID() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearAPIKeyID()
 	})
 }
 
@@ -1256,6 +1497,83 @@ func (u *AttemptUpsertBulk) AddCompletionTokens(v int) *AttemptUpsertBulk {
 func (u *AttemptUpsertBulk) UpdateCompletionTokens() *AttemptUpsertBulk {
 	return u.Update(func(s *AttemptUpsert) {
 		s.UpdateCompletionTokens()
+	})
+}
+
+// SetCost sets the "cost" field.
+func (u *AttemptUpsertBulk) SetCost(v float64) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCost(v)
+	})
+}
+
+// AddCost adds v to the "cost" field.
+func (u *AttemptUpsertBulk) AddCost(v float64) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.AddCost(v)
+	})
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateCost() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCost()
+	})
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *AttemptUpsertBulk) SetCostEstimated(v bool) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCostEstimated(v)
+	})
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateCostEstimated() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCostEstimated()
+	})
+}
+
+// SetCaller sets the "caller" field.
+func (u *AttemptUpsertBulk) SetCaller(v string) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetCaller(v)
+	})
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateCaller() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateCaller()
+	})
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (u *AttemptUpsertBulk) SetAPIKeyID(v int) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetAPIKeyID(v)
+	})
+}
+
+// AddAPIKeyID adds v to the "api_key_id" field.
+func (u *AttemptUpsertBulk) AddAPIKeyID(v int) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.AddAPIKeyID(v)
+	})
+}
+
+// UpdateAPIKeyID sets the "api_key_id" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateAPIKeyID() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateAPIKeyID()
+	})
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (u *AttemptUpsertBulk) ClearAPIKeyID() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearAPIKeyID()
 	})
 }
 

@@ -223,6 +223,82 @@ func (_u *AttemptUpdate) AddCompletionTokens(v int) *AttemptUpdate {
 	return _u
 }
 
+// SetCost sets the "cost" field.
+func (_u *AttemptUpdate) SetCost(v float64) *AttemptUpdate {
+	_u.mutation.ResetCost()
+	_u.mutation.SetCost(v)
+	return _u
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableCost(v *float64) *AttemptUpdate {
+	if v != nil {
+		_u.SetCost(*v)
+	}
+	return _u
+}
+
+// AddCost adds value to the "cost" field.
+func (_u *AttemptUpdate) AddCost(v float64) *AttemptUpdate {
+	_u.mutation.AddCost(v)
+	return _u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_u *AttemptUpdate) SetCostEstimated(v bool) *AttemptUpdate {
+	_u.mutation.SetCostEstimated(v)
+	return _u
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableCostEstimated(v *bool) *AttemptUpdate {
+	if v != nil {
+		_u.SetCostEstimated(*v)
+	}
+	return _u
+}
+
+// SetCaller sets the "caller" field.
+func (_u *AttemptUpdate) SetCaller(v string) *AttemptUpdate {
+	_u.mutation.SetCaller(v)
+	return _u
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableCaller(v *string) *AttemptUpdate {
+	if v != nil {
+		_u.SetCaller(*v)
+	}
+	return _u
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (_u *AttemptUpdate) SetAPIKeyID(v int) *AttemptUpdate {
+	_u.mutation.ResetAPIKeyID()
+	_u.mutation.SetAPIKeyID(v)
+	return _u
+}
+
+// SetNillableAPIKeyID sets the "api_key_id" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableAPIKeyID(v *int) *AttemptUpdate {
+	if v != nil {
+		_u.SetAPIKeyID(*v)
+	}
+	return _u
+}
+
+// AddAPIKeyID adds value to the "api_key_id" field.
+func (_u *AttemptUpdate) AddAPIKeyID(v int) *AttemptUpdate {
+	_u.mutation.AddAPIKeyID(v)
+	return _u
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (_u *AttemptUpdate) ClearAPIKeyID() *AttemptUpdate {
+	_u.mutation.ClearAPIKeyID()
+	return _u
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_u *AttemptUpdate) SetStartedAt(v time.Time) *AttemptUpdate {
 	_u.mutation.SetStartedAt(v)
@@ -312,6 +388,11 @@ func (_u *AttemptUpdate) check() error {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "Attempt.status": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Caller(); ok {
+		if err := attempt.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Attempt.caller": %w`, err)}
+		}
+	}
 	if _u.mutation.TaskCleared() && len(_u.mutation.TaskIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Attempt.task"`)
 	}
@@ -386,6 +467,27 @@ func (_u *AttemptUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedCompletionTokens(); ok {
 		_spec.AddField(attempt.FieldCompletionTokens, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cost(); ok {
+		_spec.SetField(attempt.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedCost(); ok {
+		_spec.AddField(attempt.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.CostEstimated(); ok {
+		_spec.SetField(attempt.FieldCostEstimated, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Caller(); ok {
+		_spec.SetField(attempt.FieldCaller, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.APIKeyID(); ok {
+		_spec.SetField(attempt.FieldAPIKeyID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAPIKeyID(); ok {
+		_spec.AddField(attempt.FieldAPIKeyID, field.TypeInt, value)
+	}
+	if _u.mutation.APIKeyIDCleared() {
+		_spec.ClearField(attempt.FieldAPIKeyID, field.TypeInt)
 	}
 	if value, ok := _u.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)
@@ -639,6 +741,82 @@ func (_u *AttemptUpdateOne) AddCompletionTokens(v int) *AttemptUpdateOne {
 	return _u
 }
 
+// SetCost sets the "cost" field.
+func (_u *AttemptUpdateOne) SetCost(v float64) *AttemptUpdateOne {
+	_u.mutation.ResetCost()
+	_u.mutation.SetCost(v)
+	return _u
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableCost(v *float64) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetCost(*v)
+	}
+	return _u
+}
+
+// AddCost adds value to the "cost" field.
+func (_u *AttemptUpdateOne) AddCost(v float64) *AttemptUpdateOne {
+	_u.mutation.AddCost(v)
+	return _u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_u *AttemptUpdateOne) SetCostEstimated(v bool) *AttemptUpdateOne {
+	_u.mutation.SetCostEstimated(v)
+	return _u
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableCostEstimated(v *bool) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetCostEstimated(*v)
+	}
+	return _u
+}
+
+// SetCaller sets the "caller" field.
+func (_u *AttemptUpdateOne) SetCaller(v string) *AttemptUpdateOne {
+	_u.mutation.SetCaller(v)
+	return _u
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableCaller(v *string) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetCaller(*v)
+	}
+	return _u
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (_u *AttemptUpdateOne) SetAPIKeyID(v int) *AttemptUpdateOne {
+	_u.mutation.ResetAPIKeyID()
+	_u.mutation.SetAPIKeyID(v)
+	return _u
+}
+
+// SetNillableAPIKeyID sets the "api_key_id" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableAPIKeyID(v *int) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetAPIKeyID(*v)
+	}
+	return _u
+}
+
+// AddAPIKeyID adds value to the "api_key_id" field.
+func (_u *AttemptUpdateOne) AddAPIKeyID(v int) *AttemptUpdateOne {
+	_u.mutation.AddAPIKeyID(v)
+	return _u
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (_u *AttemptUpdateOne) ClearAPIKeyID() *AttemptUpdateOne {
+	_u.mutation.ClearAPIKeyID()
+	return _u
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_u *AttemptUpdateOne) SetStartedAt(v time.Time) *AttemptUpdateOne {
 	_u.mutation.SetStartedAt(v)
@@ -741,6 +919,11 @@ func (_u *AttemptUpdateOne) check() error {
 			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "Attempt.status": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Caller(); ok {
+		if err := attempt.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Attempt.caller": %w`, err)}
+		}
+	}
 	if _u.mutation.TaskCleared() && len(_u.mutation.TaskIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Attempt.task"`)
 	}
@@ -832,6 +1015,27 @@ func (_u *AttemptUpdateOne) sqlSave(ctx context.Context) (_node *Attempt, err er
 	}
 	if value, ok := _u.mutation.AddedCompletionTokens(); ok {
 		_spec.AddField(attempt.FieldCompletionTokens, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cost(); ok {
+		_spec.SetField(attempt.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedCost(); ok {
+		_spec.AddField(attempt.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.CostEstimated(); ok {
+		_spec.SetField(attempt.FieldCostEstimated, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Caller(); ok {
+		_spec.SetField(attempt.FieldCaller, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.APIKeyID(); ok {
+		_spec.SetField(attempt.FieldAPIKeyID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAPIKeyID(); ok {
+		_spec.AddField(attempt.FieldAPIKeyID, field.TypeInt, value)
+	}
+	if _u.mutation.APIKeyIDCleared() {
+		_spec.ClearField(attempt.FieldAPIKeyID, field.TypeInt)
 	}
 	if value, ok := _u.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)

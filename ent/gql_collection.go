@@ -101,6 +101,26 @@ func (_q *AttemptQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, attempt.FieldCompletionTokens)
 				fieldSeen[attempt.FieldCompletionTokens] = struct{}{}
 			}
+		case "cost":
+			if _, ok := fieldSeen[attempt.FieldCost]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldCost)
+				fieldSeen[attempt.FieldCost] = struct{}{}
+			}
+		case "costEstimated":
+			if _, ok := fieldSeen[attempt.FieldCostEstimated]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldCostEstimated)
+				fieldSeen[attempt.FieldCostEstimated] = struct{}{}
+			}
+		case "caller":
+			if _, ok := fieldSeen[attempt.FieldCaller]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldCaller)
+				fieldSeen[attempt.FieldCaller] = struct{}{}
+			}
+		case "apiKeyID":
+			if _, ok := fieldSeen[attempt.FieldAPIKeyID]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldAPIKeyID)
+				fieldSeen[attempt.FieldAPIKeyID] = struct{}{}
+			}
 		case "startedAt":
 			if _, ok := fieldSeen[attempt.FieldStartedAt]; !ok {
 				selectedFields = append(selectedFields, attempt.FieldStartedAt)
@@ -288,6 +308,16 @@ func (_q *ModelQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 			if _, ok := fieldSeen[model.FieldDescription]; !ok {
 				selectedFields = append(selectedFields, model.FieldDescription)
 				fieldSeen[model.FieldDescription] = struct{}{}
+			}
+		case "inputPrice":
+			if _, ok := fieldSeen[model.FieldInputPrice]; !ok {
+				selectedFields = append(selectedFields, model.FieldInputPrice)
+				fieldSeen[model.FieldInputPrice] = struct{}{}
+			}
+		case "outputPrice":
+			if _, ok := fieldSeen[model.FieldOutputPrice]; !ok {
+				selectedFields = append(selectedFields, model.FieldOutputPrice)
+				fieldSeen[model.FieldOutputPrice] = struct{}{}
 			}
 		case "createdAt":
 			if _, ok := fieldSeen[model.FieldCreatedAt]; !ok {
@@ -491,6 +521,26 @@ func (_q *TaskQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[task.FieldTotalTokens]; !ok {
 				selectedFields = append(selectedFields, task.FieldTotalTokens)
 				fieldSeen[task.FieldTotalTokens] = struct{}{}
+			}
+		case "apiKeyID":
+			if _, ok := fieldSeen[task.FieldAPIKeyID]; !ok {
+				selectedFields = append(selectedFields, task.FieldAPIKeyID)
+				fieldSeen[task.FieldAPIKeyID] = struct{}{}
+			}
+		case "caller":
+			if _, ok := fieldSeen[task.FieldCaller]; !ok {
+				selectedFields = append(selectedFields, task.FieldCaller)
+				fieldSeen[task.FieldCaller] = struct{}{}
+			}
+		case "cost":
+			if _, ok := fieldSeen[task.FieldCost]; !ok {
+				selectedFields = append(selectedFields, task.FieldCost)
+				fieldSeen[task.FieldCost] = struct{}{}
+			}
+		case "costEstimated":
+			if _, ok := fieldSeen[task.FieldCostEstimated]; !ok {
+				selectedFields = append(selectedFields, task.FieldCostEstimated)
+				fieldSeen[task.FieldCostEstimated] = struct{}{}
 			}
 		case "createdAt":
 			if _, ok := fieldSeen[task.FieldCreatedAt]; !ok {

@@ -38,7 +38,7 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Attempt",
-		Fields: make([]*Field, 12),
+		Fields: make([]*Field, 16),
 		Edges:  make([]*Edge, 1),
 	}
 	var buf []byte
@@ -122,10 +122,42 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "completion_tokens",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.StartedAt); err != nil {
+	if buf, err = json.Marshal(_m.Cost); err != nil {
 		return nil, err
 	}
 	node.Fields[10] = &Field{
+		Type:  "float64",
+		Name:  "cost",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.CostEstimated); err != nil {
+		return nil, err
+	}
+	node.Fields[11] = &Field{
+		Type:  "bool",
+		Name:  "cost_estimated",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Caller); err != nil {
+		return nil, err
+	}
+	node.Fields[12] = &Field{
+		Type:  "string",
+		Name:  "caller",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.APIKeyID); err != nil {
+		return nil, err
+	}
+	node.Fields[13] = &Field{
+		Type:  "int",
+		Name:  "api_key_id",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.StartedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[14] = &Field{
 		Type:  "time.Time",
 		Name:  "started_at",
 		Value: string(buf),
@@ -133,7 +165,7 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.FinishedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[11] = &Field{
+	node.Fields[15] = &Field{
 		Type:  "time.Time",
 		Name:  "finished_at",
 		Value: string(buf),
@@ -156,7 +188,7 @@ func (_m *Model) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Model",
-		Fields: make([]*Field, 9),
+		Fields: make([]*Field, 11),
 		Edges:  make([]*Edge, 1),
 	}
 	var buf []byte
@@ -208,10 +240,26 @@ func (_m *Model) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "description",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
+	if buf, err = json.Marshal(_m.InputPrice); err != nil {
 		return nil, err
 	}
 	node.Fields[6] = &Field{
+		Type:  "float64",
+		Name:  "input_price",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.OutputPrice); err != nil {
+		return nil, err
+	}
+	node.Fields[7] = &Field{
+		Type:  "float64",
+		Name:  "output_price",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[8] = &Field{
 		Type:  "time.Time",
 		Name:  "created_at",
 		Value: string(buf),
@@ -219,7 +267,7 @@ func (_m *Model) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.UpdatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[7] = &Field{
+	node.Fields[9] = &Field{
 		Type:  "time.Time",
 		Name:  "updated_at",
 		Value: string(buf),
@@ -227,7 +275,7 @@ func (_m *Model) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.DeletedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[8] = &Field{
+	node.Fields[10] = &Field{
 		Type:  "time.Time",
 		Name:  "deleted_at",
 		Value: string(buf),
@@ -250,7 +298,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Task",
-		Fields: make([]*Field, 20),
+		Fields: make([]*Field, 24),
 		Edges:  make([]*Edge, 2),
 	}
 	var buf []byte
@@ -366,10 +414,42 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "total_tokens",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
+	if buf, err = json.Marshal(_m.APIKeyID); err != nil {
 		return nil, err
 	}
 	node.Fields[14] = &Field{
+		Type:  "int",
+		Name:  "api_key_id",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Caller); err != nil {
+		return nil, err
+	}
+	node.Fields[15] = &Field{
+		Type:  "string",
+		Name:  "caller",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Cost); err != nil {
+		return nil, err
+	}
+	node.Fields[16] = &Field{
+		Type:  "float64",
+		Name:  "cost",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.CostEstimated); err != nil {
+		return nil, err
+	}
+	node.Fields[17] = &Field{
+		Type:  "bool",
+		Name:  "cost_estimated",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[18] = &Field{
 		Type:  "time.Time",
 		Name:  "created_at",
 		Value: string(buf),
@@ -377,7 +457,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.UpdatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[15] = &Field{
+	node.Fields[19] = &Field{
 		Type:  "time.Time",
 		Name:  "updated_at",
 		Value: string(buf),
@@ -385,7 +465,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.StartedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[16] = &Field{
+	node.Fields[20] = &Field{
 		Type:  "time.Time",
 		Name:  "started_at",
 		Value: string(buf),
@@ -393,7 +473,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.FinishedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[17] = &Field{
+	node.Fields[21] = &Field{
 		Type:  "time.Time",
 		Name:  "finished_at",
 		Value: string(buf),
@@ -401,7 +481,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.NextAttemptAt); err != nil {
 		return nil, err
 	}
-	node.Fields[18] = &Field{
+	node.Fields[22] = &Field{
 		Type:  "time.Time",
 		Name:  "next_attempt_at",
 		Value: string(buf),
@@ -409,7 +489,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.RunAt); err != nil {
 		return nil, err
 	}
-	node.Fields[19] = &Field{
+	node.Fields[23] = &Field{
 		Type:  "time.Time",
 		Name:  "run_at",
 		Value: string(buf),

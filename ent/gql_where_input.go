@@ -84,6 +84,30 @@ type ModelWhereInput struct {
 	DescriptionEqualFold    *string  `json:"descriptionEqualFold,omitempty"`
 	DescriptionContainsFold *string  `json:"descriptionContainsFold,omitempty"`
 
+	// "input_price" field predicates.
+	InputPrice       *float64  `json:"inputPrice,omitempty"`
+	InputPriceNEQ    *float64  `json:"inputPriceNEQ,omitempty"`
+	InputPriceIn     []float64 `json:"inputPriceIn,omitempty"`
+	InputPriceNotIn  []float64 `json:"inputPriceNotIn,omitempty"`
+	InputPriceGT     *float64  `json:"inputPriceGT,omitempty"`
+	InputPriceGTE    *float64  `json:"inputPriceGTE,omitempty"`
+	InputPriceLT     *float64  `json:"inputPriceLT,omitempty"`
+	InputPriceLTE    *float64  `json:"inputPriceLTE,omitempty"`
+	InputPriceIsNil  bool      `json:"inputPriceIsNil,omitempty"`
+	InputPriceNotNil bool      `json:"inputPriceNotNil,omitempty"`
+
+	// "output_price" field predicates.
+	OutputPrice       *float64  `json:"outputPrice,omitempty"`
+	OutputPriceNEQ    *float64  `json:"outputPriceNEQ,omitempty"`
+	OutputPriceIn     []float64 `json:"outputPriceIn,omitempty"`
+	OutputPriceNotIn  []float64 `json:"outputPriceNotIn,omitempty"`
+	OutputPriceGT     *float64  `json:"outputPriceGT,omitempty"`
+	OutputPriceGTE    *float64  `json:"outputPriceGTE,omitempty"`
+	OutputPriceLT     *float64  `json:"outputPriceLT,omitempty"`
+	OutputPriceLTE    *float64  `json:"outputPriceLTE,omitempty"`
+	OutputPriceIsNil  bool      `json:"outputPriceIsNil,omitempty"`
+	OutputPriceNotNil bool      `json:"outputPriceNotNil,omitempty"`
+
 	// "created_at" field predicates.
 	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
 	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
@@ -348,6 +372,66 @@ func (i *ModelWhereInput) P() (predicate.Model, error) {
 	if i.DescriptionContainsFold != nil {
 		predicates = append(predicates, model.DescriptionContainsFold(*i.DescriptionContainsFold))
 	}
+	if i.InputPrice != nil {
+		predicates = append(predicates, model.InputPriceEQ(*i.InputPrice))
+	}
+	if i.InputPriceNEQ != nil {
+		predicates = append(predicates, model.InputPriceNEQ(*i.InputPriceNEQ))
+	}
+	if len(i.InputPriceIn) > 0 {
+		predicates = append(predicates, model.InputPriceIn(i.InputPriceIn...))
+	}
+	if len(i.InputPriceNotIn) > 0 {
+		predicates = append(predicates, model.InputPriceNotIn(i.InputPriceNotIn...))
+	}
+	if i.InputPriceGT != nil {
+		predicates = append(predicates, model.InputPriceGT(*i.InputPriceGT))
+	}
+	if i.InputPriceGTE != nil {
+		predicates = append(predicates, model.InputPriceGTE(*i.InputPriceGTE))
+	}
+	if i.InputPriceLT != nil {
+		predicates = append(predicates, model.InputPriceLT(*i.InputPriceLT))
+	}
+	if i.InputPriceLTE != nil {
+		predicates = append(predicates, model.InputPriceLTE(*i.InputPriceLTE))
+	}
+	if i.InputPriceIsNil {
+		predicates = append(predicates, model.InputPriceIsNil())
+	}
+	if i.InputPriceNotNil {
+		predicates = append(predicates, model.InputPriceNotNil())
+	}
+	if i.OutputPrice != nil {
+		predicates = append(predicates, model.OutputPriceEQ(*i.OutputPrice))
+	}
+	if i.OutputPriceNEQ != nil {
+		predicates = append(predicates, model.OutputPriceNEQ(*i.OutputPriceNEQ))
+	}
+	if len(i.OutputPriceIn) > 0 {
+		predicates = append(predicates, model.OutputPriceIn(i.OutputPriceIn...))
+	}
+	if len(i.OutputPriceNotIn) > 0 {
+		predicates = append(predicates, model.OutputPriceNotIn(i.OutputPriceNotIn...))
+	}
+	if i.OutputPriceGT != nil {
+		predicates = append(predicates, model.OutputPriceGT(*i.OutputPriceGT))
+	}
+	if i.OutputPriceGTE != nil {
+		predicates = append(predicates, model.OutputPriceGTE(*i.OutputPriceGTE))
+	}
+	if i.OutputPriceLT != nil {
+		predicates = append(predicates, model.OutputPriceLT(*i.OutputPriceLT))
+	}
+	if i.OutputPriceLTE != nil {
+		predicates = append(predicates, model.OutputPriceLTE(*i.OutputPriceLTE))
+	}
+	if i.OutputPriceIsNil {
+		predicates = append(predicates, model.OutputPriceIsNil())
+	}
+	if i.OutputPriceNotNil {
+		predicates = append(predicates, model.OutputPriceNotNil())
+	}
 	if i.CreatedAt != nil {
 		predicates = append(predicates, model.CreatedAtEQ(*i.CreatedAt))
 	}
@@ -561,6 +645,35 @@ type TaskWhereInput struct {
 	TotalTokensGTE   *int  `json:"totalTokensGTE,omitempty"`
 	TotalTokensLT    *int  `json:"totalTokensLT,omitempty"`
 	TotalTokensLTE   *int  `json:"totalTokensLTE,omitempty"`
+
+	// "caller" field predicates.
+	Caller             *string  `json:"caller,omitempty"`
+	CallerNEQ          *string  `json:"callerNEQ,omitempty"`
+	CallerIn           []string `json:"callerIn,omitempty"`
+	CallerNotIn        []string `json:"callerNotIn,omitempty"`
+	CallerGT           *string  `json:"callerGT,omitempty"`
+	CallerGTE          *string  `json:"callerGTE,omitempty"`
+	CallerLT           *string  `json:"callerLT,omitempty"`
+	CallerLTE          *string  `json:"callerLTE,omitempty"`
+	CallerContains     *string  `json:"callerContains,omitempty"`
+	CallerHasPrefix    *string  `json:"callerHasPrefix,omitempty"`
+	CallerHasSuffix    *string  `json:"callerHasSuffix,omitempty"`
+	CallerEqualFold    *string  `json:"callerEqualFold,omitempty"`
+	CallerContainsFold *string  `json:"callerContainsFold,omitempty"`
+
+	// "cost" field predicates.
+	Cost      *float64  `json:"cost,omitempty"`
+	CostNEQ   *float64  `json:"costNEQ,omitempty"`
+	CostIn    []float64 `json:"costIn,omitempty"`
+	CostNotIn []float64 `json:"costNotIn,omitempty"`
+	CostGT    *float64  `json:"costGT,omitempty"`
+	CostGTE   *float64  `json:"costGTE,omitempty"`
+	CostLT    *float64  `json:"costLT,omitempty"`
+	CostLTE   *float64  `json:"costLTE,omitempty"`
+
+	// "cost_estimated" field predicates.
+	CostEstimated    *bool `json:"costEstimated,omitempty"`
+	CostEstimatedNEQ *bool `json:"costEstimatedNEQ,omitempty"`
 
 	// "created_at" field predicates.
 	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
@@ -939,6 +1052,75 @@ func (i *TaskWhereInput) P() (predicate.Task, error) {
 	}
 	if i.TotalTokensLTE != nil {
 		predicates = append(predicates, task.TotalTokensLTE(*i.TotalTokensLTE))
+	}
+	if i.Caller != nil {
+		predicates = append(predicates, task.CallerEQ(*i.Caller))
+	}
+	if i.CallerNEQ != nil {
+		predicates = append(predicates, task.CallerNEQ(*i.CallerNEQ))
+	}
+	if len(i.CallerIn) > 0 {
+		predicates = append(predicates, task.CallerIn(i.CallerIn...))
+	}
+	if len(i.CallerNotIn) > 0 {
+		predicates = append(predicates, task.CallerNotIn(i.CallerNotIn...))
+	}
+	if i.CallerGT != nil {
+		predicates = append(predicates, task.CallerGT(*i.CallerGT))
+	}
+	if i.CallerGTE != nil {
+		predicates = append(predicates, task.CallerGTE(*i.CallerGTE))
+	}
+	if i.CallerLT != nil {
+		predicates = append(predicates, task.CallerLT(*i.CallerLT))
+	}
+	if i.CallerLTE != nil {
+		predicates = append(predicates, task.CallerLTE(*i.CallerLTE))
+	}
+	if i.CallerContains != nil {
+		predicates = append(predicates, task.CallerContains(*i.CallerContains))
+	}
+	if i.CallerHasPrefix != nil {
+		predicates = append(predicates, task.CallerHasPrefix(*i.CallerHasPrefix))
+	}
+	if i.CallerHasSuffix != nil {
+		predicates = append(predicates, task.CallerHasSuffix(*i.CallerHasSuffix))
+	}
+	if i.CallerEqualFold != nil {
+		predicates = append(predicates, task.CallerEqualFold(*i.CallerEqualFold))
+	}
+	if i.CallerContainsFold != nil {
+		predicates = append(predicates, task.CallerContainsFold(*i.CallerContainsFold))
+	}
+	if i.Cost != nil {
+		predicates = append(predicates, task.CostEQ(*i.Cost))
+	}
+	if i.CostNEQ != nil {
+		predicates = append(predicates, task.CostNEQ(*i.CostNEQ))
+	}
+	if len(i.CostIn) > 0 {
+		predicates = append(predicates, task.CostIn(i.CostIn...))
+	}
+	if len(i.CostNotIn) > 0 {
+		predicates = append(predicates, task.CostNotIn(i.CostNotIn...))
+	}
+	if i.CostGT != nil {
+		predicates = append(predicates, task.CostGT(*i.CostGT))
+	}
+	if i.CostGTE != nil {
+		predicates = append(predicates, task.CostGTE(*i.CostGTE))
+	}
+	if i.CostLT != nil {
+		predicates = append(predicates, task.CostLT(*i.CostLT))
+	}
+	if i.CostLTE != nil {
+		predicates = append(predicates, task.CostLTE(*i.CostLTE))
+	}
+	if i.CostEstimated != nil {
+		predicates = append(predicates, task.CostEstimatedEQ(*i.CostEstimated))
+	}
+	if i.CostEstimatedNEQ != nil {
+		predicates = append(predicates, task.CostEstimatedNEQ(*i.CostEstimatedNEQ))
 	}
 	if i.CreatedAt != nil {
 		predicates = append(predicates, task.CreatedAtEQ(*i.CreatedAt))

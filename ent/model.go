@@ -33,6 +33,10 @@ type Model struct {
 	Fallbacks []int `json:"fallbacks,omitempty"`
 	// Description holds the value of the "description" field.
 	Description string `json:"description,omitempty"`
+	// InputPrice holds the value of the "input_price" field.
+	InputPrice *float64 `json:"input_price,omitempty"`
+	// OutputPrice holds the value of the "output_price" field.
+	OutputPrice *float64 `json:"output_price,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
@@ -74,6 +78,8 @@ func (*Model) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case model.FieldConfig, model.FieldFallbacks:
 			values[i] = new([]byte)
+		case model.FieldInputPrice, model.FieldOutputPrice:
+			values[i] = new(sql.NullFloat64)
 		case model.FieldID, model.FieldMaxWorkers:
 			values[i] = new(sql.NullInt64)
 		case model.FieldName, model.FieldType, model.FieldStatus, model.FieldDescription:
@@ -146,6 +152,20 @@ func (_m *Model) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field description", values[i])
 			} else if value.Valid {
 				_m.Description = value.String
+			}
+		case model.FieldInputPrice:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field input_price", values[i])
+			} else if value.Valid {
+				_m.InputPrice = new(float64)
+				*_m.InputPrice = value.Float64
+			}
+		case model.FieldOutputPrice:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field output_price", values[i])
+			} else if value.Valid {
+				_m.OutputPrice = new(float64)
+				*_m.OutputPrice = value.Float64
 			}
 		case model.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -227,6 +247,16 @@ func (_m *Model) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("description=")
 	builder.WriteString(_m.Description)
+	builder.WriteString(", ")
+	if v := _m.InputPrice; v != nil {
+		builder.WriteString("input_price=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.OutputPrice; v != nil {
+		builder.WriteString("output_price=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

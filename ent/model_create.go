@@ -82,6 +82,34 @@ func (_c *ModelCreate) SetNillableDescription(v *string) *ModelCreate {
 	return _c
 }
 
+// SetInputPrice sets the "input_price" field.
+func (_c *ModelCreate) SetInputPrice(v float64) *ModelCreate {
+	_c.mutation.SetInputPrice(v)
+	return _c
+}
+
+// SetNillableInputPrice sets the "input_price" field if the given value is not nil.
+func (_c *ModelCreate) SetNillableInputPrice(v *float64) *ModelCreate {
+	if v != nil {
+		_c.SetInputPrice(*v)
+	}
+	return _c
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (_c *ModelCreate) SetOutputPrice(v float64) *ModelCreate {
+	_c.mutation.SetOutputPrice(v)
+	return _c
+}
+
+// SetNillableOutputPrice sets the "output_price" field if the given value is not nil.
+func (_c *ModelCreate) SetNillableOutputPrice(v *float64) *ModelCreate {
+	if v != nil {
+		_c.SetOutputPrice(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *ModelCreate) SetCreatedAt(v time.Time) *ModelCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -227,6 +255,16 @@ func (_c *ModelCreate) check() error {
 			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Model.description": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.InputPrice(); ok {
+		if err := model.InputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "input_price", err: fmt.Errorf(`ent: validator failed for field "Model.input_price": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.OutputPrice(); ok {
+		if err := model.OutputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "output_price", err: fmt.Errorf(`ent: validator failed for field "Model.output_price": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Model.created_at"`)}
 	}
@@ -287,6 +325,14 @@ func (_c *ModelCreate) createSpec() (*Model, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Description(); ok {
 		_spec.SetField(model.FieldDescription, field.TypeString, value)
 		_node.Description = value
+	}
+	if value, ok := _c.mutation.InputPrice(); ok {
+		_spec.SetField(model.FieldInputPrice, field.TypeFloat64, value)
+		_node.InputPrice = &value
+	}
+	if value, ok := _c.mutation.OutputPrice(); ok {
+		_spec.SetField(model.FieldOutputPrice, field.TypeFloat64, value)
+		_node.OutputPrice = &value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(model.FieldCreatedAt, field.TypeTime, value)
@@ -473,6 +519,54 @@ func (u *ModelUpsert) UpdateDescription() *ModelUpsert {
 // ClearDescription clears the value of the "description" field.
 func (u *ModelUpsert) ClearDescription() *ModelUpsert {
 	u.SetNull(model.FieldDescription)
+	return u
+}
+
+// SetInputPrice sets the "input_price" field.
+func (u *ModelUpsert) SetInputPrice(v float64) *ModelUpsert {
+	u.Set(model.FieldInputPrice, v)
+	return u
+}
+
+// UpdateInputPrice sets the "input_price" field to the value that was provided on create.
+func (u *ModelUpsert) UpdateInputPrice() *ModelUpsert {
+	u.SetExcluded(model.FieldInputPrice)
+	return u
+}
+
+// AddInputPrice adds v to the "input_price" field.
+func (u *ModelUpsert) AddInputPrice(v float64) *ModelUpsert {
+	u.Add(model.FieldInputPrice, v)
+	return u
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (u *ModelUpsert) ClearInputPrice() *ModelUpsert {
+	u.SetNull(model.FieldInputPrice)
+	return u
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (u *ModelUpsert) SetOutputPrice(v float64) *ModelUpsert {
+	u.Set(model.FieldOutputPrice, v)
+	return u
+}
+
+// UpdateOutputPrice sets the "output_price" field to the value that was provided on create.
+func (u *ModelUpsert) UpdateOutputPrice() *ModelUpsert {
+	u.SetExcluded(model.FieldOutputPrice)
+	return u
+}
+
+// AddOutputPrice adds v to the "output_price" field.
+func (u *ModelUpsert) AddOutputPrice(v float64) *ModelUpsert {
+	u.Add(model.FieldOutputPrice, v)
+	return u
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (u *ModelUpsert) ClearOutputPrice() *ModelUpsert {
+	u.SetNull(model.FieldOutputPrice)
 	return u
 }
 
@@ -674,6 +768,62 @@ func (u *ModelUpsertOne) UpdateDescription() *ModelUpsertOne {
 func (u *ModelUpsertOne) ClearDescription() *ModelUpsertOne {
 	return u.Update(func(s *ModelUpsert) {
 		s.ClearDescription()
+	})
+}
+
+// SetInputPrice sets the "input_price" field.
+func (u *ModelUpsertOne) SetInputPrice(v float64) *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.SetInputPrice(v)
+	})
+}
+
+// AddInputPrice adds v to the "input_price" field.
+func (u *ModelUpsertOne) AddInputPrice(v float64) *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.AddInputPrice(v)
+	})
+}
+
+// UpdateInputPrice sets the "input_price" field to the value that was provided on create.
+func (u *ModelUpsertOne) UpdateInputPrice() *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.UpdateInputPrice()
+	})
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (u *ModelUpsertOne) ClearInputPrice() *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.ClearInputPrice()
+	})
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (u *ModelUpsertOne) SetOutputPrice(v float64) *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.SetOutputPrice(v)
+	})
+}
+
+// AddOutputPrice adds v to the "output_price" field.
+func (u *ModelUpsertOne) AddOutputPrice(v float64) *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.AddOutputPrice(v)
+	})
+}
+
+// UpdateOutputPrice sets the "output_price" field to the value that was provided on create.
+func (u *ModelUpsertOne) UpdateOutputPrice() *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.UpdateOutputPrice()
+	})
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (u *ModelUpsertOne) ClearOutputPrice() *ModelUpsertOne {
+	return u.Update(func(s *ModelUpsert) {
+		s.ClearOutputPrice()
 	})
 }
 
@@ -1046,6 +1196,62 @@ func (u *ModelUpsertBulk) UpdateDescription() *ModelUpsertBulk {
 func (u *ModelUpsertBulk) ClearDescription() *ModelUpsertBulk {
 	return u.Update(func(s *ModelUpsert) {
 		s.ClearDescription()
+	})
+}
+
+// SetInputPrice sets the "input_price" field.
+func (u *ModelUpsertBulk) SetInputPrice(v float64) *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.SetInputPrice(v)
+	})
+}
+
+// AddInputPrice adds v to the "input_price" field.
+func (u *ModelUpsertBulk) AddInputPrice(v float64) *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.AddInputPrice(v)
+	})
+}
+
+// UpdateInputPrice sets the "input_price" field to the value that was provided on create.
+func (u *ModelUpsertBulk) UpdateInputPrice() *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.UpdateInputPrice()
+	})
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (u *ModelUpsertBulk) ClearInputPrice() *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.ClearInputPrice()
+	})
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (u *ModelUpsertBulk) SetOutputPrice(v float64) *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.SetOutputPrice(v)
+	})
+}
+
+// AddOutputPrice adds v to the "output_price" field.
+func (u *ModelUpsertBulk) AddOutputPrice(v float64) *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.AddOutputPrice(v)
+	})
+}
+
+// UpdateOutputPrice sets the "output_price" field to the value that was provided on create.
+func (u *ModelUpsertBulk) UpdateOutputPrice() *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.UpdateOutputPrice()
+	})
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (u *ModelUpsertBulk) ClearOutputPrice() *ModelUpsertBulk {
+	return u.Update(func(s *ModelUpsert) {
+		s.ClearOutputPrice()
 	})
 }
 

@@ -145,6 +145,60 @@ func (_u *ModelUpdate) ClearDescription() *ModelUpdate {
 	return _u
 }
 
+// SetInputPrice sets the "input_price" field.
+func (_u *ModelUpdate) SetInputPrice(v float64) *ModelUpdate {
+	_u.mutation.ResetInputPrice()
+	_u.mutation.SetInputPrice(v)
+	return _u
+}
+
+// SetNillableInputPrice sets the "input_price" field if the given value is not nil.
+func (_u *ModelUpdate) SetNillableInputPrice(v *float64) *ModelUpdate {
+	if v != nil {
+		_u.SetInputPrice(*v)
+	}
+	return _u
+}
+
+// AddInputPrice adds value to the "input_price" field.
+func (_u *ModelUpdate) AddInputPrice(v float64) *ModelUpdate {
+	_u.mutation.AddInputPrice(v)
+	return _u
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (_u *ModelUpdate) ClearInputPrice() *ModelUpdate {
+	_u.mutation.ClearInputPrice()
+	return _u
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (_u *ModelUpdate) SetOutputPrice(v float64) *ModelUpdate {
+	_u.mutation.ResetOutputPrice()
+	_u.mutation.SetOutputPrice(v)
+	return _u
+}
+
+// SetNillableOutputPrice sets the "output_price" field if the given value is not nil.
+func (_u *ModelUpdate) SetNillableOutputPrice(v *float64) *ModelUpdate {
+	if v != nil {
+		_u.SetOutputPrice(*v)
+	}
+	return _u
+}
+
+// AddOutputPrice adds value to the "output_price" field.
+func (_u *ModelUpdate) AddOutputPrice(v float64) *ModelUpdate {
+	_u.mutation.AddOutputPrice(v)
+	return _u
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (_u *ModelUpdate) ClearOutputPrice() *ModelUpdate {
+	_u.mutation.ClearOutputPrice()
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *ModelUpdate) SetUpdatedAt(v time.Time) *ModelUpdate {
 	_u.mutation.SetUpdatedAt(v)
@@ -275,6 +329,16 @@ func (_u *ModelUpdate) check() error {
 			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Model.description": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.InputPrice(); ok {
+		if err := model.InputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "input_price", err: fmt.Errorf(`ent: validator failed for field "Model.input_price": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.OutputPrice(); ok {
+		if err := model.OutputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "output_price", err: fmt.Errorf(`ent: validator failed for field "Model.output_price": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -333,6 +397,24 @@ func (_u *ModelUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.DescriptionCleared() {
 		_spec.ClearField(model.FieldDescription, field.TypeString)
+	}
+	if value, ok := _u.mutation.InputPrice(); ok {
+		_spec.SetField(model.FieldInputPrice, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedInputPrice(); ok {
+		_spec.AddField(model.FieldInputPrice, field.TypeFloat64, value)
+	}
+	if _u.mutation.InputPriceCleared() {
+		_spec.ClearField(model.FieldInputPrice, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.OutputPrice(); ok {
+		_spec.SetField(model.FieldOutputPrice, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedOutputPrice(); ok {
+		_spec.AddField(model.FieldOutputPrice, field.TypeFloat64, value)
+	}
+	if _u.mutation.OutputPriceCleared() {
+		_spec.ClearField(model.FieldOutputPrice, field.TypeFloat64)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(model.FieldUpdatedAt, field.TypeTime, value)
@@ -523,6 +605,60 @@ func (_u *ModelUpdateOne) ClearDescription() *ModelUpdateOne {
 	return _u
 }
 
+// SetInputPrice sets the "input_price" field.
+func (_u *ModelUpdateOne) SetInputPrice(v float64) *ModelUpdateOne {
+	_u.mutation.ResetInputPrice()
+	_u.mutation.SetInputPrice(v)
+	return _u
+}
+
+// SetNillableInputPrice sets the "input_price" field if the given value is not nil.
+func (_u *ModelUpdateOne) SetNillableInputPrice(v *float64) *ModelUpdateOne {
+	if v != nil {
+		_u.SetInputPrice(*v)
+	}
+	return _u
+}
+
+// AddInputPrice adds value to the "input_price" field.
+func (_u *ModelUpdateOne) AddInputPrice(v float64) *ModelUpdateOne {
+	_u.mutation.AddInputPrice(v)
+	return _u
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (_u *ModelUpdateOne) ClearInputPrice() *ModelUpdateOne {
+	_u.mutation.ClearInputPrice()
+	return _u
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (_u *ModelUpdateOne) SetOutputPrice(v float64) *ModelUpdateOne {
+	_u.mutation.ResetOutputPrice()
+	_u.mutation.SetOutputPrice(v)
+	return _u
+}
+
+// SetNillableOutputPrice sets the "output_price" field if the given value is not nil.
+func (_u *ModelUpdateOne) SetNillableOutputPrice(v *float64) *ModelUpdateOne {
+	if v != nil {
+		_u.SetOutputPrice(*v)
+	}
+	return _u
+}
+
+// AddOutputPrice adds value to the "output_price" field.
+func (_u *ModelUpdateOne) AddOutputPrice(v float64) *ModelUpdateOne {
+	_u.mutation.AddOutputPrice(v)
+	return _u
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (_u *ModelUpdateOne) ClearOutputPrice() *ModelUpdateOne {
+	_u.mutation.ClearOutputPrice()
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *ModelUpdateOne) SetUpdatedAt(v time.Time) *ModelUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
@@ -666,6 +802,16 @@ func (_u *ModelUpdateOne) check() error {
 			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Model.description": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.InputPrice(); ok {
+		if err := model.InputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "input_price", err: fmt.Errorf(`ent: validator failed for field "Model.input_price": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.OutputPrice(); ok {
+		if err := model.OutputPriceValidator(v); err != nil {
+			return &ValidationError{Name: "output_price", err: fmt.Errorf(`ent: validator failed for field "Model.output_price": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -741,6 +887,24 @@ func (_u *ModelUpdateOne) sqlSave(ctx context.Context) (_node *Model, err error)
 	}
 	if _u.mutation.DescriptionCleared() {
 		_spec.ClearField(model.FieldDescription, field.TypeString)
+	}
+	if value, ok := _u.mutation.InputPrice(); ok {
+		_spec.SetField(model.FieldInputPrice, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedInputPrice(); ok {
+		_spec.AddField(model.FieldInputPrice, field.TypeFloat64, value)
+	}
+	if _u.mutation.InputPriceCleared() {
+		_spec.ClearField(model.FieldInputPrice, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.OutputPrice(); ok {
+		_spec.SetField(model.FieldOutputPrice, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedOutputPrice(); ok {
+		_spec.AddField(model.FieldOutputPrice, field.TypeFloat64, value)
+	}
+	if _u.mutation.OutputPriceCleared() {
+		_spec.ClearField(model.FieldOutputPrice, field.TypeFloat64)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(model.FieldUpdatedAt, field.TypeTime, value)

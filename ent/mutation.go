@@ -37,20 +37,28 @@ const (
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
 type APIKeyMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *int
-	name          *string
-	role          *domain.Role
-	prefix        *string
-	hash          *string
-	created_at    *time.Time
-	last_used_at  *time.Time
-	revoked_at    *time.Time
-	clearedFields map[string]struct{}
-	done          bool
-	oldValue      func(context.Context) (*APIKey, error)
-	predicates    []predicate.APIKey
+	op                  Op
+	typ                 string
+	id                  *int
+	name                *string
+	role                *domain.Role
+	prefix              *string
+	hash                *string
+	created_at          *time.Time
+	last_used_at        *time.Time
+	revoked_at          *time.Time
+	weight              *int
+	addweight           *int
+	tokens_per_day      *int
+	addtokens_per_day   *int
+	tokens_per_month    *int
+	addtokens_per_month *int
+	model_budgets       *[]domain.ModelBudget
+	appendmodel_budgets []domain.ModelBudget
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*APIKey, error)
+	predicates          []predicate.APIKey
 }
 
 var _ ent.Mutation = (*APIKeyMutation)(nil)
@@ -429,6 +437,267 @@ func (m *APIKeyMutation) ResetRevokedAt() {
 	delete(m.clearedFields, apikey.FieldRevokedAt)
 }
 
+// SetWeight sets the "weight" field.
+func (m *APIKeyMutation) SetWeight(i int) {
+	m.weight = &i
+	m.addweight = nil
+}
+
+// Weight returns the value of the "weight" field in the mutation.
+func (m *APIKeyMutation) Weight() (r int, exists bool) {
+	v := m.weight
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWeight returns the old "weight" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldWeight(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWeight is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWeight requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWeight: %w", err)
+	}
+	return oldValue.Weight, nil
+}
+
+// AddWeight adds i to the "weight" field.
+func (m *APIKeyMutation) AddWeight(i int) {
+	if m.addweight != nil {
+		*m.addweight += i
+	} else {
+		m.addweight = &i
+	}
+}
+
+// AddedWeight returns the value that was added to the "weight" field in this mutation.
+func (m *APIKeyMutation) AddedWeight() (r int, exists bool) {
+	v := m.addweight
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetWeight resets all changes to the "weight" field.
+func (m *APIKeyMutation) ResetWeight() {
+	m.weight = nil
+	m.addweight = nil
+}
+
+// SetTokensPerDay sets the "tokens_per_day" field.
+func (m *APIKeyMutation) SetTokensPerDay(i int) {
+	m.tokens_per_day = &i
+	m.addtokens_per_day = nil
+}
+
+// TokensPerDay returns the value of the "tokens_per_day" field in the mutation.
+func (m *APIKeyMutation) TokensPerDay() (r int, exists bool) {
+	v := m.tokens_per_day
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokensPerDay returns the old "tokens_per_day" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldTokensPerDay(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokensPerDay is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokensPerDay requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokensPerDay: %w", err)
+	}
+	return oldValue.TokensPerDay, nil
+}
+
+// AddTokensPerDay adds i to the "tokens_per_day" field.
+func (m *APIKeyMutation) AddTokensPerDay(i int) {
+	if m.addtokens_per_day != nil {
+		*m.addtokens_per_day += i
+	} else {
+		m.addtokens_per_day = &i
+	}
+}
+
+// AddedTokensPerDay returns the value that was added to the "tokens_per_day" field in this mutation.
+func (m *APIKeyMutation) AddedTokensPerDay() (r int, exists bool) {
+	v := m.addtokens_per_day
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTokensPerDay clears the value of the "tokens_per_day" field.
+func (m *APIKeyMutation) ClearTokensPerDay() {
+	m.tokens_per_day = nil
+	m.addtokens_per_day = nil
+	m.clearedFields[apikey.FieldTokensPerDay] = struct{}{}
+}
+
+// TokensPerDayCleared returns if the "tokens_per_day" field was cleared in this mutation.
+func (m *APIKeyMutation) TokensPerDayCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldTokensPerDay]
+	return ok
+}
+
+// ResetTokensPerDay resets all changes to the "tokens_per_day" field.
+func (m *APIKeyMutation) ResetTokensPerDay() {
+	m.tokens_per_day = nil
+	m.addtokens_per_day = nil
+	delete(m.clearedFields, apikey.FieldTokensPerDay)
+}
+
+// SetTokensPerMonth sets the "tokens_per_month" field.
+func (m *APIKeyMutation) SetTokensPerMonth(i int) {
+	m.tokens_per_month = &i
+	m.addtokens_per_month = nil
+}
+
+// TokensPerMonth returns the value of the "tokens_per_month" field in the mutation.
+func (m *APIKeyMutation) TokensPerMonth() (r int, exists bool) {
+	v := m.tokens_per_month
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokensPerMonth returns the old "tokens_per_month" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldTokensPerMonth(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokensPerMonth is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokensPerMonth requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokensPerMonth: %w", err)
+	}
+	return oldValue.TokensPerMonth, nil
+}
+
+// AddTokensPerMonth adds i to the "tokens_per_month" field.
+func (m *APIKeyMutation) AddTokensPerMonth(i int) {
+	if m.addtokens_per_month != nil {
+		*m.addtokens_per_month += i
+	} else {
+		m.addtokens_per_month = &i
+	}
+}
+
+// AddedTokensPerMonth returns the value that was added to the "tokens_per_month" field in this mutation.
+func (m *APIKeyMutation) AddedTokensPerMonth() (r int, exists bool) {
+	v := m.addtokens_per_month
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTokensPerMonth clears the value of the "tokens_per_month" field.
+func (m *APIKeyMutation) ClearTokensPerMonth() {
+	m.tokens_per_month = nil
+	m.addtokens_per_month = nil
+	m.clearedFields[apikey.FieldTokensPerMonth] = struct{}{}
+}
+
+// TokensPerMonthCleared returns if the "tokens_per_month" field was cleared in this mutation.
+func (m *APIKeyMutation) TokensPerMonthCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldTokensPerMonth]
+	return ok
+}
+
+// ResetTokensPerMonth resets all changes to the "tokens_per_month" field.
+func (m *APIKeyMutation) ResetTokensPerMonth() {
+	m.tokens_per_month = nil
+	m.addtokens_per_month = nil
+	delete(m.clearedFields, apikey.FieldTokensPerMonth)
+}
+
+// SetModelBudgets sets the "model_budgets" field.
+func (m *APIKeyMutation) SetModelBudgets(db []domain.ModelBudget) {
+	m.model_budgets = &db
+	m.appendmodel_budgets = nil
+}
+
+// ModelBudgets returns the value of the "model_budgets" field in the mutation.
+func (m *APIKeyMutation) ModelBudgets() (r []domain.ModelBudget, exists bool) {
+	v := m.model_budgets
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModelBudgets returns the old "model_budgets" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldModelBudgets(ctx context.Context) (v []domain.ModelBudget, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModelBudgets is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModelBudgets requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModelBudgets: %w", err)
+	}
+	return oldValue.ModelBudgets, nil
+}
+
+// AppendModelBudgets adds db to the "model_budgets" field.
+func (m *APIKeyMutation) AppendModelBudgets(db []domain.ModelBudget) {
+	m.appendmodel_budgets = append(m.appendmodel_budgets, db...)
+}
+
+// AppendedModelBudgets returns the list of values that were appended to the "model_budgets" field in this mutation.
+func (m *APIKeyMutation) AppendedModelBudgets() ([]domain.ModelBudget, bool) {
+	if len(m.appendmodel_budgets) == 0 {
+		return nil, false
+	}
+	return m.appendmodel_budgets, true
+}
+
+// ClearModelBudgets clears the value of the "model_budgets" field.
+func (m *APIKeyMutation) ClearModelBudgets() {
+	m.model_budgets = nil
+	m.appendmodel_budgets = nil
+	m.clearedFields[apikey.FieldModelBudgets] = struct{}{}
+}
+
+// ModelBudgetsCleared returns if the "model_budgets" field was cleared in this mutation.
+func (m *APIKeyMutation) ModelBudgetsCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldModelBudgets]
+	return ok
+}
+
+// ResetModelBudgets resets all changes to the "model_budgets" field.
+func (m *APIKeyMutation) ResetModelBudgets() {
+	m.model_budgets = nil
+	m.appendmodel_budgets = nil
+	delete(m.clearedFields, apikey.FieldModelBudgets)
+}
+
 // Where appends a list predicates to the APIKeyMutation builder.
 func (m *APIKeyMutation) Where(ps ...predicate.APIKey) {
 	m.predicates = append(m.predicates, ps...)
@@ -463,7 +732,7 @@ func (m *APIKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *APIKeyMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 11)
 	if m.name != nil {
 		fields = append(fields, apikey.FieldName)
 	}
@@ -484,6 +753,18 @@ func (m *APIKeyMutation) Fields() []string {
 	}
 	if m.revoked_at != nil {
 		fields = append(fields, apikey.FieldRevokedAt)
+	}
+	if m.weight != nil {
+		fields = append(fields, apikey.FieldWeight)
+	}
+	if m.tokens_per_day != nil {
+		fields = append(fields, apikey.FieldTokensPerDay)
+	}
+	if m.tokens_per_month != nil {
+		fields = append(fields, apikey.FieldTokensPerMonth)
+	}
+	if m.model_budgets != nil {
+		fields = append(fields, apikey.FieldModelBudgets)
 	}
 	return fields
 }
@@ -507,6 +788,14 @@ func (m *APIKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.LastUsedAt()
 	case apikey.FieldRevokedAt:
 		return m.RevokedAt()
+	case apikey.FieldWeight:
+		return m.Weight()
+	case apikey.FieldTokensPerDay:
+		return m.TokensPerDay()
+	case apikey.FieldTokensPerMonth:
+		return m.TokensPerMonth()
+	case apikey.FieldModelBudgets:
+		return m.ModelBudgets()
 	}
 	return nil, false
 }
@@ -530,6 +819,14 @@ func (m *APIKeyMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldLastUsedAt(ctx)
 	case apikey.FieldRevokedAt:
 		return m.OldRevokedAt(ctx)
+	case apikey.FieldWeight:
+		return m.OldWeight(ctx)
+	case apikey.FieldTokensPerDay:
+		return m.OldTokensPerDay(ctx)
+	case apikey.FieldTokensPerMonth:
+		return m.OldTokensPerMonth(ctx)
+	case apikey.FieldModelBudgets:
+		return m.OldModelBudgets(ctx)
 	}
 	return nil, fmt.Errorf("unknown APIKey field %s", name)
 }
@@ -588,6 +885,34 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRevokedAt(v)
 		return nil
+	case apikey.FieldWeight:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWeight(v)
+		return nil
+	case apikey.FieldTokensPerDay:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokensPerDay(v)
+		return nil
+	case apikey.FieldTokensPerMonth:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokensPerMonth(v)
+		return nil
+	case apikey.FieldModelBudgets:
+		v, ok := value.([]domain.ModelBudget)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModelBudgets(v)
+		return nil
 	}
 	return fmt.Errorf("unknown APIKey field %s", name)
 }
@@ -595,13 +920,31 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *APIKeyMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addweight != nil {
+		fields = append(fields, apikey.FieldWeight)
+	}
+	if m.addtokens_per_day != nil {
+		fields = append(fields, apikey.FieldTokensPerDay)
+	}
+	if m.addtokens_per_month != nil {
+		fields = append(fields, apikey.FieldTokensPerMonth)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *APIKeyMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case apikey.FieldWeight:
+		return m.AddedWeight()
+	case apikey.FieldTokensPerDay:
+		return m.AddedTokensPerDay()
+	case apikey.FieldTokensPerMonth:
+		return m.AddedTokensPerMonth()
+	}
 	return nil, false
 }
 
@@ -610,6 +953,27 @@ func (m *APIKeyMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *APIKeyMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case apikey.FieldWeight:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWeight(v)
+		return nil
+	case apikey.FieldTokensPerDay:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokensPerDay(v)
+		return nil
+	case apikey.FieldTokensPerMonth:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokensPerMonth(v)
+		return nil
 	}
 	return fmt.Errorf("unknown APIKey numeric field %s", name)
 }
@@ -623,6 +987,15 @@ func (m *APIKeyMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(apikey.FieldRevokedAt) {
 		fields = append(fields, apikey.FieldRevokedAt)
+	}
+	if m.FieldCleared(apikey.FieldTokensPerDay) {
+		fields = append(fields, apikey.FieldTokensPerDay)
+	}
+	if m.FieldCleared(apikey.FieldTokensPerMonth) {
+		fields = append(fields, apikey.FieldTokensPerMonth)
+	}
+	if m.FieldCleared(apikey.FieldModelBudgets) {
+		fields = append(fields, apikey.FieldModelBudgets)
 	}
 	return fields
 }
@@ -643,6 +1016,15 @@ func (m *APIKeyMutation) ClearField(name string) error {
 		return nil
 	case apikey.FieldRevokedAt:
 		m.ClearRevokedAt()
+		return nil
+	case apikey.FieldTokensPerDay:
+		m.ClearTokensPerDay()
+		return nil
+	case apikey.FieldTokensPerMonth:
+		m.ClearTokensPerMonth()
+		return nil
+	case apikey.FieldModelBudgets:
+		m.ClearModelBudgets()
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey nullable field %s", name)
@@ -672,6 +1054,18 @@ func (m *APIKeyMutation) ResetField(name string) error {
 		return nil
 	case apikey.FieldRevokedAt:
 		m.ResetRevokedAt()
+		return nil
+	case apikey.FieldWeight:
+		m.ResetWeight()
+		return nil
+	case apikey.FieldTokensPerDay:
+		m.ResetTokensPerDay()
+		return nil
+	case apikey.FieldTokensPerMonth:
+		m.ResetTokensPerMonth()
+		return nil
+	case apikey.FieldModelBudgets:
+		m.ResetModelBudgets()
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey field %s", name)
@@ -744,6 +1138,12 @@ type AttemptMutation struct {
 	addprompt_tokens     *int
 	completion_tokens    *int
 	addcompletion_tokens *int
+	cost                 *float64
+	addcost              *float64
+	cost_estimated       *bool
+	caller               *string
+	api_key_id           *int
+	addapi_key_id        *int
 	started_at           *time.Time
 	finished_at          *time.Time
 	clearedFields        map[string]struct{}
@@ -1344,6 +1744,204 @@ func (m *AttemptMutation) ResetCompletionTokens() {
 	m.addcompletion_tokens = nil
 }
 
+// SetCost sets the "cost" field.
+func (m *AttemptMutation) SetCost(f float64) {
+	m.cost = &f
+	m.addcost = nil
+}
+
+// Cost returns the value of the "cost" field in the mutation.
+func (m *AttemptMutation) Cost() (r float64, exists bool) {
+	v := m.cost
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCost returns the old "cost" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldCost(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCost is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCost requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCost: %w", err)
+	}
+	return oldValue.Cost, nil
+}
+
+// AddCost adds f to the "cost" field.
+func (m *AttemptMutation) AddCost(f float64) {
+	if m.addcost != nil {
+		*m.addcost += f
+	} else {
+		m.addcost = &f
+	}
+}
+
+// AddedCost returns the value that was added to the "cost" field in this mutation.
+func (m *AttemptMutation) AddedCost() (r float64, exists bool) {
+	v := m.addcost
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCost resets all changes to the "cost" field.
+func (m *AttemptMutation) ResetCost() {
+	m.cost = nil
+	m.addcost = nil
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (m *AttemptMutation) SetCostEstimated(b bool) {
+	m.cost_estimated = &b
+}
+
+// CostEstimated returns the value of the "cost_estimated" field in the mutation.
+func (m *AttemptMutation) CostEstimated() (r bool, exists bool) {
+	v := m.cost_estimated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCostEstimated returns the old "cost_estimated" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldCostEstimated(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCostEstimated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCostEstimated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCostEstimated: %w", err)
+	}
+	return oldValue.CostEstimated, nil
+}
+
+// ResetCostEstimated resets all changes to the "cost_estimated" field.
+func (m *AttemptMutation) ResetCostEstimated() {
+	m.cost_estimated = nil
+}
+
+// SetCaller sets the "caller" field.
+func (m *AttemptMutation) SetCaller(s string) {
+	m.caller = &s
+}
+
+// Caller returns the value of the "caller" field in the mutation.
+func (m *AttemptMutation) Caller() (r string, exists bool) {
+	v := m.caller
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCaller returns the old "caller" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldCaller(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCaller is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCaller requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCaller: %w", err)
+	}
+	return oldValue.Caller, nil
+}
+
+// ResetCaller resets all changes to the "caller" field.
+func (m *AttemptMutation) ResetCaller() {
+	m.caller = nil
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (m *AttemptMutation) SetAPIKeyID(i int) {
+	m.api_key_id = &i
+	m.addapi_key_id = nil
+}
+
+// APIKeyID returns the value of the "api_key_id" field in the mutation.
+func (m *AttemptMutation) APIKeyID() (r int, exists bool) {
+	v := m.api_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAPIKeyID returns the old "api_key_id" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldAPIKeyID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAPIKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAPIKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAPIKeyID: %w", err)
+	}
+	return oldValue.APIKeyID, nil
+}
+
+// AddAPIKeyID adds i to the "api_key_id" field.
+func (m *AttemptMutation) AddAPIKeyID(i int) {
+	if m.addapi_key_id != nil {
+		*m.addapi_key_id += i
+	} else {
+		m.addapi_key_id = &i
+	}
+}
+
+// AddedAPIKeyID returns the value that was added to the "api_key_id" field in this mutation.
+func (m *AttemptMutation) AddedAPIKeyID() (r int, exists bool) {
+	v := m.addapi_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (m *AttemptMutation) ClearAPIKeyID() {
+	m.api_key_id = nil
+	m.addapi_key_id = nil
+	m.clearedFields[attempt.FieldAPIKeyID] = struct{}{}
+}
+
+// APIKeyIDCleared returns if the "api_key_id" field was cleared in this mutation.
+func (m *AttemptMutation) APIKeyIDCleared() bool {
+	_, ok := m.clearedFields[attempt.FieldAPIKeyID]
+	return ok
+}
+
+// ResetAPIKeyID resets all changes to the "api_key_id" field.
+func (m *AttemptMutation) ResetAPIKeyID() {
+	m.api_key_id = nil
+	m.addapi_key_id = nil
+	delete(m.clearedFields, attempt.FieldAPIKeyID)
+}
+
 // SetStartedAt sets the "started_at" field.
 func (m *AttemptMutation) SetStartedAt(t time.Time) {
 	m.started_at = &t
@@ -1490,7 +2088,7 @@ func (m *AttemptMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AttemptMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 16)
 	if m.task != nil {
 		fields = append(fields, attempt.FieldTaskID)
 	}
@@ -1520,6 +2118,18 @@ func (m *AttemptMutation) Fields() []string {
 	}
 	if m.completion_tokens != nil {
 		fields = append(fields, attempt.FieldCompletionTokens)
+	}
+	if m.cost != nil {
+		fields = append(fields, attempt.FieldCost)
+	}
+	if m.cost_estimated != nil {
+		fields = append(fields, attempt.FieldCostEstimated)
+	}
+	if m.caller != nil {
+		fields = append(fields, attempt.FieldCaller)
+	}
+	if m.api_key_id != nil {
+		fields = append(fields, attempt.FieldAPIKeyID)
 	}
 	if m.started_at != nil {
 		fields = append(fields, attempt.FieldStartedAt)
@@ -1555,6 +2165,14 @@ func (m *AttemptMutation) Field(name string) (ent.Value, bool) {
 		return m.PromptTokens()
 	case attempt.FieldCompletionTokens:
 		return m.CompletionTokens()
+	case attempt.FieldCost:
+		return m.Cost()
+	case attempt.FieldCostEstimated:
+		return m.CostEstimated()
+	case attempt.FieldCaller:
+		return m.Caller()
+	case attempt.FieldAPIKeyID:
+		return m.APIKeyID()
 	case attempt.FieldStartedAt:
 		return m.StartedAt()
 	case attempt.FieldFinishedAt:
@@ -1588,6 +2206,14 @@ func (m *AttemptMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldPromptTokens(ctx)
 	case attempt.FieldCompletionTokens:
 		return m.OldCompletionTokens(ctx)
+	case attempt.FieldCost:
+		return m.OldCost(ctx)
+	case attempt.FieldCostEstimated:
+		return m.OldCostEstimated(ctx)
+	case attempt.FieldCaller:
+		return m.OldCaller(ctx)
+	case attempt.FieldAPIKeyID:
+		return m.OldAPIKeyID(ctx)
 	case attempt.FieldStartedAt:
 		return m.OldStartedAt(ctx)
 	case attempt.FieldFinishedAt:
@@ -1671,6 +2297,34 @@ func (m *AttemptMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetCompletionTokens(v)
 		return nil
+	case attempt.FieldCost:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCost(v)
+		return nil
+	case attempt.FieldCostEstimated:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCostEstimated(v)
+		return nil
+	case attempt.FieldCaller:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCaller(v)
+		return nil
+	case attempt.FieldAPIKeyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAPIKeyID(v)
+		return nil
 	case attempt.FieldStartedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -1705,6 +2359,12 @@ func (m *AttemptMutation) AddedFields() []string {
 	if m.addcompletion_tokens != nil {
 		fields = append(fields, attempt.FieldCompletionTokens)
 	}
+	if m.addcost != nil {
+		fields = append(fields, attempt.FieldCost)
+	}
+	if m.addapi_key_id != nil {
+		fields = append(fields, attempt.FieldAPIKeyID)
+	}
 	return fields
 }
 
@@ -1721,6 +2381,10 @@ func (m *AttemptMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedPromptTokens()
 	case attempt.FieldCompletionTokens:
 		return m.AddedCompletionTokens()
+	case attempt.FieldCost:
+		return m.AddedCost()
+	case attempt.FieldAPIKeyID:
+		return m.AddedAPIKeyID()
 	}
 	return nil, false
 }
@@ -1758,6 +2422,20 @@ func (m *AttemptMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddCompletionTokens(v)
 		return nil
+	case attempt.FieldCost:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCost(v)
+		return nil
+	case attempt.FieldAPIKeyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAPIKeyID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Attempt numeric field %s", name)
 }
@@ -1777,6 +2455,9 @@ func (m *AttemptMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(attempt.FieldWorker) {
 		fields = append(fields, attempt.FieldWorker)
+	}
+	if m.FieldCleared(attempt.FieldAPIKeyID) {
+		fields = append(fields, attempt.FieldAPIKeyID)
 	}
 	if m.FieldCleared(attempt.FieldFinishedAt) {
 		fields = append(fields, attempt.FieldFinishedAt)
@@ -1806,6 +2487,9 @@ func (m *AttemptMutation) ClearField(name string) error {
 		return nil
 	case attempt.FieldWorker:
 		m.ClearWorker()
+		return nil
+	case attempt.FieldAPIKeyID:
+		m.ClearAPIKeyID()
 		return nil
 	case attempt.FieldFinishedAt:
 		m.ClearFinishedAt()
@@ -1847,6 +2531,18 @@ func (m *AttemptMutation) ResetField(name string) error {
 		return nil
 	case attempt.FieldCompletionTokens:
 		m.ResetCompletionTokens()
+		return nil
+	case attempt.FieldCost:
+		m.ResetCost()
+		return nil
+	case attempt.FieldCostEstimated:
+		m.ResetCostEstimated()
+		return nil
+	case attempt.FieldCaller:
+		m.ResetCaller()
+		return nil
+	case attempt.FieldAPIKeyID:
+		m.ResetAPIKeyID()
 		return nil
 	case attempt.FieldStartedAt:
 		m.ResetStartedAt()
@@ -1947,6 +2643,10 @@ type ModelMutation struct {
 	fallbacks       *[]int
 	appendfallbacks []int
 	description     *string
+	input_price     *float64
+	addinput_price  *float64
+	output_price    *float64
+	addoutput_price *float64
 	created_at      *time.Time
 	updated_at      *time.Time
 	deleted_at      *time.Time
@@ -2384,6 +3084,146 @@ func (m *ModelMutation) ResetDescription() {
 	delete(m.clearedFields, model.FieldDescription)
 }
 
+// SetInputPrice sets the "input_price" field.
+func (m *ModelMutation) SetInputPrice(f float64) {
+	m.input_price = &f
+	m.addinput_price = nil
+}
+
+// InputPrice returns the value of the "input_price" field in the mutation.
+func (m *ModelMutation) InputPrice() (r float64, exists bool) {
+	v := m.input_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputPrice returns the old "input_price" field's value of the Model entity.
+// If the Model object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelMutation) OldInputPrice(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputPrice is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputPrice requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputPrice: %w", err)
+	}
+	return oldValue.InputPrice, nil
+}
+
+// AddInputPrice adds f to the "input_price" field.
+func (m *ModelMutation) AddInputPrice(f float64) {
+	if m.addinput_price != nil {
+		*m.addinput_price += f
+	} else {
+		m.addinput_price = &f
+	}
+}
+
+// AddedInputPrice returns the value that was added to the "input_price" field in this mutation.
+func (m *ModelMutation) AddedInputPrice() (r float64, exists bool) {
+	v := m.addinput_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearInputPrice clears the value of the "input_price" field.
+func (m *ModelMutation) ClearInputPrice() {
+	m.input_price = nil
+	m.addinput_price = nil
+	m.clearedFields[model.FieldInputPrice] = struct{}{}
+}
+
+// InputPriceCleared returns if the "input_price" field was cleared in this mutation.
+func (m *ModelMutation) InputPriceCleared() bool {
+	_, ok := m.clearedFields[model.FieldInputPrice]
+	return ok
+}
+
+// ResetInputPrice resets all changes to the "input_price" field.
+func (m *ModelMutation) ResetInputPrice() {
+	m.input_price = nil
+	m.addinput_price = nil
+	delete(m.clearedFields, model.FieldInputPrice)
+}
+
+// SetOutputPrice sets the "output_price" field.
+func (m *ModelMutation) SetOutputPrice(f float64) {
+	m.output_price = &f
+	m.addoutput_price = nil
+}
+
+// OutputPrice returns the value of the "output_price" field in the mutation.
+func (m *ModelMutation) OutputPrice() (r float64, exists bool) {
+	v := m.output_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOutputPrice returns the old "output_price" field's value of the Model entity.
+// If the Model object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelMutation) OldOutputPrice(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOutputPrice is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOutputPrice requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOutputPrice: %w", err)
+	}
+	return oldValue.OutputPrice, nil
+}
+
+// AddOutputPrice adds f to the "output_price" field.
+func (m *ModelMutation) AddOutputPrice(f float64) {
+	if m.addoutput_price != nil {
+		*m.addoutput_price += f
+	} else {
+		m.addoutput_price = &f
+	}
+}
+
+// AddedOutputPrice returns the value that was added to the "output_price" field in this mutation.
+func (m *ModelMutation) AddedOutputPrice() (r float64, exists bool) {
+	v := m.addoutput_price
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearOutputPrice clears the value of the "output_price" field.
+func (m *ModelMutation) ClearOutputPrice() {
+	m.output_price = nil
+	m.addoutput_price = nil
+	m.clearedFields[model.FieldOutputPrice] = struct{}{}
+}
+
+// OutputPriceCleared returns if the "output_price" field was cleared in this mutation.
+func (m *ModelMutation) OutputPriceCleared() bool {
+	_, ok := m.clearedFields[model.FieldOutputPrice]
+	return ok
+}
+
+// ResetOutputPrice resets all changes to the "output_price" field.
+func (m *ModelMutation) ResetOutputPrice() {
+	m.output_price = nil
+	m.addoutput_price = nil
+	delete(m.clearedFields, model.FieldOutputPrice)
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *ModelMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -2593,7 +3433,7 @@ func (m *ModelMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ModelMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 12)
 	if m.name != nil {
 		fields = append(fields, model.FieldName)
 	}
@@ -2614,6 +3454,12 @@ func (m *ModelMutation) Fields() []string {
 	}
 	if m.description != nil {
 		fields = append(fields, model.FieldDescription)
+	}
+	if m.input_price != nil {
+		fields = append(fields, model.FieldInputPrice)
+	}
+	if m.output_price != nil {
+		fields = append(fields, model.FieldOutputPrice)
 	}
 	if m.created_at != nil {
 		fields = append(fields, model.FieldCreatedAt)
@@ -2646,6 +3492,10 @@ func (m *ModelMutation) Field(name string) (ent.Value, bool) {
 		return m.Fallbacks()
 	case model.FieldDescription:
 		return m.Description()
+	case model.FieldInputPrice:
+		return m.InputPrice()
+	case model.FieldOutputPrice:
+		return m.OutputPrice()
 	case model.FieldCreatedAt:
 		return m.CreatedAt()
 	case model.FieldUpdatedAt:
@@ -2675,6 +3525,10 @@ func (m *ModelMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldFallbacks(ctx)
 	case model.FieldDescription:
 		return m.OldDescription(ctx)
+	case model.FieldInputPrice:
+		return m.OldInputPrice(ctx)
+	case model.FieldOutputPrice:
+		return m.OldOutputPrice(ctx)
 	case model.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case model.FieldUpdatedAt:
@@ -2739,6 +3593,20 @@ func (m *ModelMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDescription(v)
 		return nil
+	case model.FieldInputPrice:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputPrice(v)
+		return nil
+	case model.FieldOutputPrice:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOutputPrice(v)
+		return nil
 	case model.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -2771,6 +3639,12 @@ func (m *ModelMutation) AddedFields() []string {
 	if m.addmax_workers != nil {
 		fields = append(fields, model.FieldMaxWorkers)
 	}
+	if m.addinput_price != nil {
+		fields = append(fields, model.FieldInputPrice)
+	}
+	if m.addoutput_price != nil {
+		fields = append(fields, model.FieldOutputPrice)
+	}
 	return fields
 }
 
@@ -2781,6 +3655,10 @@ func (m *ModelMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case model.FieldMaxWorkers:
 		return m.AddedMaxWorkers()
+	case model.FieldInputPrice:
+		return m.AddedInputPrice()
+	case model.FieldOutputPrice:
+		return m.AddedOutputPrice()
 	}
 	return nil, false
 }
@@ -2796,6 +3674,20 @@ func (m *ModelMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddMaxWorkers(v)
+		return nil
+	case model.FieldInputPrice:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddInputPrice(v)
+		return nil
+	case model.FieldOutputPrice:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOutputPrice(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Model numeric field %s", name)
@@ -2813,6 +3705,12 @@ func (m *ModelMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(model.FieldDescription) {
 		fields = append(fields, model.FieldDescription)
+	}
+	if m.FieldCleared(model.FieldInputPrice) {
+		fields = append(fields, model.FieldInputPrice)
+	}
+	if m.FieldCleared(model.FieldOutputPrice) {
+		fields = append(fields, model.FieldOutputPrice)
 	}
 	if m.FieldCleared(model.FieldDeletedAt) {
 		fields = append(fields, model.FieldDeletedAt)
@@ -2839,6 +3737,12 @@ func (m *ModelMutation) ClearField(name string) error {
 		return nil
 	case model.FieldDescription:
 		m.ClearDescription()
+		return nil
+	case model.FieldInputPrice:
+		m.ClearInputPrice()
+		return nil
+	case model.FieldOutputPrice:
+		m.ClearOutputPrice()
 		return nil
 	case model.FieldDeletedAt:
 		m.ClearDeletedAt()
@@ -2871,6 +3775,12 @@ func (m *ModelMutation) ResetField(name string) error {
 		return nil
 	case model.FieldDescription:
 		m.ResetDescription()
+		return nil
+	case model.FieldInputPrice:
+		m.ResetInputPrice()
+		return nil
+	case model.FieldOutputPrice:
+		m.ResetOutputPrice()
 		return nil
 	case model.FieldCreatedAt:
 		m.ResetCreatedAt()
@@ -3003,6 +3913,12 @@ type TaskMutation struct {
 	request_hash           *string
 	api_key_id             *int
 	addapi_key_id          *int
+	caller                 *string
+	weight                 *int
+	addweight              *int
+	cost                   *float64
+	addcost                *float64
+	cost_estimated         *bool
 	created_at             *time.Time
 	updated_at             *time.Time
 	started_at             *time.Time
@@ -4105,6 +5021,190 @@ func (m *TaskMutation) ResetAPIKeyID() {
 	delete(m.clearedFields, task.FieldAPIKeyID)
 }
 
+// SetCaller sets the "caller" field.
+func (m *TaskMutation) SetCaller(s string) {
+	m.caller = &s
+}
+
+// Caller returns the value of the "caller" field in the mutation.
+func (m *TaskMutation) Caller() (r string, exists bool) {
+	v := m.caller
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCaller returns the old "caller" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldCaller(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCaller is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCaller requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCaller: %w", err)
+	}
+	return oldValue.Caller, nil
+}
+
+// ResetCaller resets all changes to the "caller" field.
+func (m *TaskMutation) ResetCaller() {
+	m.caller = nil
+}
+
+// SetWeight sets the "weight" field.
+func (m *TaskMutation) SetWeight(i int) {
+	m.weight = &i
+	m.addweight = nil
+}
+
+// Weight returns the value of the "weight" field in the mutation.
+func (m *TaskMutation) Weight() (r int, exists bool) {
+	v := m.weight
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWeight returns the old "weight" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldWeight(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWeight is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWeight requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWeight: %w", err)
+	}
+	return oldValue.Weight, nil
+}
+
+// AddWeight adds i to the "weight" field.
+func (m *TaskMutation) AddWeight(i int) {
+	if m.addweight != nil {
+		*m.addweight += i
+	} else {
+		m.addweight = &i
+	}
+}
+
+// AddedWeight returns the value that was added to the "weight" field in this mutation.
+func (m *TaskMutation) AddedWeight() (r int, exists bool) {
+	v := m.addweight
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetWeight resets all changes to the "weight" field.
+func (m *TaskMutation) ResetWeight() {
+	m.weight = nil
+	m.addweight = nil
+}
+
+// SetCost sets the "cost" field.
+func (m *TaskMutation) SetCost(f float64) {
+	m.cost = &f
+	m.addcost = nil
+}
+
+// Cost returns the value of the "cost" field in the mutation.
+func (m *TaskMutation) Cost() (r float64, exists bool) {
+	v := m.cost
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCost returns the old "cost" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldCost(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCost is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCost requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCost: %w", err)
+	}
+	return oldValue.Cost, nil
+}
+
+// AddCost adds f to the "cost" field.
+func (m *TaskMutation) AddCost(f float64) {
+	if m.addcost != nil {
+		*m.addcost += f
+	} else {
+		m.addcost = &f
+	}
+}
+
+// AddedCost returns the value that was added to the "cost" field in this mutation.
+func (m *TaskMutation) AddedCost() (r float64, exists bool) {
+	v := m.addcost
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCost resets all changes to the "cost" field.
+func (m *TaskMutation) ResetCost() {
+	m.cost = nil
+	m.addcost = nil
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (m *TaskMutation) SetCostEstimated(b bool) {
+	m.cost_estimated = &b
+}
+
+// CostEstimated returns the value of the "cost_estimated" field in the mutation.
+func (m *TaskMutation) CostEstimated() (r bool, exists bool) {
+	v := m.cost_estimated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCostEstimated returns the old "cost_estimated" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldCostEstimated(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCostEstimated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCostEstimated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCostEstimated: %w", err)
+	}
+	return oldValue.CostEstimated, nil
+}
+
+// ResetCostEstimated resets all changes to the "cost_estimated" field.
+func (m *TaskMutation) ResetCostEstimated() {
+	m.cost_estimated = nil
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *TaskMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -4524,7 +5624,7 @@ func (m *TaskMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TaskMutation) Fields() []string {
-	fields := make([]string, 0, 26)
+	fields := make([]string, 0, 30)
 	if m.model != nil {
 		fields = append(fields, task.FieldModelID)
 	}
@@ -4581,6 +5681,18 @@ func (m *TaskMutation) Fields() []string {
 	}
 	if m.api_key_id != nil {
 		fields = append(fields, task.FieldAPIKeyID)
+	}
+	if m.caller != nil {
+		fields = append(fields, task.FieldCaller)
+	}
+	if m.weight != nil {
+		fields = append(fields, task.FieldWeight)
+	}
+	if m.cost != nil {
+		fields = append(fields, task.FieldCost)
+	}
+	if m.cost_estimated != nil {
+		fields = append(fields, task.FieldCostEstimated)
 	}
 	if m.created_at != nil {
 		fields = append(fields, task.FieldCreatedAt)
@@ -4649,6 +5761,14 @@ func (m *TaskMutation) Field(name string) (ent.Value, bool) {
 		return m.RequestHash()
 	case task.FieldAPIKeyID:
 		return m.APIKeyID()
+	case task.FieldCaller:
+		return m.Caller()
+	case task.FieldWeight:
+		return m.Weight()
+	case task.FieldCost:
+		return m.Cost()
+	case task.FieldCostEstimated:
+		return m.CostEstimated()
 	case task.FieldCreatedAt:
 		return m.CreatedAt()
 	case task.FieldUpdatedAt:
@@ -4710,6 +5830,14 @@ func (m *TaskMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldRequestHash(ctx)
 	case task.FieldAPIKeyID:
 		return m.OldAPIKeyID(ctx)
+	case task.FieldCaller:
+		return m.OldCaller(ctx)
+	case task.FieldWeight:
+		return m.OldWeight(ctx)
+	case task.FieldCost:
+		return m.OldCost(ctx)
+	case task.FieldCostEstimated:
+		return m.OldCostEstimated(ctx)
 	case task.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case task.FieldUpdatedAt:
@@ -4866,6 +5994,34 @@ func (m *TaskMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAPIKeyID(v)
 		return nil
+	case task.FieldCaller:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCaller(v)
+		return nil
+	case task.FieldWeight:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWeight(v)
+		return nil
+	case task.FieldCost:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCost(v)
+		return nil
+	case task.FieldCostEstimated:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCostEstimated(v)
+		return nil
 	case task.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -4950,6 +6106,12 @@ func (m *TaskMutation) AddedFields() []string {
 	if m.addapi_key_id != nil {
 		fields = append(fields, task.FieldAPIKeyID)
 	}
+	if m.addweight != nil {
+		fields = append(fields, task.FieldWeight)
+	}
+	if m.addcost != nil {
+		fields = append(fields, task.FieldCost)
+	}
 	return fields
 }
 
@@ -4976,6 +6138,10 @@ func (m *TaskMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedTotalTokens()
 	case task.FieldAPIKeyID:
 		return m.AddedAPIKeyID()
+	case task.FieldWeight:
+		return m.AddedWeight()
+	case task.FieldCost:
+		return m.AddedCost()
 	}
 	return nil, false
 }
@@ -5047,6 +6213,20 @@ func (m *TaskMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddAPIKeyID(v)
+		return nil
+	case task.FieldWeight:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWeight(v)
+		return nil
+	case task.FieldCost:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCost(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Task numeric field %s", name)
@@ -5206,6 +6386,18 @@ func (m *TaskMutation) ResetField(name string) error {
 		return nil
 	case task.FieldAPIKeyID:
 		m.ResetAPIKeyID()
+		return nil
+	case task.FieldCaller:
+		m.ResetCaller()
+		return nil
+	case task.FieldWeight:
+		m.ResetWeight()
+		return nil
+	case task.FieldCost:
+		m.ResetCost()
+		return nil
+	case task.FieldCostEstimated:
+		m.ResetCostEstimated()
 		return nil
 	case task.FieldCreatedAt:
 		m.ResetCreatedAt()

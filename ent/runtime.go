@@ -48,6 +48,20 @@ func init() {
 	apikeyDescCreatedAt := apikeyFields[4].Descriptor()
 	// apikey.DefaultCreatedAt holds the default value on creation for the created_at field.
 	apikey.DefaultCreatedAt = apikeyDescCreatedAt.Default.(func() time.Time)
+	// apikeyDescWeight is the schema descriptor for weight field.
+	apikeyDescWeight := apikeyFields[7].Descriptor()
+	// apikey.DefaultWeight holds the default value on creation for the weight field.
+	apikey.DefaultWeight = apikeyDescWeight.Default.(int)
+	// apikey.WeightValidator is a validator for the "weight" field. It is called by the builders before save.
+	apikey.WeightValidator = apikeyDescWeight.Validators[0].(func(int) error)
+	// apikeyDescTokensPerDay is the schema descriptor for tokens_per_day field.
+	apikeyDescTokensPerDay := apikeyFields[8].Descriptor()
+	// apikey.TokensPerDayValidator is a validator for the "tokens_per_day" field. It is called by the builders before save.
+	apikey.TokensPerDayValidator = apikeyDescTokensPerDay.Validators[0].(func(int) error)
+	// apikeyDescTokensPerMonth is the schema descriptor for tokens_per_month field.
+	apikeyDescTokensPerMonth := apikeyFields[9].Descriptor()
+	// apikey.TokensPerMonthValidator is a validator for the "tokens_per_month" field. It is called by the builders before save.
+	apikey.TokensPerMonthValidator = apikeyDescTokensPerMonth.Validators[0].(func(int) error)
 	attemptFields := schema.Attempt{}.Fields()
 	_ = attemptFields
 	// attemptDescNumber is the schema descriptor for number field.
@@ -62,8 +76,22 @@ func init() {
 	attemptDescCompletionTokens := attemptFields[9].Descriptor()
 	// attempt.DefaultCompletionTokens holds the default value on creation for the completion_tokens field.
 	attempt.DefaultCompletionTokens = attemptDescCompletionTokens.Default.(int)
+	// attemptDescCost is the schema descriptor for cost field.
+	attemptDescCost := attemptFields[10].Descriptor()
+	// attempt.DefaultCost holds the default value on creation for the cost field.
+	attempt.DefaultCost = attemptDescCost.Default.(float64)
+	// attemptDescCostEstimated is the schema descriptor for cost_estimated field.
+	attemptDescCostEstimated := attemptFields[11].Descriptor()
+	// attempt.DefaultCostEstimated holds the default value on creation for the cost_estimated field.
+	attempt.DefaultCostEstimated = attemptDescCostEstimated.Default.(bool)
+	// attemptDescCaller is the schema descriptor for caller field.
+	attemptDescCaller := attemptFields[12].Descriptor()
+	// attempt.DefaultCaller holds the default value on creation for the caller field.
+	attempt.DefaultCaller = attemptDescCaller.Default.(string)
+	// attempt.CallerValidator is a validator for the "caller" field. It is called by the builders before save.
+	attempt.CallerValidator = attemptDescCaller.Validators[0].(func(string) error)
 	// attemptDescStartedAt is the schema descriptor for started_at field.
-	attemptDescStartedAt := attemptFields[10].Descriptor()
+	attemptDescStartedAt := attemptFields[14].Descriptor()
 	// attempt.DefaultStartedAt holds the default value on creation for the started_at field.
 	attempt.DefaultStartedAt = attemptDescStartedAt.Default.(func() time.Time)
 	modelFields := schema.Model{}.Fields()
@@ -94,12 +122,20 @@ func init() {
 	modelDescDescription := modelFields[6].Descriptor()
 	// model.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
 	model.DescriptionValidator = modelDescDescription.Validators[0].(func(string) error)
+	// modelDescInputPrice is the schema descriptor for input_price field.
+	modelDescInputPrice := modelFields[7].Descriptor()
+	// model.InputPriceValidator is a validator for the "input_price" field. It is called by the builders before save.
+	model.InputPriceValidator = modelDescInputPrice.Validators[0].(func(float64) error)
+	// modelDescOutputPrice is the schema descriptor for output_price field.
+	modelDescOutputPrice := modelFields[8].Descriptor()
+	// model.OutputPriceValidator is a validator for the "output_price" field. It is called by the builders before save.
+	model.OutputPriceValidator = modelDescOutputPrice.Validators[0].(func(float64) error)
 	// modelDescCreatedAt is the schema descriptor for created_at field.
-	modelDescCreatedAt := modelFields[7].Descriptor()
+	modelDescCreatedAt := modelFields[9].Descriptor()
 	// model.DefaultCreatedAt holds the default value on creation for the created_at field.
 	model.DefaultCreatedAt = modelDescCreatedAt.Default.(func() time.Time)
 	// modelDescUpdatedAt is the schema descriptor for updated_at field.
-	modelDescUpdatedAt := modelFields[8].Descriptor()
+	modelDescUpdatedAt := modelFields[10].Descriptor()
 	// model.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	model.DefaultUpdatedAt = modelDescUpdatedAt.Default.(func() time.Time)
 	// model.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
@@ -154,18 +190,38 @@ func init() {
 	taskDescIdempotencyKey := taskFields[16].Descriptor()
 	// task.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	task.IdempotencyKeyValidator = taskDescIdempotencyKey.Validators[0].(func(string) error)
+	// taskDescCaller is the schema descriptor for caller field.
+	taskDescCaller := taskFields[19].Descriptor()
+	// task.DefaultCaller holds the default value on creation for the caller field.
+	task.DefaultCaller = taskDescCaller.Default.(string)
+	// task.CallerValidator is a validator for the "caller" field. It is called by the builders before save.
+	task.CallerValidator = taskDescCaller.Validators[0].(func(string) error)
+	// taskDescWeight is the schema descriptor for weight field.
+	taskDescWeight := taskFields[20].Descriptor()
+	// task.DefaultWeight holds the default value on creation for the weight field.
+	task.DefaultWeight = taskDescWeight.Default.(int)
+	// task.WeightValidator is a validator for the "weight" field. It is called by the builders before save.
+	task.WeightValidator = taskDescWeight.Validators[0].(func(int) error)
+	// taskDescCost is the schema descriptor for cost field.
+	taskDescCost := taskFields[21].Descriptor()
+	// task.DefaultCost holds the default value on creation for the cost field.
+	task.DefaultCost = taskDescCost.Default.(float64)
+	// taskDescCostEstimated is the schema descriptor for cost_estimated field.
+	taskDescCostEstimated := taskFields[22].Descriptor()
+	// task.DefaultCostEstimated holds the default value on creation for the cost_estimated field.
+	task.DefaultCostEstimated = taskDescCostEstimated.Default.(bool)
 	// taskDescCreatedAt is the schema descriptor for created_at field.
-	taskDescCreatedAt := taskFields[19].Descriptor()
+	taskDescCreatedAt := taskFields[23].Descriptor()
 	// task.DefaultCreatedAt holds the default value on creation for the created_at field.
 	task.DefaultCreatedAt = taskDescCreatedAt.Default.(func() time.Time)
 	// taskDescUpdatedAt is the schema descriptor for updated_at field.
-	taskDescUpdatedAt := taskFields[20].Descriptor()
+	taskDescUpdatedAt := taskFields[24].Descriptor()
 	// task.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	task.DefaultUpdatedAt = taskDescUpdatedAt.Default.(func() time.Time)
 	// task.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	task.UpdateDefaultUpdatedAt = taskDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// taskDescScheduled is the schema descriptor for scheduled field.
-	taskDescScheduled := taskFields[25].Descriptor()
+	taskDescScheduled := taskFields[29].Descriptor()
 	// task.DefaultScheduled holds the default value on creation for the scheduled field.
 	task.DefaultScheduled = taskDescScheduled.Default.(bool)
 }

@@ -58,6 +58,14 @@ type Task struct {
 	RequestHash string `json:"request_hash,omitempty"`
 	// APIKeyID holds the value of the "api_key_id" field.
 	APIKeyID *int `json:"api_key_id,omitempty"`
+	// Caller holds the value of the "caller" field.
+	Caller string `json:"caller,omitempty"`
+	// Weight holds the value of the "weight" field.
+	Weight int `json:"weight,omitempty"`
+	// Cost holds the value of the "cost" field.
+	Cost float64 `json:"cost,omitempty"`
+	// CostEstimated holds the value of the "cost_estimated" field.
+	CostEstimated bool `json:"cost_estimated,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
@@ -120,11 +128,13 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case task.FieldParams, task.FieldEmbedding:
 			values[i] = new([]byte)
-		case task.FieldScheduled:
+		case task.FieldCostEstimated, task.FieldScheduled:
 			values[i] = new(sql.NullBool)
-		case task.FieldID, task.FieldModelID, task.FieldPriority, task.FieldAttempts, task.FieldMaxRetries, task.FieldAttemptBase, task.FieldTimeoutSeconds, task.FieldPromptTokens, task.FieldCompletionTokens, task.FieldTotalTokens, task.FieldAPIKeyID:
+		case task.FieldCost:
+			values[i] = new(sql.NullFloat64)
+		case task.FieldID, task.FieldModelID, task.FieldPriority, task.FieldAttempts, task.FieldMaxRetries, task.FieldAttemptBase, task.FieldTimeoutSeconds, task.FieldPromptTokens, task.FieldCompletionTokens, task.FieldTotalTokens, task.FieldAPIKeyID, task.FieldWeight:
 			values[i] = new(sql.NullInt64)
-		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldIdempotencyKey, task.FieldRequestHash:
+		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldIdempotencyKey, task.FieldRequestHash, task.FieldCaller:
 			values[i] = new(sql.NullString)
 		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldStartedAt, task.FieldFinishedAt, task.FieldNextAttemptAt, task.FieldRunAt:
 			values[i] = new(sql.NullTime)
@@ -269,6 +279,30 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.APIKeyID = new(int)
 				*_m.APIKeyID = int(value.Int64)
+			}
+		case task.FieldCaller:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field caller", values[i])
+			} else if value.Valid {
+				_m.Caller = value.String
+			}
+		case task.FieldWeight:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field weight", values[i])
+			} else if value.Valid {
+				_m.Weight = int(value.Int64)
+			}
+		case task.FieldCost:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field cost", values[i])
+			} else if value.Valid {
+				_m.Cost = value.Float64
+			}
+		case task.FieldCostEstimated:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field cost_estimated", values[i])
+			} else if value.Valid {
+				_m.CostEstimated = value.Bool
 			}
 		case task.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -424,6 +458,18 @@ func (_m *Task) String() string {
 		builder.WriteString("api_key_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("caller=")
+	builder.WriteString(_m.Caller)
+	builder.WriteString(", ")
+	builder.WriteString("weight=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Weight))
+	builder.WriteString(", ")
+	builder.WriteString("cost=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Cost))
+	builder.WriteString(", ")
+	builder.WriteString("cost_estimated=")
+	builder.WriteString(fmt.Sprintf("%v", _m.CostEstimated))
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

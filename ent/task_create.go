@@ -243,6 +243,62 @@ func (_c *TaskCreate) SetNillableAPIKeyID(v *int) *TaskCreate {
 	return _c
 }
 
+// SetCaller sets the "caller" field.
+func (_c *TaskCreate) SetCaller(v string) *TaskCreate {
+	_c.mutation.SetCaller(v)
+	return _c
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableCaller(v *string) *TaskCreate {
+	if v != nil {
+		_c.SetCaller(*v)
+	}
+	return _c
+}
+
+// SetWeight sets the "weight" field.
+func (_c *TaskCreate) SetWeight(v int) *TaskCreate {
+	_c.mutation.SetWeight(v)
+	return _c
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableWeight(v *int) *TaskCreate {
+	if v != nil {
+		_c.SetWeight(*v)
+	}
+	return _c
+}
+
+// SetCost sets the "cost" field.
+func (_c *TaskCreate) SetCost(v float64) *TaskCreate {
+	_c.mutation.SetCost(v)
+	return _c
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableCost(v *float64) *TaskCreate {
+	if v != nil {
+		_c.SetCost(*v)
+	}
+	return _c
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_c *TaskCreate) SetCostEstimated(v bool) *TaskCreate {
+	_c.mutation.SetCostEstimated(v)
+	return _c
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableCostEstimated(v *bool) *TaskCreate {
+	if v != nil {
+		_c.SetCostEstimated(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *TaskCreate) SetCreatedAt(v time.Time) *TaskCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -424,6 +480,22 @@ func (_c *TaskCreate) defaults() {
 		v := task.DefaultTotalTokens
 		_c.mutation.SetTotalTokens(v)
 	}
+	if _, ok := _c.mutation.Caller(); !ok {
+		v := task.DefaultCaller
+		_c.mutation.SetCaller(v)
+	}
+	if _, ok := _c.mutation.Weight(); !ok {
+		v := task.DefaultWeight
+		_c.mutation.SetWeight(v)
+	}
+	if _, ok := _c.mutation.Cost(); !ok {
+		v := task.DefaultCost
+		_c.mutation.SetCost(v)
+	}
+	if _, ok := _c.mutation.CostEstimated(); !ok {
+		v := task.DefaultCostEstimated
+		_c.mutation.SetCostEstimated(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := task.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -527,6 +599,28 @@ func (_c *TaskCreate) check() error {
 		if err := task.IdempotencyKeyValidator(v); err != nil {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "Task.idempotency_key": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.Caller(); !ok {
+		return &ValidationError{Name: "caller", err: errors.New(`ent: missing required field "Task.caller"`)}
+	}
+	if v, ok := _c.mutation.Caller(); ok {
+		if err := task.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Task.caller": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Weight(); !ok {
+		return &ValidationError{Name: "weight", err: errors.New(`ent: missing required field "Task.weight"`)}
+	}
+	if v, ok := _c.mutation.Weight(); ok {
+		if err := task.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "Task.weight": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Cost(); !ok {
+		return &ValidationError{Name: "cost", err: errors.New(`ent: missing required field "Task.cost"`)}
+	}
+	if _, ok := _c.mutation.CostEstimated(); !ok {
+		return &ValidationError{Name: "cost_estimated", err: errors.New(`ent: missing required field "Task.cost_estimated"`)}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Task.created_at"`)}
@@ -638,6 +732,22 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.APIKeyID(); ok {
 		_spec.SetField(task.FieldAPIKeyID, field.TypeInt, value)
 		_node.APIKeyID = &value
+	}
+	if value, ok := _c.mutation.Caller(); ok {
+		_spec.SetField(task.FieldCaller, field.TypeString, value)
+		_node.Caller = value
+	}
+	if value, ok := _c.mutation.Weight(); ok {
+		_spec.SetField(task.FieldWeight, field.TypeInt, value)
+		_node.Weight = value
+	}
+	if value, ok := _c.mutation.Cost(); ok {
+		_spec.SetField(task.FieldCost, field.TypeFloat64, value)
+		_node.Cost = value
+	}
+	if value, ok := _c.mutation.CostEstimated(); ok {
+		_spec.SetField(task.FieldCostEstimated, field.TypeBool, value)
+		_node.CostEstimated = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(task.FieldCreatedAt, field.TypeTime, value)
@@ -1079,6 +1189,66 @@ func (u *TaskUpsert) AddAPIKeyID(v int) *TaskUpsert {
 // ClearAPIKeyID clears the value of the "api_key_id" field.
 func (u *TaskUpsert) ClearAPIKeyID() *TaskUpsert {
 	u.SetNull(task.FieldAPIKeyID)
+	return u
+}
+
+// SetCaller sets the "caller" field.
+func (u *TaskUpsert) SetCaller(v string) *TaskUpsert {
+	u.Set(task.FieldCaller, v)
+	return u
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateCaller() *TaskUpsert {
+	u.SetExcluded(task.FieldCaller)
+	return u
+}
+
+// SetWeight sets the "weight" field.
+func (u *TaskUpsert) SetWeight(v int) *TaskUpsert {
+	u.Set(task.FieldWeight, v)
+	return u
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateWeight() *TaskUpsert {
+	u.SetExcluded(task.FieldWeight)
+	return u
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *TaskUpsert) AddWeight(v int) *TaskUpsert {
+	u.Add(task.FieldWeight, v)
+	return u
+}
+
+// SetCost sets the "cost" field.
+func (u *TaskUpsert) SetCost(v float64) *TaskUpsert {
+	u.Set(task.FieldCost, v)
+	return u
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateCost() *TaskUpsert {
+	u.SetExcluded(task.FieldCost)
+	return u
+}
+
+// AddCost adds v to the "cost" field.
+func (u *TaskUpsert) AddCost(v float64) *TaskUpsert {
+	u.Add(task.FieldCost, v)
+	return u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *TaskUpsert) SetCostEstimated(v bool) *TaskUpsert {
+	u.Set(task.FieldCostEstimated, v)
+	return u
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateCostEstimated() *TaskUpsert {
+	u.SetExcluded(task.FieldCostEstimated)
 	return u
 }
 
@@ -1605,6 +1775,76 @@ func (u *TaskUpsertOne) UpdateAPIKeyID() *TaskUpsertOne {
 func (u *TaskUpsertOne) ClearAPIKeyID() *TaskUpsertOne {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearAPIKeyID()
+	})
+}
+
+// SetCaller sets the "caller" field.
+func (u *TaskUpsertOne) SetCaller(v string) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCaller(v)
+	})
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateCaller() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCaller()
+	})
+}
+
+// SetWeight sets the "weight" field.
+func (u *TaskUpsertOne) SetWeight(v int) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetWeight(v)
+	})
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *TaskUpsertOne) AddWeight(v int) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddWeight(v)
+	})
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateWeight() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateWeight()
+	})
+}
+
+// SetCost sets the "cost" field.
+func (u *TaskUpsertOne) SetCost(v float64) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCost(v)
+	})
+}
+
+// AddCost adds v to the "cost" field.
+func (u *TaskUpsertOne) AddCost(v float64) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddCost(v)
+	})
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateCost() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCost()
+	})
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *TaskUpsertOne) SetCostEstimated(v bool) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCostEstimated(v)
+	})
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateCostEstimated() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCostEstimated()
 	})
 }
 
@@ -2313,6 +2553,76 @@ func (u *TaskUpsertBulk) UpdateAPIKeyID() *TaskUpsertBulk {
 func (u *TaskUpsertBulk) ClearAPIKeyID() *TaskUpsertBulk {
 	return u.Update(func(s *TaskUpsert) {
 		s.ClearAPIKeyID()
+	})
+}
+
+// SetCaller sets the "caller" field.
+func (u *TaskUpsertBulk) SetCaller(v string) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCaller(v)
+	})
+}
+
+// UpdateCaller sets the "caller" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateCaller() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCaller()
+	})
+}
+
+// SetWeight sets the "weight" field.
+func (u *TaskUpsertBulk) SetWeight(v int) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetWeight(v)
+	})
+}
+
+// AddWeight adds v to the "weight" field.
+func (u *TaskUpsertBulk) AddWeight(v int) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddWeight(v)
+	})
+}
+
+// UpdateWeight sets the "weight" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateWeight() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateWeight()
+	})
+}
+
+// SetCost sets the "cost" field.
+func (u *TaskUpsertBulk) SetCost(v float64) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCost(v)
+	})
+}
+
+// AddCost adds v to the "cost" field.
+func (u *TaskUpsertBulk) AddCost(v float64) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.AddCost(v)
+	})
+}
+
+// UpdateCost sets the "cost" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateCost() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCost()
+	})
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (u *TaskUpsertBulk) SetCostEstimated(v bool) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetCostEstimated(v)
+	})
+}
+
+// UpdateCostEstimated sets the "cost_estimated" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateCostEstimated() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateCostEstimated()
 	})
 }
 

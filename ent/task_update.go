@@ -400,6 +400,76 @@ func (_u *TaskUpdate) ClearAPIKeyID() *TaskUpdate {
 	return _u
 }
 
+// SetCaller sets the "caller" field.
+func (_u *TaskUpdate) SetCaller(v string) *TaskUpdate {
+	_u.mutation.SetCaller(v)
+	return _u
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableCaller(v *string) *TaskUpdate {
+	if v != nil {
+		_u.SetCaller(*v)
+	}
+	return _u
+}
+
+// SetWeight sets the "weight" field.
+func (_u *TaskUpdate) SetWeight(v int) *TaskUpdate {
+	_u.mutation.ResetWeight()
+	_u.mutation.SetWeight(v)
+	return _u
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableWeight(v *int) *TaskUpdate {
+	if v != nil {
+		_u.SetWeight(*v)
+	}
+	return _u
+}
+
+// AddWeight adds value to the "weight" field.
+func (_u *TaskUpdate) AddWeight(v int) *TaskUpdate {
+	_u.mutation.AddWeight(v)
+	return _u
+}
+
+// SetCost sets the "cost" field.
+func (_u *TaskUpdate) SetCost(v float64) *TaskUpdate {
+	_u.mutation.ResetCost()
+	_u.mutation.SetCost(v)
+	return _u
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableCost(v *float64) *TaskUpdate {
+	if v != nil {
+		_u.SetCost(*v)
+	}
+	return _u
+}
+
+// AddCost adds value to the "cost" field.
+func (_u *TaskUpdate) AddCost(v float64) *TaskUpdate {
+	_u.mutation.AddCost(v)
+	return _u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_u *TaskUpdate) SetCostEstimated(v bool) *TaskUpdate {
+	_u.mutation.SetCostEstimated(v)
+	return _u
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableCostEstimated(v *bool) *TaskUpdate {
+	if v != nil {
+		_u.SetCostEstimated(*v)
+	}
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TaskUpdate) SetUpdatedAt(v time.Time) *TaskUpdate {
 	_u.mutation.SetUpdatedAt(v)
@@ -645,6 +715,16 @@ func (_u *TaskUpdate) check() error {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "Task.idempotency_key": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Caller(); ok {
+		if err := task.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Task.caller": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Weight(); ok {
+		if err := task.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "Task.weight": %w`, err)}
+		}
+	}
 	if _u.mutation.ModelCleared() && len(_u.mutation.ModelIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Task.model"`)
 	}
@@ -778,6 +858,24 @@ func (_u *TaskUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.APIKeyIDCleared() {
 		_spec.ClearField(task.FieldAPIKeyID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.Caller(); ok {
+		_spec.SetField(task.FieldCaller, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Weight(); ok {
+		_spec.SetField(task.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWeight(); ok {
+		_spec.AddField(task.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cost(); ok {
+		_spec.SetField(task.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedCost(); ok {
+		_spec.AddField(task.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.CostEstimated(); ok {
+		_spec.SetField(task.FieldCostEstimated, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(task.FieldUpdatedAt, field.TypeTime, value)
@@ -1272,6 +1370,76 @@ func (_u *TaskUpdateOne) ClearAPIKeyID() *TaskUpdateOne {
 	return _u
 }
 
+// SetCaller sets the "caller" field.
+func (_u *TaskUpdateOne) SetCaller(v string) *TaskUpdateOne {
+	_u.mutation.SetCaller(v)
+	return _u
+}
+
+// SetNillableCaller sets the "caller" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableCaller(v *string) *TaskUpdateOne {
+	if v != nil {
+		_u.SetCaller(*v)
+	}
+	return _u
+}
+
+// SetWeight sets the "weight" field.
+func (_u *TaskUpdateOne) SetWeight(v int) *TaskUpdateOne {
+	_u.mutation.ResetWeight()
+	_u.mutation.SetWeight(v)
+	return _u
+}
+
+// SetNillableWeight sets the "weight" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableWeight(v *int) *TaskUpdateOne {
+	if v != nil {
+		_u.SetWeight(*v)
+	}
+	return _u
+}
+
+// AddWeight adds value to the "weight" field.
+func (_u *TaskUpdateOne) AddWeight(v int) *TaskUpdateOne {
+	_u.mutation.AddWeight(v)
+	return _u
+}
+
+// SetCost sets the "cost" field.
+func (_u *TaskUpdateOne) SetCost(v float64) *TaskUpdateOne {
+	_u.mutation.ResetCost()
+	_u.mutation.SetCost(v)
+	return _u
+}
+
+// SetNillableCost sets the "cost" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableCost(v *float64) *TaskUpdateOne {
+	if v != nil {
+		_u.SetCost(*v)
+	}
+	return _u
+}
+
+// AddCost adds value to the "cost" field.
+func (_u *TaskUpdateOne) AddCost(v float64) *TaskUpdateOne {
+	_u.mutation.AddCost(v)
+	return _u
+}
+
+// SetCostEstimated sets the "cost_estimated" field.
+func (_u *TaskUpdateOne) SetCostEstimated(v bool) *TaskUpdateOne {
+	_u.mutation.SetCostEstimated(v)
+	return _u
+}
+
+// SetNillableCostEstimated sets the "cost_estimated" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableCostEstimated(v *bool) *TaskUpdateOne {
+	if v != nil {
+		_u.SetCostEstimated(*v)
+	}
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TaskUpdateOne) SetUpdatedAt(v time.Time) *TaskUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
@@ -1530,6 +1698,16 @@ func (_u *TaskUpdateOne) check() error {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "Task.idempotency_key": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Caller(); ok {
+		if err := task.CallerValidator(v); err != nil {
+			return &ValidationError{Name: "caller", err: fmt.Errorf(`ent: validator failed for field "Task.caller": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Weight(); ok {
+		if err := task.WeightValidator(v); err != nil {
+			return &ValidationError{Name: "weight", err: fmt.Errorf(`ent: validator failed for field "Task.weight": %w`, err)}
+		}
+	}
 	if _u.mutation.ModelCleared() && len(_u.mutation.ModelIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Task.model"`)
 	}
@@ -1680,6 +1858,24 @@ func (_u *TaskUpdateOne) sqlSave(ctx context.Context) (_node *Task, err error) {
 	}
 	if _u.mutation.APIKeyIDCleared() {
 		_spec.ClearField(task.FieldAPIKeyID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.Caller(); ok {
+		_spec.SetField(task.FieldCaller, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Weight(); ok {
+		_spec.SetField(task.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWeight(); ok {
+		_spec.AddField(task.FieldWeight, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Cost(); ok {
+		_spec.SetField(task.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedCost(); ok {
+		_spec.AddField(task.FieldCost, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.CostEstimated(); ok {
+		_spec.SetField(task.FieldCostEstimated, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(task.FieldUpdatedAt, field.TypeTime, value)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -61,6 +62,9 @@ func (in *CreateTaskInput) newTask(submitter *int) scheduler.NewTask {
 	}
 	if in.IdempotencyKey != nil {
 		n.IdempotencyKey = *in.IdempotencyKey
+	}
+	if in.Caller != nil {
+		n.Caller = *in.Caller
 	}
 	return n
 }
@@ -122,4 +126,17 @@ func (r *Resolver) explain(ctx context.Context, t *ent.Task) (*scheduler.Diagnos
 		memo.mu.Unlock()
 	}
 	return d, nil
+}
+
+// budgets is a ModelBudgetInput list as apikeys.Settings takes it: nil
+// (absent) keeps a key's list, empty clears it.
+func budgets(in []*domain.ModelBudget) *[]domain.ModelBudget {
+	if in == nil {
+		return nil
+	}
+	out := make([]domain.ModelBudget, len(in))
+	for i, b := range in {
+		out[i] = *b
+	}
+	return &out
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -50,6 +51,10 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			if se.RetryAfter > 0 {
 				ge.Extensions["retryAfter"] = int(math.Ceil(se.RetryAfter.Seconds()))
+			}
+			if b := se.Budget; b != nil {
+				ge.Extensions["budget"] = map[string]any{"period": b.Period, "modelID": b.ModelID,
+					"limit": b.Limit, "used": b.Used, "resetsAt": b.ResetsAt.Format(time.RFC3339)}
 			}
 		}
 		if code == scheduler.CodeInternal {

@@ -34,6 +34,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	APIKey() APIKeyResolver
+	CostLine() CostLineResolver
 	DashboardStats() DashboardStatsResolver
 	Model() ModelResolver
 	ModelStat() ModelStatResolver
@@ -48,8 +50,27 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	APIKey struct {
+		CreatedAt      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		LastUsedAt     func(childComplexity int) int
+		ModelBudgets   func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Prefix         func(childComplexity int) int
+		RevokedAt      func(childComplexity int) int
+		Role           func(childComplexity int) int
+		TokensPerDay   func(childComplexity int) int
+		TokensPerMonth func(childComplexity int) int
+		Usage          func(childComplexity int) int
+		Weight         func(childComplexity int) int
+	}
+
 	Attempt struct {
+		APIKeyID         func(childComplexity int) int
+		Caller           func(childComplexity int) int
 		CompletionTokens func(childComplexity int) int
+		Cost             func(childComplexity int) int
+		CostEstimated    func(childComplexity int) int
 		Error            func(childComplexity int) int
 		ErrorKind        func(childComplexity int) int
 		FinishedAt       func(childComplexity int) int
@@ -63,6 +84,44 @@ type ComplexityRoot struct {
 		Task             func(childComplexity int) int
 		TaskID           func(childComplexity int) int
 		Worker           func(childComplexity int) int
+	}
+
+	BudgetWindow struct {
+		Limit    func(childComplexity int) int
+		Period   func(childComplexity int) int
+		ResetsAt func(childComplexity int) int
+		Used     func(childComplexity int) int
+	}
+
+	CostDay struct {
+		ByCaller  func(childComplexity int) int
+		ByModel   func(childComplexity int) int
+		Cost      func(childComplexity int) int
+		Date      func(childComplexity int) int
+		Estimated func(childComplexity int) int
+	}
+
+	CostLine struct {
+		Attempts         func(childComplexity int) int
+		CompletionTokens func(childComplexity int) int
+		Cost             func(childComplexity int) int
+		Estimated        func(childComplexity int) int
+		ModelID          func(childComplexity int) int
+		Name             func(childComplexity int) int
+		PromptTokens     func(childComplexity int) int
+	}
+
+	CostReport struct {
+		ByCaller  func(childComplexity int) int
+		ByModel   func(childComplexity int) int
+		Cost      func(childComplexity int) int
+		Days      func(childComplexity int) int
+		Estimated func(childComplexity int) int
+	}
+
+	CreatedAPIKey struct {
+		APIKey func(childComplexity int) int
+		Secret func(childComplexity int) int
 	}
 
 	DashboardStats struct {
@@ -100,6 +159,15 @@ type ComplexityRoot struct {
 		OK        func(childComplexity int) int
 	}
 
+	KeyUsage struct {
+		Day    func(childComplexity int) int
+		KeyID  func(childComplexity int) int
+		Models func(childComplexity int) int
+		Month  func(childComplexity int) int
+		Name   func(childComplexity int) int
+		Weight func(childComplexity int) int
+	}
+
 	Model struct {
 		Config      func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
@@ -107,12 +175,20 @@ type ComplexityRoot struct {
 		Description func(childComplexity int) int
 		Fallbacks   func(childComplexity int) int
 		ID          func(childComplexity int) int
+		InputPrice  func(childComplexity int) int
 		MaxWorkers  func(childComplexity int) int
 		Name        func(childComplexity int) int
+		OutputPrice func(childComplexity int) int
 		Status      func(childComplexity int) int
 		Tasks       func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput) int
 		Type        func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
+	}
+
+	ModelBudget struct {
+		ModelID        func(childComplexity int) int
+		TokensPerDay   func(childComplexity int) int
+		TokensPerMonth func(childComplexity int) int
 	}
 
 	ModelConnection struct {
@@ -135,14 +211,22 @@ type ComplexityRoot struct {
 		Status     func(childComplexity int) int
 	}
 
+	ModelUsage struct {
+		Day     func(childComplexity int) int
+		ModelID func(childComplexity int) int
+		Month   func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CancelTask     func(childComplexity int, id int) int
+		CreateAPIKey   func(childComplexity int, input CreateAPIKeyInput) int
 		CreateModel    func(childComplexity int, input CreateModelInput) int
 		CreateTask     func(childComplexity int, input CreateTaskInput) int
 		CreateTasks    func(childComplexity int, inputs []*CreateTaskInput) int
 		DeleteModel    func(childComplexity int, id int) int
 		RetryTask      func(childComplexity int, id int) int
 		SetModelStatus func(childComplexity int, id int, status domain.ModelStatus) int
+		UpdateAPIKey   func(childComplexity int, id int, input UpdateAPIKeyInput) int
 		UpdateModel    func(childComplexity int, id int, input UpdateModelInput) int
 	}
 
@@ -162,9 +246,12 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		APIKeys         func(childComplexity int) int
+		CostReport      func(childComplexity int, days int) int
 		DashboardStats  func(childComplexity int) int
 		Model           func(childComplexity int, id int) int
 		Models          func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) int
+		MyUsage         func(childComplexity int) int
 		Node            func(childComplexity int, id int) int
 		Nodes           func(childComplexity int, ids []int) int
 		SystemHealth    func(childComplexity int) int
@@ -196,9 +283,13 @@ type ComplexityRoot struct {
 	}
 
 	Task struct {
+		APIKeyID         func(childComplexity int) int
 		AttemptHistory   func(childComplexity int) int
 		Attempts         func(childComplexity int) int
+		Caller           func(childComplexity int) int
 		CompletionTokens func(childComplexity int) int
+		Cost             func(childComplexity int) int
+		CostEstimated    func(childComplexity int) int
 		CreatedAt        func(childComplexity int) int
 		Embedding        func(childComplexity int) int
 		Error            func(childComplexity int) int
@@ -254,6 +345,16 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type APIKeyResolver interface {
+	Role(ctx context.Context, obj *ent.APIKey) (string, error)
+
+	ModelBudgets(ctx context.Context, obj *ent.APIKey) ([]*domain.ModelBudget, error)
+
+	Usage(ctx context.Context, obj *ent.APIKey) (*scheduler.KeyUsage, error)
+}
+type CostLineResolver interface {
+	ModelID(ctx context.Context, obj *scheduler.CostLine) (*int, error)
+}
 type DashboardStatsResolver interface {
 	ByStatus(ctx context.Context, obj *scheduler.DashboardStats) ([]*StatusCount, error)
 }
@@ -273,6 +374,8 @@ type MutationResolver interface {
 	UpdateModel(ctx context.Context, id int, input UpdateModelInput) (*ent.Model, error)
 	SetModelStatus(ctx context.Context, id int, status domain.ModelStatus) (*ent.Model, error)
 	DeleteModel(ctx context.Context, id int) (*ent.Model, error)
+	CreateAPIKey(ctx context.Context, input CreateAPIKeyInput) (*CreatedAPIKey, error)
+	UpdateAPIKey(ctx context.Context, id int, input UpdateAPIKeyInput) (*ent.APIKey, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -283,6 +386,9 @@ type QueryResolver interface {
 	Model(ctx context.Context, id int) (*ent.Model, error)
 	DashboardStats(ctx context.Context) (*scheduler.DashboardStats, error)
 	TaskStatsByDate(ctx context.Context, days int) ([]*scheduler.DayStats, error)
+	CostReport(ctx context.Context, days int) (*scheduler.CostReport, error)
+	APIKeys(ctx context.Context) ([]*ent.APIKey, error)
+	MyUsage(ctx context.Context) (*scheduler.KeyUsage, error)
 	SystemHealth(ctx context.Context) (*scheduler.Health, error)
 }
 type SubscriptionResolver interface {
@@ -320,12 +426,109 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "APIKey.createdAt":
+		if e.ComplexityRoot.APIKey.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.CreatedAt(childComplexity), true
+	case "APIKey.id":
+		if e.ComplexityRoot.APIKey.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.ID(childComplexity), true
+	case "APIKey.lastUsedAt":
+		if e.ComplexityRoot.APIKey.LastUsedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.LastUsedAt(childComplexity), true
+	case "APIKey.modelBudgets":
+		if e.ComplexityRoot.APIKey.ModelBudgets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.ModelBudgets(childComplexity), true
+	case "APIKey.name":
+		if e.ComplexityRoot.APIKey.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Name(childComplexity), true
+	case "APIKey.prefix":
+		if e.ComplexityRoot.APIKey.Prefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Prefix(childComplexity), true
+	case "APIKey.revokedAt":
+		if e.ComplexityRoot.APIKey.RevokedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.RevokedAt(childComplexity), true
+	case "APIKey.role":
+		if e.ComplexityRoot.APIKey.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Role(childComplexity), true
+	case "APIKey.tokensPerDay":
+		if e.ComplexityRoot.APIKey.TokensPerDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.TokensPerDay(childComplexity), true
+	case "APIKey.tokensPerMonth":
+		if e.ComplexityRoot.APIKey.TokensPerMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.TokensPerMonth(childComplexity), true
+	case "APIKey.usage":
+		if e.ComplexityRoot.APIKey.Usage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Usage(childComplexity), true
+	case "APIKey.weight":
+		if e.ComplexityRoot.APIKey.Weight == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.Weight(childComplexity), true
+
+	case "Attempt.apiKeyID":
+		if e.ComplexityRoot.Attempt.APIKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.APIKeyID(childComplexity), true
+	case "Attempt.caller":
+		if e.ComplexityRoot.Attempt.Caller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.Caller(childComplexity), true
 	case "Attempt.completionTokens":
 		if e.ComplexityRoot.Attempt.CompletionTokens == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Attempt.CompletionTokens(childComplexity), true
+	case "Attempt.cost":
+		if e.ComplexityRoot.Attempt.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.Cost(childComplexity), true
+	case "Attempt.costEstimated":
+		if e.ComplexityRoot.Attempt.CostEstimated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.CostEstimated(childComplexity), true
 	case "Attempt.error":
 		if e.ComplexityRoot.Attempt.Error == nil {
 			break
@@ -404,6 +607,149 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Attempt.Worker(childComplexity), true
+
+	case "BudgetWindow.limit":
+		if e.ComplexityRoot.BudgetWindow.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BudgetWindow.Limit(childComplexity), true
+	case "BudgetWindow.period":
+		if e.ComplexityRoot.BudgetWindow.Period == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BudgetWindow.Period(childComplexity), true
+	case "BudgetWindow.resetsAt":
+		if e.ComplexityRoot.BudgetWindow.ResetsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BudgetWindow.ResetsAt(childComplexity), true
+	case "BudgetWindow.used":
+		if e.ComplexityRoot.BudgetWindow.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BudgetWindow.Used(childComplexity), true
+
+	case "CostDay.byCaller":
+		if e.ComplexityRoot.CostDay.ByCaller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostDay.ByCaller(childComplexity), true
+	case "CostDay.byModel":
+		if e.ComplexityRoot.CostDay.ByModel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostDay.ByModel(childComplexity), true
+	case "CostDay.cost":
+		if e.ComplexityRoot.CostDay.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostDay.Cost(childComplexity), true
+	case "CostDay.date":
+		if e.ComplexityRoot.CostDay.Date == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostDay.Date(childComplexity), true
+	case "CostDay.estimated":
+		if e.ComplexityRoot.CostDay.Estimated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostDay.Estimated(childComplexity), true
+
+	case "CostLine.attempts":
+		if e.ComplexityRoot.CostLine.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.Attempts(childComplexity), true
+	case "CostLine.completionTokens":
+		if e.ComplexityRoot.CostLine.CompletionTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.CompletionTokens(childComplexity), true
+	case "CostLine.cost":
+		if e.ComplexityRoot.CostLine.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.Cost(childComplexity), true
+	case "CostLine.estimated":
+		if e.ComplexityRoot.CostLine.Estimated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.Estimated(childComplexity), true
+	case "CostLine.modelID":
+		if e.ComplexityRoot.CostLine.ModelID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.ModelID(childComplexity), true
+	case "CostLine.name":
+		if e.ComplexityRoot.CostLine.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.Name(childComplexity), true
+	case "CostLine.promptTokens":
+		if e.ComplexityRoot.CostLine.PromptTokens == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostLine.PromptTokens(childComplexity), true
+
+	case "CostReport.byCaller":
+		if e.ComplexityRoot.CostReport.ByCaller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostReport.ByCaller(childComplexity), true
+	case "CostReport.byModel":
+		if e.ComplexityRoot.CostReport.ByModel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostReport.ByModel(childComplexity), true
+	case "CostReport.cost":
+		if e.ComplexityRoot.CostReport.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostReport.Cost(childComplexity), true
+	case "CostReport.days":
+		if e.ComplexityRoot.CostReport.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostReport.Days(childComplexity), true
+	case "CostReport.estimated":
+		if e.ComplexityRoot.CostReport.Estimated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostReport.Estimated(childComplexity), true
+
+	case "CreatedAPIKey.apiKey":
+		if e.ComplexityRoot.CreatedAPIKey.APIKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreatedAPIKey.APIKey(childComplexity), true
+	case "CreatedAPIKey.secret":
+		if e.ComplexityRoot.CreatedAPIKey.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreatedAPIKey.Secret(childComplexity), true
 
 	case "DashboardStats.avgDurationMs":
 		if e.ComplexityRoot.DashboardStats.AvgDurationMS == nil {
@@ -564,6 +910,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Dependency.OK(childComplexity), true
 
+	case "KeyUsage.day":
+		if e.ComplexityRoot.KeyUsage.Day == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Day(childComplexity), true
+	case "KeyUsage.keyID":
+		if e.ComplexityRoot.KeyUsage.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.KeyID(childComplexity), true
+	case "KeyUsage.models":
+		if e.ComplexityRoot.KeyUsage.Models == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Models(childComplexity), true
+	case "KeyUsage.month":
+		if e.ComplexityRoot.KeyUsage.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Month(childComplexity), true
+	case "KeyUsage.name":
+		if e.ComplexityRoot.KeyUsage.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Name(childComplexity), true
+	case "KeyUsage.weight":
+		if e.ComplexityRoot.KeyUsage.Weight == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Weight(childComplexity), true
+
 	case "Model.config":
 		if e.ComplexityRoot.Model.Config == nil {
 			break
@@ -600,6 +983,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Model.ID(childComplexity), true
+	case "Model.inputPrice":
+		if e.ComplexityRoot.Model.InputPrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Model.InputPrice(childComplexity), true
 	case "Model.maxWorkers":
 		if e.ComplexityRoot.Model.MaxWorkers == nil {
 			break
@@ -612,6 +1001,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Model.Name(childComplexity), true
+	case "Model.outputPrice":
+		if e.ComplexityRoot.Model.OutputPrice == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Model.OutputPrice(childComplexity), true
 	case "Model.status":
 		if e.ComplexityRoot.Model.Status == nil {
 			break
@@ -641,6 +1036,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Model.UpdatedAt(childComplexity), true
+
+	case "ModelBudget.modelID":
+		if e.ComplexityRoot.ModelBudget.ModelID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelBudget.ModelID(childComplexity), true
+	case "ModelBudget.tokensPerDay":
+		if e.ComplexityRoot.ModelBudget.TokensPerDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelBudget.TokensPerDay(childComplexity), true
+	case "ModelBudget.tokensPerMonth":
+		if e.ComplexityRoot.ModelBudget.TokensPerMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelBudget.TokensPerMonth(childComplexity), true
 
 	case "ModelConnection.edges":
 		if e.ComplexityRoot.ModelConnection.Edges == nil {
@@ -711,6 +1125,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ModelStat.Status(childComplexity), true
 
+	case "ModelUsage.day":
+		if e.ComplexityRoot.ModelUsage.Day == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelUsage.Day(childComplexity), true
+	case "ModelUsage.modelID":
+		if e.ComplexityRoot.ModelUsage.ModelID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelUsage.ModelID(childComplexity), true
+	case "ModelUsage.month":
+		if e.ComplexityRoot.ModelUsage.Month == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ModelUsage.Month(childComplexity), true
+
 	case "Mutation.cancelTask":
 		if e.ComplexityRoot.Mutation.CancelTask == nil {
 			break
@@ -722,6 +1155,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelTask(childComplexity, args["id"].(int)), true
+	case "Mutation.createAPIKey":
+		if e.ComplexityRoot.Mutation.CreateAPIKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAPIKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(CreateAPIKeyInput)), true
 	case "Mutation.createModel":
 		if e.ComplexityRoot.Mutation.CreateModel == nil {
 			break
@@ -788,6 +1232,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetModelStatus(childComplexity, args["id"].(int), args["status"].(domain.ModelStatus)), true
+	case "Mutation.updateAPIKey":
+		if e.ComplexityRoot.Mutation.UpdateAPIKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateAPIKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateAPIKey(childComplexity, args["id"].(int), args["input"].(UpdateAPIKeyInput)), true
 	case "Mutation.updateModel":
 		if e.ComplexityRoot.Mutation.UpdateModel == nil {
 			break
@@ -856,6 +1311,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "Query.apiKeys":
+		if e.ComplexityRoot.Query.APIKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.APIKeys(childComplexity), true
+	case "Query.costReport":
+		if e.ComplexityRoot.Query.CostReport == nil {
+			break
+		}
+
+		args, err := ec.field_Query_costReport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CostReport(childComplexity, args["days"].(int)), true
 	case "Query.dashboardStats":
 		if e.ComplexityRoot.Query.DashboardStats == nil {
 			break
@@ -885,6 +1357,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Models(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].([]*ent.ModelOrder), args["where"].(*ent.ModelWhereInput)), true
+	case "Query.myUsage":
+		if e.ComplexityRoot.Query.MyUsage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MyUsage(childComplexity), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1043,6 +1521,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SystemHealth.Workers(childComplexity), true
 
+	case "Task.apiKeyID":
+		if e.ComplexityRoot.Task.APIKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.APIKeyID(childComplexity), true
 	case "Task.attemptHistory":
 		if e.ComplexityRoot.Task.AttemptHistory == nil {
 			break
@@ -1055,12 +1539,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Task.Attempts(childComplexity), true
+	case "Task.caller":
+		if e.ComplexityRoot.Task.Caller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.Caller(childComplexity), true
 	case "Task.completionTokens":
 		if e.ComplexityRoot.Task.CompletionTokens == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Task.CompletionTokens(childComplexity), true
+	case "Task.cost":
+		if e.ComplexityRoot.Task.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.Cost(childComplexity), true
+	case "Task.costEstimated":
+		if e.ComplexityRoot.Task.CostEstimated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.CostEstimated(childComplexity), true
 	case "Task.createdAt":
 		if e.ComplexityRoot.Task.CreatedAt == nil {
 			break
@@ -1308,13 +1810,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("CreateAPIKeyInput", ec.unmarshalInputCreateAPIKeyInput),
 			graphql.NewInputUnmarshaler("CreateModelInput", ec.unmarshalInputCreateModelInput),
 			graphql.NewInputUnmarshaler("CreateTaskInput", ec.unmarshalInputCreateTaskInput),
+			graphql.NewInputUnmarshaler("ModelBudgetInput", ec.unmarshalInputModelBudgetInput),
 			graphql.NewInputUnmarshaler("ModelOrder", ec.unmarshalInputModelOrder),
 			graphql.NewInputUnmarshaler("ModelWhereInput", ec.unmarshalInputModelWhereInput),
 			graphql.NewInputUnmarshaler("TaskEventFilter", ec.unmarshalInputTaskEventFilter),
 			graphql.NewInputUnmarshaler("TaskOrder", ec.unmarshalInputTaskOrder),
 			graphql.NewInputUnmarshaler("TaskWhereInput", ec.unmarshalInputTaskWhereInput),
+			graphql.NewInputUnmarshaler("UpdateAPIKeyInput", ec.unmarshalInputUpdateAPIKeyInput),
 			graphql.NewInputUnmarshaler("UpdateModelInput", ec.unmarshalInputUpdateModelInput),
 		)
 	}
@@ -1429,6 +1934,36 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_APIKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_APIKey_id(ctx, field)
+	case "name":
+		return ec.fieldContext_APIKey_name(ctx, field)
+	case "role":
+		return ec.fieldContext_APIKey_role(ctx, field)
+	case "prefix":
+		return ec.fieldContext_APIKey_prefix(ctx, field)
+	case "weight":
+		return ec.fieldContext_APIKey_weight(ctx, field)
+	case "tokensPerDay":
+		return ec.fieldContext_APIKey_tokensPerDay(ctx, field)
+	case "tokensPerMonth":
+		return ec.fieldContext_APIKey_tokensPerMonth(ctx, field)
+	case "modelBudgets":
+		return ec.fieldContext_APIKey_modelBudgets(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_APIKey_createdAt(ctx, field)
+	case "lastUsedAt":
+		return ec.fieldContext_APIKey_lastUsedAt(ctx, field)
+	case "revokedAt":
+		return ec.fieldContext_APIKey_revokedAt(ctx, field)
+	case "usage":
+		return ec.fieldContext_APIKey_usage(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type APIKey", field.Name)
+}
+
 func (ec *executionContext) childFields_Attempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1453,6 +1988,14 @@ func (ec *executionContext) childFields_Attempt(ctx context.Context, field graph
 		return ec.fieldContext_Attempt_promptTokens(ctx, field)
 	case "completionTokens":
 		return ec.fieldContext_Attempt_completionTokens(ctx, field)
+	case "cost":
+		return ec.fieldContext_Attempt_cost(ctx, field)
+	case "costEstimated":
+		return ec.fieldContext_Attempt_costEstimated(ctx, field)
+	case "caller":
+		return ec.fieldContext_Attempt_caller(ctx, field)
+	case "apiKeyID":
+		return ec.fieldContext_Attempt_apiKeyID(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_Attempt_startedAt(ctx, field)
 	case "finishedAt":
@@ -1461,6 +2004,82 @@ func (ec *executionContext) childFields_Attempt(ctx context.Context, field graph
 		return ec.fieldContext_Attempt_task(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Attempt", field.Name)
+}
+
+func (ec *executionContext) childFields_BudgetWindow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "period":
+		return ec.fieldContext_BudgetWindow_period(ctx, field)
+	case "used":
+		return ec.fieldContext_BudgetWindow_used(ctx, field)
+	case "limit":
+		return ec.fieldContext_BudgetWindow_limit(ctx, field)
+	case "resetsAt":
+		return ec.fieldContext_BudgetWindow_resetsAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BudgetWindow", field.Name)
+}
+
+func (ec *executionContext) childFields_CostDay(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "date":
+		return ec.fieldContext_CostDay_date(ctx, field)
+	case "cost":
+		return ec.fieldContext_CostDay_cost(ctx, field)
+	case "estimated":
+		return ec.fieldContext_CostDay_estimated(ctx, field)
+	case "byModel":
+		return ec.fieldContext_CostDay_byModel(ctx, field)
+	case "byCaller":
+		return ec.fieldContext_CostDay_byCaller(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CostDay", field.Name)
+}
+
+func (ec *executionContext) childFields_CostLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "modelID":
+		return ec.fieldContext_CostLine_modelID(ctx, field)
+	case "name":
+		return ec.fieldContext_CostLine_name(ctx, field)
+	case "cost":
+		return ec.fieldContext_CostLine_cost(ctx, field)
+	case "promptTokens":
+		return ec.fieldContext_CostLine_promptTokens(ctx, field)
+	case "completionTokens":
+		return ec.fieldContext_CostLine_completionTokens(ctx, field)
+	case "attempts":
+		return ec.fieldContext_CostLine_attempts(ctx, field)
+	case "estimated":
+		return ec.fieldContext_CostLine_estimated(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CostLine", field.Name)
+}
+
+func (ec *executionContext) childFields_CostReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "days":
+		return ec.fieldContext_CostReport_days(ctx, field)
+	case "cost":
+		return ec.fieldContext_CostReport_cost(ctx, field)
+	case "estimated":
+		return ec.fieldContext_CostReport_estimated(ctx, field)
+	case "byModel":
+		return ec.fieldContext_CostReport_byModel(ctx, field)
+	case "byCaller":
+		return ec.fieldContext_CostReport_byCaller(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CostReport", field.Name)
+}
+
+func (ec *executionContext) childFields_CreatedAPIKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "apiKey":
+		return ec.fieldContext_CreatedAPIKey_apiKey(ctx, field)
+	case "secret":
+		return ec.fieldContext_CreatedAPIKey_secret(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreatedAPIKey", field.Name)
 }
 
 func (ec *executionContext) childFields_DashboardStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1533,6 +2152,24 @@ func (ec *executionContext) childFields_Dependency(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type Dependency", field.Name)
 }
 
+func (ec *executionContext) childFields_KeyUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "keyID":
+		return ec.fieldContext_KeyUsage_keyID(ctx, field)
+	case "name":
+		return ec.fieldContext_KeyUsage_name(ctx, field)
+	case "weight":
+		return ec.fieldContext_KeyUsage_weight(ctx, field)
+	case "day":
+		return ec.fieldContext_KeyUsage_day(ctx, field)
+	case "month":
+		return ec.fieldContext_KeyUsage_month(ctx, field)
+	case "models":
+		return ec.fieldContext_KeyUsage_models(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KeyUsage", field.Name)
+}
+
 func (ec *executionContext) childFields_Model(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1549,6 +2186,10 @@ func (ec *executionContext) childFields_Model(ctx context.Context, field graphql
 		return ec.fieldContext_Model_fallbacks(ctx, field)
 	case "description":
 		return ec.fieldContext_Model_description(ctx, field)
+	case "inputPrice":
+		return ec.fieldContext_Model_inputPrice(ctx, field)
+	case "outputPrice":
+		return ec.fieldContext_Model_outputPrice(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Model_createdAt(ctx, field)
 	case "updatedAt":
@@ -1561,6 +2202,18 @@ func (ec *executionContext) childFields_Model(ctx context.Context, field graphql
 		return ec.fieldContext_Model_config(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Model", field.Name)
+}
+
+func (ec *executionContext) childFields_ModelBudget(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "modelID":
+		return ec.fieldContext_ModelBudget_modelID(ctx, field)
+	case "tokensPerDay":
+		return ec.fieldContext_ModelBudget_tokensPerDay(ctx, field)
+	case "tokensPerMonth":
+		return ec.fieldContext_ModelBudget_tokensPerMonth(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ModelBudget", field.Name)
 }
 
 func (ec *executionContext) childFields_ModelConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1601,6 +2254,18 @@ func (ec *executionContext) childFields_ModelStat(ctx context.Context, field gra
 		return ec.fieldContext_ModelStat_queued(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ModelStat", field.Name)
+}
+
+func (ec *executionContext) childFields_ModelUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "modelID":
+		return ec.fieldContext_ModelUsage_modelID(ctx, field)
+	case "day":
+		return ec.fieldContext_ModelUsage_day(ctx, field)
+	case "month":
+		return ec.fieldContext_ModelUsage_month(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ModelUsage", field.Name)
 }
 
 func (ec *executionContext) childFields_OutputChunk(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1695,6 +2360,14 @@ func (ec *executionContext) childFields_Task(ctx context.Context, field graphql.
 		return ec.fieldContext_Task_completionTokens(ctx, field)
 	case "totalTokens":
 		return ec.fieldContext_Task_totalTokens(ctx, field)
+	case "apiKeyID":
+		return ec.fieldContext_Task_apiKeyID(ctx, field)
+	case "caller":
+		return ec.fieldContext_Task_caller(ctx, field)
+	case "cost":
+		return ec.fieldContext_Task_cost(ctx, field)
+	case "costEstimated":
+		return ec.fieldContext_Task_costEstimated(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Task_createdAt(ctx, field)
 	case "updatedAt":
@@ -1955,6 +2628,20 @@ func (ec *executionContext) field_Mutation_cancelTask_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createAPIKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateAPIKeyInput, error) {
+			return ec.unmarshalNCreateAPIKeyInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreateAPIKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createModel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2047,6 +2734,28 @@ func (ec *executionContext) field_Mutation_setModelStatus_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_updateAPIKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (UpdateAPIKeyInput, error) {
+			return ec.unmarshalNUpdateAPIKeyInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐUpdateAPIKeyInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_updateModel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2080,6 +2789,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_costReport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "days",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["days"] = arg0
 	return args, nil
 }
 
@@ -2377,6 +3100,300 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _APIKey_id(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "ID")
+}
+
+func (ec *executionContext) _APIKey_name(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _APIKey_role(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().Role(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, true, true, "String")
+}
+
+func (ec *executionContext) _APIKey_prefix(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_prefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Prefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_prefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _APIKey_weight(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_weight(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Weight, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_weight(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Int")
+}
+
+func (ec *executionContext) _APIKey_tokensPerDay(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_tokensPerDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokensPerDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_tokensPerDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Int")
+}
+
+func (ec *executionContext) _APIKey_tokensPerMonth(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_tokensPerMonth(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokensPerMonth, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_tokensPerMonth(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Int")
+}
+
+func (ec *executionContext) _APIKey_modelBudgets(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_modelBudgets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().ModelBudgets(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*domain.ModelBudget) graphql.Marshaler {
+			return ec.marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_modelBudgets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "APIKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ModelBudget(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _APIKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _APIKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_lastUsedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastUsedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_lastUsedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _APIKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_revokedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RevokedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_revokedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _APIKey_usage(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().Usage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+			return ec.marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_usage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "APIKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyUsage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Attempt_id(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2630,6 +3647,98 @@ func (ec *executionContext) fieldContext_Attempt_completionTokens(_ context.Cont
 	return graphql.NewScalarFieldContext("Attempt", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Attempt_cost(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Attempt_costEstimated(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_costEstimated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CostEstimated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_costEstimated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Attempt_caller(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_caller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Caller, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_caller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _Attempt_apiKeyID(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_apiKeyID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_apiKeyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Attempt_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2706,6 +3815,589 @@ func (ec *executionContext) fieldContext_Attempt_task(_ context.Context, field g
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _BudgetWindow_period(ctx context.Context, field graphql.CollectedField, obj *scheduler.BudgetWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BudgetWindow_period(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Period, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BudgetWindow_period(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BudgetWindow", field, false, false, "String")
+}
+
+func (ec *executionContext) _BudgetWindow_used(ctx context.Context, field graphql.CollectedField, obj *scheduler.BudgetWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BudgetWindow_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BudgetWindow_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BudgetWindow", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BudgetWindow_limit(ctx context.Context, field graphql.CollectedField, obj *scheduler.BudgetWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BudgetWindow_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BudgetWindow_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BudgetWindow", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BudgetWindow_resetsAt(ctx context.Context, field graphql.CollectedField, obj *scheduler.BudgetWindow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BudgetWindow_resetsAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResetsAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BudgetWindow_resetsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BudgetWindow", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CostDay_date(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostDay_date(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Date, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostDay_date(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostDay", field, false, false, "String")
+}
+
+func (ec *executionContext) _CostDay_cost(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostDay_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostDay_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostDay", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CostDay_estimated(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostDay_estimated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Estimated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostDay_estimated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostDay", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CostDay_byModel(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostDay_byModel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByModel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostDay_byModel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CostDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CostDay_byCaller(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostDay_byCaller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByCaller, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostDay_byCaller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CostDay",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CostLine_modelID(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_modelID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CostLine().ModelID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOID2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_modelID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, true, true, "ID")
+}
+
+func (ec *executionContext) _CostLine_name(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "String")
+}
+
+func (ec *executionContext) _CostLine_cost(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CostLine_promptTokens(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_promptTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PromptTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_promptTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CostLine_completionTokens(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_completionTokens(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletionTokens, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_completionTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CostLine_attempts(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CostLine_estimated(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostLine_estimated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Estimated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostLine_estimated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostLine", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CostReport_days(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostReport_days(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostDay) graphql.Marshaler {
+			return ec.marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDayᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostReport_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CostReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostDay(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CostReport_cost(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostReport_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostReport_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostReport", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CostReport_estimated(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostReport_estimated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Estimated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostReport_estimated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostReport", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CostReport_byModel(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostReport_byModel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByModel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostReport_byModel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CostReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CostReport_byCaller(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostReport_byCaller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByCaller, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostReport_byCaller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CostReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreatedAPIKey_apiKey(ctx context.Context, field graphql.CollectedField, obj *CreatedAPIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreatedAPIKey_apiKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreatedAPIKey_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreatedAPIKey",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreatedAPIKey_secret(ctx context.Context, field graphql.CollectedField, obj *CreatedAPIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreatedAPIKey_secret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Secret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreatedAPIKey_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreatedAPIKey", field, false, false, "String")
 }
 
 func (ec *executionContext) _DashboardStats_totalTasks(ctx context.Context, field graphql.CollectedField, obj *scheduler.DashboardStats) (ret graphql.Marshaler) {
@@ -3324,6 +5016,171 @@ func (ec *executionContext) fieldContext_Dependency_count(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Dependency", field, false, false, "Int")
 }
 
+func (ec *executionContext) _KeyUsage_keyID(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_keyID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_keyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "ID")
+}
+
+func (ec *executionContext) _KeyUsage_name(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "String")
+}
+
+func (ec *executionContext) _KeyUsage_weight(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_weight(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Weight, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_weight(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_day(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_day(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Day, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_day(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyUsage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BudgetWindow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KeyUsage_month(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_month(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyUsage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BudgetWindow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KeyUsage_models(ctx context.Context, field graphql.CollectedField, obj *scheduler.KeyUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_models(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Models, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.ModelUsage) graphql.Marshaler {
+			return ec.marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_models(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyUsage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ModelUsage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Model_id(ctx context.Context, field graphql.CollectedField, obj *ent.Model) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3485,6 +5342,52 @@ func (ec *executionContext) fieldContext_Model_description(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Model", field, false, false, "String")
 }
 
+func (ec *executionContext) _Model_inputPrice(ctx context.Context, field graphql.CollectedField, obj *ent.Model) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Model_inputPrice(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InputPrice, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Model_inputPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Model", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Model_outputPrice(ctx context.Context, field graphql.CollectedField, obj *ent.Model) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Model_outputPrice(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutputPrice, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Model_outputPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Model", field, false, false, "Float")
+}
+
 func (ec *executionContext) _Model_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Model) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3619,6 +5522,75 @@ func (ec *executionContext) _Model_config(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Model_config(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Model", field, true, true, "Map")
+}
+
+func (ec *executionContext) _ModelBudget_modelID(ctx context.Context, field graphql.CollectedField, obj *domain.ModelBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelBudget_modelID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelBudget_modelID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelBudget", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ModelBudget_tokensPerDay(ctx context.Context, field graphql.CollectedField, obj *domain.ModelBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelBudget_tokensPerDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokensPerDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelBudget_tokensPerDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelBudget", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelBudget_tokensPerMonth(ctx context.Context, field graphql.CollectedField, obj *domain.ModelBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelBudget_tokensPerMonth(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokensPerMonth, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ModelBudget_tokensPerMonth(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelBudget", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ModelConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.ModelConnection) (ret graphql.Marshaler) {
@@ -3899,6 +5871,93 @@ func (ec *executionContext) _ModelStat_queued(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_ModelStat_queued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ModelStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ModelUsage_modelID(ctx context.Context, field graphql.CollectedField, obj *scheduler.ModelUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelUsage_modelID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ModelID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelUsage_modelID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ModelUsage", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ModelUsage_day(ctx context.Context, field graphql.CollectedField, obj *scheduler.ModelUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelUsage_day(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Day, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelUsage_day(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ModelUsage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BudgetWindow(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ModelUsage_month(ctx context.Context, field graphql.CollectedField, obj *scheduler.ModelUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ModelUsage_month(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Month, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ModelUsage_month(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ModelUsage",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BudgetWindow(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Mutation_createTask(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -4247,6 +6306,94 @@ func (ec *executionContext) fieldContext_Mutation_deleteModel(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteModel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createAPIKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createAPIKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["input"].(CreateAPIKeyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CreatedAPIKey) graphql.Marshaler {
+			return ec.marshalNCreatedAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreatedAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createAPIKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreatedAPIKey(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createAPIKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateAPIKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateAPIKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateAPIKey(ctx, fc.Args["id"].(int), fc.Args["input"].(UpdateAPIKeyInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateAPIKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateAPIKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4796,6 +6943,114 @@ func (ec *executionContext) fieldContext_Query_taskStatsByDate(ctx context.Conte
 	if fc.Args, err = ec.field_Query_taskStatsByDate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_costReport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_costReport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CostReport(ctx, fc.Args["days"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.CostReport) graphql.Marshaler {
+			return ec.marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_costReport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostReport(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_costReport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_apiKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_apiKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().APIKeys(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKeyᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_apiKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_myUsage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_myUsage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MyUsage(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+			return ec.marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_myUsage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyUsage(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -5649,6 +7904,98 @@ func (ec *executionContext) _Task_totalTokens(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Task_totalTokens(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Task", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Task_apiKeyID(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Task_apiKeyID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Task_apiKeyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Task", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Task_caller(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Task_caller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Caller, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Task_caller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Task", field, false, false, "String")
+}
+
+func (ec *executionContext) _Task_cost(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Task_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Task_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Task", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Task_costEstimated(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Task_costEstimated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CostEstimated, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Task_costEstimated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Task", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Task_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
@@ -7398,6 +9745,83 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context, obj any) (CreateAPIKeyInput, error) {
+	var it CreateAPIKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "role", "weight", "tokensPerDay", "tokensPerMonth", "modelBudgets"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "weight":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weight"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Weight = data
+		case "tokensPerDay":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerDay"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerDay = data
+		case "tokensPerMonth":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerMonth"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerMonth = data
+		case "modelBudgets":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("modelBudgets"))
+			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ModelBudgets = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateAPIKeyInput unmarshals raw into the CreateAPIKeyInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateAPIKeyInput(ctx context.Context, raw any) (CreateAPIKeyInput, error) {
+	var out CreateAPIKeyInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateAPIKeyInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateModelInput(ctx context.Context, obj any) (CreateModelInput, error) {
 	var it CreateModelInput
 	if obj == nil {
@@ -7409,7 +9833,7 @@ func (ec *executionContext) unmarshalInputCreateModelInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "type", "config", "maxWorkers", "status", "description", "fallbacks"}
+	fieldsInOrder := [...]string{"name", "type", "config", "maxWorkers", "status", "description", "fallbacks", "inputPrice", "outputPrice"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7465,6 +9889,20 @@ func (ec *executionContext) unmarshalInputCreateModelInput(ctx context.Context, 
 				return it, err
 			}
 			it.Fallbacks = data
+		case "inputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPrice = data
+		case "outputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPrice = data
 		}
 	}
 	return it, nil
@@ -7493,7 +9931,7 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"modelID", "type", "input", "priority", "params", "maxRetries", "timeoutSeconds", "idempotencyKey", "runAt", "delaySeconds"}
+	fieldsInOrder := [...]string{"modelID", "type", "input", "priority", "params", "maxRetries", "timeoutSeconds", "idempotencyKey", "runAt", "delaySeconds", "caller"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7570,6 +10008,13 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 				return it, err
 			}
 			it.DelaySeconds = data
+		case "caller":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("caller"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Caller = data
 		}
 	}
 	return it, nil
@@ -7584,6 +10029,62 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 func UnmarshalCreateTaskInput(ctx context.Context, raw any) (CreateTaskInput, error) {
 	var out CreateTaskInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateTaskInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputModelBudgetInput(ctx context.Context, obj any) (domain.ModelBudget, error) {
+	var it domain.ModelBudget
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"modelID", "tokensPerDay", "tokensPerMonth"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "modelID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("modelID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ModelID = data
+		case "tokensPerDay":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerDay"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerDay = data
+		case "tokensPerMonth":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerMonth"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerMonth = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalModelBudgetInput unmarshals raw into the ModelBudgetInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalModelBudgetInput(ctx context.Context, raw any) (domain.ModelBudget, error) {
+	var out domain.ModelBudget
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ModelBudgetInput", raw, &out)
 	return out, err
 }
 
@@ -7651,7 +10152,7 @@ func (ec *executionContext) unmarshalInputModelWhereInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "type", "typeNEQ", "typeIn", "typeNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "maxWorkers", "maxWorkersNEQ", "maxWorkersIn", "maxWorkersNotIn", "maxWorkersGT", "maxWorkersGTE", "maxWorkersLT", "maxWorkersLTE", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionIsNil", "descriptionNotNil", "descriptionEqualFold", "descriptionContainsFold", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "deletedAt", "deletedAtNEQ", "deletedAtIn", "deletedAtNotIn", "deletedAtGT", "deletedAtGTE", "deletedAtLT", "deletedAtLTE", "deletedAtIsNil", "deletedAtNotNil", "hasTasks", "hasTasksWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "type", "typeNEQ", "typeIn", "typeNotIn", "status", "statusNEQ", "statusIn", "statusNotIn", "maxWorkers", "maxWorkersNEQ", "maxWorkersIn", "maxWorkersNotIn", "maxWorkersGT", "maxWorkersGTE", "maxWorkersLT", "maxWorkersLTE", "description", "descriptionNEQ", "descriptionIn", "descriptionNotIn", "descriptionGT", "descriptionGTE", "descriptionLT", "descriptionLTE", "descriptionContains", "descriptionHasPrefix", "descriptionHasSuffix", "descriptionIsNil", "descriptionNotNil", "descriptionEqualFold", "descriptionContainsFold", "inputPrice", "inputPriceNEQ", "inputPriceIn", "inputPriceNotIn", "inputPriceGT", "inputPriceGTE", "inputPriceLT", "inputPriceLTE", "inputPriceIsNil", "inputPriceNotNil", "outputPrice", "outputPriceNEQ", "outputPriceIn", "outputPriceNotIn", "outputPriceGT", "outputPriceGTE", "outputPriceLT", "outputPriceLTE", "outputPriceIsNil", "outputPriceNotNil", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "deletedAt", "deletedAtNEQ", "deletedAtIn", "deletedAtNotIn", "deletedAtGT", "deletedAtGTE", "deletedAtLT", "deletedAtLTE", "deletedAtIsNil", "deletedAtNotNil", "hasTasks", "hasTasksWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8043,6 +10544,146 @@ func (ec *executionContext) unmarshalInputModelWhereInput(ctx context.Context, o
 				return it, err
 			}
 			it.DescriptionContainsFold = data
+		case "inputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPrice = data
+		case "inputPriceNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceNEQ"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceNEQ = data
+		case "inputPriceIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceIn = data
+		case "inputPriceNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceNotIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceNotIn = data
+		case "inputPriceGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceGT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceGT = data
+		case "inputPriceGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceGTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceGTE = data
+		case "inputPriceLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceLT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceLT = data
+		case "inputPriceLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceLTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceLTE = data
+		case "inputPriceIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceIsNil = data
+		case "inputPriceNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPriceNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPriceNotNil = data
+		case "outputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPrice = data
+		case "outputPriceNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceNEQ"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceNEQ = data
+		case "outputPriceIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceIn = data
+		case "outputPriceNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceNotIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceNotIn = data
+		case "outputPriceGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceGT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceGT = data
+		case "outputPriceGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceGTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceGTE = data
+		case "outputPriceLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceLT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceLT = data
+		case "outputPriceLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceLTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceLTE = data
+		case "outputPriceIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceIsNil = data
+		case "outputPriceNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPriceNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPriceNotNil = data
 		case "createdAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -8376,7 +11017,7 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "modelID", "modelIDNEQ", "modelIDIn", "modelIDNotIn", "type", "typeNEQ", "typeIn", "typeNotIn", "priority", "priorityNEQ", "priorityIn", "priorityNotIn", "priorityGT", "priorityGTE", "priorityLT", "priorityLTE", "status", "statusNEQ", "statusIn", "statusNotIn", "attempts", "attemptsNEQ", "attemptsIn", "attemptsNotIn", "attemptsGT", "attemptsGTE", "attemptsLT", "attemptsLTE", "maxRetries", "maxRetriesNEQ", "maxRetriesIn", "maxRetriesNotIn", "maxRetriesGT", "maxRetriesGTE", "maxRetriesLT", "maxRetriesLTE", "timeoutSeconds", "timeoutSecondsNEQ", "timeoutSecondsIn", "timeoutSecondsNotIn", "timeoutSecondsGT", "timeoutSecondsGTE", "timeoutSecondsLT", "timeoutSecondsLTE", "timeoutSecondsIsNil", "timeoutSecondsNotNil", "promptTokens", "promptTokensNEQ", "promptTokensIn", "promptTokensNotIn", "promptTokensGT", "promptTokensGTE", "promptTokensLT", "promptTokensLTE", "completionTokens", "completionTokensNEQ", "completionTokensIn", "completionTokensNotIn", "completionTokensGT", "completionTokensGTE", "completionTokensLT", "completionTokensLTE", "totalTokens", "totalTokensNEQ", "totalTokensIn", "totalTokensNotIn", "totalTokensGT", "totalTokensGTE", "totalTokensLT", "totalTokensLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "nextAttemptAt", "nextAttemptAtNEQ", "nextAttemptAtIn", "nextAttemptAtNotIn", "nextAttemptAtGT", "nextAttemptAtGTE", "nextAttemptAtLT", "nextAttemptAtLTE", "nextAttemptAtIsNil", "nextAttemptAtNotNil", "runAt", "runAtNEQ", "runAtIn", "runAtNotIn", "runAtGT", "runAtGTE", "runAtLT", "runAtLTE", "runAtIsNil", "runAtNotNil", "hasModel", "hasModelWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "modelID", "modelIDNEQ", "modelIDIn", "modelIDNotIn", "type", "typeNEQ", "typeIn", "typeNotIn", "priority", "priorityNEQ", "priorityIn", "priorityNotIn", "priorityGT", "priorityGTE", "priorityLT", "priorityLTE", "status", "statusNEQ", "statusIn", "statusNotIn", "attempts", "attemptsNEQ", "attemptsIn", "attemptsNotIn", "attemptsGT", "attemptsGTE", "attemptsLT", "attemptsLTE", "maxRetries", "maxRetriesNEQ", "maxRetriesIn", "maxRetriesNotIn", "maxRetriesGT", "maxRetriesGTE", "maxRetriesLT", "maxRetriesLTE", "timeoutSeconds", "timeoutSecondsNEQ", "timeoutSecondsIn", "timeoutSecondsNotIn", "timeoutSecondsGT", "timeoutSecondsGTE", "timeoutSecondsLT", "timeoutSecondsLTE", "timeoutSecondsIsNil", "timeoutSecondsNotNil", "promptTokens", "promptTokensNEQ", "promptTokensIn", "promptTokensNotIn", "promptTokensGT", "promptTokensGTE", "promptTokensLT", "promptTokensLTE", "completionTokens", "completionTokensNEQ", "completionTokensIn", "completionTokensNotIn", "completionTokensGT", "completionTokensGTE", "completionTokensLT", "completionTokensLTE", "totalTokens", "totalTokensNEQ", "totalTokensIn", "totalTokensNotIn", "totalTokensGT", "totalTokensGTE", "totalTokensLT", "totalTokensLTE", "caller", "callerNEQ", "callerIn", "callerNotIn", "callerGT", "callerGTE", "callerLT", "callerLTE", "callerContains", "callerHasPrefix", "callerHasSuffix", "callerEqualFold", "callerContainsFold", "cost", "costNEQ", "costIn", "costNotIn", "costGT", "costGTE", "costLT", "costLTE", "costEstimated", "costEstimatedNEQ", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "nextAttemptAt", "nextAttemptAtNEQ", "nextAttemptAtIn", "nextAttemptAtNotIn", "nextAttemptAtGT", "nextAttemptAtGTE", "nextAttemptAtLT", "nextAttemptAtLTE", "nextAttemptAtIsNil", "nextAttemptAtNotNil", "runAt", "runAtNEQ", "runAtIn", "runAtNotIn", "runAtGT", "runAtGTE", "runAtLT", "runAtLTE", "runAtIsNil", "runAtNotNil", "hasModel", "hasModelWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8950,6 +11591,167 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 				return it, err
 			}
 			it.TotalTokensLTE = data
+		case "caller":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("caller"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Caller = data
+		case "callerNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerNEQ = data
+		case "callerIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerIn = data
+		case "callerNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerNotIn = data
+		case "callerGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerGT = data
+		case "callerGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerGTE = data
+		case "callerLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerLT = data
+		case "callerLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerLTE = data
+		case "callerContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerContains = data
+		case "callerHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerHasPrefix = data
+		case "callerHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerHasSuffix = data
+		case "callerEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerEqualFold = data
+		case "callerContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callerContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallerContainsFold = data
+		case "cost":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cost"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Cost = data
+		case "costNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costNEQ"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostNEQ = data
+		case "costIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostIn = data
+		case "costNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costNotIn"))
+			data, err := ec.unmarshalOFloat2ᚕfloat64ᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostNotIn = data
+		case "costGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costGT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostGT = data
+		case "costGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costGTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostGTE = data
+		case "costLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costLT"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostLT = data
+		case "costLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costLTE"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostLTE = data
+		case "costEstimated":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costEstimated"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostEstimated = data
+		case "costEstimatedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("costEstimatedNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CostEstimatedNEQ = data
 		case "createdAt":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
 			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
@@ -9373,6 +12175,69 @@ func UnmarshalTaskWhereInput(ctx context.Context, raw any) (ent.TaskWhereInput, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpdateAPIKeyInput(ctx context.Context, obj any) (UpdateAPIKeyInput, error) {
+	var it UpdateAPIKeyInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"weight", "tokensPerDay", "tokensPerMonth", "modelBudgets"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "weight":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("weight"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Weight = data
+		case "tokensPerDay":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerDay"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerDay = data
+		case "tokensPerMonth":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokensPerMonth"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokensPerMonth = data
+		case "modelBudgets":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("modelBudgets"))
+			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ModelBudgets = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateAPIKeyInput unmarshals raw into the UpdateAPIKeyInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateAPIKeyInput(ctx context.Context, raw any) (UpdateAPIKeyInput, error) {
+	var out UpdateAPIKeyInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateAPIKeyInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateModelInput(ctx context.Context, obj any) (UpdateModelInput, error) {
 	var it UpdateModelInput
 	if obj == nil {
@@ -9384,7 +12249,7 @@ func (ec *executionContext) unmarshalInputUpdateModelInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "config", "maxWorkers", "status", "description", "fallbacks"}
+	fieldsInOrder := [...]string{"name", "config", "maxWorkers", "status", "description", "fallbacks", "inputPrice", "outputPrice"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -9433,6 +12298,20 @@ func (ec *executionContext) unmarshalInputUpdateModelInput(ctx context.Context, 
 				return it, err
 			}
 			it.Fallbacks = data
+		case "inputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InputPrice = data
+		case "outputPrice":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("outputPrice"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OutputPrice = data
 		}
 	}
 	return it, nil
@@ -9485,6 +12364,97 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var aPIKeyImplementors = []string{"APIKey"}
+
+func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("APIKey")
+		case "id":
+			out.Values[i] = ec._APIKey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._APIKey_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "role":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_role(ctx, field, obj)
+				})
+		case "prefix":
+			out.Values[i] = ec._APIKey_prefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "weight":
+			out.Values[i] = ec._APIKey_weight(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokensPerDay":
+			out.Values[i] = ec._APIKey_tokensPerDay(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokensPerMonth":
+			out.Values[i] = ec._APIKey_tokensPerMonth(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "modelBudgets":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_modelBudgets(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._APIKey_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastUsedAt":
+			out.Values[i] = ec._APIKey_lastUsedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "revokedAt":
+			out.Values[i] = ec._APIKey_revokedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_usage(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
 
 var attemptImplementors = []string{"Attempt", "Node"}
 
@@ -9552,6 +12522,26 @@ func (ec *executionContext) _Attempt(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "cost":
+			out.Values[i] = ec._Attempt_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "costEstimated":
+			out.Values[i] = ec._Attempt_costEstimated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "caller":
+			out.Values[i] = ec._Attempt_caller(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apiKeyID":
+			out.Values[i] = ec._Attempt_apiKeyID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "startedAt":
 			out.Values[i] = ec._Attempt_startedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9568,6 +12558,262 @@ func (ec *executionContext) _Attempt(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Attempt_task(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var budgetWindowImplementors = []string{"BudgetWindow"}
+
+func (ec *executionContext) _BudgetWindow(ctx context.Context, sel ast.SelectionSet, obj *scheduler.BudgetWindow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, budgetWindowImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BudgetWindow")
+		case "period":
+			out.Values[i] = ec._BudgetWindow_period(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "used":
+			out.Values[i] = ec._BudgetWindow_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "limit":
+			out.Values[i] = ec._BudgetWindow_limit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "resetsAt":
+			out.Values[i] = ec._BudgetWindow_resetsAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var costDayImplementors = []string{"CostDay"}
+
+func (ec *executionContext) _CostDay(ctx context.Context, sel ast.SelectionSet, obj *scheduler.CostDay) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, costDayImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CostDay")
+		case "date":
+			out.Values[i] = ec._CostDay_date(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._CostDay_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "estimated":
+			out.Values[i] = ec._CostDay_estimated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byModel":
+			out.Values[i] = ec._CostDay_byModel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byCaller":
+			out.Values[i] = ec._CostDay_byCaller(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var costLineImplementors = []string{"CostLine"}
+
+func (ec *executionContext) _CostLine(ctx context.Context, sel ast.SelectionSet, obj *scheduler.CostLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, costLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CostLine")
+		case "modelID":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CostLine_modelID(ctx, field, obj)
+				})
+		case "name":
+			out.Values[i] = ec._CostLine_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.Values[i] = ec._CostLine_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "promptTokens":
+			out.Values[i] = ec._CostLine_promptTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "completionTokens":
+			out.Values[i] = ec._CostLine_completionTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attempts":
+			out.Values[i] = ec._CostLine_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "estimated":
+			out.Values[i] = ec._CostLine_estimated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var costReportImplementors = []string{"CostReport"}
+
+func (ec *executionContext) _CostReport(ctx context.Context, sel ast.SelectionSet, obj *scheduler.CostReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, costReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CostReport")
+		case "days":
+			out.Values[i] = ec._CostReport_days(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._CostReport_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "estimated":
+			out.Values[i] = ec._CostReport_estimated(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byModel":
+			out.Values[i] = ec._CostReport_byModel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byCaller":
+			out.Values[i] = ec._CostReport_byCaller(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createdAPIKeyImplementors = []string{"CreatedAPIKey"}
+
+func (ec *executionContext) _CreatedAPIKey(ctx context.Context, sel ast.SelectionSet, obj *CreatedAPIKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createdAPIKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreatedAPIKey")
+		case "apiKey":
+			out.Values[i] = ec._CreatedAPIKey_apiKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secret":
+			out.Values[i] = ec._CreatedAPIKey_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9800,6 +13046,64 @@ func (ec *executionContext) _Dependency(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var keyUsageImplementors = []string{"KeyUsage"}
+
+func (ec *executionContext) _KeyUsage(ctx context.Context, sel ast.SelectionSet, obj *scheduler.KeyUsage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, keyUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KeyUsage")
+		case "keyID":
+			out.Values[i] = ec._KeyUsage_keyID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._KeyUsage_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "weight":
+			out.Values[i] = ec._KeyUsage_weight(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "day":
+			out.Values[i] = ec._KeyUsage_day(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "month":
+			out.Values[i] = ec._KeyUsage_month(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "models":
+			out.Values[i] = ec._KeyUsage_models(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var modelImplementors = []string{"Model", "Node"}
 
 func (ec *executionContext) _Model(ctx context.Context, sel ast.SelectionSet, obj *ent.Model) graphql.Marshaler {
@@ -9846,6 +13150,16 @@ func (ec *executionContext) _Model(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "inputPrice":
+			out.Values[i] = ec._Model_inputPrice(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "outputPrice":
+			out.Values[i] = ec._Model_outputPrice(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "createdAt":
 			out.Values[i] = ec._Model_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9873,6 +13187,49 @@ func (ec *executionContext) _Model(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Model_config(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var modelBudgetImplementors = []string{"ModelBudget"}
+
+func (ec *executionContext) _ModelBudget(ctx context.Context, sel ast.SelectionSet, obj *domain.ModelBudget) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, modelBudgetImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ModelBudget")
+		case "modelID":
+			out.Values[i] = ec._ModelBudget_modelID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tokensPerDay":
+			out.Values[i] = ec._ModelBudget_tokensPerDay(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "tokensPerMonth":
+			out.Values[i] = ec._ModelBudget_tokensPerMonth(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10030,6 +13387,49 @@ func (ec *executionContext) _ModelStat(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var modelUsageImplementors = []string{"ModelUsage"}
+
+func (ec *executionContext) _ModelUsage(ctx context.Context, sel ast.SelectionSet, obj *scheduler.ModelUsage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, modelUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ModelUsage")
+		case "modelID":
+			out.Values[i] = ec._ModelUsage_modelID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "day":
+			out.Values[i] = ec._ModelUsage_day(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "month":
+			out.Values[i] = ec._ModelUsage_month(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -10101,6 +13501,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteModel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteModel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createAPIKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createAPIKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateAPIKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateAPIKey(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10289,6 +13703,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_taskStatsByDate(ctx, field)
+				})
+		case "costReport":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_costReport(ctx, field)
+				})
+		case "apiKeys":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_apiKeys(ctx, field)
+				})
+		case "myUsage":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_myUsage(ctx, field)
 				})
 		case "systemHealth":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -10537,6 +13969,26 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "totalTokens":
 			out.Values[i] = ec._Task_totalTokens(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "apiKeyID":
+			out.Values[i] = ec._Task_apiKeyID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "caller":
+			out.Values[i] = ec._Task_caller(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.Values[i] = ec._Task_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "costEstimated":
+			out.Values[i] = ec._Task_costEstimated(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -11145,6 +14597,30 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) marshalNAPIKey2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKeyᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.APIKey) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKey(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKey(ctx context.Context, sel ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "APIKey!")
+		return graphql.Null
+	}
+	return ec._APIKey(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAttempt2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAttempt(ctx context.Context, sel ast.SelectionSet, v *ent.Attempt) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Attempt!")
@@ -11177,6 +14653,63 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx context.Context, sel ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+	return ec._BudgetWindow(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDay(ctx context.Context, sel ast.SelectionSet, v scheduler.CostDay) graphql.Marshaler {
+	return ec._CostDay(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDayᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostDay) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDay(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLine(ctx context.Context, sel ast.SelectionSet, v scheduler.CostLine) graphql.Marshaler {
+	return ec._CostLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostReport(ctx context.Context, sel ast.SelectionSet, v *scheduler.CostReport) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CostReport!")
+		return graphql.Null
+	}
+	return ec._CostReport(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreateAPIKeyInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreateAPIKeyInput(ctx context.Context, v any) (CreateAPIKeyInput, error) {
+	res, err := ec.unmarshalInputCreateAPIKeyInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCreateModelInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreateModelInput(ctx context.Context, v any) (CreateModelInput, error) {
 	res, err := ec.unmarshalInputCreateModelInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11204,6 +14737,14 @@ func (ec *executionContext) unmarshalNCreateTaskInput2ᚕᚖgithubᚗcomᚋllmsc
 func (ec *executionContext) unmarshalNCreateTaskInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreateTaskInput(ctx context.Context, v any) (*CreateTaskInput, error) {
 	res, err := ec.unmarshalInputCreateTaskInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreatedAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐCreatedAPIKey(ctx context.Context, sel ast.SelectionSet, v *CreatedAPIKey) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreatedAPIKey!")
+		return graphql.Null
+	}
+	return ec._CreatedAPIKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (entgql.Cursor[int], error) {
@@ -11323,6 +14864,14 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "KeyUsage!")
+		return graphql.Null
+	}
+	return ec._KeyUsage(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNMap2map(ctx context.Context, v any) (map[string]any, error) {
 	res, err := graphql.UnmarshalMap(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11347,6 +14896,35 @@ func (ec *executionContext) marshalNModel2ᚖgithubᚗcomᚋllmschedᚋllmᚑsch
 		return graphql.Null
 	}
 	return ec._Model(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx context.Context, sel ast.SelectionSet, v []*domain.ModelBudget) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx context.Context, sel ast.SelectionSet, v *domain.ModelBudget) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ModelBudget!")
+		return graphql.Null
+	}
+	return ec._ModelBudget(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx context.Context, v any) (*domain.ModelBudget, error) {
+	res, err := ec.unmarshalInputModelBudgetInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNModelConnection2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐModelConnection(ctx context.Context, sel ast.SelectionSet, v *ent.ModelConnection) graphql.Marshaler {
@@ -11414,6 +14992,26 @@ func (ec *executionContext) unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑ
 
 func (ec *executionContext) marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx context.Context, sel ast.SelectionSet, v domain.ModelType) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsage(ctx context.Context, sel ast.SelectionSet, v scheduler.ModelUsage) graphql.Marshaler {
+	return ec._ModelUsage(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.ModelUsage) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNModelWhereInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐModelWhereInput(ctx context.Context, v any) (*ent.ModelWhereInput, error) {
@@ -11595,6 +15193,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateAPIKeyInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐUpdateAPIKeyInput(ctx context.Context, v any) (UpdateAPIKeyInput, error) {
+	res, err := ec.unmarshalInputUpdateAPIKeyInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUpdateModelInput2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐUpdateModelInput(ctx context.Context, v any) (UpdateModelInput, error) {
@@ -11844,6 +15447,23 @@ func (ec *executionContext) marshalOFloat2ᚕfloat64ᚄ(ctx context.Context, sel
 	return ret
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalOID2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
 	if v == nil {
 		return nil, nil
@@ -11950,6 +15570,13 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._KeyUsage(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOMap2map(ctx context.Context, v any) (map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -11973,6 +15600,23 @@ func (ec *executionContext) marshalOModel2ᚖgithubᚗcomᚋllmschedᚋllmᚑsch
 		return graphql.Null
 	}
 	return ec._Model(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx context.Context, v any) ([]*domain.ModelBudget, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*domain.ModelBudget, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalOModelEdge2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐModelEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.ModelEdge) graphql.Marshaler {

@@ -6,7 +6,18 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/ent"
 )
+
+type CreateAPIKeyInput struct {
+	Name string `json:"name"`
+	// admin, operator, submitter or viewer.
+	Role           string                `json:"role"`
+	Weight         *int                  `json:"weight,omitempty"`
+	TokensPerDay   *int                  `json:"tokensPerDay,omitempty"`
+	TokensPerMonth *int                  `json:"tokensPerMonth,omitempty"`
+	ModelBudgets   []*domain.ModelBudget `json:"modelBudgets,omitempty"`
+}
 
 type CreateModelInput struct {
 	Name   string           `json:"name"`
@@ -19,6 +30,10 @@ type CreateModelInput struct {
 	Description *string             `json:"description,omitempty"`
 	// Models tried in order when retries on this one are exhausted.
 	Fallbacks []int `json:"fallbacks,omitempty"`
+	// What a million input (prompt) tokens cost, 0..1000000; absent: free.
+	InputPrice *float64 `json:"inputPrice,omitempty"`
+	// What a million output (completion) tokens cost, 0..1000000; absent: free.
+	OutputPrice *float64 `json:"outputPrice,omitempty"`
 }
 
 type CreateTaskInput struct {
@@ -40,6 +55,14 @@ type CreateTaskInput struct {
 	RunAt *time.Time `json:"runAt,omitempty"`
 	// Run this many seconds from now. Not together with runAt.
 	DelaySeconds *int `json:"delaySeconds,omitempty"`
+	// Who submits the task, where no API key says it (auth off): 1 to 128 printable characters; default anonymous. Refused with an API key (the key's name is the caller).
+	Caller *string `json:"caller,omitempty"`
+}
+
+type CreatedAPIKey struct {
+	APIKey *ent.APIKey `json:"apiKey"`
+	// The key itself, shown this once. Send it as Authorization: Bearer <key>.
+	Secret string `json:"secret"`
 }
 
 type StatusCount struct {
@@ -63,6 +86,16 @@ type TaskEventFilter struct {
 	Priorities []int `json:"priorities,omitempty"`
 }
 
+type UpdateAPIKeyInput struct {
+	Weight *int `json:"weight,omitempty"`
+	// 0 removes the cap.
+	TokensPerDay *int `json:"tokensPerDay,omitempty"`
+	// 0 removes the cap.
+	TokensPerMonth *int `json:"tokensPerMonth,omitempty"`
+	// Replaces the list; an empty list removes every model cap.
+	ModelBudgets []*domain.ModelBudget `json:"modelBudgets,omitempty"`
+}
+
 type UpdateModelInput struct {
 	Name        *string             `json:"name,omitempty"`
 	Config      map[string]any      `json:"config,omitempty"`
@@ -70,5 +103,7 @@ type UpdateModelInput struct {
 	Status      *domain.ModelStatus `json:"status,omitempty"`
 	Description *string             `json:"description,omitempty"`
 	// An empty list clears the fallbacks; null or absent keeps them.
-	Fallbacks []int `json:"fallbacks,omitempty"`
+	Fallbacks   []int    `json:"fallbacks,omitempty"`
+	InputPrice  *float64 `json:"inputPrice,omitempty"`
+	OutputPrice *float64 `json:"outputPrice,omitempty"`
 }

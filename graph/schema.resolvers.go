@@ -8,11 +8,43 @@ package graph
 import (
 	"context"
 
+	"github.com/llmsched/llm-scheduler/apikeys"
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
+
+// Role is the resolver for the role field.
+func (r *aPIKeyResolver) Role(ctx context.Context, obj *ent.APIKey) (string, error) {
+	return string(obj.Role), nil
+}
+
+// ModelBudgets is the resolver for the modelBudgets field.
+func (r *aPIKeyResolver) ModelBudgets(ctx context.Context, obj *ent.APIKey) ([]*domain.ModelBudget, error) {
+	out := make([]*domain.ModelBudget, len(obj.ModelBudgets))
+	for i := range obj.ModelBudgets {
+		out[i] = &obj.ModelBudgets[i]
+	}
+	return out, nil
+}
+
+// Usage is the resolver for the usage field.
+func (r *aPIKeyResolver) Usage(ctx context.Context, obj *ent.APIKey) (*scheduler.KeyUsage, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	return r.Svc.KeyUsage(ctx, obj.ID)
+}
+
+// ModelID is the resolver for the modelID field.
+func (r *costLineResolver) ModelID(ctx context.Context, obj *scheduler.CostLine) (*int, error) {
+	if obj.ModelID == 0 {
+		return nil, nil
+	}
+	id := obj.ModelID
+	return &id, nil
+}
 
 // ByStatus is the resolver for the byStatus field.
 func (r *dashboardStatsResolver) ByStatus(ctx context.Context, obj *scheduler.DashboardStats) ([]*StatusCount, error) {
@@ -84,6 +116,7 @@ func (r *mutationResolver) CreateModel(ctx context.Context, input CreateModelInp
 	n := scheduler.NewModel{
 		Name: input.Name, Type: string(input.Type), Config: normalizeMap(input.Config),
 		MaxWorkers: input.MaxWorkers, Description: deref(input.Description), Fallbacks: input.Fallbacks,
+		InputPrice: input.InputPrice, OutputPrice: input.OutputPrice,
 	}
 	if input.Status != nil {
 		n.Status = string(*input.Status)
@@ -98,6 +131,7 @@ func (r *mutationResolver) UpdateModel(ctx context.Context, id int, input Update
 	}
 	p := scheduler.ModelPatch{
 		Name: input.Name, Config: normalizeMap(input.Config), MaxWorkers: input.MaxWorkers, Description: input.Description,
+		InputPrice: input.InputPrice, OutputPrice: input.OutputPrice,
 	}
 	if input.Status != nil {
 		st := string(*input.Status)
@@ -123,6 +157,34 @@ func (r *mutationResolver) DeleteModel(ctx context.Context, id int) (*ent.Model,
 		return nil, err
 	}
 	return r.Svc.DeleteModel(ctx, id)
+}
+
+// CreateAPIKey is the resolver for the createAPIKey field.
+func (r *mutationResolver) CreateAPIKey(ctx context.Context, input CreateAPIKeyInput) (*CreatedAPIKey, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	c, err := apikeys.New(r.Svc.DB()).CreateWith(ctx, input.Name, input.Role, apikeys.Settings{
+		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
+		ModelBudgets: budgets(input.ModelBudgets),
+	})
+	if err != nil {
+		return nil, scheduler.KeyError(err)
+	}
+	return &CreatedAPIKey{APIKey: c.Key, Secret: c.Secret}, nil
+}
+
+// UpdateAPIKey is the resolver for the updateAPIKey field.
+func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id int, input UpdateAPIKeyInput) (*ent.APIKey, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	k, err := apikeys.New(r.Svc.DB()).Update(ctx, id, apikeys.Settings{
+		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
+		ModelBudgets: budgets(input.ModelBudgets),
+	})
+	r.Svc.ForgetKey(id)
+	return k, scheduler.KeyError(err)
 }
 
 // Task is the resolver for the task field.
@@ -163,6 +225,35 @@ func (r *queryResolver) TaskStatsByDate(ctx context.Context, days int) ([]*sched
 		out[i] = &stats[i]
 	}
 	return out, nil
+}
+
+// CostReport is the resolver for the costReport field.
+func (r *queryResolver) CostReport(ctx context.Context, days int) (*scheduler.CostReport, error) {
+	if err := r.allow(ctx, PermRead); err != nil {
+		return nil, err
+	}
+	return r.Svc.CostReport(ctx, days, r.Access.Owner(ctx))
+}
+
+// APIKeys is the resolver for the apiKeys field.
+func (r *queryResolver) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	ks, err := apikeys.New(r.Svc.DB()).List(ctx)
+	return ks, scheduler.KeyError(err)
+}
+
+// MyUsage is the resolver for the myUsage field.
+func (r *queryResolver) MyUsage(ctx context.Context) (*scheduler.KeyUsage, error) {
+	if err := r.allow(ctx, PermRead); err != nil {
+		return nil, err
+	}
+	id := r.Access.Submitter(ctx)
+	if id == nil {
+		return nil, nil
+	}
+	return r.Svc.KeyUsage(ctx, *id)
 }
 
 // SystemHealth is the resolver for the systemHealth field.
@@ -234,6 +325,12 @@ func (r *taskEventResolver) Task(ctx context.Context, obj *events.TaskEvent) (*e
 	return r.Svc.TaskFor(ctx, obj.TaskID, r.Access.Owner(ctx))
 }
 
+// APIKey returns APIKeyResolver implementation.
+func (r *Resolver) APIKey() APIKeyResolver { return &aPIKeyResolver{r} }
+
+// CostLine returns CostLineResolver implementation.
+func (r *Resolver) CostLine() CostLineResolver { return &costLineResolver{r} }
+
 // DashboardStats returns DashboardStatsResolver implementation.
 func (r *Resolver) DashboardStats() DashboardStatsResolver { return &dashboardStatsResolver{r} }
 
@@ -250,6 +347,8 @@ func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionRes
 func (r *Resolver) TaskEvent() TaskEventResolver { return &taskEventResolver{r} }
 
 type (
+	aPIKeyResolver         struct{ *Resolver }
+	costLineResolver       struct{ *Resolver }
 	dashboardStatsResolver struct{ *Resolver }
 	modelStatResolver      struct{ *Resolver }
 	mutationResolver       struct{ *Resolver }

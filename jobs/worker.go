@@ -492,6 +492,7 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 			return w.svc.CompleteAttempt(bg, running, att, scheduler.Outcome{
 				Output: res.Output, Embedding: res.Embedding,
 				PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
+				Cost: scheduler.AttemptCost(m, res.Usage.PromptTokens, res.Usage.CompletionTokens), Estimated: res.TokenSource == providers.TokensEstimated,
 			})
 		})
 		finish("completed", "")
@@ -521,6 +522,12 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 		return ctx.Err()
 	}
 	f := scheduler.Failure{Kind: string(kind), Message: perr.Error(), Partial: partial}
+	if partial != "" {
+		// The provider produced (and bills) output before it failed; it
+		// reported no usage, so the tokens are estimated.
+		in, out := providers.EstimateTokens(running.Prompt), providers.EstimateTokens(partial)
+		f.Usage = scheduler.Outcome{PromptTokens: in, CompletionTokens: out, Cost: scheduler.AttemptCost(m, in, out), Estimated: true}
+	}
 	used := running.Attempts - running.AttemptBase
 	final := kind == providers.KindPermanent || !rt.more(used) // retries left here or on a fallback
 	var delay time.Duration

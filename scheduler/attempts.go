@@ -50,7 +50,8 @@ func (s *Service) startAttempt(ctx context.Context, t *ent.Task, modelID int, wo
 		Also: func(ctx context.Context, c *ent.Client) error {
 			var err error
 			a, err = c.Attempt.Create().SetTaskID(t.ID).SetNumber(n).SetModelID(modelID).
-				SetStatus(domain.AttemptRunning).SetWorker(worker).SetStartedAt(now).Save(ctx)
+				SetStatus(domain.AttemptRunning).SetWorker(worker).SetStartedAt(now).
+				SetCaller(t.Caller).SetNillableAPIKeyID(t.APIKeyID).Save(ctx)
 			return err
 		},
 	}); err != nil {
@@ -74,6 +75,10 @@ type Outcome struct {
 	Embedding        []float64
 	PromptTokens     int
 	CompletionTokens int
+	// Cost is AttemptCost of the tokens on the attempt's model;
+	// Estimated says the token counts were estimated, not reported.
+	Cost      float64
+	Estimated bool
 }
 
 // CompleteAttempt stores the output and marks the task completed.
@@ -95,12 +100,16 @@ func (s *Service) completeAttempt(ctx context.Context, t *ent.Task, a *ent.Attem
 		To: domain.StatusCompleted, Fence: true,
 		Also: func(ctx context.Context, c *ent.Client) error {
 			return c.Attempt.Update().Where(attempt.ID(a.ID)).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
-				SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).Exec(ctx)
+				SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).
+				SetCost(o.Cost).SetCostEstimated(o.Estimated).Exec(ctx)
 		},
 		Apply: func(u *ent.TaskUpdate) {
 			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().
 				AddPromptTokens(o.PromptTokens).AddCompletionTokens(o.CompletionTokens).
-				AddTotalTokens(o.PromptTokens + o.CompletionTokens)
+				AddTotalTokens(o.PromptTokens + o.CompletionTokens).AddCost(o.Cost)
+			if o.Estimated {
+				u.SetCostEstimated(true)
+			}
 			if o.Embedding != nil {
 				u.SetEmbedding(o.Embedding)
 			}
@@ -154,6 +163,22 @@ type Failure struct {
 	Partial string
 	// RetryAt is when the next attempt may run; zero means the task fails.
 	RetryAt time.Time
+	// Usage is what the attempt used before it failed (the tokens of
+	// partial output), and its cost, as in Outcome.
+	Usage Outcome
+}
+
+// charge adds a failed attempt's tokens and cost to its task's totals.
+func (f Failure) charge(u *ent.TaskUpdate) {
+	o := f.Usage
+	if o.PromptTokens == 0 && o.CompletionTokens == 0 && o.Cost == 0 {
+		return
+	}
+	u.AddPromptTokens(o.PromptTokens).AddCompletionTokens(o.CompletionTokens).
+		AddTotalTokens(o.PromptTokens + o.CompletionTokens).AddCost(o.Cost)
+	if o.Estimated {
+		u.SetCostEstimated(true)
+	}
 }
 
 // FailAttempt records a failed attempt. With a RetryAt the task goes back to
@@ -162,18 +187,20 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 	now := s.now()
 	msg := fmt.Sprintf("attempt %d: %s", t.Attempts, f.Message)
 	settle := func(ctx context.Context, c *ent.Client) error {
-		return attemptOutcome(c, a, domain.AttemptFailed, f.Kind, f.Message, f.Partial, now).Exec(ctx)
+		return attemptOutcome(c, a, domain.AttemptFailed, f.Kind, f.Message, f.Partial, now).
+			SetPromptTokens(f.Usage.PromptTokens).SetCompletionTokens(f.Usage.CompletionTokens).
+			SetCost(f.Usage.Cost).SetCostEstimated(f.Usage.Estimated).Exec(ctx)
 	}
 	var err error
 	if f.RetryAt.IsZero() {
 		_, err = s.Transition(ctx, t, Move{
 			To: domain.StatusFailed, Fence: true, Error: msg, Also: settle,
-			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetFinishedAt(now) },
+			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetFinishedAt(now); f.charge(u) },
 		})
 	} else {
 		_, err = s.Transition(ctx, t, Move{
 			To: domain.StatusPending, Fence: true, Error: msg, Also: settle,
-			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt) },
+			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt); f.charge(u) },
 		})
 	}
 	if err != nil {

@@ -171,7 +171,8 @@ func (s *Service) startTasks(ctx context.Context, reqs []startReq) []result[star
 		creates := make([]*ent.AttemptCreate, len(reqs))
 		for i, r := range reqs {
 			creates[i] = tx.Attempt.Create().SetTaskID(r.t.ID).SetNumber(r.t.Attempts + 1).SetModelID(r.modelID).
-				SetStatus(domain.AttemptRunning).SetWorker(r.worker).SetStartedAt(now)
+				SetStatus(domain.AttemptRunning).SetWorker(r.worker).SetStartedAt(now).
+				SetCaller(r.t.Caller).SetNillableAPIKeyID(r.t.APIKeyID)
 		}
 		atts, err = tx.Attempt.CreateBulk(creates...).Save(ctx)
 		return err
@@ -212,11 +213,16 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		fences := make([]predicate.Task, len(reqs))
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
+		cost := make([]any, len(reqs))
+		var estTasks, estAtts []int
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
 			outputs[i], prompt[i], completion[i] = r.o.Output, r.o.PromptTokens, r.o.CompletionTokens
-			total[i] = r.o.PromptTokens + r.o.CompletionTokens
+			total[i], cost[i] = r.o.PromptTokens+r.o.CompletionTokens, r.o.Cost
+			if r.o.Estimated {
+				estTasks, estAtts = append(estTasks, r.t.ID), append(estAtts, r.a.ID)
+			}
 		}
 		n, err := tx.Task.Update().Where(task.Or(fences...)).
 			SetStatus(domain.StatusCompleted).SetFinishedAt(now).ClearError().
@@ -225,6 +231,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 				u.Set(task.FieldPromptTokens, byID(taskIDs, prompt, task.FieldPromptTokens))
 				u.Set(task.FieldCompletionTokens, byID(taskIDs, completion, task.FieldCompletionTokens))
 				u.Set(task.FieldTotalTokens, byID(taskIDs, total, task.FieldTotalTokens))
+				u.Set(task.FieldCost, byID(taskIDs, cost, task.FieldCost))
 			}).Save(ctx)
 		if err != nil {
 			return err
@@ -232,12 +239,22 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		if n != len(reqs) {
 			return errPartial
 		}
-		return tx.Attempt.Update().Where(attempt.IDIn(attIDs...)).
+		if err := tx.Attempt.Update().Where(attempt.IDIn(attIDs...)).
 			SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
 			Modify(func(u *entsql.UpdateBuilder) {
 				u.Set(attempt.FieldPromptTokens, byID(attIDs, prompt, ""))
 				u.Set(attempt.FieldCompletionTokens, byID(attIDs, completion, ""))
-			}).Exec(ctx)
+				u.Set(attempt.FieldCost, byID(attIDs, cost, ""))
+			}).Exec(ctx); err != nil {
+			return err
+		}
+		if len(estTasks) == 0 {
+			return nil
+		}
+		if err := tx.Task.Update().Where(task.IDIn(estTasks...)).SetCostEstimated(true).Exec(ctx); err != nil {
+			return err
+		}
+		return tx.Attempt.Update().Where(attempt.IDIn(estAtts...)).SetCostEstimated(true).Exec(ctx)
 	})
 	res := make([]result[struct{}], len(reqs))
 	switch {

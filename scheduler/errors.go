@@ -14,10 +14,13 @@ import (
 type Code string
 
 const (
-	CodeInvalid         Code = "BAD_USER_INPUT"
-	CodeNotFound        Code = "NOT_FOUND"
-	CodeConflict        Code = "CONFLICT"
-	CodeQueueFull       Code = "QUEUE_FULL"
+	CodeInvalid   Code = "BAD_USER_INPUT"
+	CodeNotFound  Code = "NOT_FOUND"
+	CodeConflict  Code = "CONFLICT"
+	CodeQueueFull Code = "QUEUE_FULL"
+	// CodeBudgetExceeded: the API key's token budget is used up (Budget
+	// says which, how much and until when).
+	CodeBudgetExceeded  Code = "BUDGET_EXCEEDED"
 	CodeUnavailable     Code = "UNAVAILABLE"
 	CodeUnauthenticated Code = "UNAUTHENTICATED"
 	CodeForbidden       Code = "FORBIDDEN"
@@ -33,7 +36,9 @@ type Error struct {
 	Message string
 	// RetryAfter suggests when to try again, for CodeQueueFull and CodeUnavailable.
 	RetryAfter time.Duration
-	Err        error
+	// Budget details a CodeBudgetExceeded.
+	Budget *BudgetExceeded
+	Err    error
 }
 
 func (e *Error) Error() string {

@@ -22,6 +22,10 @@ type NewModel struct {
 	Status      string         `json:"status,omitempty"`
 	Description string         `json:"description,omitempty"`
 	Fallbacks   []int          `json:"fallbacks,omitempty"`
+	// InputPrice and OutputPrice: what a million input and output tokens
+	// cost (nil: free).
+	InputPrice  *float64 `json:"input_price,omitempty"`
+	OutputPrice *float64 `json:"output_price,omitempty"`
 }
 
 // ModelPatch changes some fields of a model; nil fields stay.
@@ -32,6 +36,8 @@ type ModelPatch struct {
 	Status      *string        `json:"status,omitempty"`
 	Description *string        `json:"description,omitempty"`
 	Fallbacks   *[]int         `json:"fallbacks,omitempty"`
+	InputPrice  *float64       `json:"input_price,omitempty"`
+	OutputPrice *float64       `json:"output_price,omitempty"`
 }
 
 func (s *Service) validateName(ctx context.Context, name string, except int) error {
@@ -123,12 +129,16 @@ func (s *Service) CreateModel(ctx context.Context, n NewModel) (*ent.Model, erro
 	if err := s.validateFallbacks(ctx, n.Fallbacks, 0); err != nil {
 		return nil, err
 	}
+	if err := validatePrices(n.InputPrice, n.OutputPrice); err != nil {
+		return nil, err
+	}
 	sealed, err := secrets.SealModelConfig(s.cfg, n.Config, IsSecretKey)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt model secrets: %w", err)
 	}
 	c := s.db.Model.Create().SetName(strings.TrimSpace(n.Name)).SetType(t).SetConfig(sealed).
-		SetMaxWorkers(workers).SetStatus(status).SetDescription(n.Description)
+		SetMaxWorkers(workers).SetStatus(status).SetDescription(n.Description).
+		SetNillableInputPrice(n.InputPrice).SetNillableOutputPrice(n.OutputPrice)
 	if len(n.Fallbacks) > 0 {
 		c.SetFallbacks(n.Fallbacks)
 	}
@@ -210,6 +220,10 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 		}
 		u.SetFallbacks(*p.Fallbacks)
 	}
+	if err := validatePrices(p.InputPrice, p.OutputPrice); err != nil {
+		return nil, err
+	}
+	u.SetNillableInputPrice(p.InputPrice).SetNillableOutputPrice(p.OutputPrice)
 	m, err = u.Save(ctx)
 	s.models.forget(id)
 	if err != nil {

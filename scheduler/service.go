@@ -25,6 +25,7 @@ type Service struct {
 	models  *modelCache
 	backlog *backlog
 	fresh   *fresh
+	keys    *keyCache
 	// groups batch the hot paths' statements (batch.go).
 	groups groups
 	// onScheduled learns the run_at of every scheduled task this process
@@ -55,7 +56,7 @@ func New(o Options) *Service {
 	s := &Service{
 		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
 		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
-		models: newModelCache(), backlog: newBacklog(), fresh: newFresh(),
+		models: newModelCache(), backlog: newBacklog(), fresh: newFresh(), keys: newKeyCache(),
 	}
 	s.initGroups()
 	return s

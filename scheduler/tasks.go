@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/llmsched/llm-scheduler/domain"
@@ -35,7 +36,11 @@ type NewTask struct {
 	DelaySeconds *int       `json:"delay_seconds,omitempty"`
 	// IdempotencyKey makes a repeated request return the first task.
 	IdempotencyKey string `json:"-"`
-	// APIKeyID records who submitted the task.
+	// Caller labels who submitted the task where no API key says it (auth
+	// off): 1 to 128 printable characters; default "anonymous".
+	Caller string `json:"caller,omitempty"`
+	// APIKeyID records the key that submitted the task; the key's name
+	// becomes the task's caller, its weight the task's weight.
 	APIKeyID *int `json:"-"`
 	// OnStored, when set, is called with the task once it is stored and
 	// before it is queued, so that a caller can subscribe to its events
@@ -57,7 +62,8 @@ func (n NewTask) hash() string {
 		S *int
 		A *time.Time
 		D *int
-	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds})
+		C string
+	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds, n.Caller})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
@@ -88,6 +94,9 @@ type validated struct {
 	// is still ahead (the task waits for the due scanner, not in a queue).
 	runAt     *time.Time
 	scheduled bool
+	caller    string
+	// key is the submitting API key (nil without one).
+	key *ent.APIKey
 }
 
 func (s *Service) validateTask(n NewTask, prefix string) (validated, error) {
@@ -137,7 +146,33 @@ func (s *Service) validateTask(n NewTask, prefix string) (validated, error) {
 	if err := s.validateSchedule(&v, f); err != nil {
 		return v, err
 	}
+	if n.APIKeyID != nil && n.Caller != "" {
+		// A key speaks for itself: with labels a key could take turns in
+		// fair share under many names.
+		return v, Invalid(f("caller"), "is set from the API key when auth is on; leave it out")
+	}
+	v.caller = domain.AnonymousCaller
+	if n.Caller != "" {
+		if err := ValidCaller(n.Caller); err != nil {
+			return v, Invalid(f("caller"), "%s", err.Error())
+		}
+		v.caller = n.Caller
+	}
 	return v, nil
+}
+
+// ValidCaller checks a caller label: 1 to 128 printable characters, no
+// leading or trailing space.
+func ValidCaller(c string) error {
+	if c == "" || len(c) > 128 || strings.TrimSpace(c) != c || !utf8.ValidString(c) {
+		return errors.New("must be 1 to 128 characters without leading or trailing spaces")
+	}
+	for _, r := range c {
+		if !unicode.IsPrint(r) {
+			return errors.New("must hold printable characters only")
+		}
+	}
+	return nil
 }
 
 func joinTypes[T ~string](ts []T) string {
@@ -258,8 +293,11 @@ func (s *Service) loadLiveModel(ctx context.Context, id int, field string) (*ent
 func (s *Service) taskCreate(c *ent.TaskCreate, v validated) *ent.TaskCreate {
 	c.SetModelID(v.ModelID).SetType(v.typ).SetPrompt(v.Input).SetPriority(v.priority).
 		SetMaxRetries(v.retries).SetStatus(domain.StatusPending).SetNillableTimeoutSeconds(v.TimeoutSeconds).
-		SetNillableAPIKeyID(v.APIKeyID).SetCreatedAt(s.now()).
+		SetNillableAPIKeyID(v.APIKeyID).SetCaller(v.caller).SetCreatedAt(s.now()).
 		SetNillableRunAt(v.runAt).SetScheduled(v.scheduled)
+	if v.key != nil {
+		c.SetCaller(v.key.Name).SetWeight(v.key.Weight)
+	}
 	if v.Params != nil {
 		c.SetParams(v.Params)
 	}
@@ -282,11 +320,17 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 			return t, err
 		}
 	}
+	if err := s.submitter(ctx, &v); err != nil {
+		return nil, err
+	}
 	m, err := s.loadLiveModel(ctx, v.ModelID, "model_id")
 	if err != nil {
 		return nil, err
 	}
 	if err := checkModelLimits(m, v.Params, "params"); err != nil {
+		return nil, err
+	}
+	if err := s.checkBudget(ctx, v.key, m.ID, providers.EstimateTokens(v.Input)); err != nil {
 		return nil, err
 	}
 	if err := s.checkBackpressure(ctx, m.ID, 1); err != nil {
@@ -344,6 +388,9 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 		if err != nil {
 			return nil, err
 		}
+		if err := s.submitter(ctx, &v); err != nil {
+			return nil, err
+		}
 		vs[i] = v
 		if _, ok := models[v.ModelID]; !ok {
 			m, err := s.loadLiveModel(ctx, v.ModelID, fmt.Sprintf("inputs[%d].model_id", i))
@@ -356,6 +403,16 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 			return nil, err
 		}
 		perModel[v.ModelID]++
+	}
+	need := map[int]int{}
+	for _, v := range vs {
+		need[v.ModelID] += providers.EstimateTokens(v.Input)
+	}
+	for id, n := range need {
+		// A batch comes from one key (or none).
+		if err := s.checkBudget(ctx, vs[0].key, id, n); err != nil {
+			return nil, err
+		}
 	}
 	if len(perModel) > 1 {
 		// The whole batch against the total limit, before any model's
@@ -436,6 +493,8 @@ type TaskFilter struct {
 	Priority int
 	// APIKeyID limits the list to one submitter's tasks.
 	APIKeyID *int
+	// Caller limits the list to one caller's tasks.
+	Caller string
 }
 
 // Page is a 1-based page of a list.
@@ -499,6 +558,9 @@ func (s *Service) ListTasks(ctx context.Context, f TaskFilter, p Page) (TaskPage
 	}
 	if f.APIKeyID != nil {
 		q = q.Where(task.APIKeyID(*f.APIKeyID))
+	}
+	if f.Caller != "" {
+		q = q.Where(task.Caller(f.Caller))
 	}
 	total, err := s.listTotal(ctx, f, q)
 	if err != nil {

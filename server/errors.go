@@ -18,6 +18,7 @@ var statusOf = map[scheduler.Code]int{
 	scheduler.CodeNotFound:        http.StatusNotFound,
 	scheduler.CodeConflict:        http.StatusConflict,
 	scheduler.CodeQueueFull:       http.StatusTooManyRequests,
+	scheduler.CodeBudgetExceeded:  http.StatusTooManyRequests,
 	scheduler.CodeUnavailable:     http.StatusServiceUnavailable,
 	scheduler.CodeUnauthenticated: http.StatusUnauthorized,
 	scheduler.CodeForbidden:       http.StatusForbidden,
@@ -34,6 +35,8 @@ type errorDetail struct {
 	Code    scheduler.Code `json:"code"`
 	Message string         `json:"message"`
 	Field   string         `json:"field,omitempty"`
+	// Budget says which token budget a BUDGET_EXCEEDED refusal hit.
+	Budget *scheduler.BudgetExceeded `json:"budget,omitempty"`
 }
 
 // writeError maps err to a status and writes {"error": {...}}.
@@ -46,7 +49,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	d := errorDetail{Code: code, Message: err.Error()}
 	var se *scheduler.Error
 	if errors.As(err, &se) {
-		d.Field = se.Field
+		d.Field, d.Budget = se.Field, se.Budget
 		if se.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(se.RetryAfter.Seconds()))))
 		}

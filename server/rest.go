@@ -32,7 +32,9 @@ func (h *rest) routes(mux *http.ServeMux, wrap func(perm string, f http.HandlerF
 	mux.Handle("PUT /api/v1/models/{id}/status", wrap(permModelStatus, h.setModelStatus))
 	mux.Handle("GET /api/v1/stats/dashboard", wrap(permRead, h.dashboard))
 	mux.Handle("GET /api/v1/stats/tasks/date", wrap(permRead, h.statsByDate))
+	mux.Handle("GET /api/v1/stats/cost", wrap(permRead, h.costReport))
 	mux.Handle("GET /api/v1/system/health", http.HandlerFunc(h.health))
+	h.keyRoutes(mux, wrap)
 }
 
 func (h *rest) fail(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, h.log, err) }
@@ -69,6 +71,7 @@ type createTaskBody struct {
 	TimeoutSeconds *int           `json:"timeout_seconds"`
 	RunAt          *string        `json:"run_at"`
 	DelaySeconds   *int           `json:"delay_seconds"`
+	Caller         string         `json:"caller"`
 }
 
 func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +94,7 @@ func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := h.svc.CreateTask(r.Context(), scheduler.NewTask{
 		ModelID: b.ModelID, Type: b.Type, Input: b.Input, Priority: b.Priority, Params: b.Params,
-		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds, RunAt: runAt, DelaySeconds: b.DelaySeconds,
+		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds, RunAt: runAt, DelaySeconds: b.DelaySeconds, Caller: b.Caller,
 		IdempotencyKey: r.Header.Get("Idempotency-Key"), APIKeyID: callerKeyID(r.Context()),
 	})
 	if err != nil {
@@ -125,7 +128,7 @@ func (h *rest) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.svc.ListTasks(r.Context(), scheduler.TaskFilter{
 		Status: q.Get("status"), ModelID: modelID, Type: q.Get("type"), Priority: prio,
-		APIKeyID: ownerFilter(r.Context()),
+		APIKeyID: ownerFilter(r.Context()), Caller: q.Get("caller"),
 	}, scheduler.Page{Page: page, PageSize: size})
 	if err != nil {
 		h.fail(w, r, err)
@@ -201,6 +204,8 @@ type createModelBody struct {
 	Status      string         `json:"status"`
 	Description string         `json:"description"`
 	Fallbacks   []int          `json:"fallbacks"`
+	InputPrice  *float64       `json:"input_price"`
+	OutputPrice *float64       `json:"output_price"`
 }
 
 func (h *rest) createModel(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +218,7 @@ func (h *rest) createModel(w http.ResponseWriter, r *http.Request) {
 	m, err := h.svc.CreateModel(r.Context(), scheduler.NewModel{
 		Name: b.Name, Type: b.Type, Config: cfg, MaxWorkers: b.MaxWorkers,
 		Status: b.Status, Description: b.Description, Fallbacks: b.Fallbacks,
+		InputPrice: b.InputPrice, OutputPrice: b.OutputPrice,
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -271,6 +277,8 @@ type updateModelBody struct {
 	Status      *string        `json:"status"`
 	Description *string        `json:"description"`
 	Fallbacks   *[]int         `json:"fallbacks"`
+	InputPrice  *float64       `json:"input_price"`
+	OutputPrice *float64       `json:"output_price"`
 }
 
 func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
@@ -288,6 +296,7 @@ func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
 	m, err := h.svc.UpdateModel(r.Context(), id, scheduler.ModelPatch{
 		Name: b.Name, Config: cfg, MaxWorkers: b.MaxWorkers, Status: b.Status,
 		Description: b.Description, Fallbacks: b.Fallbacks,
+		InputPrice: b.InputPrice, OutputPrice: b.OutputPrice,
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -351,6 +360,20 @@ func (h *rest) statsByDate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": st})
+}
+
+func (h *rest) costReport(w http.ResponseWriter, r *http.Request) {
+	days, err := queryInt(r, "days", 7)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rep, err := h.svc.CostReport(r.Context(), days, ownerFilter(r.Context()))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": rep})
 }
 
 func (h *rest) health(w http.ResponseWriter, r *http.Request) {

@@ -26,11 +26,18 @@ type taskView struct {
 	PromptTokens     int               `json:"prompt_tokens"`
 	CompletionTokens int               `json:"completion_tokens"`
 	TotalTokens      int               `json:"total_tokens"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
-	StartedAt        *time.Time        `json:"started_at"`
-	FinishedAt       *time.Time        `json:"finished_at"`
-	NextAttemptAt    *time.Time        `json:"next_attempt_at,omitempty"`
+	// Caller is who submitted the task; APIKeyID the key, when auth is on.
+	Caller   string `json:"caller"`
+	APIKeyID *int   `json:"api_key_id,omitempty"`
+	// Cost totals every attempt's cost; CostEstimated: some of it rests on
+	// estimated token counts.
+	Cost          float64    `json:"cost"`
+	CostEstimated bool       `json:"cost_estimated"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	StartedAt     *time.Time `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// RunAt is when the task was scheduled to run (absent: at once).
 	RunAt *time.Time `json:"run_at,omitempty"`
 	// Pending explains why a pending task waits (detail view only).
@@ -52,6 +59,8 @@ type attemptView struct {
 	// Tokens used by this try, as the provider reported them.
 	PromptTokens     int        `json:"prompt_tokens"`
 	CompletionTokens int        `json:"completion_tokens"`
+	Cost             float64    `json:"cost"`
+	CostEstimated    bool       `json:"cost_estimated"`
 	StartedAt        time.Time  `json:"started_at"`
 	FinishedAt       *time.Time `json:"finished_at"`
 	DurationMS       *int64     `json:"duration_ms,omitempty"`
@@ -63,6 +72,7 @@ func newTaskView(t *ent.Task) taskView {
 		Priority: t.Priority, Status: t.Status, Output: t.Output, Embedding: t.Embedding, Error: t.Error,
 		Attempts: t.Attempts, MaxRetries: t.MaxRetries, TimeoutSeconds: t.TimeoutSeconds,
 		PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, TotalTokens: t.TotalTokens,
+		Caller: t.Caller, APIKeyID: t.APIKeyID, Cost: t.Cost, CostEstimated: t.CostEstimated,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
 		NextAttemptAt: t.NextAttemptAt, RunAt: t.RunAt,
 	}
@@ -78,6 +88,7 @@ func newAttemptView(a *ent.Attempt) attemptView {
 		Number: a.Number, ModelID: a.ModelID, Status: a.Status, Error: a.Error, ErrorKind: a.ErrorKind,
 		Output: a.Output, Worker: a.Worker, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
 		PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
+		Cost: a.Cost, CostEstimated: a.CostEstimated,
 	}
 	if a.FinishedAt != nil {
 		d := a.FinishedAt.Sub(a.StartedAt).Milliseconds()
@@ -96,16 +107,20 @@ type modelView struct {
 	MaxWorkers  int                `json:"max_workers"`
 	Description string             `json:"description,omitempty"`
 	Fallbacks   []int              `json:"fallbacks,omitempty"`
-	Running     int                `json:"running"`
-	Queued      int                `json:"queued"`
-	CreatedAt   time.Time          `json:"created_at"`
-	UpdatedAt   time.Time          `json:"updated_at"`
+	// Prices per million input and output tokens (absent: free).
+	InputPrice  *float64  `json:"input_price,omitempty"`
+	OutputPrice *float64  `json:"output_price,omitempty"`
+	Running     int       `json:"running"`
+	Queued      int       `json:"queued"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func newModelView(m *ent.Model, config map[string]any, load scheduler.ModelLoad) modelView {
 	return modelView{
 		ID: m.ID, Name: m.Name, Type: m.Type, Config: config, Status: m.Status,
 		MaxWorkers: m.MaxWorkers, Description: m.Description, Fallbacks: m.Fallbacks,
+		InputPrice: m.InputPrice, OutputPrice: m.OutputPrice,
 		Running: load.Running, Queued: load.Queued, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 }

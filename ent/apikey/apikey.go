@@ -30,6 +30,14 @@ const (
 	FieldLastUsedAt = "last_used_at"
 	// FieldRevokedAt holds the string denoting the revoked_at field in the database.
 	FieldRevokedAt = "revoked_at"
+	// FieldWeight holds the string denoting the weight field in the database.
+	FieldWeight = "weight"
+	// FieldTokensPerDay holds the string denoting the tokens_per_day field in the database.
+	FieldTokensPerDay = "tokens_per_day"
+	// FieldTokensPerMonth holds the string denoting the tokens_per_month field in the database.
+	FieldTokensPerMonth = "tokens_per_month"
+	// FieldModelBudgets holds the string denoting the model_budgets field in the database.
+	FieldModelBudgets = "model_budgets"
 	// Table holds the table name of the apikey in the database.
 	Table = "api_keys"
 )
@@ -44,6 +52,10 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldLastUsedAt,
 	FieldRevokedAt,
+	FieldWeight,
+	FieldTokensPerDay,
+	FieldTokensPerMonth,
+	FieldModelBudgets,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -65,6 +77,14 @@ var (
 	HashValidator func(string) error
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultWeight holds the default value on creation for the "weight" field.
+	DefaultWeight int
+	// WeightValidator is a validator for the "weight" field. It is called by the builders before save.
+	WeightValidator func(int) error
+	// TokensPerDayValidator is a validator for the "tokens_per_day" field. It is called by the builders before save.
+	TokensPerDayValidator func(int) error
+	// TokensPerMonthValidator is a validator for the "tokens_per_month" field. It is called by the builders before save.
+	TokensPerMonthValidator func(int) error
 )
 
 // RoleValidator is a validator for the "role" field enum values. It is called by the builders before save.
@@ -118,6 +138,21 @@ func ByLastUsedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByRevokedAt orders the results by the revoked_at field.
 func ByRevokedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRevokedAt, opts...).ToFunc()
+}
+
+// ByWeight orders the results by the weight field.
+func ByWeight(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWeight, opts...).ToFunc()
+}
+
+// ByTokensPerDay orders the results by the tokens_per_day field.
+func ByTokensPerDay(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokensPerDay, opts...).ToFunc()
+}
+
+// ByTokensPerMonth orders the results by the tokens_per_month field.
+func ByTokensPerMonth(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokensPerMonth, opts...).ToFunc()
 }
 
 var (

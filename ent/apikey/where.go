@@ -85,6 +85,21 @@ func RevokedAt(v time.Time) predicate.APIKey {
 	return predicate.APIKey(sql.FieldEQ(FieldRevokedAt, v))
 }
 
+// Weight applies equality check predicate on the "weight" field. It's identical to WeightEQ.
+func Weight(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldWeight, v))
+}
+
+// TokensPerDay applies equality check predicate on the "tokens_per_day" field. It's identical to TokensPerDayEQ.
+func TokensPerDay(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldTokensPerDay, v))
+}
+
+// TokensPerMonth applies equality check predicate on the "tokens_per_month" field. It's identical to TokensPerMonthEQ.
+func TokensPerMonth(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldTokensPerMonth, v))
+}
+
 // NameEQ applies the EQ predicate on the "name" field.
 func NameEQ(v string) predicate.APIKey {
 	return predicate.APIKey(sql.FieldEQ(FieldName, v))
@@ -448,6 +463,156 @@ func RevokedAtIsNil() predicate.APIKey {
 // RevokedAtNotNil applies the NotNil predicate on the "revoked_at" field.
 func RevokedAtNotNil() predicate.APIKey {
 	return predicate.APIKey(sql.FieldNotNull(FieldRevokedAt))
+}
+
+// WeightEQ applies the EQ predicate on the "weight" field.
+func WeightEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldWeight, v))
+}
+
+// WeightNEQ applies the NEQ predicate on the "weight" field.
+func WeightNEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNEQ(FieldWeight, v))
+}
+
+// WeightIn applies the In predicate on the "weight" field.
+func WeightIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldIn(FieldWeight, vs...))
+}
+
+// WeightNotIn applies the NotIn predicate on the "weight" field.
+func WeightNotIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotIn(FieldWeight, vs...))
+}
+
+// WeightGT applies the GT predicate on the "weight" field.
+func WeightGT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGT(FieldWeight, v))
+}
+
+// WeightGTE applies the GTE predicate on the "weight" field.
+func WeightGTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGTE(FieldWeight, v))
+}
+
+// WeightLT applies the LT predicate on the "weight" field.
+func WeightLT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLT(FieldWeight, v))
+}
+
+// WeightLTE applies the LTE predicate on the "weight" field.
+func WeightLTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLTE(FieldWeight, v))
+}
+
+// TokensPerDayEQ applies the EQ predicate on the "tokens_per_day" field.
+func TokensPerDayEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldTokensPerDay, v))
+}
+
+// TokensPerDayNEQ applies the NEQ predicate on the "tokens_per_day" field.
+func TokensPerDayNEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNEQ(FieldTokensPerDay, v))
+}
+
+// TokensPerDayIn applies the In predicate on the "tokens_per_day" field.
+func TokensPerDayIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldIn(FieldTokensPerDay, vs...))
+}
+
+// TokensPerDayNotIn applies the NotIn predicate on the "tokens_per_day" field.
+func TokensPerDayNotIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotIn(FieldTokensPerDay, vs...))
+}
+
+// TokensPerDayGT applies the GT predicate on the "tokens_per_day" field.
+func TokensPerDayGT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGT(FieldTokensPerDay, v))
+}
+
+// TokensPerDayGTE applies the GTE predicate on the "tokens_per_day" field.
+func TokensPerDayGTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGTE(FieldTokensPerDay, v))
+}
+
+// TokensPerDayLT applies the LT predicate on the "tokens_per_day" field.
+func TokensPerDayLT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLT(FieldTokensPerDay, v))
+}
+
+// TokensPerDayLTE applies the LTE predicate on the "tokens_per_day" field.
+func TokensPerDayLTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLTE(FieldTokensPerDay, v))
+}
+
+// TokensPerDayIsNil applies the IsNil predicate on the "tokens_per_day" field.
+func TokensPerDayIsNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldIsNull(FieldTokensPerDay))
+}
+
+// TokensPerDayNotNil applies the NotNil predicate on the "tokens_per_day" field.
+func TokensPerDayNotNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotNull(FieldTokensPerDay))
+}
+
+// TokensPerMonthEQ applies the EQ predicate on the "tokens_per_month" field.
+func TokensPerMonthEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthNEQ applies the NEQ predicate on the "tokens_per_month" field.
+func TokensPerMonthNEQ(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNEQ(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthIn applies the In predicate on the "tokens_per_month" field.
+func TokensPerMonthIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldIn(FieldTokensPerMonth, vs...))
+}
+
+// TokensPerMonthNotIn applies the NotIn predicate on the "tokens_per_month" field.
+func TokensPerMonthNotIn(vs ...int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotIn(FieldTokensPerMonth, vs...))
+}
+
+// TokensPerMonthGT applies the GT predicate on the "tokens_per_month" field.
+func TokensPerMonthGT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGT(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthGTE applies the GTE predicate on the "tokens_per_month" field.
+func TokensPerMonthGTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGTE(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthLT applies the LT predicate on the "tokens_per_month" field.
+func TokensPerMonthLT(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLT(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthLTE applies the LTE predicate on the "tokens_per_month" field.
+func TokensPerMonthLTE(v int) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLTE(FieldTokensPerMonth, v))
+}
+
+// TokensPerMonthIsNil applies the IsNil predicate on the "tokens_per_month" field.
+func TokensPerMonthIsNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldIsNull(FieldTokensPerMonth))
+}
+
+// TokensPerMonthNotNil applies the NotNil predicate on the "tokens_per_month" field.
+func TokensPerMonthNotNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotNull(FieldTokensPerMonth))
+}
+
+// ModelBudgetsIsNil applies the IsNil predicate on the "model_budgets" field.
+func ModelBudgetsIsNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldIsNull(FieldModelBudgets))
+}
+
+// ModelBudgetsNotNil applies the NotNil predicate on the "model_budgets" field.
+func ModelBudgetsNotNil() predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotNull(FieldModelBudgets))
 }
 
 // And groups predicates with the AND operator between them.

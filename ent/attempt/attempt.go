@@ -37,6 +37,14 @@ const (
 	FieldPromptTokens = "prompt_tokens"
 	// FieldCompletionTokens holds the string denoting the completion_tokens field in the database.
 	FieldCompletionTokens = "completion_tokens"
+	// FieldCost holds the string denoting the cost field in the database.
+	FieldCost = "cost"
+	// FieldCostEstimated holds the string denoting the cost_estimated field in the database.
+	FieldCostEstimated = "cost_estimated"
+	// FieldCaller holds the string denoting the caller field in the database.
+	FieldCaller = "caller"
+	// FieldAPIKeyID holds the string denoting the api_key_id field in the database.
+	FieldAPIKeyID = "api_key_id"
 	// FieldStartedAt holds the string denoting the started_at field in the database.
 	FieldStartedAt = "started_at"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
@@ -67,6 +75,10 @@ var Columns = []string{
 	FieldWorker,
 	FieldPromptTokens,
 	FieldCompletionTokens,
+	FieldCost,
+	FieldCostEstimated,
+	FieldCaller,
+	FieldAPIKeyID,
 	FieldStartedAt,
 	FieldFinishedAt,
 }
@@ -88,6 +100,14 @@ var (
 	DefaultPromptTokens int
 	// DefaultCompletionTokens holds the default value on creation for the "completion_tokens" field.
 	DefaultCompletionTokens int
+	// DefaultCost holds the default value on creation for the "cost" field.
+	DefaultCost float64
+	// DefaultCostEstimated holds the default value on creation for the "cost_estimated" field.
+	DefaultCostEstimated bool
+	// DefaultCaller holds the default value on creation for the "caller" field.
+	DefaultCaller string
+	// CallerValidator is a validator for the "caller" field. It is called by the builders before save.
+	CallerValidator func(string) error
 	// DefaultStartedAt holds the default value on creation for the "started_at" field.
 	DefaultStartedAt func() time.Time
 )
@@ -158,6 +178,26 @@ func ByPromptTokens(opts ...sql.OrderTermOption) OrderOption {
 // ByCompletionTokens orders the results by the completion_tokens field.
 func ByCompletionTokens(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCompletionTokens, opts...).ToFunc()
+}
+
+// ByCost orders the results by the cost field.
+func ByCost(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCost, opts...).ToFunc()
+}
+
+// ByCostEstimated orders the results by the cost_estimated field.
+func ByCostEstimated(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCostEstimated, opts...).ToFunc()
+}
+
+// ByCaller orders the results by the caller field.
+func ByCaller(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCaller, opts...).ToFunc()
+}
+
+// ByAPIKeyID orders the results by the api_key_id field.
+func ByAPIKeyID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAPIKeyID, opts...).ToFunc()
 }
 
 // ByStartedAt orders the results by the started_at field.

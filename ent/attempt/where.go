@@ -101,6 +101,26 @@ func CompletionTokens(v int) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldCompletionTokens, v))
 }
 
+// Cost applies equality check predicate on the "cost" field. It's identical to CostEQ.
+func Cost(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCost, v))
+}
+
+// CostEstimated applies equality check predicate on the "cost_estimated" field. It's identical to CostEstimatedEQ.
+func CostEstimated(v bool) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCostEstimated, v))
+}
+
+// Caller applies equality check predicate on the "caller" field. It's identical to CallerEQ.
+func Caller(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCaller, v))
+}
+
+// APIKeyID applies equality check predicate on the "api_key_id" field. It's identical to APIKeyIDEQ.
+func APIKeyID(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldAPIKeyID, v))
+}
+
 // StartedAt applies equality check predicate on the "started_at" field. It's identical to StartedAtEQ.
 func StartedAt(v time.Time) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldStartedAt, v))
@@ -619,6 +639,171 @@ func CompletionTokensLT(v int) predicate.Attempt {
 // CompletionTokensLTE applies the LTE predicate on the "completion_tokens" field.
 func CompletionTokensLTE(v int) predicate.Attempt {
 	return predicate.Attempt(sql.FieldLTE(FieldCompletionTokens, v))
+}
+
+// CostEQ applies the EQ predicate on the "cost" field.
+func CostEQ(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCost, v))
+}
+
+// CostNEQ applies the NEQ predicate on the "cost" field.
+func CostNEQ(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldCost, v))
+}
+
+// CostIn applies the In predicate on the "cost" field.
+func CostIn(vs ...float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldCost, vs...))
+}
+
+// CostNotIn applies the NotIn predicate on the "cost" field.
+func CostNotIn(vs ...float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldCost, vs...))
+}
+
+// CostGT applies the GT predicate on the "cost" field.
+func CostGT(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldCost, v))
+}
+
+// CostGTE applies the GTE predicate on the "cost" field.
+func CostGTE(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldCost, v))
+}
+
+// CostLT applies the LT predicate on the "cost" field.
+func CostLT(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldCost, v))
+}
+
+// CostLTE applies the LTE predicate on the "cost" field.
+func CostLTE(v float64) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldCost, v))
+}
+
+// CostEstimatedEQ applies the EQ predicate on the "cost_estimated" field.
+func CostEstimatedEQ(v bool) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCostEstimated, v))
+}
+
+// CostEstimatedNEQ applies the NEQ predicate on the "cost_estimated" field.
+func CostEstimatedNEQ(v bool) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldCostEstimated, v))
+}
+
+// CallerEQ applies the EQ predicate on the "caller" field.
+func CallerEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldCaller, v))
+}
+
+// CallerNEQ applies the NEQ predicate on the "caller" field.
+func CallerNEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldCaller, v))
+}
+
+// CallerIn applies the In predicate on the "caller" field.
+func CallerIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldCaller, vs...))
+}
+
+// CallerNotIn applies the NotIn predicate on the "caller" field.
+func CallerNotIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldCaller, vs...))
+}
+
+// CallerGT applies the GT predicate on the "caller" field.
+func CallerGT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldCaller, v))
+}
+
+// CallerGTE applies the GTE predicate on the "caller" field.
+func CallerGTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldCaller, v))
+}
+
+// CallerLT applies the LT predicate on the "caller" field.
+func CallerLT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldCaller, v))
+}
+
+// CallerLTE applies the LTE predicate on the "caller" field.
+func CallerLTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldCaller, v))
+}
+
+// CallerContains applies the Contains predicate on the "caller" field.
+func CallerContains(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContains(FieldCaller, v))
+}
+
+// CallerHasPrefix applies the HasPrefix predicate on the "caller" field.
+func CallerHasPrefix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasPrefix(FieldCaller, v))
+}
+
+// CallerHasSuffix applies the HasSuffix predicate on the "caller" field.
+func CallerHasSuffix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasSuffix(FieldCaller, v))
+}
+
+// CallerEqualFold applies the EqualFold predicate on the "caller" field.
+func CallerEqualFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEqualFold(FieldCaller, v))
+}
+
+// CallerContainsFold applies the ContainsFold predicate on the "caller" field.
+func CallerContainsFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContainsFold(FieldCaller, v))
+}
+
+// APIKeyIDEQ applies the EQ predicate on the "api_key_id" field.
+func APIKeyIDEQ(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldAPIKeyID, v))
+}
+
+// APIKeyIDNEQ applies the NEQ predicate on the "api_key_id" field.
+func APIKeyIDNEQ(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldAPIKeyID, v))
+}
+
+// APIKeyIDIn applies the In predicate on the "api_key_id" field.
+func APIKeyIDIn(vs ...int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldAPIKeyID, vs...))
+}
+
+// APIKeyIDNotIn applies the NotIn predicate on the "api_key_id" field.
+func APIKeyIDNotIn(vs ...int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldAPIKeyID, vs...))
+}
+
+// APIKeyIDGT applies the GT predicate on the "api_key_id" field.
+func APIKeyIDGT(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldAPIKeyID, v))
+}
+
+// APIKeyIDGTE applies the GTE predicate on the "api_key_id" field.
+func APIKeyIDGTE(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldAPIKeyID, v))
+}
+
+// APIKeyIDLT applies the LT predicate on the "api_key_id" field.
+func APIKeyIDLT(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldAPIKeyID, v))
+}
+
+// APIKeyIDLTE applies the LTE predicate on the "api_key_id" field.
+func APIKeyIDLTE(v int) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldAPIKeyID, v))
+}
+
+// APIKeyIDIsNil applies the IsNil predicate on the "api_key_id" field.
+func APIKeyIDIsNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldIsNull(FieldAPIKeyID))
+}
+
+// APIKeyIDNotNil applies the NotNil predicate on the "api_key_id" field.
+func APIKeyIDNotNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotNull(FieldAPIKeyID))
 }
 
 // StartedAtEQ applies the EQ predicate on the "started_at" field.

@@ -19,6 +19,10 @@ var (
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "weight", Type: field.TypeInt, Default: 1},
+		{Name: "tokens_per_day", Type: field.TypeInt, Nullable: true},
+		{Name: "tokens_per_month", Type: field.TypeInt, Nullable: true},
+		{Name: "model_budgets", Type: field.TypeJSON, Nullable: true},
 	}
 	// APIKeysTable holds the schema information for the "api_keys" table.
 	APIKeysTable = &schema.Table{
@@ -38,6 +42,10 @@ var (
 		{Name: "worker", Type: field.TypeString, Nullable: true},
 		{Name: "prompt_tokens", Type: field.TypeInt, Default: 0},
 		{Name: "completion_tokens", Type: field.TypeInt, Default: 0},
+		{Name: "cost", Type: field.TypeFloat64, Default: 0},
+		{Name: "cost_estimated", Type: field.TypeBool, Default: false},
+		{Name: "caller", Type: field.TypeString, Size: 128, Default: "anonymous"},
+		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
 		{Name: "started_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "task_id", Type: field.TypeInt},
@@ -50,7 +58,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "attempts_tasks_attempt_history",
-				Columns:    []*schema.Column{AttemptsColumns[12]},
+				Columns:    []*schema.Column{AttemptsColumns[16]},
 				RefColumns: []*schema.Column{TasksColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -59,12 +67,22 @@ var (
 			{
 				Name:    "attempt_task_id_number",
 				Unique:  true,
-				Columns: []*schema.Column{AttemptsColumns[12], AttemptsColumns[1]},
+				Columns: []*schema.Column{AttemptsColumns[16], AttemptsColumns[1]},
 			},
 			{
 				Name:    "attempt_model_id_started_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[2], AttemptsColumns[10]},
+				Columns: []*schema.Column{AttemptsColumns[2], AttemptsColumns[14]},
+			},
+			{
+				Name:    "attempt_api_key_id_started_at",
+				Unique:  false,
+				Columns: []*schema.Column{AttemptsColumns[13], AttemptsColumns[14]},
+			},
+			{
+				Name:    "attempt_started_at",
+				Unique:  false,
+				Columns: []*schema.Column{AttemptsColumns[14]},
 			},
 		},
 	}
@@ -78,6 +96,8 @@ var (
 		{Name: "max_workers", Type: field.TypeInt},
 		{Name: "fallbacks", Type: field.TypeJSON, Nullable: true},
 		{Name: "description", Type: field.TypeString, Nullable: true, Size: 1024},
+		{Name: "input_price", Type: field.TypeFloat64, Nullable: true},
+		{Name: "output_price", Type: field.TypeFloat64, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
@@ -116,6 +136,10 @@ var (
 		{Name: "idempotency_key", Type: field.TypeString, Nullable: true, Size: 255},
 		{Name: "request_hash", Type: field.TypeString, Nullable: true},
 		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
+		{Name: "caller", Type: field.TypeString, Size: 128, Default: "anonymous"},
+		{Name: "weight", Type: field.TypeInt, Default: 1},
+		{Name: "cost", Type: field.TypeFloat64, Default: 0},
+		{Name: "cost_estimated", Type: field.TypeBool, Default: false},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "started_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
@@ -133,7 +157,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_models_tasks",
-				Columns:    []*schema.Column{TasksColumns[26]},
+				Columns:    []*schema.Column{TasksColumns[30]},
 				RefColumns: []*schema.Column{ModelsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -142,22 +166,22 @@ var (
 			{
 				Name:    "task_status_model_id",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[26]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[30]},
 			},
 			{
 				Name:    "task_status_updated_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[20]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[24]},
 			},
 			{
 				Name:    "task_model_id_status_priority_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[26], TasksColumns[5], TasksColumns[4], TasksColumns[19]},
+				Columns: []*schema.Column{TasksColumns[30], TasksColumns[5], TasksColumns[4], TasksColumns[23]},
 			},
 			{
 				Name:    "task_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[19]},
+				Columns: []*schema.Column{TasksColumns[23]},
 			},
 			{
 				Name:    "task_idempotency_key",
@@ -165,9 +189,14 @@ var (
 				Columns: []*schema.Column{TasksColumns[16]},
 			},
 			{
+				Name:    "task_caller",
+				Unique:  false,
+				Columns: []*schema.Column{TasksColumns[19]},
+			},
+			{
 				Name:    "task_scheduled_run_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[25], TasksColumns[24]},
+				Columns: []*schema.Column{TasksColumns[29], TasksColumns[28]},
 			},
 		},
 	}

@@ -31,6 +31,10 @@ const (
 	FieldFallbacks = "fallbacks"
 	// FieldDescription holds the string denoting the description field in the database.
 	FieldDescription = "description"
+	// FieldInputPrice holds the string denoting the input_price field in the database.
+	FieldInputPrice = "input_price"
+	// FieldOutputPrice holds the string denoting the output_price field in the database.
+	FieldOutputPrice = "output_price"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
@@ -60,6 +64,8 @@ var Columns = []string{
 	FieldMaxWorkers,
 	FieldFallbacks,
 	FieldDescription,
+	FieldInputPrice,
+	FieldOutputPrice,
 	FieldCreatedAt,
 	FieldUpdatedAt,
 	FieldDeletedAt,
@@ -82,6 +88,10 @@ var (
 	MaxWorkersValidator func(int) error
 	// DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
 	DescriptionValidator func(string) error
+	// InputPriceValidator is a validator for the "input_price" field. It is called by the builders before save.
+	InputPriceValidator func(float64) error
+	// OutputPriceValidator is a validator for the "output_price" field. It is called by the builders before save.
+	OutputPriceValidator func(float64) error
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// DefaultUpdatedAt holds the default value on creation for the "updated_at" field.
@@ -143,6 +153,16 @@ func ByMaxWorkers(opts ...sql.OrderTermOption) OrderOption {
 // ByDescription orders the results by the description field.
 func ByDescription(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDescription, opts...).ToFunc()
+}
+
+// ByInputPrice orders the results by the input_price field.
+func ByInputPrice(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldInputPrice, opts...).ToFunc()
+}
+
+// ByOutputPrice orders the results by the output_price field.
+func ByOutputPrice(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOutputPrice, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

@@ -71,6 +71,16 @@ func Description(v string) predicate.Model {
 	return predicate.Model(sql.FieldEQ(FieldDescription, v))
 }
 
+// InputPrice applies equality check predicate on the "input_price" field. It's identical to InputPriceEQ.
+func InputPrice(v float64) predicate.Model {
+	return predicate.Model(sql.FieldEQ(FieldInputPrice, v))
+}
+
+// OutputPrice applies equality check predicate on the "output_price" field. It's identical to OutputPriceEQ.
+func OutputPrice(v float64) predicate.Model {
+	return predicate.Model(sql.FieldEQ(FieldOutputPrice, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.Model {
 	return predicate.Model(sql.FieldEQ(FieldCreatedAt, v))
@@ -344,6 +354,106 @@ func DescriptionEqualFold(v string) predicate.Model {
 // DescriptionContainsFold applies the ContainsFold predicate on the "description" field.
 func DescriptionContainsFold(v string) predicate.Model {
 	return predicate.Model(sql.FieldContainsFold(FieldDescription, v))
+}
+
+// InputPriceEQ applies the EQ predicate on the "input_price" field.
+func InputPriceEQ(v float64) predicate.Model {
+	return predicate.Model(sql.FieldEQ(FieldInputPrice, v))
+}
+
+// InputPriceNEQ applies the NEQ predicate on the "input_price" field.
+func InputPriceNEQ(v float64) predicate.Model {
+	return predicate.Model(sql.FieldNEQ(FieldInputPrice, v))
+}
+
+// InputPriceIn applies the In predicate on the "input_price" field.
+func InputPriceIn(vs ...float64) predicate.Model {
+	return predicate.Model(sql.FieldIn(FieldInputPrice, vs...))
+}
+
+// InputPriceNotIn applies the NotIn predicate on the "input_price" field.
+func InputPriceNotIn(vs ...float64) predicate.Model {
+	return predicate.Model(sql.FieldNotIn(FieldInputPrice, vs...))
+}
+
+// InputPriceGT applies the GT predicate on the "input_price" field.
+func InputPriceGT(v float64) predicate.Model {
+	return predicate.Model(sql.FieldGT(FieldInputPrice, v))
+}
+
+// InputPriceGTE applies the GTE predicate on the "input_price" field.
+func InputPriceGTE(v float64) predicate.Model {
+	return predicate.Model(sql.FieldGTE(FieldInputPrice, v))
+}
+
+// InputPriceLT applies the LT predicate on the "input_price" field.
+func InputPriceLT(v float64) predicate.Model {
+	return predicate.Model(sql.FieldLT(FieldInputPrice, v))
+}
+
+// InputPriceLTE applies the LTE predicate on the "input_price" field.
+func InputPriceLTE(v float64) predicate.Model {
+	return predicate.Model(sql.FieldLTE(FieldInputPrice, v))
+}
+
+// InputPriceIsNil applies the IsNil predicate on the "input_price" field.
+func InputPriceIsNil() predicate.Model {
+	return predicate.Model(sql.FieldIsNull(FieldInputPrice))
+}
+
+// InputPriceNotNil applies the NotNil predicate on the "input_price" field.
+func InputPriceNotNil() predicate.Model {
+	return predicate.Model(sql.FieldNotNull(FieldInputPrice))
+}
+
+// OutputPriceEQ applies the EQ predicate on the "output_price" field.
+func OutputPriceEQ(v float64) predicate.Model {
+	return predicate.Model(sql.FieldEQ(FieldOutputPrice, v))
+}
+
+// OutputPriceNEQ applies the NEQ predicate on the "output_price" field.
+func OutputPriceNEQ(v float64) predicate.Model {
+	return predicate.Model(sql.FieldNEQ(FieldOutputPrice, v))
+}
+
+// OutputPriceIn applies the In predicate on the "output_price" field.
+func OutputPriceIn(vs ...float64) predicate.Model {
+	return predicate.Model(sql.FieldIn(FieldOutputPrice, vs...))
+}
+
+// OutputPriceNotIn applies the NotIn predicate on the "output_price" field.
+func OutputPriceNotIn(vs ...float64) predicate.Model {
+	return predicate.Model(sql.FieldNotIn(FieldOutputPrice, vs...))
+}
+
+// OutputPriceGT applies the GT predicate on the "output_price" field.
+func OutputPriceGT(v float64) predicate.Model {
+	return predicate.Model(sql.FieldGT(FieldOutputPrice, v))
+}
+
+// OutputPriceGTE applies the GTE predicate on the "output_price" field.
+func OutputPriceGTE(v float64) predicate.Model {
+	return predicate.Model(sql.FieldGTE(FieldOutputPrice, v))
+}
+
+// OutputPriceLT applies the LT predicate on the "output_price" field.
+func OutputPriceLT(v float64) predicate.Model {
+	return predicate.Model(sql.FieldLT(FieldOutputPrice, v))
+}
+
+// OutputPriceLTE applies the LTE predicate on the "output_price" field.
+func OutputPriceLTE(v float64) predicate.Model {
+	return predicate.Model(sql.FieldLTE(FieldOutputPrice, v))
+}
+
+// OutputPriceIsNil applies the IsNil predicate on the "output_price" field.
+func OutputPriceIsNil() predicate.Model {
+	return predicate.Model(sql.FieldIsNull(FieldOutputPrice))
+}
+
+// OutputPriceNotNil applies the NotNil predicate on the "output_price" field.
+func OutputPriceNotNil() predicate.Model {
+	return predicate.Model(sql.FieldNotNull(FieldOutputPrice))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

@@ -28,6 +28,15 @@ func (APIKey) Fields() []ent.Field {
 		field.Time("created_at").Default(time.Now).Immutable().SchemaType(micros()),
 		field.Time("last_used_at").Optional().Nillable().SchemaType(micros()),
 		field.Time("revoked_at").Optional().Nillable().SchemaType(micros()),
+		// Weight is the key's share of a model's slots against other
+		// callers of the same priority (fair share, docs/fairness.md).
+		field.Int("weight").Default(1).Range(1, 1000),
+		// TokensPerDay and TokensPerMonth cap the tokens the key's tasks
+		// may use per UTC day and calendar month (nil: no cap).
+		field.Int("tokens_per_day").Optional().Nillable().Positive(),
+		field.Int("tokens_per_month").Optional().Nillable().Positive(),
+		// ModelBudgets are caps on single models, on top of the above.
+		field.JSON("model_budgets", []domain.ModelBudget{}).Optional(),
 	}
 }
 

@@ -40,6 +40,15 @@ func (Attempt) Fields() []ent.Field {
 		field.String("worker").Optional(),
 		field.Int("prompt_tokens").Default(0),
 		field.Int("completion_tokens").Default(0),
+		// Cost is what the try cost at its model's prices (per million
+		// input and output tokens) when it ended; CostEstimated says the
+		// token counts behind it were estimated, not reported.
+		field.Float("cost").Default(0),
+		field.Bool("cost_estimated").Default(false),
+		// Caller and APIKeyID copy the task's submitter, so usage and cost
+		// per caller are read from attempts alone.
+		field.String("caller").Default(domain.AnonymousCaller).MaxLen(128),
+		field.Int("api_key_id").Optional().Nillable(),
 		field.Time("started_at").Default(time.Now).SchemaType(micros()),
 		field.Time("finished_at").Optional().Nillable().SchemaType(micros()),
 	}
@@ -57,6 +66,8 @@ func (Attempt) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("task_id", "number").Unique(),
 		index.Fields("model_id", "started_at"),
+		index.Fields("api_key_id", "started_at"),
+		index.Fields("started_at"),
 	}
 }
 

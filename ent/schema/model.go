@@ -41,6 +41,11 @@ func (Model) Fields() []ent.Field {
 		// model are exhausted by retryable errors.
 		field.JSON("fallbacks", []int{}).Optional(),
 		field.String("description").Optional().MaxLen(1024),
+		// InputPrice and OutputPrice are what a million input (prompt) and
+		// output (completion) tokens cost, in the deployment's currency;
+		// nil: the model's tasks cost nothing.
+		field.Float("input_price").Optional().Nillable().Min(0),
+		field.Float("output_price").Optional().Nillable().Min(0),
 		field.Time("created_at").Default(time.Now).Immutable().
 			SchemaType(map[string]string{dialect.MySQL: "datetime(6)"}).
 			Annotations(entgql.OrderField("CREATED_AT")),

@@ -68,7 +68,19 @@ func (Task) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		// APIKeyID is the key that submitted the task, when auth is on.
 		field.Int("api_key_id").Optional().Nillable().
+			Annotations(entgql.Skip(entgql.SkipWhereInput, entgql.SkipOrderField)),
+		// Caller is who submitted the task: the API key's name, else the
+		// caller label of the request, else "anonymous". Fair share
+		// (docs/fairness.md) takes turns between callers.
+		field.String("caller").Default(domain.AnonymousCaller).MaxLen(128),
+		// Weight is the submitting key's weight when the task was created
+		// (1 without a key): its caller's share in fair share.
+		field.Int("weight").Default(1).Range(1, 1000).
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// Cost totals the costs of every attempt, failed ones included;
+		// CostEstimated is set when any of them rests on estimated tokens.
+		field.Float("cost").Default(0),
+		field.Bool("cost_estimated").Default(false),
 		field.Time("created_at").Default(time.Now).Immutable().SchemaType(micros()).
 			Annotations(entgql.OrderField("CREATED_AT")),
 		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now).SchemaType(micros()).
@@ -110,6 +122,7 @@ func (Task) Indexes() []ent.Index {
 		index.Fields("model_id", "status", "priority", "created_at"),
 		index.Fields("created_at"),
 		index.Fields("idempotency_key").Unique(),
+		index.Fields("caller"),
 		index.Fields("scheduled", "run_at"),
 	}
 }

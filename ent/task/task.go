@@ -55,6 +55,14 @@ const (
 	FieldRequestHash = "request_hash"
 	// FieldAPIKeyID holds the string denoting the api_key_id field in the database.
 	FieldAPIKeyID = "api_key_id"
+	// FieldCaller holds the string denoting the caller field in the database.
+	FieldCaller = "caller"
+	// FieldWeight holds the string denoting the weight field in the database.
+	FieldWeight = "weight"
+	// FieldCost holds the string denoting the cost field in the database.
+	FieldCost = "cost"
+	// FieldCostEstimated holds the string denoting the cost_estimated field in the database.
+	FieldCostEstimated = "cost_estimated"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
@@ -113,6 +121,10 @@ var Columns = []string{
 	FieldIdempotencyKey,
 	FieldRequestHash,
 	FieldAPIKeyID,
+	FieldCaller,
+	FieldWeight,
+	FieldCost,
+	FieldCostEstimated,
 	FieldCreatedAt,
 	FieldUpdatedAt,
 	FieldStartedAt,
@@ -163,6 +175,18 @@ var (
 	TotalTokensValidator func(int) error
 	// IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	IdempotencyKeyValidator func(string) error
+	// DefaultCaller holds the default value on creation for the "caller" field.
+	DefaultCaller string
+	// CallerValidator is a validator for the "caller" field. It is called by the builders before save.
+	CallerValidator func(string) error
+	// DefaultWeight holds the default value on creation for the "weight" field.
+	DefaultWeight int
+	// WeightValidator is a validator for the "weight" field. It is called by the builders before save.
+	WeightValidator func(int) error
+	// DefaultCost holds the default value on creation for the "cost" field.
+	DefaultCost float64
+	// DefaultCostEstimated holds the default value on creation for the "cost_estimated" field.
+	DefaultCostEstimated bool
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// DefaultUpdatedAt holds the default value on creation for the "updated_at" field.
@@ -286,6 +310,26 @@ func ByRequestHash(opts ...sql.OrderTermOption) OrderOption {
 // ByAPIKeyID orders the results by the api_key_id field.
 func ByAPIKeyID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAPIKeyID, opts...).ToFunc()
+}
+
+// ByCaller orders the results by the caller field.
+func ByCaller(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCaller, opts...).ToFunc()
+}
+
+// ByWeight orders the results by the weight field.
+func ByWeight(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWeight, opts...).ToFunc()
+}
+
+// ByCost orders the results by the cost field.
+func ByCost(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCost, opts...).ToFunc()
+}
+
+// ByCostEstimated orders the results by the cost_estimated field.
+func ByCostEstimated(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCostEstimated, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

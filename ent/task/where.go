@@ -131,6 +131,26 @@ func APIKeyID(v int) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldAPIKeyID, v))
 }
 
+// Caller applies equality check predicate on the "caller" field. It's identical to CallerEQ.
+func Caller(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCaller, v))
+}
+
+// Weight applies equality check predicate on the "weight" field. It's identical to WeightEQ.
+func Weight(v int) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldWeight, v))
+}
+
+// Cost applies equality check predicate on the "cost" field. It's identical to CostEQ.
+func Cost(v float64) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCost, v))
+}
+
+// CostEstimated applies equality check predicate on the "cost_estimated" field. It's identical to CostEstimatedEQ.
+func CostEstimated(v bool) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCostEstimated, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldCreatedAt, v))
@@ -1009,6 +1029,161 @@ func APIKeyIDIsNil() predicate.Task {
 // APIKeyIDNotNil applies the NotNil predicate on the "api_key_id" field.
 func APIKeyIDNotNil() predicate.Task {
 	return predicate.Task(sql.FieldNotNull(FieldAPIKeyID))
+}
+
+// CallerEQ applies the EQ predicate on the "caller" field.
+func CallerEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCaller, v))
+}
+
+// CallerNEQ applies the NEQ predicate on the "caller" field.
+func CallerNEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldCaller, v))
+}
+
+// CallerIn applies the In predicate on the "caller" field.
+func CallerIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldCaller, vs...))
+}
+
+// CallerNotIn applies the NotIn predicate on the "caller" field.
+func CallerNotIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldCaller, vs...))
+}
+
+// CallerGT applies the GT predicate on the "caller" field.
+func CallerGT(v string) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldCaller, v))
+}
+
+// CallerGTE applies the GTE predicate on the "caller" field.
+func CallerGTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldCaller, v))
+}
+
+// CallerLT applies the LT predicate on the "caller" field.
+func CallerLT(v string) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldCaller, v))
+}
+
+// CallerLTE applies the LTE predicate on the "caller" field.
+func CallerLTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldCaller, v))
+}
+
+// CallerContains applies the Contains predicate on the "caller" field.
+func CallerContains(v string) predicate.Task {
+	return predicate.Task(sql.FieldContains(FieldCaller, v))
+}
+
+// CallerHasPrefix applies the HasPrefix predicate on the "caller" field.
+func CallerHasPrefix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasPrefix(FieldCaller, v))
+}
+
+// CallerHasSuffix applies the HasSuffix predicate on the "caller" field.
+func CallerHasSuffix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasSuffix(FieldCaller, v))
+}
+
+// CallerEqualFold applies the EqualFold predicate on the "caller" field.
+func CallerEqualFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldEqualFold(FieldCaller, v))
+}
+
+// CallerContainsFold applies the ContainsFold predicate on the "caller" field.
+func CallerContainsFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldContainsFold(FieldCaller, v))
+}
+
+// WeightEQ applies the EQ predicate on the "weight" field.
+func WeightEQ(v int) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldWeight, v))
+}
+
+// WeightNEQ applies the NEQ predicate on the "weight" field.
+func WeightNEQ(v int) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldWeight, v))
+}
+
+// WeightIn applies the In predicate on the "weight" field.
+func WeightIn(vs ...int) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldWeight, vs...))
+}
+
+// WeightNotIn applies the NotIn predicate on the "weight" field.
+func WeightNotIn(vs ...int) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldWeight, vs...))
+}
+
+// WeightGT applies the GT predicate on the "weight" field.
+func WeightGT(v int) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldWeight, v))
+}
+
+// WeightGTE applies the GTE predicate on the "weight" field.
+func WeightGTE(v int) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldWeight, v))
+}
+
+// WeightLT applies the LT predicate on the "weight" field.
+func WeightLT(v int) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldWeight, v))
+}
+
+// WeightLTE applies the LTE predicate on the "weight" field.
+func WeightLTE(v int) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldWeight, v))
+}
+
+// CostEQ applies the EQ predicate on the "cost" field.
+func CostEQ(v float64) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCost, v))
+}
+
+// CostNEQ applies the NEQ predicate on the "cost" field.
+func CostNEQ(v float64) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldCost, v))
+}
+
+// CostIn applies the In predicate on the "cost" field.
+func CostIn(vs ...float64) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldCost, vs...))
+}
+
+// CostNotIn applies the NotIn predicate on the "cost" field.
+func CostNotIn(vs ...float64) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldCost, vs...))
+}
+
+// CostGT applies the GT predicate on the "cost" field.
+func CostGT(v float64) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldCost, v))
+}
+
+// CostGTE applies the GTE predicate on the "cost" field.
+func CostGTE(v float64) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldCost, v))
+}
+
+// CostLT applies the LT predicate on the "cost" field.
+func CostLT(v float64) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldCost, v))
+}
+
+// CostLTE applies the LTE predicate on the "cost" field.
+func CostLTE(v float64) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldCost, v))
+}
+
+// CostEstimatedEQ applies the EQ predicate on the "cost_estimated" field.
+func CostEstimatedEQ(v bool) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCostEstimated, v))
+}
+
+// CostEstimatedNEQ applies the NEQ predicate on the "cost_estimated" field.
+func CostEstimatedNEQ(v bool) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldCostEstimated, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
