@@ -74,7 +74,7 @@ func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model
 		items := make([]admitItem, len(part))
 		prio := make(map[int]int, len(part))
 		for i, t := range part {
-			items[i] = admitItem{ID: t.ID, Priority: t.Priority}
+			items[i] = itemOf(t)
 			prio[t.ID] = t.Priority
 		}
 		held, granted, err := d.slots.Admit(ctx, m.ID, capacity(m), items)

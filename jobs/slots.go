@@ -10,16 +10,47 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/ent"
 )
 
 // rankBand separates priorities in a parked queue's score: a higher
-// priority has a lower band, and within a band the task id keeps FIFO.
+// priority has a lower band (band 4-priority). Within a band the score is
+// the task's fair-share tag (see fairShare).
 const rankBand = 1e15
 
-// rank is a task's score in its model's parked queue.
-func rank(priority, id int) float64 { return float64(4-priority)*rankBand + float64(id) }
+// band is a priority's band number: 1 high, 2 medium, 3 low.
+func band(priority int) int { return 4 - priority }
+
+// fairShare is the virtual time one task of weight 1 takes in its band.
+// Inside one priority of one model, free slots go to callers in turn by
+// start-time fair queuing, computed in the slot scripts as tasks are
+// parked: each band keeps a virtual time V (the tag of the task it last
+// handed a slot to) and each caller its last tag L; a new task's tag is
+// max(V, L) + fairShare/weight. Tags grow by the same step for every task
+// of a caller, so a caller's tasks keep FIFO; a caller arriving behind a
+// flood starts at V, right behind the task now running, and a caller of
+// weight 3 gets three tags in the span of one of weight 1. The parked
+// queue stays one sorted set per model, so a hand-off stays O(log n) and
+// a task's rank is how many tasks will take a slot before it. When a band
+// runs empty its clock starts again from 0 (a new generation), so tags
+// stay small. Weights are at most 1000: a step is at least 1000.
+const fairShare = 1e6
 
 func priorityOf(score float64) int { return 4 - int(score/rankBand) }
+
+// fairKey is the caller a task takes turns as: its API key, else its
+// caller label.
+func fairKey(t *ent.Task) string {
+	if t.APIKeyID != nil {
+		return "k" + strconv.Itoa(*t.APIKeyID)
+	}
+	return "c" + t.Caller
+}
+
+// itemOf is a task as the slot scripts park it.
+func itemOf(t *ent.Task) admitItem {
+	return admitItem{ID: t.ID, Priority: t.Priority, Caller: fairKey(t), Weight: max(t.Weight, 1)}
+}
 
 // grant is a task that was just given a slot, or whose lease was just
 // renewed.
@@ -110,8 +141,11 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 }
 
 // keys are a model's slot keys: the parked queue's tail, the leases, the
-// backoff, the parked queue's head (see headSize), and the weighted order's
-// round-robin state (see Order).
+// backoff, the parked queue's head (see headSize), and the weighted
+// order's round-robin state (see Order), a hash that also holds the
+// fair-share clocks (per band b its generation gb and virtual time vb, per
+// band and caller c "b:c" the generation and the caller's last tag; see
+// fairShare).
 func (s *Slots) keys(modelID int) []string {
 	tag := s.tag(modelID)
 	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head", tag + ":wrr"}
@@ -168,19 +202,31 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 // No slots while the epoch key (KEYS[7], when given) is missing (see
 // Slots.grantable); drop expired leases, and learn whether the model's
 // dispatch is backing off. park puts a task in the parked queue, head or
-// tail (see headSize); unpark takes it out. The fill loop hands free slots
+// tail (see headSize); unpark takes it out; tag gives a new task its
+// fair-share score, served moves its band's clock (see fairShare). The fill loop hands free slots
 // to the next parked tasks (pop: the queue's first; popWeighted: the first
 // of a band chosen by smooth weighted round robin) and returns them as id,
 // score pairs. woke takes the wake key (KEYS[6], when given): 1 if idle
 // workers were waiting for a wake-up.
-var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64)).Replace(`
+var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64),
+	"FAIR_SHARE", strconv.FormatFloat(fairShare, 'f', -1, 64)).Replace(`
 local parked, leases, backoff, head, wrr = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- The fair-share clocks share the round robin's hash (fields gB, vB, B:caller).
+local fair = wrr
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local headSize, band = HEAD_SIZE, RANK_BAND
 local weights = {}
 for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
 if KEYS[7] and max > 0 and redis.call('EXISTS', KEYS[7]) == 0 then max = 0 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+-- tonum reads a score. The embedded Redis (miniredis, on gopher-lua)
+-- writes round scores as 1e+15, which gopher-lua's tonumber cannot read.
+local function tonum(x)
+  local n = tonumber(x)
+  if n then return n end
+  local m, e = string.match(x, '^(.-)e%+?(%-?%d+)$')
+  return tonumber(m) * 10 ^ tonumber(e)
+end
 local function unpark(id)
   redis.call('ZREM', head, id)
   redis.call('ZREM', parked, id)
@@ -190,7 +236,7 @@ local function park(id, score)
   local toHead = redis.call('ZCARD', parked) == 0
   if not toHead then
     local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
-    toHead = #last > 0 and tonumber(score) < tonumber(last[2])
+    toHead = #last > 0 and tonum(score) < tonum(last[2])
   end
   if not toHead then
     redis.call('ZADD', parked, score, id)
@@ -201,6 +247,46 @@ local function park(id, score)
     local out = redis.call('ZPOPMAX', head)
     redis.call('ZADD', parked, out[2], out[1])
   end
+end
+local function num(x) return string.format('%.17g', x) end
+-- bandEmpty: no task of band b is parked. Every head task ranks before
+-- every tail task, so the tail is read only when the head cannot tell.
+local function bandEmpty(b)
+  local lo, hi = string.format('%.0f', b * band), string.format('(%.0f', (b + 1) * band)
+  if redis.call('ZCOUNT', head, lo, hi) > 0 then return false end
+  local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
+  if #last > 0 and math.floor(tonum(last[2]) / band) > b then return true end
+  return redis.call('ZCOUNT', parked, lo, hi) == 0
+end
+-- tag is the score of a new task of band b from caller c with weight w:
+-- band b, then max(V, L) + step (see fairShare in slots.go).
+local function tag(b, c, w)
+  local g = redis.call('HGET', fair, 'g' .. b) or '0'
+  local v = tonum(redis.call('HGET', fair, 'v' .. b) or '0')
+  if v > 0 and bandEmpty(b) then
+    g = tostring(redis.call('HINCRBY', fair, 'g' .. b, 1))
+    v = 0
+    redis.call('HSET', fair, 'v' .. b, '0')
+  end
+  local start = v
+  local mine = redis.call('HGET', fair, b .. ':' .. c)
+  if mine then
+    local mg, ml = string.match(mine, '^(%d+) (.+)$')
+    if mg == g and tonum(ml) > start then start = tonum(ml) end
+  end
+  local t = start + FAIR_SHARE / w
+  redis.call('HSET', fair, b .. ':' .. c, g .. ' ' .. num(t))
+  return num(b * band + t)
+end
+-- served moves the clock of a task's band to its tag as it takes a slot.
+local function served(score)
+  local b = math.floor(tonum(score) / band)
+  redis.call('HSET', fair, 'v' .. b, num(tonum(score) - b * band))
+end
+-- front is the score that puts a task back first in its band (a task
+-- given back while it waits on a rate limit: it had its turn's place).
+local function front(b)
+  return num(b * band + tonum(redis.call('HGET', fair, 'v' .. b) or '0'))
 end
 local function pop()
   local top = redis.call('ZPOPMIN', head)
@@ -219,7 +305,7 @@ local function popWeighted()
   end
   local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
   if #last == 0 then return {} end
-  local lastBand = math.floor(tonumber(last[2]) / band)
+  local lastBand = math.floor(tonum(last[2]) / band)
   local cur = redis.call('HMGET', wrr, '1', '2', '3')
   local from, tops, total, best = {}, {}, 0, nil
   for b = 1, 3 do
@@ -251,6 +337,7 @@ local function fill()
     local top
     if #weights == 3 then top = popWeighted() else top = pop() end
     if not top[1] then break end
+    served(top[2])
     redis.call('ZADD', leases, now + ttl, top[1])
     granted[#granted + 1] = top[1]
     granted[#granted + 1] = top[2]
@@ -263,18 +350,18 @@ local function woke()
 end
 `)
 
-// admitScript parks tasks (ARGV[5..]: id, score pairs) unless they already
-// hold a slot, then fills free slots. Returns {held ids, granted pairs,
-// woke}.
+// admitScript parks tasks (ARGV[5..]: id, band, caller, weight) unless
+// they already hold a slot or wait parked (they keep their place), then
+// fills free slots. Returns {held ids, granted pairs, woke}.
 var admitScript = redis.NewScript(slotPrologue + `
 local held = {}
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('ZSCORE', leases, id) then
     redis.call('ZADD', leases, now + ttl, id)
     held[#held + 1] = id
-  else
-    park(id, ARGV[i + 1])
+  elseif not redis.call('ZSCORE', head, id) and not redis.call('ZSCORE', parked, id) then
+    park(id, tag(tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])))
   end
 end
 local granted = fill()
@@ -284,13 +371,13 @@ return {held, granted, w}
 `)
 
 // releaseScript frees a task's slot (ARGV[5]) and drops it from the parked
-// queue; with ARGV[6] set it parks the task again at that score. Then it
-// fills. Returns {granted pairs, woke}.
+// queue; with ARGV[6] set (a band) it parks the task again, first in that
+// band. Then it fills. Returns {granted pairs, woke}.
 var releaseScript = redis.NewScript(slotPrologue + `
 local id = ARGV[5]
 redis.call('ZREM', leases, id)
 unpark(id)
-if ARGV[6] ~= '' then park(id, ARGV[6]) end
+if ARGV[6] ~= '' then park(id, front(tonumber(ARGV[6]))) end
 local granted = fill()
 local w = 0
 if #granted > 0 then w = woke() end
@@ -343,8 +430,13 @@ func parseGrants(v any, now int64, wake bool) ([]grant, error) {
 	return out, nil
 }
 
-// admitItem is a task to park.
-type admitItem struct{ ID, Priority int }
+// admitItem is a task to park: its priority, and who it takes turns as
+// with what weight (see fairShare).
+type admitItem struct {
+	ID, Priority int
+	Caller       string
+	Weight       int
+}
 
 // Admit parks tasks of one model and fills its free slots. It returns the
 // tasks that already held a slot (their leases renewed; Priority unset)
@@ -355,10 +447,14 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		return nil, nil, err
 	}
 	now := s.now()
-	args := make([]any, 0, 4+2*len(items))
+	args := make([]any, 0, 4+4*len(items))
 	args = append(args, now, s.ttl.Milliseconds(), max, s.weights)
 	for _, it := range items {
-		args = append(args, it.ID, rank(it.Priority, it.ID))
+		w := it.Weight
+		if w < 1 {
+			w = 1
+		}
+		args = append(args, it.ID, band(it.Priority), it.Caller, w)
 	}
 	res, err := admitScript.Run(ctx, s.rdb, keys, args...).Result()
 	if err != nil {
@@ -390,7 +486,7 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	}
 	score := ""
 	if repark > 0 {
-		score = strconv.FormatFloat(rank(repark, taskID), 'f', -1, 64)
+		score = strconv.Itoa(band(repark))
 	}
 	now := s.now()
 	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, s.weights, taskID, score).Result()

@@ -364,7 +364,7 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 // holds one; if not, the task waits parked. Slots the call handed to other
 // parked tasks are enqueued.
 func (w *Worker) takeSlot(ctx context.Context, t *ent.Task, m *ent.Model) (bool, error) {
-	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{{ID: t.ID, Priority: t.Priority}})
+	held, granted, err := w.disp.slots.Admit(ctx, m.ID, capacity(m), []admitItem{itemOf(t)})
 	if err != nil {
 		return false, err
 	}
