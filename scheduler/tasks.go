@@ -514,9 +514,13 @@ type TaskPage struct {
 // MaxPageSize caps page_size.
 const MaxPageSize = 100
 
+// MaxPage caps page: its offset, (page-1)*page_size, must fit the
+// database's OFFSET (a page past every row is empty anyway).
+const MaxPage = 10_000_000
+
 func (p Page) validate() error {
-	if p.Page < 1 {
-		return Invalid("page", "must be at least 1, got %d", p.Page)
+	if p.Page < 1 || p.Page > MaxPage {
+		return Invalid("page", "must be between 1 and %d, got %d", MaxPage, p.Page)
 	}
 	if p.PageSize < 1 || p.PageSize > MaxPageSize {
 		return Invalid("page_size", "must be between 1 and %d, got %d", MaxPageSize, p.PageSize)

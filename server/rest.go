@@ -376,11 +376,16 @@ func (h *rest) costReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": rep})
 }
 
+// healthRetryAfter is the Retry-After (seconds) of an unavailable health.
+const healthRetryAfter = 5
+
 func (h *rest) health(w http.ResponseWriter, r *http.Request) {
 	hl := h.svc.Health(r.Context())
 	status := http.StatusOK
 	if hl.Status == "unavailable" {
 		status = http.StatusServiceUnavailable
+		// An outage, not a refusal: tell clients and balancers when to look again.
+		w.Header().Set("Retry-After", strconv.Itoa(healthRetryAfter))
 	}
 	writeJSON(w, status, hl)
 }

@@ -146,6 +146,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"page_size 0", "GET", "/api/v1/tasks?page_size=0", "", 400, "page_size"},
 		{"page_size 10000", "GET", "/api/v1/tasks?page_size=10000", "", 400, "page_size"},
 		{"page 0", "GET", "/api/v1/tasks?page=0", "", 400, "page"},
+		{"page past any offset", "GET", "/api/v1/tasks?page=9223372036854775807", "", 400, "page"},
+		{"page overflowing int", "GET", "/api/v1/tasks?page=99999999999999999999", "", 400, "page"},
 		{"bad status filter", "GET", "/api/v1/tasks?status=done", "", 400, "status"},
 		{"bad days", "GET", "/api/v1/stats/tasks/date?days=0", "", 400, "days"},
 		{"bad id", "GET", "/api/v1/tasks/abc", "", 400, "id"},
