@@ -185,7 +185,10 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 		if err != nil {
 			return nil, fmt.Errorf("decrypt model %d secrets: %w", id, err)
 		}
-		opened := UnmaskConfig(p.Config, stored)
+		opened, err := UnmaskConfig(p.Config, stored)
+		if err != nil {
+			return nil, err
+		}
 		if err := validateConfig(m.Type, opened); err != nil {
 			return nil, err
 		}

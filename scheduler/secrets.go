@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/llmsched/llm-scheduler/ent"
@@ -80,9 +82,32 @@ func MaskConfig(cfg map[string]any) map[string]any {
 	return out
 }
 
+// destinationKeys are the config keys that say where a model's requests
+// go.
+var destinationKeys = []string{"base_url", "url", "host", "port"}
+
 // UnmaskConfig merges an update into the stored config: a secret sent back
-// exactly as MaskConfig showed it keeps the stored value.
-func UnmaskConfig(in, stored map[string]any) map[string]any {
+// exactly as MaskConfig showed it keeps the stored value. A stored secret
+// never follows a changed destination: when the update changes base_url,
+// url, host or port and sends a secret back masked, it is refused (the
+// error names the secret), so whoever may edit a model cannot point it at
+// a host of theirs and receive the key. Re-entering the secret is fine.
+func UnmaskConfig(in, stored map[string]any) (map[string]any, error) {
+	out, kept := unmask(in, stored)
+	if len(kept) == 0 {
+		return out, nil
+	}
+	for _, k := range destinationKeys {
+		if fmt.Sprint(in[k]) != fmt.Sprint(stored[k]) {
+			return nil, Invalid("config."+kept[0], "must be entered again when config.%s changes: a stored secret is never sent to a new destination", k)
+		}
+	}
+	return out, nil
+}
+
+// unmask restores masked secrets and lists the fields it restored.
+func unmask(in, stored map[string]any) (map[string]any, []string) {
+	var kept []string
 	out := make(map[string]any, len(in))
 	for k, v := range in {
 		out[k] = v
@@ -96,6 +121,7 @@ func UnmaskConfig(in, stored map[string]any) map[string]any {
 					if hs, ok := hv.(string); ok {
 						if ov, ok := old[hk].(string); ok && Mask(ov) == hs {
 							merged[hk] = ov
+							kept = append(kept, k+"."+hk)
 						}
 					}
 				}
@@ -106,8 +132,10 @@ func UnmaskConfig(in, stored map[string]any) map[string]any {
 		if IsSecretKey(k) {
 			if old, ok := stored[k].(string); ok && Mask(old) == s {
 				out[k] = old
+				kept = append(kept, k)
 			}
 		}
 	}
-	return out
+	sort.Strings(kept)
+	return out, kept
 }

@@ -32,8 +32,37 @@ func TestMaskShowsAtMostFourCharacters(t *testing.T) {
 		}
 	}
 	stored := map[string]any{"api_key": "sk-proj-0123456789abcdefXYZW", "headers": map[string]any{"X-Key": "short"}}
-	back := scheduler.UnmaskConfig(scheduler.MaskConfig(stored), stored)
-	if back["api_key"] != stored["api_key"] || back["headers"].(map[string]any)["X-Key"] != "short" {
-		t.Errorf("a masked config sent back unchanged did not keep the stored secrets: %v", back)
+	back, err := scheduler.UnmaskConfig(scheduler.MaskConfig(stored), stored)
+	if err != nil || back["api_key"] != stored["api_key"] || back["headers"].(map[string]any)["X-Key"] != "short" {
+		t.Errorf("a masked config sent back unchanged did not keep the stored secrets: %v %v", back, err)
+	}
+}
+
+// A stored secret never follows a changed destination: an update that
+// moves base_url, url, host or port and sends a secret back masked is
+// refused naming the secret; re-entering it is accepted.
+func TestMaskedSecretDoesNotFollowANewDestination(t *testing.T) {
+	stored := map[string]any{"api_key": "sk-proj-0123456789abcdefXYZW", "base_url": "https://api.openai.com/v1", "model": "m",
+		"headers": map[string]any{"X-Gateway-Key": "gw-0123456789abcdef"}}
+	for _, tc := range []struct {
+		desc  string
+		in    map[string]any
+		field string
+	}{
+		{"new base_url, masked key", map[string]any{"api_key": scheduler.Mask("sk-proj-0123456789abcdefXYZW"), "base_url": "https://evil.example/v1", "model": "m"}, "config.api_key"},
+		{"new url, masked header", map[string]any{"url": "https://evil.example/", "headers": map[string]any{"X-Gateway-Key": scheduler.Mask("gw-0123456789abcdef")}}, "config.headers.X-Gateway-Key"},
+		{"new host", map[string]any{"api_key": scheduler.Mask("sk-proj-0123456789abcdefXYZW"), "host": "evil.example", "base_url": "https://api.openai.com/v1"}, "config.api_key"},
+	} {
+		_, err := scheduler.UnmaskConfig(tc.in, stored)
+		if err == nil || scheduler.CodeOf(err) != scheduler.CodeInvalid || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), "never sent to a new destination") {
+			t.Errorf("%s: %v, want BAD_USER_INPUT naming %s", tc.desc, err, tc.field)
+		}
+	}
+	out, err := scheduler.UnmaskConfig(map[string]any{"api_key": "sk-new-key-for-the-new-host-0000", "base_url": "https://other.example/v1", "model": "m"}, stored)
+	if err != nil || out["api_key"] != "sk-new-key-for-the-new-host-0000" {
+		t.Fatalf("re-entered secret with a new base_url: %v %v", out, err)
+	}
+	if _, err := scheduler.UnmaskConfig(scheduler.MaskConfig(stored), stored); err != nil {
+		t.Fatalf("unchanged destination refused: %v", err)
 	}
 }
