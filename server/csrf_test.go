@@ -70,7 +70,9 @@ func TestCrossSiteRequestsCannotAct(t *testing.T) {
 	// Body-less state changes: refused cross-site, allowed same-site and
 	// from clients without an Origin (curl).
 	m := e.Simulator("csrf-target", 1, nil)
-	setOffline := func() { e.Do("PUT", fmt.Sprintf("/api/v1/models/%d/status", m.ID), map[string]any{"status": "offline"}, nil) }
+	setOffline := func() {
+		e.Do("PUT", fmt.Sprintf("/api/v1/models/%d/status", m.ID), map[string]any{"status": "offline"}, nil)
+	}
 	setOffline()
 	task := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "x"})
 	path := fmt.Sprintf("/api/v1/tasks/%d", task.ID)

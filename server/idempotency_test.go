@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -111,7 +111,7 @@ func TestIdempotencyKeyConcurrentDuplicates(t *testing.T) {
 			}
 		}
 		// Without auth every caller is "anon"; the stored key carries it.
-		stored, err := e.App.Store.Client.Task.Query().Where(task.IdempotencyKey("anon:"+key)).Count(context.Background())
+		stored, err := e.App.Store.Client.Task.Query().Where(task.IdempotencyKey("anon:" + key)).Count(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
