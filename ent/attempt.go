@@ -47,6 +47,10 @@ type Attempt struct {
 	Caller string `json:"caller,omitempty"`
 	// APIKeyID holds the value of the "api_key_id" field.
 	APIKeyID *int `json:"api_key_id,omitempty"`
+	// TokenSource holds the value of the "token_source" field.
+	TokenSource string `json:"token_source,omitempty"`
+	// FinishReason holds the value of the "finish_reason" field.
+	FinishReason string `json:"finish_reason,omitempty"`
 	// StartedAt holds the value of the "started_at" field.
 	StartedAt time.Time `json:"started_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
@@ -90,7 +94,7 @@ func (*Attempt) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullFloat64)
 		case attempt.FieldID, attempt.FieldTaskID, attempt.FieldNumber, attempt.FieldModelID, attempt.FieldPromptTokens, attempt.FieldCompletionTokens, attempt.FieldAPIKeyID:
 			values[i] = new(sql.NullInt64)
-		case attempt.FieldStatus, attempt.FieldError, attempt.FieldErrorKind, attempt.FieldOutput, attempt.FieldWorker, attempt.FieldCaller:
+		case attempt.FieldStatus, attempt.FieldError, attempt.FieldErrorKind, attempt.FieldOutput, attempt.FieldWorker, attempt.FieldCaller, attempt.FieldTokenSource, attempt.FieldFinishReason:
 			values[i] = new(sql.NullString)
 		case attempt.FieldStartedAt, attempt.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
@@ -200,6 +204,18 @@ func (_m *Attempt) assignValues(columns []string, values []any) error {
 				_m.APIKeyID = new(int)
 				*_m.APIKeyID = int(value.Int64)
 			}
+		case attempt.FieldTokenSource:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field token_source", values[i])
+			} else if value.Valid {
+				_m.TokenSource = value.String
+			}
+		case attempt.FieldFinishReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field finish_reason", values[i])
+			} else if value.Valid {
+				_m.FinishReason = value.String
+			}
 		case attempt.FieldStartedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field started_at", values[i])
@@ -297,6 +313,12 @@ func (_m *Attempt) String() string {
 		builder.WriteString("api_key_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("token_source=")
+	builder.WriteString(_m.TokenSource)
+	builder.WriteString(", ")
+	builder.WriteString("finish_reason=")
+	builder.WriteString(_m.FinishReason)
 	builder.WriteString(", ")
 	builder.WriteString("started_at=")
 	builder.WriteString(_m.StartedAt.Format(time.ANSIC))

@@ -188,6 +188,34 @@ func (_c *AttemptCreate) SetNillableAPIKeyID(v *int) *AttemptCreate {
 	return _c
 }
 
+// SetTokenSource sets the "token_source" field.
+func (_c *AttemptCreate) SetTokenSource(v string) *AttemptCreate {
+	_c.mutation.SetTokenSource(v)
+	return _c
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableTokenSource(v *string) *AttemptCreate {
+	if v != nil {
+		_c.SetTokenSource(*v)
+	}
+	return _c
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (_c *AttemptCreate) SetFinishReason(v string) *AttemptCreate {
+	_c.mutation.SetFinishReason(v)
+	return _c
+}
+
+// SetNillableFinishReason sets the "finish_reason" field if the given value is not nil.
+func (_c *AttemptCreate) SetNillableFinishReason(v *string) *AttemptCreate {
+	if v != nil {
+		_c.SetFinishReason(*v)
+	}
+	return _c
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_c *AttemptCreate) SetStartedAt(v time.Time) *AttemptCreate {
 	_c.mutation.SetStartedAt(v)
@@ -410,6 +438,14 @@ func (_c *AttemptCreate) createSpec() (*Attempt, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.APIKeyID(); ok {
 		_spec.SetField(attempt.FieldAPIKeyID, field.TypeInt, value)
 		_node.APIKeyID = &value
+	}
+	if value, ok := _c.mutation.TokenSource(); ok {
+		_spec.SetField(attempt.FieldTokenSource, field.TypeString, value)
+		_node.TokenSource = value
+	}
+	if value, ok := _c.mutation.FinishReason(); ok {
+		_spec.SetField(attempt.FieldFinishReason, field.TypeString, value)
+		_node.FinishReason = value
 	}
 	if value, ok := _c.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)
@@ -719,6 +755,42 @@ func (u *AttemptUpsert) AddAPIKeyID(v int) *AttemptUpsert {
 // ClearAPIKeyID clears the value of the "api_key_id" field.
 func (u *AttemptUpsert) ClearAPIKeyID() *AttemptUpsert {
 	u.SetNull(attempt.FieldAPIKeyID)
+	return u
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *AttemptUpsert) SetTokenSource(v string) *AttemptUpsert {
+	u.Set(attempt.FieldTokenSource, v)
+	return u
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateTokenSource() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldTokenSource)
+	return u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *AttemptUpsert) ClearTokenSource() *AttemptUpsert {
+	u.SetNull(attempt.FieldTokenSource)
+	return u
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (u *AttemptUpsert) SetFinishReason(v string) *AttemptUpsert {
+	u.Set(attempt.FieldFinishReason, v)
+	return u
+}
+
+// UpdateFinishReason sets the "finish_reason" field to the value that was provided on create.
+func (u *AttemptUpsert) UpdateFinishReason() *AttemptUpsert {
+	u.SetExcluded(attempt.FieldFinishReason)
+	return u
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (u *AttemptUpsert) ClearFinishReason() *AttemptUpsert {
+	u.SetNull(attempt.FieldFinishReason)
 	return u
 }
 
@@ -1062,6 +1134,48 @@ func (u *AttemptUpsertOne) UpdateAPIKeyID() *AttemptUpsertOne {
 func (u *AttemptUpsertOne) ClearAPIKeyID() *AttemptUpsertOne {
 	return u.Update(func(s *AttemptUpsert) {
 		s.ClearAPIKeyID()
+	})
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *AttemptUpsertOne) SetTokenSource(v string) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetTokenSource(v)
+	})
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateTokenSource() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateTokenSource()
+	})
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *AttemptUpsertOne) ClearTokenSource() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearTokenSource()
+	})
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (u *AttemptUpsertOne) SetFinishReason(v string) *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetFinishReason(v)
+	})
+}
+
+// UpdateFinishReason sets the "finish_reason" field to the value that was provided on create.
+func (u *AttemptUpsertOne) UpdateFinishReason() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateFinishReason()
+	})
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (u *AttemptUpsertOne) ClearFinishReason() *AttemptUpsertOne {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearFinishReason()
 	})
 }
 
@@ -1574,6 +1688,48 @@ func (u *AttemptUpsertBulk) UpdateAPIKeyID() *AttemptUpsertBulk {
 func (u *AttemptUpsertBulk) ClearAPIKeyID() *AttemptUpsertBulk {
 	return u.Update(func(s *AttemptUpsert) {
 		s.ClearAPIKeyID()
+	})
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *AttemptUpsertBulk) SetTokenSource(v string) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetTokenSource(v)
+	})
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateTokenSource() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateTokenSource()
+	})
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *AttemptUpsertBulk) ClearTokenSource() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearTokenSource()
+	})
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (u *AttemptUpsertBulk) SetFinishReason(v string) *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.SetFinishReason(v)
+	})
+}
+
+// UpdateFinishReason sets the "finish_reason" field to the value that was provided on create.
+func (u *AttemptUpsertBulk) UpdateFinishReason() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.UpdateFinishReason()
+	})
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (u *AttemptUpsertBulk) ClearFinishReason() *AttemptUpsertBulk {
+	return u.Update(func(s *AttemptUpsert) {
+		s.ClearFinishReason()
 	})
 }
 

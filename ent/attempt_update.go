@@ -299,6 +299,46 @@ func (_u *AttemptUpdate) ClearAPIKeyID() *AttemptUpdate {
 	return _u
 }
 
+// SetTokenSource sets the "token_source" field.
+func (_u *AttemptUpdate) SetTokenSource(v string) *AttemptUpdate {
+	_u.mutation.SetTokenSource(v)
+	return _u
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableTokenSource(v *string) *AttemptUpdate {
+	if v != nil {
+		_u.SetTokenSource(*v)
+	}
+	return _u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (_u *AttemptUpdate) ClearTokenSource() *AttemptUpdate {
+	_u.mutation.ClearTokenSource()
+	return _u
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (_u *AttemptUpdate) SetFinishReason(v string) *AttemptUpdate {
+	_u.mutation.SetFinishReason(v)
+	return _u
+}
+
+// SetNillableFinishReason sets the "finish_reason" field if the given value is not nil.
+func (_u *AttemptUpdate) SetNillableFinishReason(v *string) *AttemptUpdate {
+	if v != nil {
+		_u.SetFinishReason(*v)
+	}
+	return _u
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (_u *AttemptUpdate) ClearFinishReason() *AttemptUpdate {
+	_u.mutation.ClearFinishReason()
+	return _u
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_u *AttemptUpdate) SetStartedAt(v time.Time) *AttemptUpdate {
 	_u.mutation.SetStartedAt(v)
@@ -488,6 +528,18 @@ func (_u *AttemptUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.APIKeyIDCleared() {
 		_spec.ClearField(attempt.FieldAPIKeyID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokenSource(); ok {
+		_spec.SetField(attempt.FieldTokenSource, field.TypeString, value)
+	}
+	if _u.mutation.TokenSourceCleared() {
+		_spec.ClearField(attempt.FieldTokenSource, field.TypeString)
+	}
+	if value, ok := _u.mutation.FinishReason(); ok {
+		_spec.SetField(attempt.FieldFinishReason, field.TypeString, value)
+	}
+	if _u.mutation.FinishReasonCleared() {
+		_spec.ClearField(attempt.FieldFinishReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)
@@ -817,6 +869,46 @@ func (_u *AttemptUpdateOne) ClearAPIKeyID() *AttemptUpdateOne {
 	return _u
 }
 
+// SetTokenSource sets the "token_source" field.
+func (_u *AttemptUpdateOne) SetTokenSource(v string) *AttemptUpdateOne {
+	_u.mutation.SetTokenSource(v)
+	return _u
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableTokenSource(v *string) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetTokenSource(*v)
+	}
+	return _u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (_u *AttemptUpdateOne) ClearTokenSource() *AttemptUpdateOne {
+	_u.mutation.ClearTokenSource()
+	return _u
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (_u *AttemptUpdateOne) SetFinishReason(v string) *AttemptUpdateOne {
+	_u.mutation.SetFinishReason(v)
+	return _u
+}
+
+// SetNillableFinishReason sets the "finish_reason" field if the given value is not nil.
+func (_u *AttemptUpdateOne) SetNillableFinishReason(v *string) *AttemptUpdateOne {
+	if v != nil {
+		_u.SetFinishReason(*v)
+	}
+	return _u
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (_u *AttemptUpdateOne) ClearFinishReason() *AttemptUpdateOne {
+	_u.mutation.ClearFinishReason()
+	return _u
+}
+
 // SetStartedAt sets the "started_at" field.
 func (_u *AttemptUpdateOne) SetStartedAt(v time.Time) *AttemptUpdateOne {
 	_u.mutation.SetStartedAt(v)
@@ -1036,6 +1128,18 @@ func (_u *AttemptUpdateOne) sqlSave(ctx context.Context) (_node *Attempt, err er
 	}
 	if _u.mutation.APIKeyIDCleared() {
 		_spec.ClearField(attempt.FieldAPIKeyID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokenSource(); ok {
+		_spec.SetField(attempt.FieldTokenSource, field.TypeString, value)
+	}
+	if _u.mutation.TokenSourceCleared() {
+		_spec.ClearField(attempt.FieldTokenSource, field.TypeString)
+	}
+	if value, ok := _u.mutation.FinishReason(); ok {
+		_spec.SetField(attempt.FieldFinishReason, field.TypeString, value)
+	}
+	if _u.mutation.FinishReasonCleared() {
+		_spec.ClearField(attempt.FieldFinishReason, field.TypeString)
 	}
 	if value, ok := _u.mutation.StartedAt(); ok {
 		_spec.SetField(attempt.FieldStartedAt, field.TypeTime, value)

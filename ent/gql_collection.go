@@ -121,6 +121,16 @@ func (_q *AttemptQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, attempt.FieldAPIKeyID)
 				fieldSeen[attempt.FieldAPIKeyID] = struct{}{}
 			}
+		case "tokenSource":
+			if _, ok := fieldSeen[attempt.FieldTokenSource]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldTokenSource)
+				fieldSeen[attempt.FieldTokenSource] = struct{}{}
+			}
+		case "finishReason":
+			if _, ok := fieldSeen[attempt.FieldFinishReason]; !ok {
+				selectedFields = append(selectedFields, attempt.FieldFinishReason)
+				fieldSeen[attempt.FieldFinishReason] = struct{}{}
+			}
 		case "startedAt":
 			if _, ok := fieldSeen[attempt.FieldStartedAt]; !ok {
 				selectedFields = append(selectedFields, attempt.FieldStartedAt)
@@ -521,6 +531,11 @@ func (_q *TaskQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[task.FieldTotalTokens]; !ok {
 				selectedFields = append(selectedFields, task.FieldTotalTokens)
 				fieldSeen[task.FieldTotalTokens] = struct{}{}
+			}
+		case "tokenSource":
+			if _, ok := fieldSeen[task.FieldTokenSource]; !ok {
+				selectedFields = append(selectedFields, task.FieldTokenSource)
+				fieldSeen[task.FieldTokenSource] = struct{}{}
 			}
 		case "apiKeyID":
 			if _, ok := fieldSeen[task.FieldAPIKeyID]; !ok {

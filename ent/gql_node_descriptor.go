@@ -38,7 +38,7 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Attempt",
-		Fields: make([]*Field, 16),
+		Fields: make([]*Field, 18),
 		Edges:  make([]*Edge, 1),
 	}
 	var buf []byte
@@ -154,10 +154,26 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "api_key_id",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.StartedAt); err != nil {
+	if buf, err = json.Marshal(_m.TokenSource); err != nil {
 		return nil, err
 	}
 	node.Fields[14] = &Field{
+		Type:  "string",
+		Name:  "token_source",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.FinishReason); err != nil {
+		return nil, err
+	}
+	node.Fields[15] = &Field{
+		Type:  "string",
+		Name:  "finish_reason",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.StartedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[16] = &Field{
 		Type:  "time.Time",
 		Name:  "started_at",
 		Value: string(buf),
@@ -165,7 +181,7 @@ func (_m *Attempt) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.FinishedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[15] = &Field{
+	node.Fields[17] = &Field{
 		Type:  "time.Time",
 		Name:  "finished_at",
 		Value: string(buf),
@@ -298,7 +314,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Task",
-		Fields: make([]*Field, 24),
+		Fields: make([]*Field, 25),
 		Edges:  make([]*Edge, 2),
 	}
 	var buf []byte
@@ -414,10 +430,18 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "total_tokens",
 		Value: string(buf),
 	}
-	if buf, err = json.Marshal(_m.APIKeyID); err != nil {
+	if buf, err = json.Marshal(_m.TokenSource); err != nil {
 		return nil, err
 	}
 	node.Fields[14] = &Field{
+		Type:  "string",
+		Name:  "token_source",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.APIKeyID); err != nil {
+		return nil, err
+	}
+	node.Fields[15] = &Field{
 		Type:  "int",
 		Name:  "api_key_id",
 		Value: string(buf),
@@ -425,7 +449,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Caller); err != nil {
 		return nil, err
 	}
-	node.Fields[15] = &Field{
+	node.Fields[16] = &Field{
 		Type:  "string",
 		Name:  "caller",
 		Value: string(buf),
@@ -433,7 +457,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.Cost); err != nil {
 		return nil, err
 	}
-	node.Fields[16] = &Field{
+	node.Fields[17] = &Field{
 		Type:  "float64",
 		Name:  "cost",
 		Value: string(buf),
@@ -441,7 +465,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.CostEstimated); err != nil {
 		return nil, err
 	}
-	node.Fields[17] = &Field{
+	node.Fields[18] = &Field{
 		Type:  "bool",
 		Name:  "cost_estimated",
 		Value: string(buf),
@@ -449,7 +473,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[18] = &Field{
+	node.Fields[19] = &Field{
 		Type:  "time.Time",
 		Name:  "created_at",
 		Value: string(buf),
@@ -457,7 +481,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.UpdatedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[19] = &Field{
+	node.Fields[20] = &Field{
 		Type:  "time.Time",
 		Name:  "updated_at",
 		Value: string(buf),
@@ -465,7 +489,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.StartedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[20] = &Field{
+	node.Fields[21] = &Field{
 		Type:  "time.Time",
 		Name:  "started_at",
 		Value: string(buf),
@@ -473,7 +497,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.FinishedAt); err != nil {
 		return nil, err
 	}
-	node.Fields[21] = &Field{
+	node.Fields[22] = &Field{
 		Type:  "time.Time",
 		Name:  "finished_at",
 		Value: string(buf),
@@ -481,7 +505,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.NextAttemptAt); err != nil {
 		return nil, err
 	}
-	node.Fields[22] = &Field{
+	node.Fields[23] = &Field{
 		Type:  "time.Time",
 		Name:  "next_attempt_at",
 		Value: string(buf),
@@ -489,7 +513,7 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	if buf, err = json.Marshal(_m.RunAt); err != nil {
 		return nil, err
 	}
-	node.Fields[23] = &Field{
+	node.Fields[24] = &Field{
 		Type:  "time.Time",
 		Name:  "run_at",
 		Value: string(buf),

@@ -646,6 +646,23 @@ type TaskWhereInput struct {
 	TotalTokensLT    *int  `json:"totalTokensLT,omitempty"`
 	TotalTokensLTE   *int  `json:"totalTokensLTE,omitempty"`
 
+	// "token_source" field predicates.
+	TokenSource             *string  `json:"tokenSource,omitempty"`
+	TokenSourceNEQ          *string  `json:"tokenSourceNEQ,omitempty"`
+	TokenSourceIn           []string `json:"tokenSourceIn,omitempty"`
+	TokenSourceNotIn        []string `json:"tokenSourceNotIn,omitempty"`
+	TokenSourceGT           *string  `json:"tokenSourceGT,omitempty"`
+	TokenSourceGTE          *string  `json:"tokenSourceGTE,omitempty"`
+	TokenSourceLT           *string  `json:"tokenSourceLT,omitempty"`
+	TokenSourceLTE          *string  `json:"tokenSourceLTE,omitempty"`
+	TokenSourceContains     *string  `json:"tokenSourceContains,omitempty"`
+	TokenSourceHasPrefix    *string  `json:"tokenSourceHasPrefix,omitempty"`
+	TokenSourceHasSuffix    *string  `json:"tokenSourceHasSuffix,omitempty"`
+	TokenSourceIsNil        bool     `json:"tokenSourceIsNil,omitempty"`
+	TokenSourceNotNil       bool     `json:"tokenSourceNotNil,omitempty"`
+	TokenSourceEqualFold    *string  `json:"tokenSourceEqualFold,omitempty"`
+	TokenSourceContainsFold *string  `json:"tokenSourceContainsFold,omitempty"`
+
 	// "caller" field predicates.
 	Caller             *string  `json:"caller,omitempty"`
 	CallerNEQ          *string  `json:"callerNEQ,omitempty"`
@@ -1052,6 +1069,51 @@ func (i *TaskWhereInput) P() (predicate.Task, error) {
 	}
 	if i.TotalTokensLTE != nil {
 		predicates = append(predicates, task.TotalTokensLTE(*i.TotalTokensLTE))
+	}
+	if i.TokenSource != nil {
+		predicates = append(predicates, task.TokenSourceEQ(*i.TokenSource))
+	}
+	if i.TokenSourceNEQ != nil {
+		predicates = append(predicates, task.TokenSourceNEQ(*i.TokenSourceNEQ))
+	}
+	if len(i.TokenSourceIn) > 0 {
+		predicates = append(predicates, task.TokenSourceIn(i.TokenSourceIn...))
+	}
+	if len(i.TokenSourceNotIn) > 0 {
+		predicates = append(predicates, task.TokenSourceNotIn(i.TokenSourceNotIn...))
+	}
+	if i.TokenSourceGT != nil {
+		predicates = append(predicates, task.TokenSourceGT(*i.TokenSourceGT))
+	}
+	if i.TokenSourceGTE != nil {
+		predicates = append(predicates, task.TokenSourceGTE(*i.TokenSourceGTE))
+	}
+	if i.TokenSourceLT != nil {
+		predicates = append(predicates, task.TokenSourceLT(*i.TokenSourceLT))
+	}
+	if i.TokenSourceLTE != nil {
+		predicates = append(predicates, task.TokenSourceLTE(*i.TokenSourceLTE))
+	}
+	if i.TokenSourceContains != nil {
+		predicates = append(predicates, task.TokenSourceContains(*i.TokenSourceContains))
+	}
+	if i.TokenSourceHasPrefix != nil {
+		predicates = append(predicates, task.TokenSourceHasPrefix(*i.TokenSourceHasPrefix))
+	}
+	if i.TokenSourceHasSuffix != nil {
+		predicates = append(predicates, task.TokenSourceHasSuffix(*i.TokenSourceHasSuffix))
+	}
+	if i.TokenSourceIsNil {
+		predicates = append(predicates, task.TokenSourceIsNil())
+	}
+	if i.TokenSourceNotNil {
+		predicates = append(predicates, task.TokenSourceNotNil())
+	}
+	if i.TokenSourceEqualFold != nil {
+		predicates = append(predicates, task.TokenSourceEqualFold(*i.TokenSourceEqualFold))
+	}
+	if i.TokenSourceContainsFold != nil {
+		predicates = append(predicates, task.TokenSourceContainsFold(*i.TokenSourceContainsFold))
 	}
 	if i.Caller != nil {
 		predicates = append(predicates, task.CallerEQ(*i.Caller))

@@ -1144,6 +1144,8 @@ type AttemptMutation struct {
 	caller               *string
 	api_key_id           *int
 	addapi_key_id        *int
+	token_source         *string
+	finish_reason        *string
 	started_at           *time.Time
 	finished_at          *time.Time
 	clearedFields        map[string]struct{}
@@ -1942,6 +1944,104 @@ func (m *AttemptMutation) ResetAPIKeyID() {
 	delete(m.clearedFields, attempt.FieldAPIKeyID)
 }
 
+// SetTokenSource sets the "token_source" field.
+func (m *AttemptMutation) SetTokenSource(s string) {
+	m.token_source = &s
+}
+
+// TokenSource returns the value of the "token_source" field in the mutation.
+func (m *AttemptMutation) TokenSource() (r string, exists bool) {
+	v := m.token_source
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenSource returns the old "token_source" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldTokenSource(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenSource is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenSource requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenSource: %w", err)
+	}
+	return oldValue.TokenSource, nil
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (m *AttemptMutation) ClearTokenSource() {
+	m.token_source = nil
+	m.clearedFields[attempt.FieldTokenSource] = struct{}{}
+}
+
+// TokenSourceCleared returns if the "token_source" field was cleared in this mutation.
+func (m *AttemptMutation) TokenSourceCleared() bool {
+	_, ok := m.clearedFields[attempt.FieldTokenSource]
+	return ok
+}
+
+// ResetTokenSource resets all changes to the "token_source" field.
+func (m *AttemptMutation) ResetTokenSource() {
+	m.token_source = nil
+	delete(m.clearedFields, attempt.FieldTokenSource)
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (m *AttemptMutation) SetFinishReason(s string) {
+	m.finish_reason = &s
+}
+
+// FinishReason returns the value of the "finish_reason" field in the mutation.
+func (m *AttemptMutation) FinishReason() (r string, exists bool) {
+	v := m.finish_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishReason returns the old "finish_reason" field's value of the Attempt entity.
+// If the Attempt object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttemptMutation) OldFinishReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishReason: %w", err)
+	}
+	return oldValue.FinishReason, nil
+}
+
+// ClearFinishReason clears the value of the "finish_reason" field.
+func (m *AttemptMutation) ClearFinishReason() {
+	m.finish_reason = nil
+	m.clearedFields[attempt.FieldFinishReason] = struct{}{}
+}
+
+// FinishReasonCleared returns if the "finish_reason" field was cleared in this mutation.
+func (m *AttemptMutation) FinishReasonCleared() bool {
+	_, ok := m.clearedFields[attempt.FieldFinishReason]
+	return ok
+}
+
+// ResetFinishReason resets all changes to the "finish_reason" field.
+func (m *AttemptMutation) ResetFinishReason() {
+	m.finish_reason = nil
+	delete(m.clearedFields, attempt.FieldFinishReason)
+}
+
 // SetStartedAt sets the "started_at" field.
 func (m *AttemptMutation) SetStartedAt(t time.Time) {
 	m.started_at = &t
@@ -2088,7 +2188,7 @@ func (m *AttemptMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AttemptMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 18)
 	if m.task != nil {
 		fields = append(fields, attempt.FieldTaskID)
 	}
@@ -2130,6 +2230,12 @@ func (m *AttemptMutation) Fields() []string {
 	}
 	if m.api_key_id != nil {
 		fields = append(fields, attempt.FieldAPIKeyID)
+	}
+	if m.token_source != nil {
+		fields = append(fields, attempt.FieldTokenSource)
+	}
+	if m.finish_reason != nil {
+		fields = append(fields, attempt.FieldFinishReason)
 	}
 	if m.started_at != nil {
 		fields = append(fields, attempt.FieldStartedAt)
@@ -2173,6 +2279,10 @@ func (m *AttemptMutation) Field(name string) (ent.Value, bool) {
 		return m.Caller()
 	case attempt.FieldAPIKeyID:
 		return m.APIKeyID()
+	case attempt.FieldTokenSource:
+		return m.TokenSource()
+	case attempt.FieldFinishReason:
+		return m.FinishReason()
 	case attempt.FieldStartedAt:
 		return m.StartedAt()
 	case attempt.FieldFinishedAt:
@@ -2214,6 +2324,10 @@ func (m *AttemptMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldCaller(ctx)
 	case attempt.FieldAPIKeyID:
 		return m.OldAPIKeyID(ctx)
+	case attempt.FieldTokenSource:
+		return m.OldTokenSource(ctx)
+	case attempt.FieldFinishReason:
+		return m.OldFinishReason(ctx)
 	case attempt.FieldStartedAt:
 		return m.OldStartedAt(ctx)
 	case attempt.FieldFinishedAt:
@@ -2324,6 +2438,20 @@ func (m *AttemptMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetAPIKeyID(v)
+		return nil
+	case attempt.FieldTokenSource:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenSource(v)
+		return nil
+	case attempt.FieldFinishReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishReason(v)
 		return nil
 	case attempt.FieldStartedAt:
 		v, ok := value.(time.Time)
@@ -2459,6 +2587,12 @@ func (m *AttemptMutation) ClearedFields() []string {
 	if m.FieldCleared(attempt.FieldAPIKeyID) {
 		fields = append(fields, attempt.FieldAPIKeyID)
 	}
+	if m.FieldCleared(attempt.FieldTokenSource) {
+		fields = append(fields, attempt.FieldTokenSource)
+	}
+	if m.FieldCleared(attempt.FieldFinishReason) {
+		fields = append(fields, attempt.FieldFinishReason)
+	}
 	if m.FieldCleared(attempt.FieldFinishedAt) {
 		fields = append(fields, attempt.FieldFinishedAt)
 	}
@@ -2490,6 +2624,12 @@ func (m *AttemptMutation) ClearField(name string) error {
 		return nil
 	case attempt.FieldAPIKeyID:
 		m.ClearAPIKeyID()
+		return nil
+	case attempt.FieldTokenSource:
+		m.ClearTokenSource()
+		return nil
+	case attempt.FieldFinishReason:
+		m.ClearFinishReason()
 		return nil
 	case attempt.FieldFinishedAt:
 		m.ClearFinishedAt()
@@ -2543,6 +2683,12 @@ func (m *AttemptMutation) ResetField(name string) error {
 		return nil
 	case attempt.FieldAPIKeyID:
 		m.ResetAPIKeyID()
+		return nil
+	case attempt.FieldTokenSource:
+		m.ResetTokenSource()
+		return nil
+	case attempt.FieldFinishReason:
+		m.ResetFinishReason()
 		return nil
 	case attempt.FieldStartedAt:
 		m.ResetStartedAt()
@@ -3909,6 +4055,7 @@ type TaskMutation struct {
 	addcompletion_tokens   *int
 	total_tokens           *int
 	addtotal_tokens        *int
+	token_source           *string
 	idempotency_key        *string
 	request_hash           *string
 	api_key_id             *int
@@ -4853,6 +5000,55 @@ func (m *TaskMutation) ResetTotalTokens() {
 	m.addtotal_tokens = nil
 }
 
+// SetTokenSource sets the "token_source" field.
+func (m *TaskMutation) SetTokenSource(s string) {
+	m.token_source = &s
+}
+
+// TokenSource returns the value of the "token_source" field in the mutation.
+func (m *TaskMutation) TokenSource() (r string, exists bool) {
+	v := m.token_source
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenSource returns the old "token_source" field's value of the Task entity.
+// If the Task object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TaskMutation) OldTokenSource(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenSource is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenSource requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenSource: %w", err)
+	}
+	return oldValue.TokenSource, nil
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (m *TaskMutation) ClearTokenSource() {
+	m.token_source = nil
+	m.clearedFields[task.FieldTokenSource] = struct{}{}
+}
+
+// TokenSourceCleared returns if the "token_source" field was cleared in this mutation.
+func (m *TaskMutation) TokenSourceCleared() bool {
+	_, ok := m.clearedFields[task.FieldTokenSource]
+	return ok
+}
+
+// ResetTokenSource resets all changes to the "token_source" field.
+func (m *TaskMutation) ResetTokenSource() {
+	m.token_source = nil
+	delete(m.clearedFields, task.FieldTokenSource)
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (m *TaskMutation) SetIdempotencyKey(s string) {
 	m.idempotency_key = &s
@@ -5624,7 +5820,7 @@ func (m *TaskMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TaskMutation) Fields() []string {
-	fields := make([]string, 0, 30)
+	fields := make([]string, 0, 31)
 	if m.model != nil {
 		fields = append(fields, task.FieldModelID)
 	}
@@ -5672,6 +5868,9 @@ func (m *TaskMutation) Fields() []string {
 	}
 	if m.total_tokens != nil {
 		fields = append(fields, task.FieldTotalTokens)
+	}
+	if m.token_source != nil {
+		fields = append(fields, task.FieldTokenSource)
 	}
 	if m.idempotency_key != nil {
 		fields = append(fields, task.FieldIdempotencyKey)
@@ -5755,6 +5954,8 @@ func (m *TaskMutation) Field(name string) (ent.Value, bool) {
 		return m.CompletionTokens()
 	case task.FieldTotalTokens:
 		return m.TotalTokens()
+	case task.FieldTokenSource:
+		return m.TokenSource()
 	case task.FieldIdempotencyKey:
 		return m.IdempotencyKey()
 	case task.FieldRequestHash:
@@ -5824,6 +6025,8 @@ func (m *TaskMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCompletionTokens(ctx)
 	case task.FieldTotalTokens:
 		return m.OldTotalTokens(ctx)
+	case task.FieldTokenSource:
+		return m.OldTokenSource(ctx)
 	case task.FieldIdempotencyKey:
 		return m.OldIdempotencyKey(ctx)
 	case task.FieldRequestHash:
@@ -5972,6 +6175,13 @@ func (m *TaskMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTotalTokens(v)
+		return nil
+	case task.FieldTokenSource:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenSource(v)
 		return nil
 	case task.FieldIdempotencyKey:
 		v, ok := value.(string)
@@ -6251,6 +6461,9 @@ func (m *TaskMutation) ClearedFields() []string {
 	if m.FieldCleared(task.FieldTimeoutSeconds) {
 		fields = append(fields, task.FieldTimeoutSeconds)
 	}
+	if m.FieldCleared(task.FieldTokenSource) {
+		fields = append(fields, task.FieldTokenSource)
+	}
 	if m.FieldCleared(task.FieldIdempotencyKey) {
 		fields = append(fields, task.FieldIdempotencyKey)
 	}
@@ -6300,6 +6513,9 @@ func (m *TaskMutation) ClearField(name string) error {
 		return nil
 	case task.FieldTimeoutSeconds:
 		m.ClearTimeoutSeconds()
+		return nil
+	case task.FieldTokenSource:
+		m.ClearTokenSource()
 		return nil
 	case task.FieldIdempotencyKey:
 		m.ClearIdempotencyKey()
@@ -6377,6 +6593,9 @@ func (m *TaskMutation) ResetField(name string) error {
 		return nil
 	case task.FieldTotalTokens:
 		m.ResetTotalTokens()
+		return nil
+	case task.FieldTokenSource:
+		m.ResetTokenSource()
 		return nil
 	case task.FieldIdempotencyKey:
 		m.ResetIdempotencyKey()

@@ -91,7 +91,7 @@ func init() {
 	// attempt.CallerValidator is a validator for the "caller" field. It is called by the builders before save.
 	attempt.CallerValidator = attemptDescCaller.Validators[0].(func(string) error)
 	// attemptDescStartedAt is the schema descriptor for started_at field.
-	attemptDescStartedAt := attemptFields[14].Descriptor()
+	attemptDescStartedAt := attemptFields[16].Descriptor()
 	// attempt.DefaultStartedAt holds the default value on creation for the started_at field.
 	attempt.DefaultStartedAt = attemptDescStartedAt.Default.(func() time.Time)
 	modelFields := schema.Model{}.Fields()
@@ -187,41 +187,41 @@ func init() {
 	// task.TotalTokensValidator is a validator for the "total_tokens" field. It is called by the builders before save.
 	task.TotalTokensValidator = taskDescTotalTokens.Validators[0].(func(int) error)
 	// taskDescIdempotencyKey is the schema descriptor for idempotency_key field.
-	taskDescIdempotencyKey := taskFields[16].Descriptor()
+	taskDescIdempotencyKey := taskFields[17].Descriptor()
 	// task.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	task.IdempotencyKeyValidator = taskDescIdempotencyKey.Validators[0].(func(string) error)
 	// taskDescCaller is the schema descriptor for caller field.
-	taskDescCaller := taskFields[19].Descriptor()
+	taskDescCaller := taskFields[20].Descriptor()
 	// task.DefaultCaller holds the default value on creation for the caller field.
 	task.DefaultCaller = taskDescCaller.Default.(string)
 	// task.CallerValidator is a validator for the "caller" field. It is called by the builders before save.
 	task.CallerValidator = taskDescCaller.Validators[0].(func(string) error)
 	// taskDescWeight is the schema descriptor for weight field.
-	taskDescWeight := taskFields[20].Descriptor()
+	taskDescWeight := taskFields[21].Descriptor()
 	// task.DefaultWeight holds the default value on creation for the weight field.
 	task.DefaultWeight = taskDescWeight.Default.(int)
 	// task.WeightValidator is a validator for the "weight" field. It is called by the builders before save.
 	task.WeightValidator = taskDescWeight.Validators[0].(func(int) error)
 	// taskDescCost is the schema descriptor for cost field.
-	taskDescCost := taskFields[21].Descriptor()
+	taskDescCost := taskFields[22].Descriptor()
 	// task.DefaultCost holds the default value on creation for the cost field.
 	task.DefaultCost = taskDescCost.Default.(float64)
 	// taskDescCostEstimated is the schema descriptor for cost_estimated field.
-	taskDescCostEstimated := taskFields[22].Descriptor()
+	taskDescCostEstimated := taskFields[23].Descriptor()
 	// task.DefaultCostEstimated holds the default value on creation for the cost_estimated field.
 	task.DefaultCostEstimated = taskDescCostEstimated.Default.(bool)
 	// taskDescCreatedAt is the schema descriptor for created_at field.
-	taskDescCreatedAt := taskFields[23].Descriptor()
+	taskDescCreatedAt := taskFields[24].Descriptor()
 	// task.DefaultCreatedAt holds the default value on creation for the created_at field.
 	task.DefaultCreatedAt = taskDescCreatedAt.Default.(func() time.Time)
 	// taskDescUpdatedAt is the schema descriptor for updated_at field.
-	taskDescUpdatedAt := taskFields[24].Descriptor()
+	taskDescUpdatedAt := taskFields[25].Descriptor()
 	// task.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	task.DefaultUpdatedAt = taskDescUpdatedAt.Default.(func() time.Time)
 	// task.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	task.UpdateDefaultUpdatedAt = taskDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// taskDescScheduled is the schema descriptor for scheduled field.
-	taskDescScheduled := taskFields[29].Descriptor()
+	taskDescScheduled := taskFields[30].Descriptor()
 	// task.DefaultScheduled holds the default value on creation for the scheduled field.
 	task.DefaultScheduled = taskDescScheduled.Default.(bool)
 }

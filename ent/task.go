@@ -52,6 +52,8 @@ type Task struct {
 	CompletionTokens int `json:"completion_tokens,omitempty"`
 	// TotalTokens holds the value of the "total_tokens" field.
 	TotalTokens int `json:"total_tokens,omitempty"`
+	// TokenSource holds the value of the "token_source" field.
+	TokenSource string `json:"token_source,omitempty"`
 	// IdempotencyKey holds the value of the "idempotency_key" field.
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 	// RequestHash holds the value of the "request_hash" field.
@@ -134,7 +136,7 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullFloat64)
 		case task.FieldID, task.FieldModelID, task.FieldPriority, task.FieldAttempts, task.FieldMaxRetries, task.FieldAttemptBase, task.FieldTimeoutSeconds, task.FieldPromptTokens, task.FieldCompletionTokens, task.FieldTotalTokens, task.FieldAPIKeyID, task.FieldWeight:
 			values[i] = new(sql.NullInt64)
-		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldIdempotencyKey, task.FieldRequestHash, task.FieldCaller:
+		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldTokenSource, task.FieldIdempotencyKey, task.FieldRequestHash, task.FieldCaller:
 			values[i] = new(sql.NullString)
 		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldStartedAt, task.FieldFinishedAt, task.FieldNextAttemptAt, task.FieldRunAt:
 			values[i] = new(sql.NullTime)
@@ -259,6 +261,12 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field total_tokens", values[i])
 			} else if value.Valid {
 				_m.TotalTokens = int(value.Int64)
+			}
+		case task.FieldTokenSource:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field token_source", values[i])
+			} else if value.Valid {
+				_m.TokenSource = value.String
 			}
 		case task.FieldIdempotencyKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -445,6 +453,9 @@ func (_m *Task) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("total_tokens=")
 	builder.WriteString(fmt.Sprintf("%v", _m.TotalTokens))
+	builder.WriteString(", ")
+	builder.WriteString("token_source=")
+	builder.WriteString(_m.TokenSource)
 	builder.WriteString(", ")
 	if v := _m.IdempotencyKey; v != nil {
 		builder.WriteString("idempotency_key=")

@@ -201,6 +201,20 @@ func (_c *TaskCreate) SetNillableTotalTokens(v *int) *TaskCreate {
 	return _c
 }
 
+// SetTokenSource sets the "token_source" field.
+func (_c *TaskCreate) SetTokenSource(v string) *TaskCreate {
+	_c.mutation.SetTokenSource(v)
+	return _c
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableTokenSource(v *string) *TaskCreate {
+	if v != nil {
+		_c.SetTokenSource(*v)
+	}
+	return _c
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (_c *TaskCreate) SetIdempotencyKey(v string) *TaskCreate {
 	_c.mutation.SetIdempotencyKey(v)
@@ -721,6 +735,10 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 		_spec.SetField(task.FieldTotalTokens, field.TypeInt, value)
 		_node.TotalTokens = value
 	}
+	if value, ok := _c.mutation.TokenSource(); ok {
+		_spec.SetField(task.FieldTokenSource, field.TypeString, value)
+		_node.TokenSource = value
+	}
 	if value, ok := _c.mutation.IdempotencyKey(); ok {
 		_spec.SetField(task.FieldIdempotencyKey, field.TypeString, value)
 		_node.IdempotencyKey = &value
@@ -1129,6 +1147,24 @@ func (u *TaskUpsert) UpdateTotalTokens() *TaskUpsert {
 // AddTotalTokens adds v to the "total_tokens" field.
 func (u *TaskUpsert) AddTotalTokens(v int) *TaskUpsert {
 	u.Add(task.FieldTotalTokens, v)
+	return u
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *TaskUpsert) SetTokenSource(v string) *TaskUpsert {
+	u.Set(task.FieldTokenSource, v)
+	return u
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *TaskUpsert) UpdateTokenSource() *TaskUpsert {
+	u.SetExcluded(task.FieldTokenSource)
+	return u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *TaskUpsert) ClearTokenSource() *TaskUpsert {
+	u.SetNull(task.FieldTokenSource)
 	return u
 }
 
@@ -1705,6 +1741,27 @@ func (u *TaskUpsertOne) AddTotalTokens(v int) *TaskUpsertOne {
 func (u *TaskUpsertOne) UpdateTotalTokens() *TaskUpsertOne {
 	return u.Update(func(s *TaskUpsert) {
 		s.UpdateTotalTokens()
+	})
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *TaskUpsertOne) SetTokenSource(v string) *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetTokenSource(v)
+	})
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *TaskUpsertOne) UpdateTokenSource() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateTokenSource()
+	})
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *TaskUpsertOne) ClearTokenSource() *TaskUpsertOne {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearTokenSource()
 	})
 }
 
@@ -2483,6 +2540,27 @@ func (u *TaskUpsertBulk) AddTotalTokens(v int) *TaskUpsertBulk {
 func (u *TaskUpsertBulk) UpdateTotalTokens() *TaskUpsertBulk {
 	return u.Update(func(s *TaskUpsert) {
 		s.UpdateTotalTokens()
+	})
+}
+
+// SetTokenSource sets the "token_source" field.
+func (u *TaskUpsertBulk) SetTokenSource(v string) *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.SetTokenSource(v)
+	})
+}
+
+// UpdateTokenSource sets the "token_source" field to the value that was provided on create.
+func (u *TaskUpsertBulk) UpdateTokenSource() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.UpdateTokenSource()
+	})
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (u *TaskUpsertBulk) ClearTokenSource() *TaskUpsertBulk {
+	return u.Update(func(s *TaskUpsert) {
+		s.ClearTokenSource()
 	})
 }
 

@@ -333,6 +333,26 @@ func (_u *TaskUpdate) AddTotalTokens(v int) *TaskUpdate {
 	return _u
 }
 
+// SetTokenSource sets the "token_source" field.
+func (_u *TaskUpdate) SetTokenSource(v string) *TaskUpdate {
+	_u.mutation.SetTokenSource(v)
+	return _u
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_u *TaskUpdate) SetNillableTokenSource(v *string) *TaskUpdate {
+	if v != nil {
+		_u.SetTokenSource(*v)
+	}
+	return _u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (_u *TaskUpdate) ClearTokenSource() *TaskUpdate {
+	_u.mutation.ClearTokenSource()
+	return _u
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (_u *TaskUpdate) SetIdempotencyKey(v string) *TaskUpdate {
 	_u.mutation.SetIdempotencyKey(v)
@@ -838,6 +858,12 @@ func (_u *TaskUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.AddedTotalTokens(); ok {
 		_spec.AddField(task.FieldTotalTokens, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.TokenSource(); ok {
+		_spec.SetField(task.FieldTokenSource, field.TypeString, value)
+	}
+	if _u.mutation.TokenSourceCleared() {
+		_spec.ClearField(task.FieldTokenSource, field.TypeString)
+	}
 	if value, ok := _u.mutation.IdempotencyKey(); ok {
 		_spec.SetField(task.FieldIdempotencyKey, field.TypeString, value)
 	}
@@ -1300,6 +1326,26 @@ func (_u *TaskUpdateOne) SetNillableTotalTokens(v *int) *TaskUpdateOne {
 // AddTotalTokens adds value to the "total_tokens" field.
 func (_u *TaskUpdateOne) AddTotalTokens(v int) *TaskUpdateOne {
 	_u.mutation.AddTotalTokens(v)
+	return _u
+}
+
+// SetTokenSource sets the "token_source" field.
+func (_u *TaskUpdateOne) SetTokenSource(v string) *TaskUpdateOne {
+	_u.mutation.SetTokenSource(v)
+	return _u
+}
+
+// SetNillableTokenSource sets the "token_source" field if the given value is not nil.
+func (_u *TaskUpdateOne) SetNillableTokenSource(v *string) *TaskUpdateOne {
+	if v != nil {
+		_u.SetTokenSource(*v)
+	}
+	return _u
+}
+
+// ClearTokenSource clears the value of the "token_source" field.
+func (_u *TaskUpdateOne) ClearTokenSource() *TaskUpdateOne {
+	_u.mutation.ClearTokenSource()
 	return _u
 }
 
@@ -1837,6 +1883,12 @@ func (_u *TaskUpdateOne) sqlSave(ctx context.Context) (_node *Task, err error) {
 	}
 	if value, ok := _u.mutation.AddedTotalTokens(); ok {
 		_spec.AddField(task.FieldTotalTokens, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.TokenSource(); ok {
+		_spec.SetField(task.FieldTokenSource, field.TypeString, value)
+	}
+	if _u.mutation.TokenSourceCleared() {
+		_spec.ClearField(task.FieldTokenSource, field.TypeString)
 	}
 	if value, ok := _u.mutation.IdempotencyKey(); ok {
 		_spec.SetField(task.FieldIdempotencyKey, field.TypeString, value)

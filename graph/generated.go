@@ -73,6 +73,7 @@ type ComplexityRoot struct {
 		CostEstimated    func(childComplexity int) int
 		Error            func(childComplexity int) int
 		ErrorKind        func(childComplexity int) int
+		FinishReason     func(childComplexity int) int
 		FinishedAt       func(childComplexity int) int
 		ID               func(childComplexity int) int
 		ModelID          func(childComplexity int) int
@@ -83,6 +84,7 @@ type ComplexityRoot struct {
 		Status           func(childComplexity int) int
 		Task             func(childComplexity int) int
 		TaskID           func(childComplexity int) int
+		TokenSource      func(childComplexity int) int
 		Worker           func(childComplexity int) int
 	}
 
@@ -311,6 +313,7 @@ type ComplexityRoot struct {
 		StartedAt        func(childComplexity int) int
 		Status           func(childComplexity int) int
 		TimeoutSeconds   func(childComplexity int) int
+		TokenSource      func(childComplexity int) int
 		TotalTokens      func(childComplexity int) int
 		Type             func(childComplexity int) int
 		UpdatedAt        func(childComplexity int) int
@@ -541,6 +544,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Attempt.ErrorKind(childComplexity), true
+	case "Attempt.finishReason":
+		if e.ComplexityRoot.Attempt.FinishReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.FinishReason(childComplexity), true
 	case "Attempt.finishedAt":
 		if e.ComplexityRoot.Attempt.FinishedAt == nil {
 			break
@@ -601,6 +610,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Attempt.TaskID(childComplexity), true
+	case "Attempt.tokenSource":
+		if e.ComplexityRoot.Attempt.TokenSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attempt.TokenSource(childComplexity), true
 	case "Attempt.worker":
 		if e.ComplexityRoot.Attempt.Worker == nil {
 			break
@@ -1689,6 +1704,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Task.TimeoutSeconds(childComplexity), true
+	case "Task.tokenSource":
+		if e.ComplexityRoot.Task.TokenSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Task.TokenSource(childComplexity), true
 	case "Task.totalTokens":
 		if e.ComplexityRoot.Task.TotalTokens == nil {
 			break
@@ -1996,6 +2017,10 @@ func (ec *executionContext) childFields_Attempt(ctx context.Context, field graph
 		return ec.fieldContext_Attempt_caller(ctx, field)
 	case "apiKeyID":
 		return ec.fieldContext_Attempt_apiKeyID(ctx, field)
+	case "tokenSource":
+		return ec.fieldContext_Attempt_tokenSource(ctx, field)
+	case "finishReason":
+		return ec.fieldContext_Attempt_finishReason(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_Attempt_startedAt(ctx, field)
 	case "finishedAt":
@@ -2360,6 +2385,8 @@ func (ec *executionContext) childFields_Task(ctx context.Context, field graphql.
 		return ec.fieldContext_Task_completionTokens(ctx, field)
 	case "totalTokens":
 		return ec.fieldContext_Task_totalTokens(ctx, field)
+	case "tokenSource":
+		return ec.fieldContext_Task_tokenSource(ctx, field)
 	case "apiKeyID":
 		return ec.fieldContext_Task_apiKeyID(ctx, field)
 	case "caller":
@@ -3737,6 +3764,52 @@ func (ec *executionContext) _Attempt_apiKeyID(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Attempt_apiKeyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Attempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Attempt_tokenSource(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_tokenSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_tokenSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _Attempt_finishReason(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Attempt_finishReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Attempt_finishReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Attempt", field, false, false, "String")
 }
 
 func (ec *executionContext) _Attempt_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
@@ -7906,6 +7979,29 @@ func (ec *executionContext) fieldContext_Task_totalTokens(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Task", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Task_tokenSource(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Task_tokenSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TokenSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Task_tokenSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Task", field, false, false, "String")
+}
+
 func (ec *executionContext) _Task_apiKeyID(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11017,7 +11113,7 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "modelID", "modelIDNEQ", "modelIDIn", "modelIDNotIn", "type", "typeNEQ", "typeIn", "typeNotIn", "priority", "priorityNEQ", "priorityIn", "priorityNotIn", "priorityGT", "priorityGTE", "priorityLT", "priorityLTE", "status", "statusNEQ", "statusIn", "statusNotIn", "attempts", "attemptsNEQ", "attemptsIn", "attemptsNotIn", "attemptsGT", "attemptsGTE", "attemptsLT", "attemptsLTE", "maxRetries", "maxRetriesNEQ", "maxRetriesIn", "maxRetriesNotIn", "maxRetriesGT", "maxRetriesGTE", "maxRetriesLT", "maxRetriesLTE", "timeoutSeconds", "timeoutSecondsNEQ", "timeoutSecondsIn", "timeoutSecondsNotIn", "timeoutSecondsGT", "timeoutSecondsGTE", "timeoutSecondsLT", "timeoutSecondsLTE", "timeoutSecondsIsNil", "timeoutSecondsNotNil", "promptTokens", "promptTokensNEQ", "promptTokensIn", "promptTokensNotIn", "promptTokensGT", "promptTokensGTE", "promptTokensLT", "promptTokensLTE", "completionTokens", "completionTokensNEQ", "completionTokensIn", "completionTokensNotIn", "completionTokensGT", "completionTokensGTE", "completionTokensLT", "completionTokensLTE", "totalTokens", "totalTokensNEQ", "totalTokensIn", "totalTokensNotIn", "totalTokensGT", "totalTokensGTE", "totalTokensLT", "totalTokensLTE", "caller", "callerNEQ", "callerIn", "callerNotIn", "callerGT", "callerGTE", "callerLT", "callerLTE", "callerContains", "callerHasPrefix", "callerHasSuffix", "callerEqualFold", "callerContainsFold", "cost", "costNEQ", "costIn", "costNotIn", "costGT", "costGTE", "costLT", "costLTE", "costEstimated", "costEstimatedNEQ", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "nextAttemptAt", "nextAttemptAtNEQ", "nextAttemptAtIn", "nextAttemptAtNotIn", "nextAttemptAtGT", "nextAttemptAtGTE", "nextAttemptAtLT", "nextAttemptAtLTE", "nextAttemptAtIsNil", "nextAttemptAtNotNil", "runAt", "runAtNEQ", "runAtIn", "runAtNotIn", "runAtGT", "runAtGTE", "runAtLT", "runAtLTE", "runAtIsNil", "runAtNotNil", "hasModel", "hasModelWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "modelID", "modelIDNEQ", "modelIDIn", "modelIDNotIn", "type", "typeNEQ", "typeIn", "typeNotIn", "priority", "priorityNEQ", "priorityIn", "priorityNotIn", "priorityGT", "priorityGTE", "priorityLT", "priorityLTE", "status", "statusNEQ", "statusIn", "statusNotIn", "attempts", "attemptsNEQ", "attemptsIn", "attemptsNotIn", "attemptsGT", "attemptsGTE", "attemptsLT", "attemptsLTE", "maxRetries", "maxRetriesNEQ", "maxRetriesIn", "maxRetriesNotIn", "maxRetriesGT", "maxRetriesGTE", "maxRetriesLT", "maxRetriesLTE", "timeoutSeconds", "timeoutSecondsNEQ", "timeoutSecondsIn", "timeoutSecondsNotIn", "timeoutSecondsGT", "timeoutSecondsGTE", "timeoutSecondsLT", "timeoutSecondsLTE", "timeoutSecondsIsNil", "timeoutSecondsNotNil", "promptTokens", "promptTokensNEQ", "promptTokensIn", "promptTokensNotIn", "promptTokensGT", "promptTokensGTE", "promptTokensLT", "promptTokensLTE", "completionTokens", "completionTokensNEQ", "completionTokensIn", "completionTokensNotIn", "completionTokensGT", "completionTokensGTE", "completionTokensLT", "completionTokensLTE", "totalTokens", "totalTokensNEQ", "totalTokensIn", "totalTokensNotIn", "totalTokensGT", "totalTokensGTE", "totalTokensLT", "totalTokensLTE", "tokenSource", "tokenSourceNEQ", "tokenSourceIn", "tokenSourceNotIn", "tokenSourceGT", "tokenSourceGTE", "tokenSourceLT", "tokenSourceLTE", "tokenSourceContains", "tokenSourceHasPrefix", "tokenSourceHasSuffix", "tokenSourceIsNil", "tokenSourceNotNil", "tokenSourceEqualFold", "tokenSourceContainsFold", "caller", "callerNEQ", "callerIn", "callerNotIn", "callerGT", "callerGTE", "callerLT", "callerLTE", "callerContains", "callerHasPrefix", "callerHasSuffix", "callerEqualFold", "callerContainsFold", "cost", "costNEQ", "costIn", "costNotIn", "costGT", "costGTE", "costLT", "costLTE", "costEstimated", "costEstimatedNEQ", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "nextAttemptAt", "nextAttemptAtNEQ", "nextAttemptAtIn", "nextAttemptAtNotIn", "nextAttemptAtGT", "nextAttemptAtGTE", "nextAttemptAtLT", "nextAttemptAtLTE", "nextAttemptAtIsNil", "nextAttemptAtNotNil", "runAt", "runAtNEQ", "runAtIn", "runAtNotIn", "runAtGT", "runAtGTE", "runAtLT", "runAtLTE", "runAtIsNil", "runAtNotNil", "hasModel", "hasModelWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11591,6 +11687,111 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 				return it, err
 			}
 			it.TotalTokensLTE = data
+		case "tokenSource":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSource"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSource = data
+		case "tokenSourceNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceNEQ = data
+		case "tokenSourceIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceIn = data
+		case "tokenSourceNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceNotIn = data
+		case "tokenSourceGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceGT = data
+		case "tokenSourceGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceGTE = data
+		case "tokenSourceLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceLT = data
+		case "tokenSourceLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceLTE = data
+		case "tokenSourceContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceContains = data
+		case "tokenSourceHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceHasPrefix = data
+		case "tokenSourceHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceHasSuffix = data
+		case "tokenSourceIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceIsNil = data
+		case "tokenSourceNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceNotNil = data
+		case "tokenSourceEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceEqualFold = data
+		case "tokenSourceContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tokenSourceContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TokenSourceContainsFold = data
 		case "caller":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("caller"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -12539,6 +12740,16 @@ func (ec *executionContext) _Attempt(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "apiKeyID":
 			out.Values[i] = ec._Attempt_apiKeyID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokenSource":
+			out.Values[i] = ec._Attempt_tokenSource(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "finishReason":
+			out.Values[i] = ec._Attempt_finishReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -13970,6 +14181,11 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 		case "totalTokens":
 			out.Values[i] = ec._Task_totalTokens(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tokenSource":
+			out.Values[i] = ec._Task_tokenSource(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "apiKeyID":

@@ -493,6 +493,7 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 				Output: res.Output, Embedding: res.Embedding,
 				PromptTokens: res.Usage.PromptTokens, CompletionTokens: res.Usage.CompletionTokens,
 				Cost: scheduler.AttemptCost(m, res.Usage.PromptTokens, res.Usage.CompletionTokens), Estimated: res.TokenSource == providers.TokensEstimated,
+				TokenSource: res.TokenSource, FinishReason: res.FinishReason,
 			})
 		})
 		finish("completed", "")

@@ -6,6 +6,7 @@ package providers_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,61 @@ func TestE2EPendingReasonIsRetryBackoffFromTheFailure(t *testing.T) {
 	for _, r := range seen {
 		if r != "retry_backoff" {
 			t.Fatalf("pending reasons after the failure %v, want retry_backoff throughout", seen)
+		}
+	}
+}
+
+// TestE2ETokenSourceAndFinishReason: a task says whether its token counts
+// were reported by the provider or estimated, in REST and GraphQL, and
+// each attempt keeps its finish reason.
+func TestE2ETokenSourceAndFinishReason(t *testing.T) {
+	s := newFake(t)
+	s.Enqueue(fakeopenai.Reply{Chunks: []string{"counted"}, Usage: &fakeopenai.Usage{PromptTokens: 7, CompletionTokens: 1}})
+	silent := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"guessed answer\"}}]}\n\n")
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	})
+	e := apptest.New(t, nil)
+	reported := e.CreateModel("reports", "openai", 1, map[string]any{"base_url": s.BaseURL(), "model": "m"})
+	estimated := e.CreateModel("silent", "openai", 1, map[string]any{"base_url": silent, "model": "m"})
+	for _, tt := range []struct {
+		model          apptest.Model
+		source, finish string
+	}{{reported, "reported", "stop"}, {estimated, "estimated", "unknown"}} {
+		tk := e.Submit(map[string]any{"model_id": tt.model.ID, "type": "text-generation", "input": "count me"})
+		if got := e.WaitTask(tk.ID, "", 30*time.Second); got.Status != "completed" {
+			t.Fatalf("%s: task %s (%s)", tt.model.Name, got.Status, got.Error)
+		}
+		var rest struct {
+			Data struct {
+				TokenSource    string `json:"token_source"`
+				PromptTokens   int    `json:"prompt_tokens"`
+				AttemptHistory []struct {
+					TokenSource  string `json:"token_source"`
+					FinishReason string `json:"finish_reason"`
+				} `json:"attempt_history"`
+			}
+		}
+		e.Do("GET", fmt.Sprintf("/api/v1/tasks/%d", tk.ID), nil, &rest)
+		if rest.Data.TokenSource != tt.source || len(rest.Data.AttemptHistory) != 1 ||
+			rest.Data.AttemptHistory[0].TokenSource != tt.source || rest.Data.AttemptHistory[0].FinishReason != tt.finish {
+			t.Errorf("%s: REST %+v, want token_source %q and finish_reason %q", tt.model.Name, rest.Data, tt.source, tt.finish)
+		}
+		var gql struct {
+			Data struct {
+				Task struct {
+					TokenSource    string
+					AttemptHistory []struct{ TokenSource, FinishReason string }
+				}
+			}
+		}
+		e.Do("POST", "/graphql", map[string]any{
+			"query":     `query($id: ID!) { task(id: $id) { tokenSource attemptHistory { tokenSource finishReason } } }`,
+			"variables": map[string]any{"id": tk.ID},
+		}, &gql)
+		if g := gql.Data.Task; g.TokenSource != tt.source || len(g.AttemptHistory) != 1 || g.AttemptHistory[0].FinishReason != tt.finish {
+			t.Errorf("%s: GraphQL %+v, want tokenSource %q and finishReason %q", tt.model.Name, g, tt.source, tt.finish)
 		}
 	}
 }

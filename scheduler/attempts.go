@@ -79,6 +79,10 @@ type Outcome struct {
 	// Estimated says the token counts were estimated, not reported.
 	Cost      float64
 	Estimated bool
+	// TokenSource is "reported" or "estimated" (providers.Tokens*).
+	TokenSource string
+	// FinishReason is why the model stopped, as the provider said.
+	FinishReason string
 }
 
 // CompleteAttempt stores the output and marks the task completed.
@@ -101,10 +105,11 @@ func (s *Service) completeAttempt(ctx context.Context, t *ent.Task, a *ent.Attem
 		Also: func(ctx context.Context, c *ent.Client) error {
 			return c.Attempt.Update().Where(attempt.ID(a.ID)).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
 				SetPromptTokens(o.PromptTokens).SetCompletionTokens(o.CompletionTokens).
-				SetCost(o.Cost).SetCostEstimated(o.Estimated).Exec(ctx)
+				SetCost(o.Cost).SetCostEstimated(o.Estimated).
+				SetTokenSource(o.TokenSource).SetFinishReason(o.FinishReason).Exec(ctx)
 		},
 		Apply: func(u *ent.TaskUpdate) {
-			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().
+			u.SetOutput(o.Output).SetFinishedAt(now).ClearError().SetTokenSource(o.TokenSource).
 				AddPromptTokens(o.PromptTokens).AddCompletionTokens(o.CompletionTokens).
 				AddTotalTokens(o.PromptTokens + o.CompletionTokens).AddCost(o.Cost)
 			if o.Estimated {

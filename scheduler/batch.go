@@ -215,6 +215,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
 		cost := make([]any, len(reqs))
 		var estTasks, estAtts []int
+		sources, finishes := make([]any, len(reqs)), make([]any, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
@@ -223,6 +224,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 			if r.o.Estimated {
 				estTasks, estAtts = append(estTasks, r.t.ID), append(estAtts, r.a.ID)
 			}
+			sources[i], finishes[i] = r.o.TokenSource, r.o.FinishReason
 		}
 		n, err := tx.Task.Update().Where(task.Or(fences...)).
 			SetStatus(domain.StatusCompleted).SetFinishedAt(now).ClearError().
@@ -232,6 +234,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 				u.Set(task.FieldCompletionTokens, byID(taskIDs, completion, task.FieldCompletionTokens))
 				u.Set(task.FieldTotalTokens, byID(taskIDs, total, task.FieldTotalTokens))
 				u.Set(task.FieldCost, byID(taskIDs, cost, task.FieldCost))
+				u.Set(task.FieldTokenSource, byID(taskIDs, sources, ""))
 			}).Save(ctx)
 		if err != nil {
 			return err
@@ -245,6 +248,8 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 				u.Set(attempt.FieldPromptTokens, byID(attIDs, prompt, ""))
 				u.Set(attempt.FieldCompletionTokens, byID(attIDs, completion, ""))
 				u.Set(attempt.FieldCost, byID(attIDs, cost, ""))
+				u.Set(attempt.FieldTokenSource, byID(attIDs, sources, ""))
+				u.Set(attempt.FieldFinishReason, byID(attIDs, finishes, ""))
 			}).Exec(ctx); err != nil {
 			return err
 		}

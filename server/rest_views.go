@@ -31,8 +31,11 @@ type taskView struct {
 	APIKeyID *int   `json:"api_key_id,omitempty"`
 	// Cost totals every attempt's cost; CostEstimated: some of it rests on
 	// estimated token counts.
-	Cost          float64    `json:"cost"`
-	CostEstimated bool       `json:"cost_estimated"`
+	Cost          float64 `json:"cost"`
+	CostEstimated bool    `json:"cost_estimated"`
+	// TokenSource is "reported" (the provider's usage) or "estimated"
+	// (the provider sent none); absent until the task completes.
+	TokenSource   string     `json:"token_source,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	StartedAt     *time.Time `json:"started_at"`
@@ -57,13 +60,16 @@ type attemptView struct {
 	Output    string               `json:"partial_output,omitempty"`
 	Worker    string               `json:"worker,omitempty"`
 	// Tokens used by this try, as the provider reported them.
-	PromptTokens     int        `json:"prompt_tokens"`
-	CompletionTokens int        `json:"completion_tokens"`
-	Cost             float64    `json:"cost"`
-	CostEstimated    bool       `json:"cost_estimated"`
-	StartedAt        time.Time  `json:"started_at"`
-	FinishedAt       *time.Time `json:"finished_at"`
-	DurationMS       *int64     `json:"duration_ms,omitempty"`
+	PromptTokens     int     `json:"prompt_tokens"`
+	CompletionTokens int     `json:"completion_tokens"`
+	Cost             float64 `json:"cost"`
+	CostEstimated    bool    `json:"cost_estimated"`
+	TokenSource      string  `json:"token_source,omitempty"`
+	// FinishReason is why the model stopped ("stop", "length", "unknown").
+	FinishReason string     `json:"finish_reason,omitempty"`
+	StartedAt    time.Time  `json:"started_at"`
+	FinishedAt   *time.Time `json:"finished_at"`
+	DurationMS   *int64     `json:"duration_ms,omitempty"`
 }
 
 func newTaskView(t *ent.Task) taskView {
@@ -72,7 +78,7 @@ func newTaskView(t *ent.Task) taskView {
 		Priority: t.Priority, Status: t.Status, Output: t.Output, Embedding: t.Embedding, Error: t.Error,
 		Attempts: t.Attempts, MaxRetries: t.MaxRetries, TimeoutSeconds: t.TimeoutSeconds,
 		PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, TotalTokens: t.TotalTokens,
-		Caller: t.Caller, APIKeyID: t.APIKeyID, Cost: t.Cost, CostEstimated: t.CostEstimated,
+		Caller: t.Caller, APIKeyID: t.APIKeyID, Cost: t.Cost, CostEstimated: t.CostEstimated, TokenSource: t.TokenSource,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
 		NextAttemptAt: t.NextAttemptAt, RunAt: t.RunAt,
 	}
@@ -88,7 +94,7 @@ func newAttemptView(a *ent.Attempt) attemptView {
 		Number: a.Number, ModelID: a.ModelID, Status: a.Status, Error: a.Error, ErrorKind: a.ErrorKind,
 		Output: a.Output, Worker: a.Worker, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
 		PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
-		Cost: a.Cost, CostEstimated: a.CostEstimated,
+		Cost: a.Cost, CostEstimated: a.CostEstimated, TokenSource: a.TokenSource, FinishReason: a.FinishReason,
 	}
 	if a.FinishedAt != nil {
 		d := a.FinishedAt.Sub(a.StartedAt).Milliseconds()

@@ -45,6 +45,10 @@ const (
 	FieldCaller = "caller"
 	// FieldAPIKeyID holds the string denoting the api_key_id field in the database.
 	FieldAPIKeyID = "api_key_id"
+	// FieldTokenSource holds the string denoting the token_source field in the database.
+	FieldTokenSource = "token_source"
+	// FieldFinishReason holds the string denoting the finish_reason field in the database.
+	FieldFinishReason = "finish_reason"
 	// FieldStartedAt holds the string denoting the started_at field in the database.
 	FieldStartedAt = "started_at"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
@@ -79,6 +83,8 @@ var Columns = []string{
 	FieldCostEstimated,
 	FieldCaller,
 	FieldAPIKeyID,
+	FieldTokenSource,
+	FieldFinishReason,
 	FieldStartedAt,
 	FieldFinishedAt,
 }
@@ -198,6 +204,16 @@ func ByCaller(opts ...sql.OrderTermOption) OrderOption {
 // ByAPIKeyID orders the results by the api_key_id field.
 func ByAPIKeyID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAPIKeyID, opts...).ToFunc()
+}
+
+// ByTokenSource orders the results by the token_source field.
+func ByTokenSource(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokenSource, opts...).ToFunc()
+}
+
+// ByFinishReason orders the results by the finish_reason field.
+func ByFinishReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFinishReason, opts...).ToFunc()
 }
 
 // ByStartedAt orders the results by the started_at field.

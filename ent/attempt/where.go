@@ -121,6 +121,16 @@ func APIKeyID(v int) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldAPIKeyID, v))
 }
 
+// TokenSource applies equality check predicate on the "token_source" field. It's identical to TokenSourceEQ.
+func TokenSource(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldTokenSource, v))
+}
+
+// FinishReason applies equality check predicate on the "finish_reason" field. It's identical to FinishReasonEQ.
+func FinishReason(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldFinishReason, v))
+}
+
 // StartedAt applies equality check predicate on the "started_at" field. It's identical to StartedAtEQ.
 func StartedAt(v time.Time) predicate.Attempt {
 	return predicate.Attempt(sql.FieldEQ(FieldStartedAt, v))
@@ -804,6 +814,156 @@ func APIKeyIDIsNil() predicate.Attempt {
 // APIKeyIDNotNil applies the NotNil predicate on the "api_key_id" field.
 func APIKeyIDNotNil() predicate.Attempt {
 	return predicate.Attempt(sql.FieldNotNull(FieldAPIKeyID))
+}
+
+// TokenSourceEQ applies the EQ predicate on the "token_source" field.
+func TokenSourceEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldTokenSource, v))
+}
+
+// TokenSourceNEQ applies the NEQ predicate on the "token_source" field.
+func TokenSourceNEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldTokenSource, v))
+}
+
+// TokenSourceIn applies the In predicate on the "token_source" field.
+func TokenSourceIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldTokenSource, vs...))
+}
+
+// TokenSourceNotIn applies the NotIn predicate on the "token_source" field.
+func TokenSourceNotIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldTokenSource, vs...))
+}
+
+// TokenSourceGT applies the GT predicate on the "token_source" field.
+func TokenSourceGT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldTokenSource, v))
+}
+
+// TokenSourceGTE applies the GTE predicate on the "token_source" field.
+func TokenSourceGTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldTokenSource, v))
+}
+
+// TokenSourceLT applies the LT predicate on the "token_source" field.
+func TokenSourceLT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldTokenSource, v))
+}
+
+// TokenSourceLTE applies the LTE predicate on the "token_source" field.
+func TokenSourceLTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldTokenSource, v))
+}
+
+// TokenSourceContains applies the Contains predicate on the "token_source" field.
+func TokenSourceContains(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContains(FieldTokenSource, v))
+}
+
+// TokenSourceHasPrefix applies the HasPrefix predicate on the "token_source" field.
+func TokenSourceHasPrefix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasPrefix(FieldTokenSource, v))
+}
+
+// TokenSourceHasSuffix applies the HasSuffix predicate on the "token_source" field.
+func TokenSourceHasSuffix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasSuffix(FieldTokenSource, v))
+}
+
+// TokenSourceIsNil applies the IsNil predicate on the "token_source" field.
+func TokenSourceIsNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldIsNull(FieldTokenSource))
+}
+
+// TokenSourceNotNil applies the NotNil predicate on the "token_source" field.
+func TokenSourceNotNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotNull(FieldTokenSource))
+}
+
+// TokenSourceEqualFold applies the EqualFold predicate on the "token_source" field.
+func TokenSourceEqualFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEqualFold(FieldTokenSource, v))
+}
+
+// TokenSourceContainsFold applies the ContainsFold predicate on the "token_source" field.
+func TokenSourceContainsFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContainsFold(FieldTokenSource, v))
+}
+
+// FinishReasonEQ applies the EQ predicate on the "finish_reason" field.
+func FinishReasonEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEQ(FieldFinishReason, v))
+}
+
+// FinishReasonNEQ applies the NEQ predicate on the "finish_reason" field.
+func FinishReasonNEQ(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNEQ(FieldFinishReason, v))
+}
+
+// FinishReasonIn applies the In predicate on the "finish_reason" field.
+func FinishReasonIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldIn(FieldFinishReason, vs...))
+}
+
+// FinishReasonNotIn applies the NotIn predicate on the "finish_reason" field.
+func FinishReasonNotIn(vs ...string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotIn(FieldFinishReason, vs...))
+}
+
+// FinishReasonGT applies the GT predicate on the "finish_reason" field.
+func FinishReasonGT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGT(FieldFinishReason, v))
+}
+
+// FinishReasonGTE applies the GTE predicate on the "finish_reason" field.
+func FinishReasonGTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldGTE(FieldFinishReason, v))
+}
+
+// FinishReasonLT applies the LT predicate on the "finish_reason" field.
+func FinishReasonLT(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLT(FieldFinishReason, v))
+}
+
+// FinishReasonLTE applies the LTE predicate on the "finish_reason" field.
+func FinishReasonLTE(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldLTE(FieldFinishReason, v))
+}
+
+// FinishReasonContains applies the Contains predicate on the "finish_reason" field.
+func FinishReasonContains(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContains(FieldFinishReason, v))
+}
+
+// FinishReasonHasPrefix applies the HasPrefix predicate on the "finish_reason" field.
+func FinishReasonHasPrefix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasPrefix(FieldFinishReason, v))
+}
+
+// FinishReasonHasSuffix applies the HasSuffix predicate on the "finish_reason" field.
+func FinishReasonHasSuffix(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldHasSuffix(FieldFinishReason, v))
+}
+
+// FinishReasonIsNil applies the IsNil predicate on the "finish_reason" field.
+func FinishReasonIsNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldIsNull(FieldFinishReason))
+}
+
+// FinishReasonNotNil applies the NotNil predicate on the "finish_reason" field.
+func FinishReasonNotNil() predicate.Attempt {
+	return predicate.Attempt(sql.FieldNotNull(FieldFinishReason))
+}
+
+// FinishReasonEqualFold applies the EqualFold predicate on the "finish_reason" field.
+func FinishReasonEqualFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldEqualFold(FieldFinishReason, v))
+}
+
+// FinishReasonContainsFold applies the ContainsFold predicate on the "finish_reason" field.
+func FinishReasonContainsFold(v string) predicate.Attempt {
+	return predicate.Attempt(sql.FieldContainsFold(FieldFinishReason, v))
 }
 
 // StartedAtEQ applies the EQ predicate on the "started_at" field.

@@ -46,6 +46,8 @@ var (
 		{Name: "cost_estimated", Type: field.TypeBool, Default: false},
 		{Name: "caller", Type: field.TypeString, Size: 128, Default: "anonymous"},
 		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
+		{Name: "token_source", Type: field.TypeString, Nullable: true},
+		{Name: "finish_reason", Type: field.TypeString, Nullable: true},
 		{Name: "started_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "task_id", Type: field.TypeInt},
@@ -58,7 +60,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "attempts_tasks_attempt_history",
-				Columns:    []*schema.Column{AttemptsColumns[16]},
+				Columns:    []*schema.Column{AttemptsColumns[18]},
 				RefColumns: []*schema.Column{TasksColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -67,22 +69,22 @@ var (
 			{
 				Name:    "attempt_task_id_number",
 				Unique:  true,
-				Columns: []*schema.Column{AttemptsColumns[16], AttemptsColumns[1]},
+				Columns: []*schema.Column{AttemptsColumns[18], AttemptsColumns[1]},
 			},
 			{
 				Name:    "attempt_model_id_started_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[2], AttemptsColumns[14]},
+				Columns: []*schema.Column{AttemptsColumns[2], AttemptsColumns[16]},
 			},
 			{
 				Name:    "attempt_api_key_id_started_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[13], AttemptsColumns[14]},
+				Columns: []*schema.Column{AttemptsColumns[13], AttemptsColumns[16]},
 			},
 			{
 				Name:    "attempt_started_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttemptsColumns[14]},
+				Columns: []*schema.Column{AttemptsColumns[16]},
 			},
 		},
 	}
@@ -133,6 +135,7 @@ var (
 		{Name: "prompt_tokens", Type: field.TypeInt, Default: 0},
 		{Name: "completion_tokens", Type: field.TypeInt, Default: 0},
 		{Name: "total_tokens", Type: field.TypeInt, Default: 0},
+		{Name: "token_source", Type: field.TypeString, Nullable: true},
 		{Name: "idempotency_key", Type: field.TypeString, Nullable: true, Size: 255},
 		{Name: "request_hash", Type: field.TypeString, Nullable: true},
 		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
@@ -157,7 +160,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_models_tasks",
-				Columns:    []*schema.Column{TasksColumns[30]},
+				Columns:    []*schema.Column{TasksColumns[31]},
 				RefColumns: []*schema.Column{ModelsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -166,37 +169,37 @@ var (
 			{
 				Name:    "task_status_model_id",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[30]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[31]},
 			},
 			{
 				Name:    "task_status_updated_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[24]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[25]},
 			},
 			{
 				Name:    "task_model_id_status_priority_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[30], TasksColumns[5], TasksColumns[4], TasksColumns[23]},
+				Columns: []*schema.Column{TasksColumns[31], TasksColumns[5], TasksColumns[4], TasksColumns[24]},
 			},
 			{
 				Name:    "task_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[23]},
+				Columns: []*schema.Column{TasksColumns[24]},
 			},
 			{
 				Name:    "task_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{TasksColumns[16]},
+				Columns: []*schema.Column{TasksColumns[17]},
 			},
 			{
 				Name:    "task_caller",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[19]},
+				Columns: []*schema.Column{TasksColumns[20]},
 			},
 			{
 				Name:    "task_scheduled_run_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[29], TasksColumns[28]},
+				Columns: []*schema.Column{TasksColumns[30], TasksColumns[29]},
 			},
 		},
 	}

@@ -49,6 +49,14 @@ func (Attempt) Fields() []ent.Field {
 		// per caller are read from attempts alone.
 		field.String("caller").Default(domain.AnonymousCaller).MaxLen(128),
 		field.Int("api_key_id").Optional().Nillable(),
+		// TokenSource says where the token counts came from: "reported"
+		// by the provider or "estimated" from the text (the provider sent
+		// no usage). Empty until the attempt succeeds.
+		field.String("token_source").Optional(),
+		// FinishReason is why the model stopped ("stop", "length", ...),
+		// "unknown" when an answer ended properly without saying. Empty
+		// for failed attempts and embeddings.
+		field.String("finish_reason").Optional(),
 		field.Time("started_at").Default(time.Now).SchemaType(micros()),
 		field.Time("finished_at").Optional().Nillable().SchemaType(micros()),
 	}

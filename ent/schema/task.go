@@ -59,6 +59,10 @@ func (Task) Fields() []ent.Field {
 		field.Int("prompt_tokens").Default(0).NonNegative(),
 		field.Int("completion_tokens").Default(0).NonNegative(),
 		field.Int("total_tokens").Default(0).NonNegative(),
+		// TokenSource says where the token counts came from: "reported"
+		// by the provider or "estimated" from the text. Empty until the
+		// task completes.
+		field.String("token_source").Optional(),
 		// IdempotencyKey makes a repeated create return the first task.
 		field.String("idempotency_key").Optional().Nillable().MaxLen(255).
 			Annotations(entgql.Skip(entgql.SkipAll)),

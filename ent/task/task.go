@@ -49,6 +49,8 @@ const (
 	FieldCompletionTokens = "completion_tokens"
 	// FieldTotalTokens holds the string denoting the total_tokens field in the database.
 	FieldTotalTokens = "total_tokens"
+	// FieldTokenSource holds the string denoting the token_source field in the database.
+	FieldTokenSource = "token_source"
 	// FieldIdempotencyKey holds the string denoting the idempotency_key field in the database.
 	FieldIdempotencyKey = "idempotency_key"
 	// FieldRequestHash holds the string denoting the request_hash field in the database.
@@ -118,6 +120,7 @@ var Columns = []string{
 	FieldPromptTokens,
 	FieldCompletionTokens,
 	FieldTotalTokens,
+	FieldTokenSource,
 	FieldIdempotencyKey,
 	FieldRequestHash,
 	FieldAPIKeyID,
@@ -295,6 +298,11 @@ func ByCompletionTokens(opts ...sql.OrderTermOption) OrderOption {
 // ByTotalTokens orders the results by the total_tokens field.
 func ByTotalTokens(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTotalTokens, opts...).ToFunc()
+}
+
+// ByTokenSource orders the results by the token_source field.
+func ByTokenSource(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokenSource, opts...).ToFunc()
 }
 
 // ByIdempotencyKey orders the results by the idempotency_key field.

@@ -116,6 +116,11 @@ func TotalTokens(v int) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldTotalTokens, v))
 }
 
+// TokenSource applies equality check predicate on the "token_source" field. It's identical to TokenSourceEQ.
+func TokenSource(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldTokenSource, v))
+}
+
 // IdempotencyKey applies equality check predicate on the "idempotency_key" field. It's identical to IdempotencyKeyEQ.
 func IdempotencyKey(v string) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldIdempotencyKey, v))
@@ -829,6 +834,81 @@ func TotalTokensLT(v int) predicate.Task {
 // TotalTokensLTE applies the LTE predicate on the "total_tokens" field.
 func TotalTokensLTE(v int) predicate.Task {
 	return predicate.Task(sql.FieldLTE(FieldTotalTokens, v))
+}
+
+// TokenSourceEQ applies the EQ predicate on the "token_source" field.
+func TokenSourceEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldTokenSource, v))
+}
+
+// TokenSourceNEQ applies the NEQ predicate on the "token_source" field.
+func TokenSourceNEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldTokenSource, v))
+}
+
+// TokenSourceIn applies the In predicate on the "token_source" field.
+func TokenSourceIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldTokenSource, vs...))
+}
+
+// TokenSourceNotIn applies the NotIn predicate on the "token_source" field.
+func TokenSourceNotIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldTokenSource, vs...))
+}
+
+// TokenSourceGT applies the GT predicate on the "token_source" field.
+func TokenSourceGT(v string) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldTokenSource, v))
+}
+
+// TokenSourceGTE applies the GTE predicate on the "token_source" field.
+func TokenSourceGTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldTokenSource, v))
+}
+
+// TokenSourceLT applies the LT predicate on the "token_source" field.
+func TokenSourceLT(v string) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldTokenSource, v))
+}
+
+// TokenSourceLTE applies the LTE predicate on the "token_source" field.
+func TokenSourceLTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldTokenSource, v))
+}
+
+// TokenSourceContains applies the Contains predicate on the "token_source" field.
+func TokenSourceContains(v string) predicate.Task {
+	return predicate.Task(sql.FieldContains(FieldTokenSource, v))
+}
+
+// TokenSourceHasPrefix applies the HasPrefix predicate on the "token_source" field.
+func TokenSourceHasPrefix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasPrefix(FieldTokenSource, v))
+}
+
+// TokenSourceHasSuffix applies the HasSuffix predicate on the "token_source" field.
+func TokenSourceHasSuffix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasSuffix(FieldTokenSource, v))
+}
+
+// TokenSourceIsNil applies the IsNil predicate on the "token_source" field.
+func TokenSourceIsNil() predicate.Task {
+	return predicate.Task(sql.FieldIsNull(FieldTokenSource))
+}
+
+// TokenSourceNotNil applies the NotNil predicate on the "token_source" field.
+func TokenSourceNotNil() predicate.Task {
+	return predicate.Task(sql.FieldNotNull(FieldTokenSource))
+}
+
+// TokenSourceEqualFold applies the EqualFold predicate on the "token_source" field.
+func TokenSourceEqualFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldEqualFold(FieldTokenSource, v))
+}
+
+// TokenSourceContainsFold applies the ContainsFold predicate on the "token_source" field.
+func TokenSourceContainsFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldContainsFold(FieldTokenSource, v))
 }
 
 // IdempotencyKeyEQ applies the EQ predicate on the "idempotency_key" field.

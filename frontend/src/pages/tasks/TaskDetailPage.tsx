@@ -32,6 +32,7 @@ graphql(`
     promptTokens
     completionTokens
     totalTokens
+    tokenSource
     pendingReason
     pendingDetail
     queuePosition
@@ -57,6 +58,8 @@ graphql(`
       worker
       promptTokens
       completionTokens
+      tokenSource
+      finishReason
       startedAt
       finishedAt
     }
@@ -238,6 +241,12 @@ export function TaskDetailPage() {
             <dt>Tokens</dt>
             <dd>
               {formatNumber(task.promptTokens)} in · {formatNumber(task.completionTokens)} out
+              {task.tokenSource === "estimated" && (
+                <span className="muted" data-testid="token-source" title="The provider reported no usage; the counts are estimated from the text (about four characters a token).">
+                  {" "}
+                  (estimated)
+                </span>
+              )}
             </dd>
           </div>
           {task.timeoutSeconds != null && (
@@ -296,6 +305,8 @@ export function TaskDetailPage() {
                   <th scope="col">Started</th>
                   <th scope="col">Took</th>
                   <th scope="col">Worker</th>
+                  <th scope="col">Tokens</th>
+                  <th scope="col">Finish</th>
                   <th scope="col">Error</th>
                 </tr>
               </thead>
@@ -311,6 +322,10 @@ export function TaskDetailPage() {
                       <td>{formatDateTime(a.startedAt)}</td>
                       <td>{formatDuration(durationBetween(a.startedAt, a.finishedAt))}</td>
                       <td>{a.worker ?? "—"}</td>
+                      <td data-testid="attempt-tokens">
+                        {a.tokenSource ? `${formatNumber(a.promptTokens)} in · ${formatNumber(a.completionTokens)} out${a.tokenSource === "estimated" ? " (estimated)" : ""}` : "—"}
+                      </td>
+                      <td>{a.finishReason ?? "—"}</td>
                       <td className="cell-error">{a.error ? `${a.errorKind ? `${a.errorKind}: ` : ""}${a.error}` : "—"}</td>
                     </tr>
                   ))}
