@@ -61,7 +61,7 @@ func TestTokenBudgetRefusesOnceUsedUp(t *testing.T) {
 		}
 	}
 	code := a.Do("POST", "/api/v1/tasks", body, &eb, key...)
-	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, 1)
+	tomorrow := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	if code != http.StatusTooManyRequests || eb.Error.Code != "BUDGET_EXCEEDED" || eb.Error.Budget.Period != "day" ||
 		eb.Error.Budget.Limit != 1000 || eb.Error.Budget.Used != 1000 || !eb.Error.Budget.ResetsAt.Equal(tomorrow) {
 		t.Fatalf("over budget: %d %+v", code, eb)
