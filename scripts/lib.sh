@@ -62,3 +62,11 @@ check_generate() {
     return 1
   fi
 }
+
+# scratch_dir: a temporary directory in $work, removed on exit together with
+# the server process whose id the caller puts in $pid.
+scratch_dir() {
+  work=$(mktemp -d)
+  pid=
+  trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+}

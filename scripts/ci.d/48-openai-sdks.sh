@@ -10,13 +10,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
 ensure_node
-work=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 (cd server/openaitest && npm ci --no-audit --no-fund)
 go build -o "$work/llm-scheduler" .
