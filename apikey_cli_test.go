@@ -134,7 +134,9 @@ func TestCLIAPIKeyWeightAndBudgets(t *testing.T) {
 
 	// The server applies the model cap the CLI set: an input estimated
 	// above 100 tokens on this model is refused.
-	var refused struct{ Error struct{ Code, Message string } }
+	var refused struct {
+		Error struct{ Code, Message string }
+	}
 	long := strings.Repeat("many words here ", 60)
 	if code := env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": mid, "type": "text-generation", "input": long}, &refused,
 		"Authorization", "Bearer "+teamKey); code != http.StatusTooManyRequests || refused.Error.Code != "BUDGET_EXCEEDED" {
