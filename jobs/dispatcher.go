@@ -229,10 +229,28 @@ func (d *Dispatcher) QueueState(ctx context.Context, t *ent.Task, m *ent.Model) 
 	if err != nil {
 		return scheduler.QueueState{}, err
 	}
-	return scheduler.QueueState{
+	qs := scheduler.QueueState{
 		Parked: st.Parked, Position: st.Position, Leased: st.Leased,
 		Running: st.Running, Max: m.MaxWorkers, RateLimitedUntil: st.BackoffUntil,
-	}, nil
+	}
+	if st.Parked || st.Leased {
+		return qs, nil
+	}
+	// Not in the model's queue nor holding a slot: asynq may hold it
+	// (between a failed attempt and the next, a retry timer does).
+	info, err := d.inspector.GetTaskInfo(QueueFor(t.Priority), taskID(t.ID))
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case err != nil:
+		return scheduler.QueueState{}, fmt.Errorf("look up task %d in asynq: %w", t.ID, err)
+	case info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled:
+		qs.Timer = true
+	case info.State == asynq.TaskStateActive:
+		qs.Handling = true
+	case info.State == asynq.TaskStatePending:
+		qs.InWorkerQueue = true
+	}
+	return qs, nil
 }
 
 // Ping implements scheduler.Dispatcher.

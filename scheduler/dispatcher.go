@@ -40,6 +40,13 @@ type QueueState struct {
 	Max     int
 	// RateLimitedUntil is set while the model's dispatch backs off.
 	RateLimitedUntil int64
+	// Neither parked nor leased, the task may still be held by asynq (the
+	// worker queue): Timer while a retry or schedule timer holds it (a
+	// failed attempt's backoff, or a move to a fallback due at once that
+	// asynq has not forwarded yet), Handling while a worker's handler has
+	// it (the one that just failed an attempt, or one picking it up),
+	// InWorkerQueue while it waits there for a worker.
+	Timer, Handling, InWorkerQueue bool
 }
 
 // Publisher announces task events.

@@ -85,6 +85,17 @@ func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) 
 		d.Reason, d.Detail = ReasonDispatching, "a slot is free and the task is being handed to a worker"
 	case qs.Leased:
 		d.Reason, d.Detail = ReasonWaitingWorker, "the task holds a model slot and waits for a free worker process"
+	case (qs.Timer || qs.Handling) && t.NextAttemptAt != nil:
+		// The backoff is over (or there was none: a move to a fallback),
+		// and the retry timer or the handler of the failed attempt still
+		// holds the task: it is still between its attempts.
+		d.Reason = ReasonRetryBackoff
+		d.Detail = fmt.Sprintf("attempt %d failed; the next attempt was due at %s and is being handed to a worker",
+			t.Attempts, t.NextAttemptAt.UTC().Format(time.RFC3339))
+	case qs.InWorkerQueue:
+		d.Reason, d.Detail = ReasonWaitingWorker, "the task waits in the worker queue for a free worker process"
+	case qs.Handling || qs.Timer:
+		d.Reason, d.Detail = ReasonDispatching, "a worker is picking the task up, or the worker queue holds it for a moment after an error before its attempt started"
 	default:
 		d.Reason, d.Detail = ReasonNotQueued, "the task is not in Redis yet; the reconciler will enqueue it"
 	}
