@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 		Config: cfg, Logger: log, Workers: a.Dispatcher.WorkerCount,
 	})
 	a.Reconciler = jobs.NewReconciler(st.Client, a.Service, a.Dispatcher, br.Prefix,
-		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), log)
+		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), cfg.Queue.LeaderLeaseTTL.D(), log)
 	a.DueScanner = jobs.NewDueScanner(a.Service, cfg.Queue.ScheduleCheckInterval.D(), log)
 	// Database gauges come from api processes only, so that a cluster
 	// reports them once per api process rather than once per worker.

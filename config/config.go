@@ -145,6 +145,10 @@ type Queue struct {
 	// LeaseTTL is how long a model slot survives without a heartbeat: the
 	// time after which a crashed worker's task runs again.
 	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
+	// LeaderLeaseTTL is how long the reconciler's leader lease survives
+	// its holder: a killed leader is replaced after at most this long (a
+	// stopped one at once), and the leader renews it every third of it.
+	LeaderLeaseTTL Duration `yaml:"leader_lease_ttl" json:"leader_lease_ttl"`
 	// MaxScheduleAhead bounds how far in the future a task's run_at may be.
 	MaxScheduleAhead Duration `yaml:"max_schedule_ahead" json:"max_schedule_ahead"`
 	// ScheduleCheckInterval is how often every process looks in the
@@ -276,6 +280,7 @@ func Defaults(embedded bool) Config {
 			MaxInputBytes: 1 << 20, MaxBatchSize: 1000, PollInterval: Duration(4 * time.Millisecond),
 			IdleCheckInterval: Duration(100 * time.Millisecond),
 			ReconcileInterval: Duration(5 * time.Second), LeaseTTL: Duration(30 * time.Second),
+			LeaderLeaseTTL:   Duration(15 * time.Second),
 			MaxScheduleAhead: Duration(30 * 24 * time.Hour), ScheduleCheckInterval: Duration(500 * time.Millisecond),
 		},
 		Worker: Worker{DefaultWorkers: 5, MaxWorkers: 50},
@@ -426,7 +431,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	for key, dst := range map[string]*Duration{
 		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
 		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
-		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval, "OPENAI_QUEUE_TIMEOUT": &c.Server.OpenAIQueueTimeout,
+		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval, "QUEUE_LEADER_LEASE_TTL": &c.Queue.LeaderLeaseTTL, "OPENAI_QUEUE_TIMEOUT": &c.Server.OpenAIQueueTimeout,
 	} {
 		if v := getenv(key); v != "" {
 			d, err := parseDuration(v)
@@ -576,6 +581,9 @@ func (c *Config) Validate() error {
 	}
 	if q.LeaseTTL.D() < time.Second {
 		bad("queue.lease_ttl must be at least 1s, got %s", q.LeaseTTL)
+	}
+	if q.LeaderLeaseTTL.D() < time.Second {
+		bad("queue.leader_lease_ttl must be at least 1s, got %s", q.LeaderLeaseTTL)
 	}
 	if q.MaxScheduleAhead.D() < time.Minute || q.MaxScheduleAhead.D() > 10*365*24*time.Hour {
 		bad("queue.max_schedule_ahead must be between 1m and 87600h (10 years), got %s", q.MaxScheduleAhead)

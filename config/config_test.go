@@ -83,6 +83,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{desc: "idle check", yaml: "queue:\n  idle_check_interval: 5ms\n", want: "queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got 5ms"},
 		{desc: "openai queue timeout", yaml: "server:\n  openai_queue_timeout: 0s\n", want: "server.openai_queue_timeout must be more than 0s and at most 24h, got 0s"},
 		{desc: "openai queue timeout env", env: map[string]string{"OPENAI_QUEUE_TIMEOUT": "48h"}, want: "server.openai_queue_timeout must be more than 0s and at most 24h, got 48h0m0s"},
+		{desc: "leader lease", yaml: "queue:\n  leader_lease_ttl: 500ms\n", want: "queue.leader_lease_ttl must be at least 1s, got 500ms"},
+		{desc: "leader lease env", env: map[string]string{"QUEUE_LEADER_LEASE_TTL": "0s"}, want: "queue.leader_lease_ttl must be at least 1s, got 0s"},
 		{desc: "idle check env", env: map[string]string{"QUEUE_IDLE_CHECK_INTERVAL": "2m"}, want: "queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got 2m0s"},
 	}
 	for _, tc := range cases {

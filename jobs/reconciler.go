@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,11 +42,14 @@ type Reconciler struct {
 	interval time.Duration
 	leaseTTL time.Duration
 	log      *slog.Logger
+	// lease makes this process the one that reconciles (Run).
+	lease *Lease
 
 	flushSeen time.Time
-	// redisErrAt is when this process last failed to reach Redis: leases
-	// could not be renewed then, so takeovers wait for a heartbeat.
-	redisErrAt time.Time
+	// redisErrAt is when this process last failed to reach Redis (unix
+	// ns): leases could not be renewed then, so takeovers wait for a
+	// heartbeat.
+	redisErrAt atomic.Int64
 	// activeSeen is when this process first saw a pending task that holds
 	// no slot while asynq has its message active: a worker that dequeued it
 	// and died before starting it. asynq recovers such a message only a
@@ -55,40 +59,136 @@ type Reconciler struct {
 	sweep int
 }
 
-// NewReconciler builds a reconciler.
-func NewReconciler(db *ent.Client, svc *scheduler.Service, disp *Dispatcher, prefix string, interval, leaseTTL time.Duration, log *slog.Logger) *Reconciler {
-	return &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk}
+// NewReconciler builds a reconciler. leaseTTL is the model slot leases'
+// (queue.lease_ttl), leaderTTL the reconciler's leader lease's
+// (queue.leader_lease_ttl).
+func NewReconciler(db *ent.Client, svc *scheduler.Service, disp *Dispatcher, prefix string, interval, leaseTTL, leaderTTL time.Duration, log *slog.Logger) *Reconciler {
+	r := &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk}
+	r.lease = NewLease(r.rdb, r.leaderKey(), leaderTTL)
+	return r
 }
 
 func (r *Reconciler) epochKey() string { return r.prefix + ":epoch" }
-func (r *Reconciler) lockKey() string  { return r.prefix + ":reconciler:lock" }
 
-// Run reconciles every interval until ctx ends.
+// leaderKey is the reconciler's leader lease. (The name is that of the
+// per-round lock it replaced, so that during a rolling upgrade old and new
+// processes still exclude each other.)
+func (r *Reconciler) leaderKey() string { return r.prefix + ":reconciler:lock" }
+
+// Lease is the reconciler's leader lease.
+func (r *Reconciler) Lease() *Lease { return r.lease }
+
+// releaseWait bounds how long Run waits for Redis to release the lease.
+const releaseWait = 2 * time.Second
+
+// Run keeps the leader lease (takes it when free, renews it every third
+// of its ttl) and, while this process holds it, reconciles every interval,
+// the first round at once. When ctx ends it stops reconciling and releases
+// the lease, so that another process takes over at its next try instead of
+// after the lease expired. A process that loses the lease (it could not
+// renew it in time, or Redis lost it) stops reconciling, cancelling a
+// round in progress, and competes for it again.
 func (r *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	first := make(chan time.Time, 1)
-	first <- time.Now() // a round at start: dispatch waits for the epoch
+	// running is the rounds while this process leads: cancel them and
+	// wait for done to stop.
+	var running *struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	stop := func() {
+		if running != nil {
+			running.cancel()
+			<-running.done
+			running = nil
+		}
+	}
+	defer func() {
+		stop()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseWait)
+		defer cancel()
+		if released, err := r.lease.Release(rctx); err != nil {
+			r.log.Warn("reconciler: release the leader lease; another process takes over once it expires", "err", err, "ttl", r.lease.TTL())
+		} else if released {
+			r.log.Info("reconciler: released the leader lease", "owner", r.lease.Token())
+		}
+	}()
+	start := func() {
+		r.log.Info("reconciler: took the leader lease", "owner", r.lease.Token(), "ttl", r.lease.TTL())
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		running = &struct {
+			cancel context.CancelFunc
+			done   chan struct{}
+		}{cancel, done}
+		go func() { defer close(done); r.rounds(rctx) }()
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-first:
-		case <-t.C:
+		case <-timer.C:
 		}
-		ok, err := r.rdb.SetNX(ctx, r.lockKey(), "1", r.interval*9/10).Result()
+		var err error
+		if running != nil {
+			var held bool
+			if held, err = r.lease.Renew(ctx); err != nil {
+				held = r.lease.Held() // ours until then, as far as we know
+			}
+			if !held {
+				r.log.Warn("reconciler: lost the leader lease (not renewed in time); stopped reconciling", "owner", r.lease.Token(), "err", err)
+				stop()
+			}
+		}
+		if running == nil && err == nil {
+			// Also tried at once after a loss: after a Redis flush nobody
+			// holds it.
+			var held bool
+			if held, err = r.lease.Acquire(ctx); held {
+				start()
+			}
+		}
 		if err != nil {
-			r.redisErrAt = time.Now()
+			r.redisErrAt.Store(time.Now().UnixNano())
 			if ctx.Err() == nil {
 				r.log.Warn("reconciler: redis unavailable", "err", err)
 			}
-			continue
 		}
-		if !ok {
-			continue // another process reconciles this round
+		timer.Reset(r.nextKeep(running != nil, err))
+	}
+}
+
+// nextKeep is when to renew or try the lease again: the leader every
+// third of the ttl (sooner after a failed renewal, but not after the end
+// of the lease as it counts it), the others every reconcile interval (a
+// released lease is taken within one interval) or third of the ttl.
+func (r *Reconciler) nextKeep(held bool, err error) time.Duration {
+	third := r.lease.TTL() / 3
+	if !held {
+		return min(r.interval, third)
+	}
+	if err != nil {
+		return max(min(third, time.Until(r.lease.until())), 10*time.Millisecond)
+	}
+	return third
+}
+
+// rounds reconciles every interval, the first round at once (dispatch
+// waits for the epoch), until ctx ends.
+func (r *Reconciler) rounds(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		if r.lease.Held() {
+			if err := r.Once(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reconciler round failed", "err", err)
+			}
 		}
-		if err := r.Once(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("reconciler round failed", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -331,7 +431,7 @@ func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, f
 	// A running task gets its lease before it starts and renews it every
 	// lease_ttl/3. Right after this process failed to reach Redis, other
 	// workers' renewals may still be due: no takeovers then.
-	takeovers := time.Since(r.redisErrAt) > r.leaseTTL
+	takeovers := time.Since(time.Unix(0, r.redisErrAt.Load())) > r.leaseTTL
 	cutoff := time.Now().Add(-r.leaseTTL)
 	for _, t := range ts {
 		if t.Status == domain.StatusRunning {
