@@ -5,16 +5,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
 // Bus publishes events on Redis pub/sub and delivers what any process
 // published to this process's subscribers.
+//
+// Messages reach this process's own subscribers when they are published,
+// without the round trip through Redis (a task's answer reaches the front
+// door request waiting for it in the same process at once); frames Redis
+// echoes back from this bus are skipped (frame.go). Each process still
+// sees its own messages in publish order and every other process's in
+// the order Redis delivers them; as before, transitions of one task
+// published by two processes at nearly the same time carry no order
+// between them (subscribers compare a task event's From with what they
+// last saw, or read the task).
 type Bus struct {
 	rdb       redis.UniversalClient
 	ch        string
+	self      string // how this bus's frames begin
 	tasks     *hub[TaskEvent]
 	outputs   *hub[OutputChunk]
 	log       *slog.Logger
@@ -26,10 +39,11 @@ type Bus struct {
 // NewBus returns a bus on rdb whose channels are named under prefix.
 func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
 	ch := Channel(prefix)
+	self := originPrefix(uuid.NewString())
 	return &Bus{
-		rdb: rdb, ch: ch,
+		rdb: rdb, ch: ch, self: string(self),
 		tasks: newHub[TaskEvent](), outputs: newHub[OutputChunk](), log: log,
-		ready: make(chan struct{}), out: newOutbox(rdb, ch, log),
+		ready: make(chan struct{}), out: newOutbox(rdb, ch, self, log),
 	}
 }
 
@@ -44,7 +58,11 @@ func (b *Bus) PublishTask(ctx context.Context, e TaskEvent) error {
 	if b.onPublish != nil {
 		b.onPublish(e)
 	}
-	return b.publish(kindTask, e)
+	var local func()
+	if b.tasks.count() > 0 {
+		local = func() { b.tasks.send(e.TaskID, e) }
+	}
+	return b.publish(kindTask, e, local)
 }
 
 // PublishTasks announces many transitions; they leave in as few round
@@ -61,21 +79,33 @@ func (b *Bus) PublishTasks(ctx context.Context, es []TaskEvent) error {
 		}
 		ms = append(ms, outMsg{kind: kindTask, raw: raw})
 	}
-	b.out.push(ms...)
+	var local func()
+	if b.tasks.count() > 0 {
+		local = func() {
+			for _, e := range es {
+				b.tasks.send(e.TaskID, e)
+			}
+		}
+	}
+	b.out.push(local, ms...)
 	return nil
 }
 
 // PublishOutput announces a streamed output chunk to every process.
 func (b *Bus) PublishOutput(ctx context.Context, c OutputChunk) error {
-	return b.publish(kindOutput, c)
+	var local func()
+	if b.outputs.count() > 0 {
+		local = func() { b.outputs.send(c.TaskID, c) }
+	}
+	return b.publish(kindOutput, c, local)
 }
 
-func (b *Bus) publish(kind byte, v any) error {
+func (b *Bus) publish(kind byte, v any, local func()) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	b.out.push(outMsg{kind: kind, raw: raw})
+	b.out.push(local, outMsg{kind: kind, raw: raw})
 	return nil
 }
 
@@ -145,6 +175,9 @@ func (b *Bus) consume(ctx context.Context, ps *redis.PubSub) {
 // dispatch hands a frame's messages to this process's subscribers. With
 // none of a kind, those messages are not even decoded.
 func (b *Bus) dispatch(m *redis.Message) {
+	if strings.HasPrefix(m.Payload, b.self) {
+		return // ours: delivered here when published
+	}
 	var onTask func(TaskEvent)
 	var onOutput func(OutputChunk)
 	if b.tasks.count() > 0 {

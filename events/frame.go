@@ -21,9 +21,21 @@ func Channel(prefix string) string { return prefix + ":events" }
 // frame per outbox round trip instead of a message per event: every Redis
 // message costs Redis a delivery to each subscribed process and each of
 // those processes a read and a wake-up, and a task publishes four or five.
+//
+// Each frame opens with an entry naming the bus that sent it
+// ({"origin":"..."}): a process delivers its own messages to its own
+// subscribers when it publishes them (Bus.publish) and skips its frames
+// when Redis echoes them back.
 type entry struct {
+	Origin string          `json:"origin,omitempty"`
 	Task   json.RawMessage `json:"task,omitempty"`
 	Output json.RawMessage `json:"output,omitempty"`
+}
+
+// originPrefix is how every frame of the bus named origin begins.
+func originPrefix(origin string) []byte {
+	raw, _ := json.Marshal(origin) // a string always encodes
+	return []byte(`[{"origin":` + string(raw) + `}`)
 }
 
 // Entry kinds in the outbox (outMsg.kind).
@@ -35,21 +47,21 @@ const (
 // frameMax bounds a frame's size; a single larger message goes alone.
 const frameMax = 256 << 10
 
-// frames packs encoded messages into frames of at most frameMax bytes.
-func frames(ms []outMsg) [][]byte {
+// frames packs encoded messages into frames of at most frameMax bytes,
+// each opening with the origin entry (originPrefix).
+func frames(origin []byte, ms []outMsg) [][]byte {
 	var out [][]byte
 	var buf bytes.Buffer
 	for _, m := range ms {
-		if buf.Len() > 0 && buf.Len()+len(m.raw)+len(`,{"output":}]`) > frameMax {
+		if buf.Len() > len(origin) && buf.Len()+len(m.raw)+len(`,{"output":}]`) > frameMax {
 			buf.WriteByte(']')
 			out = append(out, bytes.Clone(buf.Bytes()))
 			buf.Reset()
 		}
 		if buf.Len() == 0 {
-			buf.WriteByte('[')
-		} else {
-			buf.WriteByte(',')
+			buf.Write(origin)
 		}
+		buf.WriteByte(',')
 		if m.kind == kindTask {
 			buf.WriteString(`{"task":`)
 		} else {
@@ -58,7 +70,7 @@ func frames(ms []outMsg) [][]byte {
 		buf.Write(m.raw)
 		buf.WriteByte('}')
 	}
-	if buf.Len() > 0 {
+	if buf.Len() > len(origin) {
 		buf.WriteByte(']')
 		out = append(out, buf.Bytes())
 	}
@@ -78,6 +90,8 @@ func Decode(frame []byte, onTask func(TaskEvent), onOutput func(OutputChunk)) er
 	for _, e := range es {
 		var err error
 		switch {
+		case e.Origin != "":
+			// Who sent the frame: only the bus itself looks (Bus.dispatch).
 		case e.Task != nil:
 			err = deliver(e.Task, onTask, "task event")
 		case e.Output != nil:

@@ -35,7 +35,7 @@ func TestFramesKeepOrderAcrossKinds(t *testing.T) {
 		ms = append(ms, encode(t, kindTask, TaskEvent{TaskID: i, To: domain.StatusCompleted}))
 		want = append(want, fmt.Sprintf("output %d", i), fmt.Sprintf("task %d", i))
 	}
-	fs := frames(ms)
+	fs := frames(originPrefix("test"), ms)
 	if len(fs) != 1 {
 		t.Fatalf("%d small messages made %d frames, want 1", len(ms), len(fs))
 	}
@@ -60,7 +60,7 @@ func TestFramesSplitAtFrameMax(t *testing.T) {
 		ms = append(ms, encode(t, kindOutput, OutputChunk{TaskID: i, Text: big}))
 	}
 	ms = append(ms, encode(t, kindOutput, OutputChunk{TaskID: 8, Text: strings.Repeat("b", frameMax+1)}))
-	fs := frames(ms)
+	fs := frames(originPrefix("test"), ms)
 	var ids []int
 	for _, f := range fs {
 		if len(f) > frameMax && !strings.Contains(string(f), "bbbb") {
@@ -93,18 +93,26 @@ func TestDecodeSkipsAndReports(t *testing.T) {
 	}
 }
 
-// TestBusDeliversPublishOrder: through Redis (miniredis), a subscriber of
-// a task's output and one of its transitions see, across both kinds, the
-// order the worker published in: every chunk before the final transition.
+// TestBusDeliversPublishOrder: a subscriber of a task's output and one of
+// its transitions see, across both kinds, the order the worker published
+// in (every chunk before the final transition): in another process,
+// through Redis (miniredis), and in the publishing process itself.
 func TestBusDeliversPublishOrder(t *testing.T) {
+	t.Run("another process", func(t *testing.T) { testPublishOrder(t, false) })
+	t.Run("same process", func(t *testing.T) { testPublishOrder(t, true) })
+}
+
+func testPublishOrder(t *testing.T, same bool) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	bus := NewBus(rdb, "frametest", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go bus.Run(ctx)
-	<-bus.Ready()
+	sub, pub := startBus(ctx, t, rdb), startBus(ctx, t, rdb)
+	if same {
+		pub = sub
+	}
+	bus := sub
 	const tasks = 50
 	type seen struct{ chunks, events int }
 	outs := make([]*Subscription[OutputChunk], tasks+1)
@@ -115,11 +123,11 @@ func TestBusDeliversPublishOrder(t *testing.T) {
 	}
 	for id := 1; id <= tasks; id++ {
 		for seq := 1; seq <= 3; seq++ {
-			if err := bus.PublishOutput(ctx, OutputChunk{TaskID: id, Seq: seq, Text: "t", Done: seq == 3}); err != nil {
+			if err := pub.PublishOutput(ctx, OutputChunk{TaskID: id, Seq: seq, Text: "t", Done: seq == 3}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := bus.PublishTask(ctx, TaskEvent{TaskID: id, From: domain.StatusRunning, To: domain.StatusCompleted}); err != nil {
+		if err := pub.PublishTask(ctx, TaskEvent{TaskID: id, From: domain.StatusRunning, To: domain.StatusCompleted}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,5 +152,94 @@ func TestBusDeliversPublishOrder(t *testing.T) {
 				t.Fatalf("task %d: chunk %d not buffered when the final transition arrived", id, seq)
 			}
 		}
+	}
+}
+
+func startBus(ctx context.Context, t *testing.T, rdb redis.UniversalClient) *Bus {
+	t.Helper()
+	bus := NewBus(rdb, "frametest", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go bus.Run(ctx)
+	select {
+	case <-bus.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("bus did not subscribe")
+	}
+	return bus
+}
+
+func next[T any](t *testing.T, s *Subscription[T], what string) T {
+	t.Helper()
+	select {
+	case v, ok := <-s.C:
+		if !ok {
+			t.Fatalf("%s: subscription closed (%v)", what, s.Err())
+		}
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: nothing delivered", what)
+	}
+	panic("unreachable")
+}
+
+// TestBusOwnMessagesOnce: a process's own messages reach its subscribers
+// when it publishes them, without Redis (delivered while Redis is down),
+// and exactly once: the copy Redis echoes back is skipped, while another
+// process's messages still arrive through Redis.
+func TestBusOwnMessagesOnce(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	self, other := startBus(ctx, t, rdb), startBus(ctx, t, rdb)
+	mine := self.SubscribeTasks(TaskFilter{}, 16)
+	chunks := self.SubscribeOutput(1, 16)
+	seenByOther := other.SubscribeTasks(TaskFilter{}, 16)
+
+	if err := self.PublishOutput(ctx, OutputChunk{TaskID: 1, Seq: 1, Text: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := self.PublishTasks(ctx, []TaskEvent{{TaskID: 1, To: domain.StatusRunning}, {TaskID: 1, To: domain.StatusCompleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, chunks, "own chunk"); c.Text != "a" {
+		t.Fatalf("own chunk: %+v", c)
+	}
+	for _, want := range []domain.TaskStatus{domain.StatusRunning, domain.StatusCompleted} {
+		if e := next(t, mine, "own event"); e.To != want {
+			t.Fatalf("own event: got %s, want %s", e.To, want)
+		}
+	}
+	// The other process got them through Redis.
+	for _, want := range []domain.TaskStatus{domain.StatusRunning, domain.StatusCompleted} {
+		if e := next(t, seenByOther, "other process"); e.To != want {
+			t.Fatalf("other process: got %s, want %s", e.To, want)
+		}
+	}
+	// A message of the other process, published after the echo of ours
+	// reached Redis, arrives after that echo on our connection: once it is
+	// here, the echo was read, and must not have been delivered again.
+	if err := self.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.PublishTask(ctx, TaskEvent{TaskID: 2, To: domain.StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, mine, "other's event"); e.TaskID != 2 {
+		t.Fatalf("our own event came back through Redis: %+v", e)
+	}
+	select {
+	case c := <-chunks.C:
+		t.Fatalf("our own chunk came back through Redis: %+v", c)
+	default:
+	}
+
+	// Redis down: our own subscribers still hear us at once.
+	mr.Close()
+	if err := self.PublishTask(ctx, TaskEvent{TaskID: 3, To: domain.StatusCancelled}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, mine, "own event, Redis down"); e.TaskID != 3 {
+		t.Fatalf("own event with Redis down: %+v", e)
 	}
 }

@@ -23,9 +23,10 @@ import (
 // dies loses at most what was queued; the database holds the state, and
 // subscribers read it when they (re)subscribe, as before.
 type outbox struct {
-	rdb redis.UniversalClient
-	ch  string
-	log *slog.Logger
+	rdb    redis.UniversalClient
+	ch     string
+	origin []byte // every frame's first entry (originPrefix)
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	queue   []outMsg
@@ -46,13 +47,19 @@ const maxQueued = 1 << 17
 // sendMax bounds the messages of one round trip.
 const sendMax = 1000
 
-func newOutbox(rdb redis.UniversalClient, ch string, log *slog.Logger) *outbox {
-	return &outbox{rdb: rdb, ch: ch, log: log, wake: make(chan struct{}, 1)}
+func newOutbox(rdb redis.UniversalClient, ch string, origin []byte, log *slog.Logger) *outbox {
+	return &outbox{rdb: rdb, ch: ch, origin: origin, log: log, wake: make(chan struct{}, 1)}
 }
 
-// push queues messages and makes sure the sender runs.
-func (o *outbox) push(ms ...outMsg) {
+// push queues messages and makes sure the sender runs. local, when set,
+// delivers them to this process's subscribers: it runs under the queue's
+// lock, so local subscribers see messages in the order Redis gets them,
+// whatever goroutines publish them.
+func (o *outbox) push(local func(), ms ...outMsg) {
 	o.mu.Lock()
+	if local != nil {
+		local()
+	}
 	if len(o.queue)+len(ms) > maxQueued {
 		o.mu.Unlock()
 		o.log.Warn("event bus: outbox full (redis unreachable?); dropping events", "events", len(ms))
@@ -111,7 +118,7 @@ func (o *outbox) loop() {
 func (o *outbox) send(batch []outMsg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	fs := frames(batch)
+	fs := frames(o.origin, batch)
 	var err error
 	if len(fs) == 1 {
 		err = o.rdb.Publish(ctx, o.ch, fs[0]).Err()

@@ -100,10 +100,17 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	if len(gs) == 0 {
 		return nil
 	}
-	if gs[0].Wake || d.firstGrant(modelID) {
+	switch {
+	case gs[0].Wake || d.firstGrant(modelID):
 		// Idle workers wait for a wake-up: send it once the tasks are in
 		// asynq, where the woken workers look.
 		defer d.wake(ctx)
+	case d.slots.wakeKeyOf(modelID) != "":
+		// No worker was waiting when the slot script ran, but one may have
+		// gone quiet since and taken its last look before the enqueue
+		// landed: once the tasks are in asynq, wake whoever armed the key
+		// meanwhile (a worker arming after this finds the tasks itself).
+		defer d.wakeIfArmed(ctx, modelID)
 	}
 	if len(gs) == 1 {
 		return d.enqueueOne(ctx, modelID, gs[0])
@@ -149,6 +156,24 @@ func (d *Dispatcher) firstGrant(modelID int) bool {
 // lost, they find the tasks at their next idle check.
 func (d *Dispatcher) wake(ctx context.Context) {
 	if err := d.rdb.Publish(context.WithoutCancel(ctx), d.wakeCh, "").Err(); err != nil {
+		d.log.Warn("wake idle workers; they look again within queue.idle_check_interval", "err", err)
+	}
+}
+
+// wakeIfArmedScript takes the wake key (KEYS[1]) and, if a worker had set
+// it, publishes a wake-up on ARGV[1]. Returns 1 if it did.
+var wakeIfArmedScript = redis.NewScript(`
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('PUBLISH', ARGV[1], '')
+  return 1
+end
+return 0`)
+
+// wakeIfArmed wakes the workers that went quiet since a slot script found
+// none waiting (see enqueue).
+func (d *Dispatcher) wakeIfArmed(ctx context.Context, modelID int) {
+	err := wakeIfArmedScript.Run(context.WithoutCancel(ctx), d.rdb, []string{d.slots.wakeKeyOf(modelID)}, d.wakeCh).Err()
+	if err != nil {
 		d.log.Warn("wake idle workers; they look again within queue.idle_check_interval", "err", err)
 	}
 }

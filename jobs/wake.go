@@ -203,13 +203,23 @@ func (g *idleGate) empty(queue string, sent time.Time) {
 }
 
 // touch is called when this process enqueued into the asynq queue named
-// qname: look there again at once.
+// qname: look there again at once. A quiet poller is released as by a
+// wake-up: the slot script may have run before this worker armed the wake
+// key (so no wake-up comes) and the enqueue landed after its last look.
 func (g *idleGate) touch(qname string) {
 	q := pendingKey(qname)
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
 	delete(g.emptyAt, q)
-	g.touchedAt[q] = time.Now()
-	g.mu.Unlock()
+	g.touchedAt[q] = now
+	if now.Before(g.busyUntil) {
+		return // polling anyway; the deleted emptyAt makes it look there
+	}
+	g.busyUntil = now.Add(idleGrace)
+	g.armedAt = time.Time{}
+	close(g.wakeSig)
+	g.wakeSig = make(chan struct{})
 }
 
 // pendingKey is asynq's list of a queue's pending tasks (the key its

@@ -10,6 +10,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/broker"
 )
 
 // TestIdleGateLooksOnlyAtChecksAndAfterWakeUps: once quiet, the gate sets
@@ -258,5 +260,83 @@ func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
 			return
 		case <-time.After(time.Millisecond):
 		}
+	}
+}
+
+// TestEnqueueHereReleasesAQuietPoller: a task this process enqueues is
+// looked for at once, even by a poller that went quiet after the task's
+// slot script ran (no wake-up comes then: the script found no wake key).
+func TestEnqueueHereReleasesAQuietPoller(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	const q = "asynq:{high}:pending"
+	if real, _ := g.look(ctx, q); !real {
+		t.Fatal("going quiet: the gate did not look once")
+	}
+	if real, quiet := g.look(ctx, q); real || !quiet {
+		t.Fatalf("quiet: look = (real %v, quiet %v), want (false, true)", real, quiet)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- g.wait(ctx) }()
+	for {
+		g.touch("high")
+		select {
+		case woken := <-done:
+			if !woken {
+				t.Fatal("the held poller was not released by the enqueue")
+			}
+			if real, _ := g.look(ctx, q); !real {
+				t.Fatal("after an enqueue here, the released poller did not look at the queue")
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// TestEnqueueWakesAWorkerThatWentQuietMeanwhile: a worker in another
+// process that armed the wake key after a task's slot script ran (the
+// grant carries no wake-up) and looked before the task reached asynq is
+// woken once the enqueue lands, instead of waiting for its idle check.
+func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	d := NewDispatcher(&broker.Broker{Client: rdb, Prefix: "wt"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
+	defer d.Close()
+	ps := rdb.Subscribe(ctx, wakeChannel("wt"))
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wakes := ps.Channel()
+
+	// No worker waiting: no wake-up.
+	if err := d.enqueue(ctx, 1, []grant{{TaskID: 1, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	// A worker arms the key after the slot script of task 2 ran.
+	if err := setWakeKey(rdb, "wt")(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.enqueue(ctx, 1, []grant{{TaskID: 2, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wakes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker that armed the wake key before the enqueue landed was not woken")
+	}
+	if mr.Exists(wakeKey("wt")) {
+		t.Fatal("the wake-up did not take the wake key")
+	}
+	select {
+	case m := <-wakes:
+		t.Fatalf("a second wake-up (%v): the first enqueue woke nobody waiting", m)
+	default:
 	}
 }
