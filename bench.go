@@ -35,6 +35,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.FrontDoorOnly, "frontdoor-only", false, "only measure the latency the OpenAI front door (/v1) adds over calling the upstream directly")
 	fs.IntVar(&o.FrontDoorSamples, "frontdoor-samples", 0, "paired samples per front-door rep (default 300, quick 100)")
 	fs.IntVar(&o.FrontDoorReps, "frontdoor-reps", 0, "front-door reps; the report gives their median (default 3)")
+	fs.BoolVar(&o.FairShareOnly, "fairshare-only", false, "only measure what fair share between callers costs: end-to-end runs with one caller against runs with many (docs/fairness.md)")
+	fs.IntVar(&o.FairShareReps, "fairshare-reps", 0, "fair-share reps (pairs of runs); the report gives the median ratio (default 5)")
+	fs.IntVar(&o.FairShareCallers, "fairshare-callers", 0, "callers the tasks are spread over in the fair-share runs (default 8)")
+	fs.IntVar(&o.FairShareSlots, "fairshare-slots", 0, "max_workers of the fair-share model, small so that tasks queue (default 4)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err

@@ -62,6 +62,13 @@ type Options struct {
 	FrontDoorOnly    bool
 	FrontDoorSamples int
 	FrontDoorReps    int
+	// FairShareOnly runs only the fair-share phase (fairshare.go):
+	// FairShareReps pairs of runs, one caller against FairShareCallers
+	// callers, on a model with FairShareSlots slots.
+	FairShareOnly    bool
+	FairShareReps    int
+	FairShareCallers int
+	FairShareSlots   int
 	// Backlog, when set, runs only the large-backlog measurements
 	// (backlog.go) with this many pending tasks, on MySQL + Redis.
 	Backlog int
@@ -81,6 +88,9 @@ func (o *Options) Defaults() {
 	}
 	o.FrontDoorSamples = or(o.FrontDoorSamples, 300)
 	o.FrontDoorReps = or(o.FrontDoorReps, 3)
+	o.FairShareReps = or(o.FairShareReps, 5)
+	o.FairShareCallers = or(o.FairShareCallers, 8)
+	o.FairShareSlots = or(o.FairShareSlots, 4)
 	o.Tasks = or(o.Tasks, 10000)
 	o.Submitters = or(o.Submitters, 16)
 	o.Subscribers = or(o.Subscribers, 1000)
@@ -191,6 +201,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 	defer os.RemoveAll(tmp)
 	if o.FrontDoorOnly {
 		if err := frontDoorOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
+			return err
+		}
+		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
+		fmt.Fprintln(out)
+		rep.print(out)
+		return nil
+	}
+
+	if o.FairShareOnly {
+		if err := fairShareOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
 			return err
 		}
 		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())

@@ -213,15 +213,22 @@ func (c *client) setModelStatus(ctx context.Context, id int, status string) erro
 // submitREST creates one task through the REST layer; a 429 (queue full)
 // is retried after a short pause, as a well-behaved client would.
 func (c *client) submitREST(ctx context.Context, modelID int, input string) (int, error) {
+	return c.submitRESTAs(ctx, modelID, input, "")
+}
+
+// submitRESTAs submits as caller (a caller label; none when empty).
+func (c *client) submitRESTAs(ctx context.Context, modelID int, input, caller string) (int, error) {
+	body := map[string]any{"model_id": modelID, "type": "text-generation", "input": input, "priority": 2}
+	if caller != "" {
+		body["caller"] = caller
+	}
 	var out struct {
 		Data struct {
 			ID int `json:"id"`
 		} `json:"data"`
 	}
 	for {
-		code, err := c.do(ctx, http.MethodPost, "/api/v1/tasks", map[string]any{
-			"model_id": modelID, "type": "text-generation", "input": input, "priority": 2,
-		}, &out)
+		code, err := c.do(ctx, http.MethodPost, "/api/v1/tasks", body, &out)
 		if code == http.StatusTooManyRequests {
 			time.Sleep(50 * time.Millisecond)
 			continue

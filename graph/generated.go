@@ -95,6 +95,16 @@ type ComplexityRoot struct {
 		Used     func(childComplexity int) int
 	}
 
+	CallerStat struct {
+		APIKeyID  func(childComplexity int) int
+		Caller    func(childComplexity int) int
+		FairShare func(childComplexity int) int
+		Queued    func(childComplexity int) int
+		Running   func(childComplexity int) int
+		Share     func(childComplexity int) int
+		Weight    func(childComplexity int) int
+	}
+
 	CostDay struct {
 		ByCaller  func(childComplexity int) int
 		ByModel   func(childComplexity int) int
@@ -135,6 +145,7 @@ type ComplexityRoot struct {
 		GeneratedAt         func(childComplexity int) int
 		OnlineModels        func(childComplexity int) int
 		Pending             func(childComplexity int) int
+		PerCaller           func(childComplexity int) int
 		PerModel            func(childComplexity int) int
 		QueueDepth          func(childComplexity int) int
 		Running             func(childComplexity int) int
@@ -360,6 +371,8 @@ type CostLineResolver interface {
 }
 type DashboardStatsResolver interface {
 	ByStatus(ctx context.Context, obj *scheduler.DashboardStats) ([]*StatusCount, error)
+
+	PerCaller(ctx context.Context, obj *scheduler.DashboardStats) ([]*scheduler.CallerStat, error)
 }
 type ModelResolver interface {
 	Tasks(ctx context.Context, obj *ent.Model, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput) (*ent.TaskConnection, error)
@@ -648,6 +661,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BudgetWindow.Used(childComplexity), true
 
+	case "CallerStat.apiKeyID":
+		if e.ComplexityRoot.CallerStat.APIKeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.APIKeyID(childComplexity), true
+	case "CallerStat.caller":
+		if e.ComplexityRoot.CallerStat.Caller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.Caller(childComplexity), true
+	case "CallerStat.fairShare":
+		if e.ComplexityRoot.CallerStat.FairShare == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.FairShare(childComplexity), true
+	case "CallerStat.queued":
+		if e.ComplexityRoot.CallerStat.Queued == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.Queued(childComplexity), true
+	case "CallerStat.running":
+		if e.ComplexityRoot.CallerStat.Running == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.Running(childComplexity), true
+	case "CallerStat.share":
+		if e.ComplexityRoot.CallerStat.Share == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.Share(childComplexity), true
+	case "CallerStat.weight":
+		if e.ComplexityRoot.CallerStat.Weight == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallerStat.Weight(childComplexity), true
+
 	case "CostDay.byCaller":
 		if e.ComplexityRoot.CostDay.ByCaller == nil {
 			break
@@ -814,6 +870,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DashboardStats.Pending(childComplexity), true
+	case "DashboardStats.perCaller":
+		if e.ComplexityRoot.DashboardStats.PerCaller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DashboardStats.PerCaller(childComplexity), true
 	case "DashboardStats.perModel":
 		if e.ComplexityRoot.DashboardStats.PerModel == nil {
 			break
@@ -2045,6 +2107,26 @@ func (ec *executionContext) childFields_BudgetWindow(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type BudgetWindow", field.Name)
 }
 
+func (ec *executionContext) childFields_CallerStat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "caller":
+		return ec.fieldContext_CallerStat_caller(ctx, field)
+	case "apiKeyID":
+		return ec.fieldContext_CallerStat_apiKeyID(ctx, field)
+	case "weight":
+		return ec.fieldContext_CallerStat_weight(ctx, field)
+	case "running":
+		return ec.fieldContext_CallerStat_running(ctx, field)
+	case "queued":
+		return ec.fieldContext_CallerStat_queued(ctx, field)
+	case "share":
+		return ec.fieldContext_CallerStat_share(ctx, field)
+	case "fairShare":
+		return ec.fieldContext_CallerStat_fairShare(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallerStat", field.Name)
+}
+
 func (ec *executionContext) childFields_CostDay(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "date":
@@ -2137,6 +2219,8 @@ func (ec *executionContext) childFields_DashboardStats(ctx context.Context, fiel
 		return ec.fieldContext_DashboardStats_avgDurationMs(ctx, field)
 	case "perModel":
 		return ec.fieldContext_DashboardStats_perModel(ctx, field)
+	case "perCaller":
+		return ec.fieldContext_DashboardStats_perCaller(ctx, field)
 	case "generatedAt":
 		return ec.fieldContext_DashboardStats_generatedAt(ctx, field)
 	}
@@ -3982,6 +4066,167 @@ func (ec *executionContext) fieldContext_BudgetWindow_resetsAt(_ context.Context
 	return graphql.NewScalarFieldContext("BudgetWindow", field, false, false, "Time")
 }
 
+func (ec *executionContext) _CallerStat_caller(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_caller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Caller, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_caller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "String")
+}
+
+func (ec *executionContext) _CallerStat_apiKeyID(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_apiKeyID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_apiKeyID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CallerStat_weight(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_weight(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Weight, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_weight(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CallerStat_running(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_running(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Running, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_running(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CallerStat_queued(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_queued(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Queued, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_queued(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CallerStat_share(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_share(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Share, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_share(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CallerStat_fairShare(ctx context.Context, field graphql.CollectedField, obj *scheduler.CallerStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallerStat_fairShare(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FairShare, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallerStat_fairShare(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallerStat", field, false, false, "Float")
+}
+
 func (ec *executionContext) _CostDay_date(ctx context.Context, field graphql.CollectedField, obj *scheduler.CostDay) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4808,6 +5053,38 @@ func (ec *executionContext) fieldContext_DashboardStats_perModel(_ context.Conte
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ModelStat(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DashboardStats_perCaller(ctx context.Context, field graphql.CollectedField, obj *scheduler.DashboardStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DashboardStats_perCaller(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DashboardStats().PerCaller(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*scheduler.CallerStat) graphql.Marshaler {
+			return ec.marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStatᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DashboardStats_perCaller(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DashboardStats",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CallerStat(ctx, field)
 		},
 	}
 	return fc, nil
@@ -12834,6 +13111,69 @@ func (ec *executionContext) _BudgetWindow(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var callerStatImplementors = []string{"CallerStat"}
+
+func (ec *executionContext) _CallerStat(ctx context.Context, sel ast.SelectionSet, obj *scheduler.CallerStat) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, callerStatImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CallerStat")
+		case "caller":
+			out.Values[i] = ec._CallerStat_caller(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "apiKeyID":
+			out.Values[i] = ec._CallerStat_apiKeyID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "weight":
+			out.Values[i] = ec._CallerStat_weight(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "running":
+			out.Values[i] = ec._CallerStat_running(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "queued":
+			out.Values[i] = ec._CallerStat_queued(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "share":
+			out.Values[i] = ec._CallerStat_share(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fairShare":
+			out.Values[i] = ec._CallerStat_fairShare(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var costDayImplementors = []string{"CostDay"}
 
 func (ec *executionContext) _CostDay(ctx context.Context, sel ast.SelectionSet, obj *scheduler.CostDay) graphql.Marshaler {
@@ -13124,6 +13464,12 @@ func (ec *executionContext) _DashboardStats(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "perCaller":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DashboardStats_perCaller(ctx, field, obj)
+				})
 		case "generatedAt":
 			out.Values[i] = ec._DashboardStats_generatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -14871,6 +15217,30 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 
 func (ec *executionContext) marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx context.Context, sel ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
 	return ec._BudgetWindow(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStatᚄ(ctx context.Context, sel ast.SelectionSet, v []*scheduler.CallerStat) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStat(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStat(ctx context.Context, sel ast.SelectionSet, v *scheduler.CallerStat) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CallerStat!")
+		return graphql.Null
+	}
+	return ec._CallerStat(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDay(ctx context.Context, sel ast.SelectionSet, v scheduler.CostDay) graphql.Marshaler {

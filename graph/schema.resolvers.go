@@ -55,6 +55,16 @@ func (r *dashboardStatsResolver) ByStatus(ctx context.Context, obj *scheduler.Da
 	return out, nil
 }
 
+// PerCaller is the resolver for the perCaller field.
+func (r *dashboardStatsResolver) PerCaller(ctx context.Context, obj *scheduler.DashboardStats) ([]*scheduler.CallerStat, error) {
+	own := scheduler.OwnCallers(obj.PerCaller, r.Access.Owner(ctx))
+	out := make([]*scheduler.CallerStat, len(own))
+	for i := range own {
+		out[i] = &own[i]
+	}
+	return out, nil
+}
+
 // Config is the resolver for the config field.
 func (r *modelResolver) Config(ctx context.Context, obj *ent.Model) (map[string]any, error) {
 	masked := r.Svc.MaskedConfig(obj)

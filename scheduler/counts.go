@@ -81,6 +81,7 @@ func (c *countCache[T]) read(ctx context.Context, load func(context.Context) (T,
 type counts struct {
 	byStatus countCache[map[domain.TaskStatus]int]
 	loads    countCache[map[int]ModelLoad]
+	callers  countCache[[]CallerStat]
 }
 
 // statusCounts counts tasks by status (every status present, 0 if none).

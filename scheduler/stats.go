@@ -30,7 +30,9 @@ type DashboardStats struct {
 	// AvgDurationMS is the mean run time of tasks finished in the last hour.
 	AvgDurationMS float64     `json:"avg_duration_ms"`
 	PerModel      []ModelStat `json:"per_model"`
-	GeneratedAt   time.Time   `json:"generated_at"`
+	// PerCaller is the load of each caller with open tasks, busiest first.
+	PerCaller   []CallerStat `json:"per_caller"`
+	GeneratedAt time.Time    `json:"generated_at"`
 }
 
 // ModelStat is one model's load.
@@ -99,6 +101,9 @@ func (s *Service) DashboardStats(ctx context.Context) (*DashboardStats, error) {
 			ModelID: m.ID, Name: m.Name, Status: string(m.Status), MaxWorkers: m.MaxWorkers,
 			Running: l.Running, Queued: l.Queued,
 		})
+	}
+	if st.PerCaller, err = s.CallerLoads(ctx); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

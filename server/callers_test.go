@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmsched/llm-scheduler/apptest"
 )
@@ -72,5 +73,99 @@ func TestCallerIsTheAPIKey(t *testing.T) {
 	body := map[string]any{"model_id": a.modelID, "type": "text-generation", "input": "hi", "caller": "someone-else"}
 	if code := a.Do("POST", "/api/v1/tasks", body, &eb, "Authorization", "Bearer "+a.keys["submitter"]); code != http.StatusBadRequest || eb.Error.Field != "caller" {
 		t.Fatalf("caller label with a key: %d %+v, want 400 naming caller", code, eb)
+	}
+}
+
+// TestPerCallerLoad: the overview's per-caller lines (GraphQL
+// dashboardStats.perCaller, REST per_caller) count each key's running and
+// queued tasks, with its weight, its part of the running tasks and the
+// part its weight claims; a submitter sees only its own line.
+func TestPerCallerLoad(t *testing.T) {
+	a := setupAuth(t)
+	admin := []string{"Authorization", "Bearer " + a.keys["admin"]}
+	keys := map[string]string{}
+	for name, weight := range map[string]int{"heavy": 3, "light": 1} {
+		var created struct{ Data struct{ Key string } }
+		if code := a.Do("POST", "/api/v1/apikeys", map[string]any{"name": name, "role": "submitter", "weight": weight}, &created, admin...); code != http.StatusCreated {
+			t.Fatalf("create key %s: %d", name, code)
+		}
+		keys[name] = created.Data.Key
+	}
+	var m struct{ Data apptest.Model }
+	if code := a.Do("POST", "/api/v1/models", map[string]any{"name": "slow-one", "type": "simulator", "max_workers": 2,
+		"config": map[string]any{"latency_ms": 60000}}, &m, admin...); code != http.StatusCreated {
+		t.Fatalf("create model: %d", code)
+	}
+	submit := func(name string, model int) {
+		t.Helper()
+		if code := a.Do("POST", "/api/v1/tasks", map[string]any{"model_id": model, "type": "text-generation", "input": "hi"}, nil,
+			"Authorization", "Bearer "+keys[name]); code != http.StatusCreated {
+			t.Fatalf("submit as %s: %d", name, code)
+		}
+	}
+	submit("heavy", m.Data.ID) // the two slots: heavy's two tasks run,
+	submit("heavy", m.Data.ID)
+	submit("light", m.Data.ID) // light's wait,
+	submit("light", a.modelID) // and so does its task on the offline model.
+	type line struct {
+		Caller    string
+		Weight    int
+		Running   int
+		Queued    int
+		Share     float64
+		FairShare float64
+	}
+	const q = "{ dashboardStats { perCaller { caller weight running queued share fairShare } } }"
+	read := func(key []string) map[string]line {
+		t.Helper()
+		var gq struct {
+			Data struct{ DashboardStats struct{ PerCaller []line } }
+		}
+		if code := a.Do("POST", "/graphql", map[string]any{"query": q}, &gq, key...); code != http.StatusOK {
+			t.Fatalf("dashboardStats: %d", code)
+		}
+		out := map[string]line{}
+		for _, l := range gq.Data.DashboardStats.PerCaller {
+			out[l.Caller] = l
+		}
+		return out
+	}
+	want := map[string]line{
+		"heavy": {Caller: "heavy", Weight: 3, Running: 2, Share: 1, FairShare: 0.75},
+		"light": {Caller: "light", Weight: 1, Queued: 2, Share: 0, FairShare: 0.25},
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := read(admin)
+		if len(got) == 2 && got["heavy"] == want["heavy"] && got["light"] == want["light"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("perCaller = %+v, want %+v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if own := read([]string{"Authorization", "Bearer " + keys["light"]}); len(own) != 1 || own["light"] != want["light"] {
+		t.Fatalf("light's own view = %+v, want only its line", own)
+	}
+	var rest struct {
+		Data struct {
+			PerCaller []struct {
+				Caller    string
+				APIKeyID  *int `json:"api_key_id"`
+				Running   int
+				Queued    int
+				FairShare float64 `json:"fair_share"`
+			} `json:"per_caller"`
+		}
+	}
+	if code := a.Do("GET", "/api/v1/stats/dashboard", nil, &rest, admin...); code != http.StatusOK || len(rest.Data.PerCaller) != 2 ||
+		rest.Data.PerCaller[0].Caller != "heavy" || rest.Data.PerCaller[0].Running != 2 || rest.Data.PerCaller[1].Queued != 2 ||
+		rest.Data.PerCaller[1].FairShare != 0.25 || rest.Data.PerCaller[0].APIKeyID == nil {
+		t.Fatalf("REST per_caller: %d %+v", code, rest.Data.PerCaller)
+	}
+	if code := a.Do("GET", "/api/v1/stats/dashboard", nil, &rest, "Authorization", "Bearer "+keys["heavy"]); code != http.StatusOK ||
+		len(rest.Data.PerCaller) != 1 || rest.Data.PerCaller[0].Caller != "heavy" {
+		t.Fatalf("REST per_caller for heavy: %d %+v", code, rest.Data.PerCaller)
 	}
 }

@@ -345,6 +345,7 @@ func (h *rest) dashboard(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	st.PerCaller = scheduler.OwnCallers(st.PerCaller, ownerFilter(r.Context()))
 	writeJSON(w, http.StatusOK, map[string]any{"data": st})
 }
 
