@@ -56,6 +56,7 @@ func mountGraphQL(s *Server) error {
 			},
 		},
 	})
+	h.AroundOperations(s.recheckWebsocketKey)
 	s.mux.Handle("/graphql", s.graphqlAuth(h, checkOrigin))
 	s.mux.Handle("GET /playground", playground.Handler("LLM Scheduler GraphQL", "/graphql"))
 	stopping := s.app.Stopping()
@@ -63,6 +64,9 @@ func mountGraphQL(s *Server) error {
 		<-stopping
 		ws.shutdown()
 	}()
+	if s.auth.enabled {
+		go s.watchKeys(ws, websocketKeyRecheck, stopping)
+	}
 	return nil
 }
 
@@ -84,7 +88,9 @@ func (s *Server) graphqlAuth(next http.Handler, checkOrigin func(*http.Request) 
 					Message: "websocket origin " + r.Header.Get("Origin") + " is not allowed (server.cors_origins)"})
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, bearerKey{}, bearer(r))))
+			ctx = context.WithValue(ctx, bearerKey{}, bearer(r))
+			ctx = context.WithValue(ctx, wsSessionKey{}, &wsSession{})
+			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		if r.Method == http.MethodPost && r.Body != nil {
@@ -139,7 +145,11 @@ func (s *Server) websocketInit(ctx context.Context, payload transport.InitPayloa
 	}
 	p, err := s.auth.Authenticate(ctx, token)
 	if err != nil {
-		return transport.WithWebsocketCloseCode(ctx, 4403), nil, err
+		return transport.WithWebsocketCloseCode(ctx, closeKeyRevoked), nil, err
+	}
+	if !p.Anonymous {
+		sess, _ := ctx.Value(wsSessionKey{}).(*wsSession)
+		sess.bindKey(p.KeyID)
 	}
 	return WithPrincipal(ctx, p), nil, nil
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -66,7 +68,11 @@ func (g *gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, o tran
 		return nil, err
 	}
 	gc := &gorillaConn{c: c, writeTimeout: g.writeTimeout, owner: g,
-		limiter: rate.NewLimiter(websocketMessageRate, websocketMessageBurst)}
+		limiter: rate.NewLimiter(websocketMessageRate, websocketMessageBurst),
+		active:  map[string]struct{}{}}
+	if sess, ok := r.Context().Value(wsSessionKey{}).(*wsSession); ok {
+		sess.conn = gc
+	}
 	g.mu.Lock()
 	if g.stopping {
 		g.mu.Unlock()
@@ -130,6 +136,15 @@ type gorillaConn struct {
 	owner        *gorillaWebsocket
 	once         sync.Once
 	limiter      *rate.Limiter
+
+	mu sync.Mutex
+	// active holds the ids of the operations the client started and that
+	// have not ended (graphql-ws: a second subscribe with a live id closes
+	// the socket with 4409).
+	active map[string]struct{}
+	// keyID is the API key the connection authenticated with (0: none, or
+	// auth off); the key watcher closes it with 4403 once the key is revoked.
+	keyID int
 }
 
 // errMessageRate ends a connection that sends too fast.
@@ -143,12 +158,24 @@ var (
 
 func (g *gorillaConn) NextReader() (int, io.Reader, error) {
 	t, r, err := g.c.NextReader()
+	if err == nil {
+		var raw []byte
+		raw, err = io.ReadAll(r)
+		r = bytes.NewReader(raw)
+		if err == nil {
+			err = g.track(raw)
+			if err != nil {
+				return t, nil, err
+			}
+		}
+	}
 	if errors.Is(err, websocket.ErrReadLimit) {
 		// gorilla has sent 1009 (message too big); let the client read it.
 		g.closeGracefully(websocket.CloseMessageTooBig, "message too big")
 		return t, nil, err
 	}
 	if err != nil {
+		_ = g.Close() // the connection is over: release its socket
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 			return t, nil, transport.ErrWebsocketClosed
 		}
@@ -161,15 +188,80 @@ func (g *gorillaConn) NextReader() (int, io.Reader, error) {
 	return t, r, nil
 }
 
+// wsEnvelope is what the adapter reads of a protocol message.
+type wsEnvelope struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// errDuplicateID ends a connection that starts an operation under an id
+// that is still running.
+var errDuplicateID = errors.New("duplicate operation id")
+
+// track follows which operation ids are running. A client message that
+// starts an operation ("subscribe" in graphql-transport-ws, "start" in the
+// legacy graphql-ws) with an id that is still running closes the
+// connection with 4409, as graphql-transport-ws prescribes ("Subscriber
+// for <id> already exists"): gqlgen would run both and lose the first's
+// cancel. A message that does not decode is left to gqlgen to refuse.
+func (g *gorillaConn) track(raw []byte) error {
+	var m wsEnvelope
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	switch m.Type {
+	case "subscribe", "start":
+		g.mu.Lock()
+		_, dup := g.active[m.ID]
+		if !dup {
+			g.active[m.ID] = struct{}{}
+		}
+		g.mu.Unlock()
+		if dup {
+			g.closeGracefully(4409, "Subscriber for "+truncateID(m.ID)+" already exists")
+			return errDuplicateID
+		}
+	case "complete", "stop":
+		g.ended(m.ID)
+	}
+	return nil
+}
+
+func (g *gorillaConn) ended(id string) {
+	g.mu.Lock()
+	delete(g.active, id)
+	g.mu.Unlock()
+}
+
+// truncateID bounds a client-chosen id quoted in a close reason (at most
+// 123 bytes in all).
+func truncateID(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
+}
+
 // WriteJSON writes one message. gqlgen serialises calls. A write that
 // fails (a stalled client past the deadline) closes the connection, which
-// ends its read loop and with it every subscription on it.
+// ends its read loop and with it every subscription on it. A "complete" or
+// "error" message ends its operation, so the client may reuse its id.
 func (g *gorillaConn) WriteJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(b, []byte(`"complete"`)) || bytes.Contains(b, []byte(`"error"`)) {
+		var m wsEnvelope
+		if json.Unmarshal(b, &m) == nil && (m.Type == "complete" || m.Type == "error") {
+			g.ended(m.ID)
+		}
+	}
 	if err := g.c.SetWriteDeadline(time.Now().Add(g.writeTimeout)); err != nil {
 		_ = g.Close()
 		return err
 	}
-	if err := g.c.WriteJSON(v); err != nil {
+	if err := g.c.WriteMessage(websocket.TextMessage, b); err != nil {
 		_ = g.Close()
 		return err
 	}
@@ -210,3 +302,16 @@ func (g *gorillaConn) Close() error {
 func (g *gorillaConn) Subprotocol() string               { return g.c.Subprotocol() }
 func (g *gorillaConn) SetReadLimit(limit int64)          { g.c.SetReadLimit(limit) }
 func (g *gorillaConn) SetReadDeadline(t time.Time) error { return g.c.SetReadDeadline(t) }
+
+// closeWith tells the client why the connection ends (code and reason in
+// the close frame) from outside its read loop, and closes the socket a
+// second later if the client has not answered the close by then. The
+// read loop ends on the client's close or on the closed socket, and with
+// it every operation on the connection.
+func (g *gorillaConn) closeWith(code int, reason string) {
+	if err := g.WriteClose(code, reason); err != nil {
+		_ = g.Close() // the peer is gone already
+		return
+	}
+	time.AfterFunc(time.Second, func() { _ = g.Close() })
+}
