@@ -220,7 +220,13 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 			return err
 		}
 		providers.SetOutbound(pol)
-		a.httpServer = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		// ReadTimeout bounds a request and its body: net/http clears the
+		// deadline once the body is read (and gorilla on upgrade), so
+		// streamed answers and websockets outlive it. No WriteTimeout: it
+		// would cut them.
+		sc := a.Config.Server
+		a.httpServer = &http.Server{Handler: h, ReadHeaderTimeout: sc.ReadHeaderTimeout.D(),
+			ReadTimeout: sc.ReadTimeout.D(), IdleTimeout: sc.IdleTimeout.D()}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
@@ -244,9 +250,12 @@ func (a *App) Addr() string {
 func (a *App) Stopping() <-chan struct{} { return a.stopping }
 
 // Shutdown stops intake, lets running tasks finish within
-// server.shutdown_grace, hands the rest back to the queue, and closes
-// connections.
+// server.shutdown_grace, hands the rest back to the queue, keeps the HTTP
+// listener open until server.drain_window has passed since it began (health
+// and writes answer 503 meanwhile), then stops accepting, lets requests in
+// flight finish (at most 10 s) and closes connections.
 func (a *App) Shutdown(ctx context.Context) error {
+	began := time.Now()
 	select {
 	case <-a.stopping:
 	default:
@@ -257,6 +266,18 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.Worker.Shutdown()
 	}
 	if a.httpServer != nil {
+		// The drain window: health and writes answer 503 (intake) while
+		// the listener still accepts, so that load balancers take this
+		// process out before its connections are refused.
+		if drain := a.Config.Server.DrainWindow.D() - time.Since(began); drain > 0 {
+			a.Log.Info("draining: health and new work answer 503 until the listener closes", "window", drain.String())
+			t := time.NewTimer(drain)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := a.httpServer.Shutdown(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))

@@ -100,3 +100,40 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("%d succeeded attempts, want exactly 1", ok)
 	}
 }
+
+// TestAPIProcessDrainsBeforeClosing: an api-only process (no worker whose
+// grace period would keep it up) keeps its listener open for
+// server.drain_window after shutdown begins: health and new work answer
+// 503 with Retry-After, reads are still served, so a load balancer takes
+// it out before connections are refused; then it stops accepting.
+func TestAPIProcessDrainsBeforeClosing(t *testing.T) {
+	sh := apptest.NewShared(t, func(c *config.Config) {
+		c.Server.DrainWindow = config.Duration(3 * time.Second)
+	})
+	sh.Start(t, app.RoleWorker) // holds the embedded Redis
+	api := sh.Start(t, app.RoleAPI)
+	a := api.App
+	api.App = nil // this test stops it
+	done := make(chan error, 1)
+	go func() { done <- a.Shutdown(context.Background()) }()
+	<-a.Stopping()
+
+	resp, err := api.HTTP.Get(api.URL + "/api/v1/system/health")
+	if err != nil {
+		t.Fatalf("health right after shutdown began: %v, want a 503 answer during the drain window", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("health while draining: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code := api.Do("GET", "/api/v1/models", nil, nil); code != http.StatusOK {
+		t.Fatalf("a read while draining: %d, want 200", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if resp, err := api.HTTP.Get(api.URL + "/api/v1/system/health"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("after the drain window the listener still answers (%d)", resp.StatusCode)
+	}
+}

@@ -110,6 +110,8 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 	cfg.Queue.RetryDelay = config.Duration(100 * time.Millisecond)
 	cfg.Queue.MaxRetryDelay = config.Duration(2 * time.Second)
 	cfg.Server.ShutdownGrace = config.Duration(2 * time.Second)
+	// Every test stops its processes: no drain window unless one asks.
+	cfg.Server.DrainWindow = 0
 	cfg.Log.Level = getenv("LLMSCHED_TEST_LOG_LEVEL", "warn")
 	sh := &Shared{Config: &cfg}
 	switch Backend() {

@@ -68,6 +68,23 @@ type Server struct {
 	// front door (/v1) waits for its task to start, unless it sends
 	// X-Queue-Timeout; past it the task is cancelled.
 	OpenAIQueueTimeout Duration `yaml:"openai_queue_timeout" json:"openai_queue_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, headers and body
+	// (http.Server.ReadTimeout). net/http clears it once the body is read,
+	// so it does not cut streamed answers (SSE) or websockets; there is no
+	// WriteTimeout, which would.
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// GraphQLTimeout is the time budget of one GraphQL query or mutation
+	// (subscriptions are not bounded); past it the operation is cancelled
+	// and answers TIMEOUT.
+	GraphQLTimeout Duration `yaml:"graphql_timeout" json:"graphql_timeout"`
+	// DrainWindow is how long an api process keeps answering after
+	// SIGTERM, with health and writes at 503 so that load balancers take it
+	// out, before it stops accepting connections.
+	DrainWindow Duration `yaml:"drain_window" json:"drain_window"`
 }
 
 // Database is the system of record.
@@ -266,7 +283,10 @@ func Defaults(embedded bool) Config {
 	c := Config{
 		App: App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
 		Server: Server{Port: 8080, ShutdownGrace: Duration(30 * time.Second), MaxBodyBytes: 8 << 20,
-			OpenAIQueueTimeout: Duration(5 * time.Minute)},
+			OpenAIQueueTimeout: Duration(5 * time.Minute),
+			ReadHeaderTimeout:  Duration(10 * time.Second), ReadTimeout: Duration(30 * time.Second),
+			IdleTimeout: Duration(60 * time.Second), GraphQLTimeout: Duration(30 * time.Second),
+			DrainWindow: Duration(5 * time.Second)},
 		Database: Database{
 			Driver: "mysql", Host: "localhost", Port: 3306, Username: "llm_user",
 			Password: "llm_password", Database: "llm_scheduler",
@@ -432,6 +452,7 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
 		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
 		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval, "QUEUE_LEADER_LEASE_TTL": &c.Queue.LeaderLeaseTTL, "OPENAI_QUEUE_TIMEOUT": &c.Server.OpenAIQueueTimeout,
+		"SERVER_DRAIN_WINDOW": &c.Server.DrainWindow,
 	} {
 		if v := getenv(key); v != "" {
 			d, err := parseDuration(v)
@@ -497,6 +518,20 @@ func (c *Config) Validate() error {
 	}
 	if d := c.Server.OpenAIQueueTimeout.D(); d <= 0 || d > 24*time.Hour {
 		bad("server.openai_queue_timeout must be more than 0s and at most 24h, got %s", c.Server.OpenAIQueueTimeout)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"server.read_header_timeout", c.Server.ReadHeaderTimeout}, {"server.read_timeout", c.Server.ReadTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout}, {"server.graphql_timeout", c.Server.GraphQLTimeout},
+	} {
+		if d.v <= 0 {
+			bad("%s must be positive, got %s", d.key, d.v)
+		}
+	}
+	if c.Server.DrainWindow < 0 {
+		bad("server.drain_window must not be negative, got %s", c.Server.DrainWindow)
 	}
 	switch c.Database.Driver {
 	case "sqlite":

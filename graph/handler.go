@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -53,6 +54,8 @@ type HandlerOptions struct {
 	// in its shutdown grace period takes no new work (queries and
 	// subscriptions go on).
 	Stopping <-chan struct{}
+	// Timeout is the time budget of one query or mutation (0: none).
+	Timeout time.Duration
 }
 
 // NewHandler builds the GraphQL HTTP handler with the transports and
@@ -127,7 +130,34 @@ func NewHandler(o HandlerOptions) *handler.Server {
 	if o.Stopping != nil {
 		srv.AroundOperations(refuseMutationsWhenStopping(o.Stopping))
 	}
+	if o.Timeout > 0 {
+		srv.AroundResponses(TimeBudget(o.Timeout))
+	}
 	return srv
+}
+
+// TimeBudget bounds the execution of a query or mutation to d: its
+// resolvers run with a context that ends after d, and a response produced
+// after that carries an error with extensions code TIMEOUT. Subscriptions
+// run as long as their client listens and are not bounded. (Validation,
+// before execution, is bounded by SelectionLimit and DepthLimit.)
+func TimeBudget(d time.Duration) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		oc := graphql.GetOperationContext(ctx)
+		if oc == nil || oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
+			return next(ctx)
+		}
+		bctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		resp := next(bctx)
+		if resp != nil && errors.Is(bctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			resp.Errors = append(resp.Errors, &gqlerror.Error{
+				Message:    fmt.Sprintf("the operation took longer than its time budget of %s (server.graphql_timeout)", d),
+				Extensions: map[string]any{"code": string(scheduler.CodeTimeout)},
+			})
+		}
+		return resp
+	}
 }
 
 // refuseMutationsWhenStopping answers mutations with UNAVAILABLE once

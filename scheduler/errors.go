@@ -25,7 +25,11 @@ const (
 	CodeUnauthenticated Code = "UNAUTHENTICATED"
 	CodeForbidden       Code = "FORBIDDEN"
 	CodeTooLarge        Code = "PAYLOAD_TOO_LARGE"
-	CodeInternal        Code = "INTERNAL"
+	// CodeTimeout: the request took longer than its time budget (a body
+	// sent too slowly, server.read_timeout; a GraphQL operation past
+	// server.graphql_timeout).
+	CodeTimeout  Code = "TIMEOUT"
+	CodeInternal Code = "INTERNAL"
 )
 
 // Error is an error a client can act on.

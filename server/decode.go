@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/llmsched/llm-scheduler/scheduler"
@@ -22,6 +23,9 @@ func decodeJSON(r *http.Request, dst any) error {
 		if errors.As(err, &mbe) {
 			return &scheduler.Error{Code: scheduler.CodeTooLarge,
 				Message: fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errBodyTimeout
 		}
 		return scheduler.Invalid("body", "could not be read: %v", err)
 	}

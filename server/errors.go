@@ -23,6 +23,7 @@ var statusOf = map[scheduler.Code]int{
 	scheduler.CodeUnauthenticated: http.StatusUnauthorized,
 	scheduler.CodeForbidden:       http.StatusForbidden,
 	scheduler.CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	scheduler.CodeTimeout:         http.StatusRequestTimeout,
 	scheduler.CodeInternal:        http.StatusInternalServerError,
 }
 

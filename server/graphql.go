@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,7 @@ func mountGraphQL(s *Server) error {
 		// Introspection follows server.introspection (off in production by default).
 		Introspection: cfg.IntrospectionEnabled(),
 		Stopping:      s.app.Stopping(),
+		Timeout:       cfg.Server.GraphQLTimeout.D(),
 		Websocket: transport.Websocket{
 			Implementation: ws,
 			// A websocket message is bounded like an HTTP body.
@@ -121,6 +123,9 @@ func writeGraphQLError(w http.ResponseWriter, err error) {
 	status, code := http.StatusBadRequest, scheduler.CodeInvalid
 	msg := "request body could not be read: " + err.Error()
 	var mbe *http.MaxBytesError
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		status, code, msg = http.StatusRequestTimeout, scheduler.CodeTimeout, errBodyTimeout.Message
+	}
 	if errors.As(err, &mbe) {
 		status, code = http.StatusRequestEntityTooLarge, scheduler.CodeTooLarge
 		msg = fmt.Sprintf("request body is over the limit of %d bytes (server.max_body_bytes)", mbe.Limit)

@@ -70,3 +70,21 @@ func TestMonitoringIsAdminOnlyWithAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitoringAnswers503WhileRedisIsDown: asynqmon's API answers a bare
+// 500 with the driver's error when Redis is gone; /monitoring answers
+// 503 UNAVAILABLE with Retry-After instead, like every other outage.
+func TestMonitoringAnswers503WhileRedisIsDown(t *testing.T) {
+	e := apptest.New(t, nil)
+	if e.App.Broker.Embedded == nil {
+		t.Skip("needs the embedded Redis, which the test can stop")
+	}
+	if code := e.Do("GET", "/monitoring/api/queues", nil, nil); code != http.StatusOK {
+		t.Fatalf("with Redis up: %d", code)
+	}
+	e.App.Broker.Embedded.Close()
+	code, h, body := get(t, e, "GET", "/monitoring/api/queues")
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, `"UNAVAILABLE"`) || !strings.Contains(body, "redis") {
+		t.Fatalf("with Redis down: %d Retry-After %q %s, want 503 UNAVAILABLE naming redis, with Retry-After", code, h.Get("Retry-After"), body)
+	}
+}

@@ -103,7 +103,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			writeJSON(w, status, errorBody{Error: errorDetail{Code: err.Code, Message: err.Message}})
 			return
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -121,3 +121,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
 }
+
+// errBodyTimeout answers a request whose body did not arrive within
+// server.read_timeout (http.Server.ReadTimeout: the connection's read
+// deadline, which net/http clears once the body has been read, so that
+// streamed answers and websockets are not cut by it).
+var errBodyTimeout = &scheduler.Error{Code: scheduler.CodeTimeout,
+	Message: "the request was not received within server.read_timeout"}
