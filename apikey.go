@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/apikeys"
 	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/config"
 	"github.com/llmsched/llm-scheduler/scheduler"
 	"github.com/llmsched/llm-scheduler/secrets"
 	"github.com/llmsched/llm-scheduler/store"
@@ -141,22 +142,22 @@ func modelBudgetsText(bs []domain.ModelBudget) string {
 
 // openStore opens (and migrates, when the configuration allows) the
 // database that fs's --config names.
-func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.Store, []string, error) {
+func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.Store, *config.Config, []string, error) {
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	st, err := store.Open(ctx, cfg.Database)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cfg.Database.Driver == "sqlite" || cfg.Database.AutoMigrate {
 		if err := st.Migrate(ctx); err != nil {
 			_ = st.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return st, fs.Args(), nil
+	return st, cfg, fs.Args(), nil
 }
 
 func apikeyCommand(args []string, stdout, stderr io.Writer) error {
@@ -189,13 +190,21 @@ func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 	if (sub == "revoke" || sub == "update") && len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		positional, args = args[:1], args[1:]
 	}
-	st, rest, err := openStore(ctx, fs, args)
+	st, cfg, rest, err := openStore(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	positional = append(positional, rest...)
-	svc := apikeys.New(st.Client)
+	// Webhook secrets are sealed like provider secrets.
+	if err := secrets.Resolve(cfg, newLogger(cfg, stderr)); err != nil {
+		return err
+	}
+	kr, err := secrets.FromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	svc := apikeys.New(st.Client, apikeys.WithSealer(kr.Seal))
 	settings, err := keySettings(fs, weight, perDay, perMonth, &budgets, *noBudgets)
 	if err != nil {
 		return fmt.Errorf("apikey %s: %w", sub, err)
@@ -210,7 +219,8 @@ func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 			return settingsError(sub, err)
 		}
 		fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
-		fmt.Fprintln(stdout, "Store it now: it is not shown again. Send it as: Authorization: Bearer <key>")
+		fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
+		fmt.Fprintln(stdout, "Store them now: they are not shown again. Send the key as: Authorization: Bearer <key>")
 		return nil
 	case "update":
 		if len(positional) != 1 {

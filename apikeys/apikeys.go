@@ -36,17 +36,79 @@ func Hash(key string) string {
 
 // Service creates, lists and revokes keys.
 type Service struct {
-	db  *ent.Client
-	now func() time.Time
+	db       *ent.Client
+	now      func() time.Time
+	seal     func(string) (string, error)
+	checkURL func(raw, field string) error
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithSealer seals webhook secrets before they are stored (secrets.
+// Keyring.Seal). Without it they are stored as generated, as provider
+// secrets are in plaintext mode.
+func WithSealer(seal func(string) (string, error)) Option { return func(s *Service) { s.seal = seal } }
+
+// WithURLCheck validates a key's default callback_url (scheduler.Service.
+// CheckCallbackURL). Without it a callback_url setting is refused.
+func WithURLCheck(check func(raw, field string) error) Option {
+	return func(s *Service) { s.checkURL = check }
 }
 
 // New returns a service on db.
-func New(db *ent.Client) *Service { return &Service{db: db, now: time.Now} }
+func New(db *ent.Client, opts ...Option) *Service {
+	s := &Service{db: db, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
-// Created is a new key. Secret is the key itself; it exists only here.
+// Created is a new key. Secret is the key itself and WebhookSecret the
+// secret that signs its tasks' webhooks; they exist only here.
 type Created struct {
-	Key    *ent.APIKey
-	Secret string
+	Key           *ent.APIKey
+	Secret        string
+	WebhookSecret string
+}
+
+// WebhookSecretPrefix starts every webhook secret.
+const WebhookSecretPrefix = "whsec_"
+
+// newWebhookSecret generates a webhook secret and its stored (sealed) form.
+func (s *Service) newWebhookSecret() (plain, stored string, err error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", fmt.Errorf("generate webhook secret: %w", err)
+	}
+	plain = WebhookSecretPrefix + hex.EncodeToString(raw)
+	stored = plain
+	if s.seal != nil {
+		if stored, err = s.seal(plain); err != nil {
+			return "", "", fmt.Errorf("seal webhook secret: %w", err)
+		}
+	}
+	return plain, stored, nil
+}
+
+// RotateWebhookSecret gives a key a new webhook secret (the first one, for
+// a key made before webhooks) and returns it: it is shown only here.
+// Deliveries sent from then on are signed with it.
+func (s *Service) RotateWebhookSecret(ctx context.Context, id int) (*ent.APIKey, string, error) {
+	plain, stored, err := s.newWebhookSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	n, err := s.db.APIKey.Update().Where(apikey.ID(id), apikey.RevokedAtIsNil()).SetWebhookSecret(stored).Save(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("rotate webhook secret of api key %d: %w", id, err)
+	}
+	if n == 0 {
+		return nil, "", fmt.Errorf("%w: no live key with id %d", ErrNotFound, id)
+	}
+	k, err := s.Get(ctx, id)
+	return k, plain, err
 }
 
 // ErrInvalid reports a bad name or role.
@@ -83,12 +145,16 @@ func (s *Service) Create(ctx context.Context, name, role string) (Created, error
 		return Created{}, fmt.Errorf("generate api key: %w", err)
 	}
 	secret := KeyPrefix + hex.EncodeToString(raw)
+	hook, stored, err := s.newWebhookSecret()
+	if err != nil {
+		return Created{}, err
+	}
 	k, err := s.db.APIKey.Create().SetName(name).SetRole(r).SetPrefix(secret[:shownPrefix]).
-		SetHash(Hash(secret)).SetCreatedAt(s.now()).Save(ctx)
+		SetHash(Hash(secret)).SetCreatedAt(s.now()).SetWebhookSecret(stored).Save(ctx)
 	if err != nil {
 		return Created{}, fmt.Errorf("store api key: %w", err)
 	}
-	return Created{Key: k, Secret: secret}, nil
+	return Created{Key: k, Secret: secret, WebhookSecret: hook}, nil
 }
 
 // List returns every key, revoked ones included, oldest first.
@@ -128,6 +194,8 @@ type Settings struct {
 	TokensPerDay   *int
 	TokensPerMonth *int
 	ModelBudgets   *[]domain.ModelBudget
+	// CallbackURL is the default callback_url of the key's tasks; "" removes it.
+	CallbackURL *string
 }
 
 // maxModelBudgets bounds how many models a key may have caps on.
@@ -145,6 +213,14 @@ func (s *Service) validate(ctx context.Context, st Settings) error {
 	}{{"tokens_per_day", st.TokensPerDay}, {"tokens_per_month", st.TokensPerMonth}} {
 		if c.v != nil && *c.v < 0 {
 			return invalid(c.name, "must be 0 (no cap) or a positive number of tokens, got %d", *c.v)
+		}
+	}
+	if st.CallbackURL != nil && *st.CallbackURL != "" {
+		if s.checkURL == nil {
+			return invalid("callback_url", "cannot be checked here; set it through the REST or GraphQL API")
+		}
+		if err := s.checkURL(*st.CallbackURL, "callback_url"); err != nil {
+			return err
 		}
 	}
 	if st.ModelBudgets == nil {
@@ -238,6 +314,13 @@ func (s *Service) apply(ctx context.Context, k *ent.APIKey, st Settings) (*ent.A
 	capOrClear(st.TokensPerMonth, func(v int) { u.SetTokensPerMonth(v) }, func() { u.ClearTokensPerMonth() })
 	if st.ModelBudgets != nil {
 		u.SetModelBudgets(*st.ModelBudgets)
+	}
+	if st.CallbackURL != nil {
+		if *st.CallbackURL == "" {
+			u.ClearCallbackURL()
+		} else {
+			u.SetCallbackURL(*st.CallbackURL)
+		}
 	}
 	k, err := u.Save(ctx)
 	if err != nil {

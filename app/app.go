@@ -26,6 +26,7 @@ import (
 	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 	"github.com/llmsched/llm-scheduler/secrets"
+	"github.com/llmsched/llm-scheduler/webhooks"
 	"github.com/llmsched/llm-scheduler/store"
 )
 
@@ -65,6 +66,8 @@ type App struct {
 	Reconciler *jobs.Reconciler
 	// DueScanner admits scheduled tasks when they come due.
 	DueScanner *jobs.DueScanner
+	// Webhooks sends completion webhooks (worker and all roles).
+	Webhooks *webhooks.Sender
 	Hooks      jobs.Hooks
 	// Metrics is this process's Prometheus registry; its worker hooks are
 	// the default Hooks.
@@ -198,6 +201,14 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 		if err := a.Worker.Start(); err != nil {
 			return err
 		}
+		ws, err := webhooks.New(a.Store.Client, a.Config, a.Log)
+		if err != nil {
+			return err
+		}
+		a.Webhooks = ws
+		a.Service.OnWebhook(ws.Wake)
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); ws.Run(ctx) }()
 	}
 	if a.Role == RoleAPI || a.Role == RoleAll {
 		h, err := handler(a)

@@ -33,6 +33,8 @@ type Config struct {
 	Log      Log      `yaml:"log" json:"log"`
 	// Providers holds what models may reach.
 	Providers Providers `yaml:"providers" json:"providers"`
+	// Webhooks controls completion webhooks (docs/webhooks.md).
+	Webhooks Webhooks `yaml:"webhooks" json:"webhooks"`
 
 	// Source says where the configuration came from (a file path, or
 	// "defaults"); it is not read from YAML.
@@ -202,6 +204,35 @@ type Providers struct {
 	AllowHosts []string `yaml:"allow_hosts" json:"allow_hosts"`
 }
 
+// Webhooks controls completion webhooks: where they may go, how they are
+// signed when the submitting API key has no secret of its own, and how
+// they are retried.
+type Webhooks struct {
+	// AllowPrivate lets callback URLs reach loopback and private addresses
+	// (127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 100.64/10, ::1, fc00::/7).
+	// Off by default, so that a caller cannot make the scheduler probe its
+	// internal network. Link-local and cloud-metadata addresses and the
+	// scheduler's own listen address stay refused either way.
+	AllowPrivate bool `yaml:"allow_private" json:"allow_private"`
+	// Secret signs the webhooks of tasks whose API key has no webhook
+	// secret (auth off, or a key created before webhooks). Without it such
+	// a task's callback_url is refused at create.
+	Secret string `yaml:"secret" json:"-"`
+	// Timeout bounds one POST (connect, send, answer).
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// RetryDelay is the first retry's delay; each retry doubles it, with
+	// jitter, up to MaxRetryDelay.
+	RetryDelay    Duration `yaml:"retry_delay" json:"retry_delay"`
+	MaxRetryDelay Duration `yaml:"max_retry_delay" json:"max_retry_delay"`
+	// MaxAge is how long a delivery is retried before it is given up.
+	MaxAge Duration `yaml:"max_age" json:"max_age"`
+	// PollInterval is how often each worker process looks for due
+	// deliveries (a terminal task of its own process wakes it at once).
+	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
+	// Concurrency bounds the POSTs one process has in flight.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
+}
+
 // Outbound builds the outbound policy of this configuration: the allowed
 // hosts and the scheduler's own listen address.
 // extraSelf are further own addresses (the listener's actual one, when it
@@ -304,6 +335,9 @@ func Defaults(embedded bool) Config {
 			MaxScheduleAhead: Duration(30 * 24 * time.Hour), ScheduleCheckInterval: Duration(500 * time.Millisecond),
 		},
 		Worker: Worker{DefaultWorkers: 5, MaxWorkers: 50},
+		Webhooks: Webhooks{Timeout: Duration(10 * time.Second), RetryDelay: Duration(10 * time.Second),
+			MaxRetryDelay: Duration(time.Hour), MaxAge: Duration(24 * time.Hour),
+			PollInterval: Duration(time.Second), Concurrency: 8},
 		Log:    Log{Level: "info"},
 		Source: "defaults",
 	}
@@ -469,6 +503,15 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	str("ENCRYPTION_KEY", &c.Auth.EncryptionKey)
 	if v := getenv("PROVIDERS_ALLOW_HOSTS"); v != "" {
 		c.Providers.AllowHosts = splitList(v)
+	}
+	str("WEBHOOKS_SECRET", &c.Webhooks.Secret)
+	if v := getenv("WEBHOOKS_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("environment WEBHOOKS_ALLOW_PRIVATE must be true or false, got %q", v))
+		} else {
+			c.Webhooks.AllowPrivate = b
+		}
 	}
 	str("LOG_LEVEL", &c.Log.Level)
 	str("LOG_FORMAT", &c.Log.Format)
@@ -643,5 +686,38 @@ func (c *Config) Validate() error {
 	if _, err := outbound.New(outbound.Config{AllowHosts: c.Providers.AllowHosts}); err != nil {
 		errs = append(errs, err)
 	}
+	w := c.Webhooks
+	if w.Timeout.D() < 10*time.Millisecond || w.Timeout.D() > 5*time.Minute {
+		bad("webhooks.timeout must be between 10ms and 5m, got %s", w.Timeout)
+	}
+	if w.RetryDelay.D() < time.Millisecond || w.RetryDelay.D() > w.MaxRetryDelay.D() {
+		bad("webhooks.retry_delay must be at least 1ms and at most webhooks.max_retry_delay (%s), got %s", w.MaxRetryDelay, w.RetryDelay)
+	}
+	if w.MaxAge.D() < time.Second || w.MaxAge.D() > 30*24*time.Hour {
+		bad("webhooks.max_age must be between 1s and 720h, got %s", w.MaxAge)
+	}
+	if w.PollInterval.D() < 10*time.Millisecond || w.PollInterval.D() > time.Minute {
+		bad("webhooks.poll_interval must be between 10ms and 1m, got %s", w.PollInterval)
+	}
+	if w.Concurrency < 1 || w.Concurrency > 1000 {
+		bad("webhooks.concurrency must be between 1 and 1000, got %d", w.Concurrency)
+	}
+	if w.Secret != "" && len(w.Secret) < 16 {
+		bad("webhooks.secret must be at least 16 characters, got %d", len(w.Secret))
+	}
 	return errors.Join(errs...)
+}
+
+// WebhookPolicy builds the outbound policy of callback URLs: the
+// providers' rules (link-local and cloud-metadata addresses, the
+// scheduler's own listen address refused) plus, unless
+// webhooks.allow_private, loopback and private addresses refused.
+// providers.allow_hosts does not apply to webhooks.
+func (c *Config) WebhookPolicy(extraSelf ...string) (*outbound.Policy, error) {
+	var self []string
+	if c.Server.Port > 0 {
+		self = append(self, c.Addr())
+	}
+	return outbound.New(outbound.Config{Self: append(self, extraSelf...), DenyPrivate: !c.Webhooks.AllowPrivate,
+		Hint: "webhooks.allow_private allows loopback and private addresses"})
 }

@@ -160,3 +160,26 @@ type ModelBudget struct {
 // AnonymousCaller is the caller of a task submitted without an API key and
 // without a caller label.
 const AnonymousCaller = "anonymous"
+
+// WebhookStatus is where a completion webhook delivery stands.
+type WebhookStatus string
+
+const (
+	// WebhookPending: due at its next_attempt_at (first try or a retry).
+	WebhookPending WebhookStatus = "pending"
+	// WebhookDelivered: the receiver answered 2xx.
+	WebhookDelivered WebhookStatus = "delivered"
+	// WebhookFailed: no 2xx before webhooks.max_age ran out.
+	WebhookFailed WebhookStatus = "failed"
+)
+
+// WebhookStatuses lists every delivery status.
+func WebhookStatuses() []WebhookStatus {
+	return []WebhookStatus{WebhookPending, WebhookDelivered, WebhookFailed}
+}
+
+func (WebhookStatus) Values() []string         { return stringsOf(WebhookStatuses()) }
+func (s WebhookStatus) MarshalGQL(w io.Writer) { writeGQL(w, string(s)) }
+func (s *WebhookStatus) UnmarshalGQL(v any) error {
+	return unmarshalGQL(v, s, WebhookStatuses(), "status")
+}

@@ -41,6 +41,10 @@ type APIKey struct {
 	TokensPerMonth *int `json:"tokens_per_month,omitempty"`
 	// ModelBudgets holds the value of the "model_budgets" field.
 	ModelBudgets []domain.ModelBudget `json:"model_budgets,omitempty"`
+	// WebhookSecret holds the value of the "webhook_secret" field.
+	WebhookSecret string `json:"-"`
+	// CallbackURL holds the value of the "callback_url" field.
+	CallbackURL  *string `json:"callback_url,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -53,7 +57,7 @@ func (*APIKey) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case apikey.FieldID, apikey.FieldWeight, apikey.FieldTokensPerDay, apikey.FieldTokensPerMonth:
 			values[i] = new(sql.NullInt64)
-		case apikey.FieldName, apikey.FieldRole, apikey.FieldPrefix, apikey.FieldHash:
+		case apikey.FieldName, apikey.FieldRole, apikey.FieldPrefix, apikey.FieldHash, apikey.FieldWebhookSecret, apikey.FieldCallbackURL:
 			values[i] = new(sql.NullString)
 		case apikey.FieldCreatedAt, apikey.FieldLastUsedAt, apikey.FieldRevokedAt:
 			values[i] = new(sql.NullTime)
@@ -150,6 +154,19 @@ func (_m *APIKey) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field model_budgets: %w", err)
 				}
 			}
+		case apikey.FieldWebhookSecret:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field webhook_secret", values[i])
+			} else if value.Valid {
+				_m.WebhookSecret = value.String
+			}
+		case apikey.FieldCallbackURL:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field callback_url", values[i])
+			} else if value.Valid {
+				_m.CallbackURL = new(string)
+				*_m.CallbackURL = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -225,6 +242,13 @@ func (_m *APIKey) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("model_budgets=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ModelBudgets))
+	builder.WriteString(", ")
+	builder.WriteString("webhook_secret=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.CallbackURL; v != nil {
+		builder.WriteString("callback_url=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -137,6 +137,34 @@ func (_c *APIKeyCreate) SetModelBudgets(v []domain.ModelBudget) *APIKeyCreate {
 	return _c
 }
 
+// SetWebhookSecret sets the "webhook_secret" field.
+func (_c *APIKeyCreate) SetWebhookSecret(v string) *APIKeyCreate {
+	_c.mutation.SetWebhookSecret(v)
+	return _c
+}
+
+// SetNillableWebhookSecret sets the "webhook_secret" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableWebhookSecret(v *string) *APIKeyCreate {
+	if v != nil {
+		_c.SetWebhookSecret(*v)
+	}
+	return _c
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (_c *APIKeyCreate) SetCallbackURL(v string) *APIKeyCreate {
+	_c.mutation.SetCallbackURL(v)
+	return _c
+}
+
+// SetNillableCallbackURL sets the "callback_url" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableCallbackURL(v *string) *APIKeyCreate {
+	if v != nil {
+		_c.SetCallbackURL(*v)
+	}
+	return _c
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_c *APIKeyCreate) Mutation() *APIKeyMutation {
 	return _c.mutation
@@ -237,6 +265,11 @@ func (_c *APIKeyCreate) check() error {
 			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.CallbackURL(); ok {
+		if err := apikey.CallbackURLValidator(v); err != nil {
+			return &ValidationError{Name: "callback_url", err: fmt.Errorf(`ent: validator failed for field "APIKey.callback_url": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -307,6 +340,14 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ModelBudgets(); ok {
 		_spec.SetField(apikey.FieldModelBudgets, field.TypeJSON, value)
 		_node.ModelBudgets = value
+	}
+	if value, ok := _c.mutation.WebhookSecret(); ok {
+		_spec.SetField(apikey.FieldWebhookSecret, field.TypeString, value)
+		_node.WebhookSecret = value
+	}
+	if value, ok := _c.mutation.CallbackURL(); ok {
+		_spec.SetField(apikey.FieldCallbackURL, field.TypeString, value)
+		_node.CallbackURL = &value
 	}
 	return _node, _spec
 }
@@ -525,6 +566,42 @@ func (u *APIKeyUpsert) UpdateModelBudgets() *APIKeyUpsert {
 // ClearModelBudgets clears the value of the "model_budgets" field.
 func (u *APIKeyUpsert) ClearModelBudgets() *APIKeyUpsert {
 	u.SetNull(apikey.FieldModelBudgets)
+	return u
+}
+
+// SetWebhookSecret sets the "webhook_secret" field.
+func (u *APIKeyUpsert) SetWebhookSecret(v string) *APIKeyUpsert {
+	u.Set(apikey.FieldWebhookSecret, v)
+	return u
+}
+
+// UpdateWebhookSecret sets the "webhook_secret" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateWebhookSecret() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldWebhookSecret)
+	return u
+}
+
+// ClearWebhookSecret clears the value of the "webhook_secret" field.
+func (u *APIKeyUpsert) ClearWebhookSecret() *APIKeyUpsert {
+	u.SetNull(apikey.FieldWebhookSecret)
+	return u
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (u *APIKeyUpsert) SetCallbackURL(v string) *APIKeyUpsert {
+	u.Set(apikey.FieldCallbackURL, v)
+	return u
+}
+
+// UpdateCallbackURL sets the "callback_url" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateCallbackURL() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldCallbackURL)
+	return u
+}
+
+// ClearCallbackURL clears the value of the "callback_url" field.
+func (u *APIKeyUpsert) ClearCallbackURL() *APIKeyUpsert {
+	u.SetNull(apikey.FieldCallbackURL)
 	return u
 }
 
@@ -766,6 +843,48 @@ func (u *APIKeyUpsertOne) UpdateModelBudgets() *APIKeyUpsertOne {
 func (u *APIKeyUpsertOne) ClearModelBudgets() *APIKeyUpsertOne {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearModelBudgets()
+	})
+}
+
+// SetWebhookSecret sets the "webhook_secret" field.
+func (u *APIKeyUpsertOne) SetWebhookSecret(v string) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetWebhookSecret(v)
+	})
+}
+
+// UpdateWebhookSecret sets the "webhook_secret" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateWebhookSecret() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateWebhookSecret()
+	})
+}
+
+// ClearWebhookSecret clears the value of the "webhook_secret" field.
+func (u *APIKeyUpsertOne) ClearWebhookSecret() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearWebhookSecret()
+	})
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (u *APIKeyUpsertOne) SetCallbackURL(v string) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetCallbackURL(v)
+	})
+}
+
+// UpdateCallbackURL sets the "callback_url" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateCallbackURL() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateCallbackURL()
+	})
+}
+
+// ClearCallbackURL clears the value of the "callback_url" field.
+func (u *APIKeyUpsertOne) ClearCallbackURL() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearCallbackURL()
 	})
 }
 
@@ -1173,6 +1292,48 @@ func (u *APIKeyUpsertBulk) UpdateModelBudgets() *APIKeyUpsertBulk {
 func (u *APIKeyUpsertBulk) ClearModelBudgets() *APIKeyUpsertBulk {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearModelBudgets()
+	})
+}
+
+// SetWebhookSecret sets the "webhook_secret" field.
+func (u *APIKeyUpsertBulk) SetWebhookSecret(v string) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetWebhookSecret(v)
+	})
+}
+
+// UpdateWebhookSecret sets the "webhook_secret" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateWebhookSecret() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateWebhookSecret()
+	})
+}
+
+// ClearWebhookSecret clears the value of the "webhook_secret" field.
+func (u *APIKeyUpsertBulk) ClearWebhookSecret() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearWebhookSecret()
+	})
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (u *APIKeyUpsertBulk) SetCallbackURL(v string) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetCallbackURL(v)
+	})
+}
+
+// UpdateCallbackURL sets the "callback_url" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateCallbackURL() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateCallbackURL()
+	})
+}
+
+// ClearCallbackURL clears the value of the "callback_url" field.
+func (u *APIKeyUpsertBulk) ClearCallbackURL() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.ClearCallbackURL()
 	})
 }
 

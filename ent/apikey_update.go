@@ -220,6 +220,46 @@ func (_u *APIKeyUpdate) ClearModelBudgets() *APIKeyUpdate {
 	return _u
 }
 
+// SetWebhookSecret sets the "webhook_secret" field.
+func (_u *APIKeyUpdate) SetWebhookSecret(v string) *APIKeyUpdate {
+	_u.mutation.SetWebhookSecret(v)
+	return _u
+}
+
+// SetNillableWebhookSecret sets the "webhook_secret" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableWebhookSecret(v *string) *APIKeyUpdate {
+	if v != nil {
+		_u.SetWebhookSecret(*v)
+	}
+	return _u
+}
+
+// ClearWebhookSecret clears the value of the "webhook_secret" field.
+func (_u *APIKeyUpdate) ClearWebhookSecret() *APIKeyUpdate {
+	_u.mutation.ClearWebhookSecret()
+	return _u
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (_u *APIKeyUpdate) SetCallbackURL(v string) *APIKeyUpdate {
+	_u.mutation.SetCallbackURL(v)
+	return _u
+}
+
+// SetNillableCallbackURL sets the "callback_url" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableCallbackURL(v *string) *APIKeyUpdate {
+	if v != nil {
+		_u.SetCallbackURL(*v)
+	}
+	return _u
+}
+
+// ClearCallbackURL clears the value of the "callback_url" field.
+func (_u *APIKeyUpdate) ClearCallbackURL() *APIKeyUpdate {
+	_u.mutation.ClearCallbackURL()
+	return _u
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdate) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -287,6 +327,11 @@ func (_u *APIKeyUpdate) check() error {
 	if v, ok := _u.mutation.TokensPerMonth(); ok {
 		if err := apikey.TokensPerMonthValidator(v); err != nil {
 			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.CallbackURL(); ok {
+		if err := apikey.CallbackURLValidator(v); err != nil {
+			return &ValidationError{Name: "callback_url", err: fmt.Errorf(`ent: validator failed for field "APIKey.callback_url": %w`, err)}
 		}
 	}
 	return nil
@@ -368,6 +413,18 @@ func (_u *APIKeyUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ModelBudgetsCleared() {
 		_spec.ClearField(apikey.FieldModelBudgets, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.WebhookSecret(); ok {
+		_spec.SetField(apikey.FieldWebhookSecret, field.TypeString, value)
+	}
+	if _u.mutation.WebhookSecretCleared() {
+		_spec.ClearField(apikey.FieldWebhookSecret, field.TypeString)
+	}
+	if value, ok := _u.mutation.CallbackURL(); ok {
+		_spec.SetField(apikey.FieldCallbackURL, field.TypeString, value)
+	}
+	if _u.mutation.CallbackURLCleared() {
+		_spec.ClearField(apikey.FieldCallbackURL, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -580,6 +637,46 @@ func (_u *APIKeyUpdateOne) ClearModelBudgets() *APIKeyUpdateOne {
 	return _u
 }
 
+// SetWebhookSecret sets the "webhook_secret" field.
+func (_u *APIKeyUpdateOne) SetWebhookSecret(v string) *APIKeyUpdateOne {
+	_u.mutation.SetWebhookSecret(v)
+	return _u
+}
+
+// SetNillableWebhookSecret sets the "webhook_secret" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableWebhookSecret(v *string) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetWebhookSecret(*v)
+	}
+	return _u
+}
+
+// ClearWebhookSecret clears the value of the "webhook_secret" field.
+func (_u *APIKeyUpdateOne) ClearWebhookSecret() *APIKeyUpdateOne {
+	_u.mutation.ClearWebhookSecret()
+	return _u
+}
+
+// SetCallbackURL sets the "callback_url" field.
+func (_u *APIKeyUpdateOne) SetCallbackURL(v string) *APIKeyUpdateOne {
+	_u.mutation.SetCallbackURL(v)
+	return _u
+}
+
+// SetNillableCallbackURL sets the "callback_url" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableCallbackURL(v *string) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetCallbackURL(*v)
+	}
+	return _u
+}
+
+// ClearCallbackURL clears the value of the "callback_url" field.
+func (_u *APIKeyUpdateOne) ClearCallbackURL() *APIKeyUpdateOne {
+	_u.mutation.ClearCallbackURL()
+	return _u
+}
+
 // Mutation returns the APIKeyMutation object of the builder.
 func (_u *APIKeyUpdateOne) Mutation() *APIKeyMutation {
 	return _u.mutation
@@ -660,6 +757,11 @@ func (_u *APIKeyUpdateOne) check() error {
 	if v, ok := _u.mutation.TokensPerMonth(); ok {
 		if err := apikey.TokensPerMonthValidator(v); err != nil {
 			return &ValidationError{Name: "tokens_per_month", err: fmt.Errorf(`ent: validator failed for field "APIKey.tokens_per_month": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.CallbackURL(); ok {
+		if err := apikey.CallbackURLValidator(v); err != nil {
+			return &ValidationError{Name: "callback_url", err: fmt.Errorf(`ent: validator failed for field "APIKey.callback_url": %w`, err)}
 		}
 	}
 	return nil
@@ -758,6 +860,18 @@ func (_u *APIKeyUpdateOne) sqlSave(ctx context.Context) (_node *APIKey, err erro
 	}
 	if _u.mutation.ModelBudgetsCleared() {
 		_spec.ClearField(apikey.FieldModelBudgets, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.WebhookSecret(); ok {
+		_spec.SetField(apikey.FieldWebhookSecret, field.TypeString, value)
+	}
+	if _u.mutation.WebhookSecretCleared() {
+		_spec.ClearField(apikey.FieldWebhookSecret, field.TypeString)
+	}
+	if value, ok := _u.mutation.CallbackURL(); ok {
+		_spec.SetField(apikey.FieldCallbackURL, field.TypeString, value)
+	}
+	if _u.mutation.CallbackURLCleared() {
+		_spec.ClearField(apikey.FieldCallbackURL, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &APIKey{config: _u.config}

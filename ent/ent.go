@@ -16,6 +16,8 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
+	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -76,10 +78,12 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:  apikey.ValidColumn,
-			attempt.Table: attempt.ValidColumn,
-			model.Table:   model.ValidColumn,
-			task.Table:    task.ValidColumn,
+			apikey.Table:          apikey.ValidColumn,
+			attempt.Table:         attempt.ValidColumn,
+			model.Table:           model.ValidColumn,
+			task.Table:            task.ValidColumn,
+			webhookattempt.Table:  webhookattempt.ValidColumn,
+			webhookdelivery.Table: webhookdelivery.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

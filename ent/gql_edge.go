@@ -56,3 +56,27 @@ func (_m *Task) AttemptHistory(ctx context.Context) (result []*Attempt, err erro
 	}
 	return result, err
 }
+
+func (_m *Task) WebhookDeliveries(ctx context.Context) (result []*WebhookDelivery, err error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Alias != "" {
+		result, err = _m.NamedWebhookDeliveries(graphql.GetFieldContext(ctx).Field.Alias)
+	} else {
+		result, err = _m.Edges.WebhookDeliveriesOrErr()
+	}
+	if IsNotLoaded(err) {
+		result, err = _m.QueryWebhookDeliveries().All(ctx)
+	}
+	return result, err
+}
+
+func (_m *WebhookDelivery) AttemptHistory(ctx context.Context) (result []*WebhookAttempt, err error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Alias != "" {
+		result, err = _m.NamedAttemptHistory(graphql.GetFieldContext(ctx).Field.Alias)
+	} else {
+		result, err = _m.Edges.AttemptHistoryOrErr()
+	}
+	if IsNotLoaded(err) {
+		result, err = _m.QueryAttemptHistory().All(ctx)
+	}
+	return result, err
+}

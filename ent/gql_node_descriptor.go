@@ -9,6 +9,8 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
+	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 )
 
 // Node in the graph.
@@ -314,8 +316,8 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	node = &Node{
 		ID:     _m.ID,
 		Type:   "Task",
-		Fields: make([]*Field, 25),
-		Edges:  make([]*Edge, 2),
+		Fields: make([]*Field, 26),
+		Edges:  make([]*Edge, 3),
 	}
 	var buf []byte
 	if buf, err = json.Marshal(_m.ModelID); err != nil {
@@ -518,6 +520,14 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 		Name:  "run_at",
 		Value: string(buf),
 	}
+	if buf, err = json.Marshal(_m.CallbackURL); err != nil {
+		return nil, err
+	}
+	node.Fields[25] = &Field{
+		Type:  "string",
+		Name:  "callback_url",
+		Value: string(buf),
+	}
 	node.Edges[0] = &Edge{
 		Type: "Model",
 		Name: "model",
@@ -535,6 +545,194 @@ func (_m *Task) Node(ctx context.Context) (node *Node, err error) {
 	err = _m.QueryAttemptHistory().
 		Select(attempt.FieldID).
 		Scan(ctx, &node.Edges[1].IDs)
+	if err != nil {
+		return nil, err
+	}
+	node.Edges[2] = &Edge{
+		Type: "WebhookDelivery",
+		Name: "webhook_deliveries",
+	}
+	err = _m.QueryWebhookDeliveries().
+		Select(webhookdelivery.FieldID).
+		Scan(ctx, &node.Edges[2].IDs)
+	if err != nil {
+		return nil, err
+	}
+	return node, nil
+}
+
+// Node implements Noder interface
+func (_m *WebhookAttempt) Node(ctx context.Context) (node *Node, err error) {
+	node = &Node{
+		ID:     _m.ID,
+		Type:   "WebhookAttempt",
+		Fields: make([]*Field, 7),
+		Edges:  make([]*Edge, 0),
+	}
+	var buf []byte
+	if buf, err = json.Marshal(_m.DeliveryID); err != nil {
+		return nil, err
+	}
+	node.Fields[0] = &Field{
+		Type:  "int",
+		Name:  "delivery_id",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Number); err != nil {
+		return nil, err
+	}
+	node.Fields[1] = &Field{
+		Type:  "int",
+		Name:  "number",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.StatusCode); err != nil {
+		return nil, err
+	}
+	node.Fields[2] = &Field{
+		Type:  "int",
+		Name:  "status_code",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Error); err != nil {
+		return nil, err
+	}
+	node.Fields[3] = &Field{
+		Type:  "string",
+		Name:  "error",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.DurationMs); err != nil {
+		return nil, err
+	}
+	node.Fields[4] = &Field{
+		Type:  "int",
+		Name:  "duration_ms",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Worker); err != nil {
+		return nil, err
+	}
+	node.Fields[5] = &Field{
+		Type:  "string",
+		Name:  "worker",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.StartedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[6] = &Field{
+		Type:  "time.Time",
+		Name:  "started_at",
+		Value: string(buf),
+	}
+	return node, nil
+}
+
+// Node implements Noder interface
+func (_m *WebhookDelivery) Node(ctx context.Context) (node *Node, err error) {
+	node = &Node{
+		ID:     _m.ID,
+		Type:   "WebhookDelivery",
+		Fields: make([]*Field, 11),
+		Edges:  make([]*Edge, 1),
+	}
+	var buf []byte
+	if buf, err = json.Marshal(_m.TaskID); err != nil {
+		return nil, err
+	}
+	node.Fields[0] = &Field{
+		Type:  "int",
+		Name:  "task_id",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Event); err != nil {
+		return nil, err
+	}
+	node.Fields[1] = &Field{
+		Type:  "domain.TaskStatus",
+		Name:  "event",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.URL); err != nil {
+		return nil, err
+	}
+	node.Fields[2] = &Field{
+		Type:  "string",
+		Name:  "url",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Status); err != nil {
+		return nil, err
+	}
+	node.Fields[3] = &Field{
+		Type:  "domain.WebhookStatus",
+		Name:  "status",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.Attempts); err != nil {
+		return nil, err
+	}
+	node.Fields[4] = &Field{
+		Type:  "int",
+		Name:  "attempts",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.NextAttemptAt); err != nil {
+		return nil, err
+	}
+	node.Fields[5] = &Field{
+		Type:  "time.Time",
+		Name:  "next_attempt_at",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.GiveUpAt); err != nil {
+		return nil, err
+	}
+	node.Fields[6] = &Field{
+		Type:  "time.Time",
+		Name:  "give_up_at",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.LastStatusCode); err != nil {
+		return nil, err
+	}
+	node.Fields[7] = &Field{
+		Type:  "int",
+		Name:  "last_status_code",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.LastError); err != nil {
+		return nil, err
+	}
+	node.Fields[8] = &Field{
+		Type:  "string",
+		Name:  "last_error",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.CreatedAt); err != nil {
+		return nil, err
+	}
+	node.Fields[9] = &Field{
+		Type:  "time.Time",
+		Name:  "created_at",
+		Value: string(buf),
+	}
+	if buf, err = json.Marshal(_m.DeliveredAt); err != nil {
+		return nil, err
+	}
+	node.Fields[10] = &Field{
+		Type:  "time.Time",
+		Name:  "delivered_at",
+		Value: string(buf),
+	}
+	node.Edges[0] = &Edge{
+		Type: "WebhookAttempt",
+		Name: "attempt_history",
+	}
+	err = _m.QueryAttemptHistory().
+		Select(webhookattempt.FieldID).
+		Scan(ctx, &node.Edges[0].IDs)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/schema"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
+	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -62,6 +64,10 @@ func init() {
 	apikeyDescTokensPerMonth := apikeyFields[9].Descriptor()
 	// apikey.TokensPerMonthValidator is a validator for the "tokens_per_month" field. It is called by the builders before save.
 	apikey.TokensPerMonthValidator = apikeyDescTokensPerMonth.Validators[0].(func(int) error)
+	// apikeyDescCallbackURL is the schema descriptor for callback_url field.
+	apikeyDescCallbackURL := apikeyFields[12].Descriptor()
+	// apikey.CallbackURLValidator is a validator for the "callback_url" field. It is called by the builders before save.
+	apikey.CallbackURLValidator = apikeyDescCallbackURL.Validators[0].(func(string) error)
 	attemptFields := schema.Attempt{}.Fields()
 	_ = attemptFields
 	// attemptDescNumber is the schema descriptor for number field.
@@ -224,4 +230,36 @@ func init() {
 	taskDescScheduled := taskFields[30].Descriptor()
 	// task.DefaultScheduled holds the default value on creation for the scheduled field.
 	task.DefaultScheduled = taskDescScheduled.Default.(bool)
+	// taskDescCallbackURL is the schema descriptor for callback_url field.
+	taskDescCallbackURL := taskFields[31].Descriptor()
+	// task.CallbackURLValidator is a validator for the "callback_url" field. It is called by the builders before save.
+	task.CallbackURLValidator = taskDescCallbackURL.Validators[0].(func(string) error)
+	webhookattemptFields := schema.WebhookAttempt{}.Fields()
+	_ = webhookattemptFields
+	// webhookattemptDescNumber is the schema descriptor for number field.
+	webhookattemptDescNumber := webhookattemptFields[1].Descriptor()
+	// webhookattempt.NumberValidator is a validator for the "number" field. It is called by the builders before save.
+	webhookattempt.NumberValidator = webhookattemptDescNumber.Validators[0].(func(int) error)
+	// webhookattemptDescDurationMs is the schema descriptor for duration_ms field.
+	webhookattemptDescDurationMs := webhookattemptFields[4].Descriptor()
+	// webhookattempt.DefaultDurationMs holds the default value on creation for the duration_ms field.
+	webhookattempt.DefaultDurationMs = webhookattemptDescDurationMs.Default.(int)
+	// webhookattempt.DurationMsValidator is a validator for the "duration_ms" field. It is called by the builders before save.
+	webhookattempt.DurationMsValidator = webhookattemptDescDurationMs.Validators[0].(func(int) error)
+	webhookdeliveryFields := schema.WebhookDelivery{}.Fields()
+	_ = webhookdeliveryFields
+	// webhookdeliveryDescURL is the schema descriptor for url field.
+	webhookdeliveryDescURL := webhookdeliveryFields[2].Descriptor()
+	// webhookdelivery.URLValidator is a validator for the "url" field. It is called by the builders before save.
+	webhookdelivery.URLValidator = webhookdeliveryDescURL.Validators[0].(func(string) error)
+	// webhookdeliveryDescAttempts is the schema descriptor for attempts field.
+	webhookdeliveryDescAttempts := webhookdeliveryFields[6].Descriptor()
+	// webhookdelivery.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookdelivery.DefaultAttempts = webhookdeliveryDescAttempts.Default.(int)
+	// webhookdelivery.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	webhookdelivery.AttemptsValidator = webhookdeliveryDescAttempts.Validators[0].(func(int) error)
+	// webhookdeliveryDescCreatedAt is the schema descriptor for created_at field.
+	webhookdeliveryDescCreatedAt := webhookdeliveryFields[13].Descriptor()
+	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
 }

@@ -82,6 +82,8 @@ type Task struct {
 	RunAt *time.Time `json:"run_at,omitempty"`
 	// Scheduled holds the value of the "scheduled" field.
 	Scheduled bool `json:"scheduled,omitempty"`
+	// CallbackURL holds the value of the "callback_url" field.
+	CallbackURL *string `json:"callback_url,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TaskQuery when eager-loading is set.
 	Edges        TaskEdges `json:"edges"`
@@ -94,13 +96,16 @@ type TaskEdges struct {
 	Model *Model `json:"model,omitempty"`
 	// AttemptHistory holds the value of the attempt_history edge.
 	AttemptHistory []*Attempt `json:"attempt_history,omitempty"`
+	// WebhookDeliveries holds the value of the webhook_deliveries edge.
+	WebhookDeliveries []*WebhookDelivery `json:"webhook_deliveries,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
-	totalCount [2]map[string]int
+	totalCount [3]map[string]int
 
-	namedAttemptHistory map[string][]*Attempt
+	namedAttemptHistory    map[string][]*Attempt
+	namedWebhookDeliveries map[string][]*WebhookDelivery
 }
 
 // ModelOrErr returns the Model value or an error if the edge
@@ -123,6 +128,15 @@ func (e TaskEdges) AttemptHistoryOrErr() ([]*Attempt, error) {
 	return nil, &NotLoadedError{edge: "attempt_history"}
 }
 
+// WebhookDeliveriesOrErr returns the WebhookDeliveries value or an error if the edge
+// was not loaded in eager-loading.
+func (e TaskEdges) WebhookDeliveriesOrErr() ([]*WebhookDelivery, error) {
+	if e.loadedTypes[2] {
+		return e.WebhookDeliveries, nil
+	}
+	return nil, &NotLoadedError{edge: "webhook_deliveries"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Task) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -136,7 +150,7 @@ func (*Task) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullFloat64)
 		case task.FieldID, task.FieldModelID, task.FieldPriority, task.FieldAttempts, task.FieldMaxRetries, task.FieldAttemptBase, task.FieldTimeoutSeconds, task.FieldPromptTokens, task.FieldCompletionTokens, task.FieldTotalTokens, task.FieldAPIKeyID, task.FieldWeight:
 			values[i] = new(sql.NullInt64)
-		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldTokenSource, task.FieldIdempotencyKey, task.FieldRequestHash, task.FieldCaller:
+		case task.FieldType, task.FieldPrompt, task.FieldStatus, task.FieldOutput, task.FieldError, task.FieldTokenSource, task.FieldIdempotencyKey, task.FieldRequestHash, task.FieldCaller, task.FieldCallbackURL:
 			values[i] = new(sql.NullString)
 		case task.FieldCreatedAt, task.FieldUpdatedAt, task.FieldStartedAt, task.FieldFinishedAt, task.FieldNextAttemptAt, task.FieldRunAt:
 			values[i] = new(sql.NullTime)
@@ -358,6 +372,13 @@ func (_m *Task) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Scheduled = value.Bool
 			}
+		case task.FieldCallbackURL:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field callback_url", values[i])
+			} else if value.Valid {
+				_m.CallbackURL = new(string)
+				*_m.CallbackURL = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -379,6 +400,11 @@ func (_m *Task) QueryModel() *ModelQuery {
 // QueryAttemptHistory queries the "attempt_history" edge of the Task entity.
 func (_m *Task) QueryAttemptHistory() *AttemptQuery {
 	return NewTaskClient(_m.config).QueryAttemptHistory(_m)
+}
+
+// QueryWebhookDeliveries queries the "webhook_deliveries" edge of the Task entity.
+func (_m *Task) QueryWebhookDeliveries() *WebhookDeliveryQuery {
+	return NewTaskClient(_m.config).QueryWebhookDeliveries(_m)
 }
 
 // Update returns a builder for updating this Task.
@@ -510,6 +536,11 @@ func (_m *Task) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("scheduled=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Scheduled))
+	builder.WriteString(", ")
+	if v := _m.CallbackURL; v != nil {
+		builder.WriteString("callback_url=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }
@@ -535,6 +566,30 @@ func (_m *Task) appendNamedAttemptHistory(name string, edges ...*Attempt) {
 		_m.Edges.namedAttemptHistory[name] = []*Attempt{}
 	} else {
 		_m.Edges.namedAttemptHistory[name] = append(_m.Edges.namedAttemptHistory[name], edges...)
+	}
+}
+
+// NamedWebhookDeliveries returns the WebhookDeliveries named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Task) NamedWebhookDeliveries(name string) ([]*WebhookDelivery, error) {
+	if _m.Edges.namedWebhookDeliveries == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedWebhookDeliveries[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Task) appendNamedWebhookDeliveries(name string, edges ...*WebhookDelivery) {
+	if _m.Edges.namedWebhookDeliveries == nil {
+		_m.Edges.namedWebhookDeliveries = make(map[string][]*WebhookDelivery)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedWebhookDeliveries[name] = []*WebhookDelivery{}
+	} else {
+		_m.Edges.namedWebhookDeliveries[name] = append(_m.Edges.namedWebhookDeliveries[name], edges...)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 )
 
 // TaskCreate is the builder for creating a Task entity.
@@ -411,6 +412,20 @@ func (_c *TaskCreate) SetNillableScheduled(v *bool) *TaskCreate {
 	return _c
 }
 
+// SetCallbackURL sets the "callback_url" field.
+func (_c *TaskCreate) SetCallbackURL(v string) *TaskCreate {
+	_c.mutation.SetCallbackURL(v)
+	return _c
+}
+
+// SetNillableCallbackURL sets the "callback_url" field if the given value is not nil.
+func (_c *TaskCreate) SetNillableCallbackURL(v *string) *TaskCreate {
+	if v != nil {
+		_c.SetCallbackURL(*v)
+	}
+	return _c
+}
+
 // SetModel sets the "model" edge to the Model entity.
 func (_c *TaskCreate) SetModel(v *Model) *TaskCreate {
 	return _c.SetModelID(v.ID)
@@ -429,6 +444,21 @@ func (_c *TaskCreate) AddAttemptHistory(v ...*Attempt) *TaskCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddAttemptHistoryIDs(ids...)
+}
+
+// AddWebhookDeliveryIDs adds the "webhook_deliveries" edge to the WebhookDelivery entity by IDs.
+func (_c *TaskCreate) AddWebhookDeliveryIDs(ids ...int) *TaskCreate {
+	_c.mutation.AddWebhookDeliveryIDs(ids...)
+	return _c
+}
+
+// AddWebhookDeliveries adds the "webhook_deliveries" edges to the WebhookDelivery entity.
+func (_c *TaskCreate) AddWebhookDeliveries(v ...*WebhookDelivery) *TaskCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddWebhookDeliveryIDs(ids...)
 }
 
 // Mutation returns the TaskMutation object of the builder.
@@ -645,6 +675,11 @@ func (_c *TaskCreate) check() error {
 	if _, ok := _c.mutation.Scheduled(); !ok {
 		return &ValidationError{Name: "scheduled", err: errors.New(`ent: missing required field "Task.scheduled"`)}
 	}
+	if v, ok := _c.mutation.CallbackURL(); ok {
+		if err := task.CallbackURLValidator(v); err != nil {
+			return &ValidationError{Name: "callback_url", err: fmt.Errorf(`ent: validator failed for field "Task.callback_url": %w`, err)}
+		}
+	}
 	if len(_c.mutation.ModelIDs()) == 0 {
 		return &ValidationError{Name: "model", err: errors.New(`ent: missing required edge "Task.model"`)}
 	}
@@ -795,6 +830,10 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 		_spec.SetField(task.FieldScheduled, field.TypeBool, value)
 		_node.Scheduled = value
 	}
+	if value, ok := _c.mutation.CallbackURL(); ok {
+		_spec.SetField(task.FieldCallbackURL, field.TypeString, value)
+		_node.CallbackURL = &value
+	}
 	if nodes := _c.mutation.ModelIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -821,6 +860,22 @@ func (_c *TaskCreate) createSpec() (*Task, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(attempt.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.WebhookDeliveriesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   task.WebhookDeliveriesTable,
+			Columns: []string{task.WebhookDeliveriesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(webhookdelivery.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -1397,6 +1452,9 @@ func (u *TaskUpsertOne) UpdateNewValues() *TaskUpsertOne {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(task.FieldCreatedAt)
+		}
+		if _, exists := u.create.mutation.CallbackURL(); exists {
+			s.SetIgnore(task.FieldCallbackURL)
 		}
 	}))
 	return u
@@ -2195,6 +2253,9 @@ func (u *TaskUpsertBulk) UpdateNewValues() *TaskUpsertBulk {
 		for _, b := range u.create.builders {
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(task.FieldCreatedAt)
+			}
+			if _, exists := b.mutation.CallbackURL(); exists {
+				s.SetIgnore(task.FieldCallbackURL)
 			}
 		}
 	}))

@@ -17,20 +17,23 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 )
 
 // TaskQuery is the builder for querying Task entities.
 type TaskQuery struct {
 	config
-	ctx                     *QueryContext
-	order                   []task.OrderOption
-	inters                  []Interceptor
-	predicates              []predicate.Task
-	withModel               *ModelQuery
-	withAttemptHistory      *AttemptQuery
-	loadTotal               []func(context.Context, []*Task) error
-	modifiers               []func(*sql.Selector)
-	withNamedAttemptHistory map[string]*AttemptQuery
+	ctx                        *QueryContext
+	order                      []task.OrderOption
+	inters                     []Interceptor
+	predicates                 []predicate.Task
+	withModel                  *ModelQuery
+	withAttemptHistory         *AttemptQuery
+	withWebhookDeliveries      *WebhookDeliveryQuery
+	loadTotal                  []func(context.Context, []*Task) error
+	modifiers                  []func(*sql.Selector)
+	withNamedAttemptHistory    map[string]*AttemptQuery
+	withNamedWebhookDeliveries map[string]*WebhookDeliveryQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -104,6 +107,28 @@ func (_q *TaskQuery) QueryAttemptHistory() *AttemptQuery {
 			sqlgraph.From(task.Table, task.FieldID, selector),
 			sqlgraph.To(attempt.Table, attempt.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, task.AttemptHistoryTable, task.AttemptHistoryColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryWebhookDeliveries chains the current query on the "webhook_deliveries" edge.
+func (_q *TaskQuery) QueryWebhookDeliveries() *WebhookDeliveryQuery {
+	query := (&WebhookDeliveryClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(task.Table, task.FieldID, selector),
+			sqlgraph.To(webhookdelivery.Table, webhookdelivery.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, task.WebhookDeliveriesTable, task.WebhookDeliveriesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -298,13 +323,14 @@ func (_q *TaskQuery) Clone() *TaskQuery {
 		return nil
 	}
 	return &TaskQuery{
-		config:             _q.config,
-		ctx:                _q.ctx.Clone(),
-		order:              append([]task.OrderOption{}, _q.order...),
-		inters:             append([]Interceptor{}, _q.inters...),
-		predicates:         append([]predicate.Task{}, _q.predicates...),
-		withModel:          _q.withModel.Clone(),
-		withAttemptHistory: _q.withAttemptHistory.Clone(),
+		config:                _q.config,
+		ctx:                   _q.ctx.Clone(),
+		order:                 append([]task.OrderOption{}, _q.order...),
+		inters:                append([]Interceptor{}, _q.inters...),
+		predicates:            append([]predicate.Task{}, _q.predicates...),
+		withModel:             _q.withModel.Clone(),
+		withAttemptHistory:    _q.withAttemptHistory.Clone(),
+		withWebhookDeliveries: _q.withWebhookDeliveries.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -331,6 +357,17 @@ func (_q *TaskQuery) WithAttemptHistory(opts ...func(*AttemptQuery)) *TaskQuery 
 		opt(query)
 	}
 	_q.withAttemptHistory = query
+	return _q
+}
+
+// WithWebhookDeliveries tells the query-builder to eager-load the nodes that are connected to
+// the "webhook_deliveries" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *TaskQuery) WithWebhookDeliveries(opts ...func(*WebhookDeliveryQuery)) *TaskQuery {
+	query := (&WebhookDeliveryClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withWebhookDeliveries = query
 	return _q
 }
 
@@ -412,9 +449,10 @@ func (_q *TaskQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Task, e
 	var (
 		nodes       = []*Task{}
 		_spec       = _q.querySpec()
-		loadedTypes = [2]bool{
+		loadedTypes = [3]bool{
 			_q.withModel != nil,
 			_q.withAttemptHistory != nil,
+			_q.withWebhookDeliveries != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -451,10 +489,24 @@ func (_q *TaskQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Task, e
 			return nil, err
 		}
 	}
+	if query := _q.withWebhookDeliveries; query != nil {
+		if err := _q.loadWebhookDeliveries(ctx, query, nodes,
+			func(n *Task) { n.Edges.WebhookDeliveries = []*WebhookDelivery{} },
+			func(n *Task, e *WebhookDelivery) { n.Edges.WebhookDeliveries = append(n.Edges.WebhookDeliveries, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedAttemptHistory {
 		if err := _q.loadAttemptHistory(ctx, query, nodes,
 			func(n *Task) { n.appendNamedAttemptHistory(name) },
 			func(n *Task, e *Attempt) { n.appendNamedAttemptHistory(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedWebhookDeliveries {
+		if err := _q.loadWebhookDeliveries(ctx, query, nodes,
+			func(n *Task) { n.appendNamedWebhookDeliveries(name) },
+			func(n *Task, e *WebhookDelivery) { n.appendNamedWebhookDeliveries(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -510,6 +562,36 @@ func (_q *TaskQuery) loadAttemptHistory(ctx context.Context, query *AttemptQuery
 	}
 	query.Where(predicate.Attempt(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(task.AttemptHistoryColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.TaskID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "task_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *TaskQuery) loadWebhookDeliveries(ctx context.Context, query *WebhookDeliveryQuery, nodes []*Task, init func(*Task), assign func(*Task, *WebhookDelivery)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*Task)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(webhookdelivery.FieldTaskID)
+	}
+	query.Where(predicate.WebhookDelivery(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(task.WebhookDeliveriesColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -659,6 +741,20 @@ func (_q *TaskQuery) WithNamedAttemptHistory(name string, opts ...func(*AttemptQ
 		_q.withNamedAttemptHistory = make(map[string]*AttemptQuery)
 	}
 	_q.withNamedAttemptHistory[name] = query
+	return _q
+}
+
+// WithNamedWebhookDeliveries tells the query-builder to eager-load the nodes that are connected to the "webhook_deliveries"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *TaskQuery) WithNamedWebhookDeliveries(name string, opts ...func(*WebhookDeliveryQuery)) *TaskQuery {
+	query := (&WebhookDeliveryClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedWebhookDeliveries == nil {
+		_q.withNamedWebhookDeliveries = make(map[string]*WebhookDeliveryQuery)
+	}
+	_q.withNamedWebhookDeliveries[name] = query
 	return _q
 }
 

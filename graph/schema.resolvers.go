@@ -174,7 +174,7 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input CreateAPIKeyI
 	if err := r.allow(ctx, PermAdmin); err != nil {
 		return nil, err
 	}
-	c, err := apikeys.New(r.Svc.DB()).CreateWith(ctx, input.Name, input.Role, apikeys.Settings{
+	c, err := r.Svc.Keys().CreateWith(ctx, input.Name, input.Role, apikeys.Settings{
 		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
 		ModelBudgets: budgets(input.ModelBudgets),
 	})
@@ -189,7 +189,7 @@ func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id int, input Updat
 	if err := r.allow(ctx, PermAdmin); err != nil {
 		return nil, err
 	}
-	k, err := apikeys.New(r.Svc.DB()).Update(ctx, id, apikeys.Settings{
+	k, err := r.Svc.Keys().Update(ctx, id, apikeys.Settings{
 		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
 		ModelBudgets: budgets(input.ModelBudgets),
 	})
@@ -250,7 +250,7 @@ func (r *queryResolver) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
 	if err := r.allow(ctx, PermAdmin); err != nil {
 		return nil, err
 	}
-	ks, err := apikeys.New(r.Svc.DB()).List(ctx)
+	ks, err := r.Svc.Keys().List(ctx)
 	return ks, scheduler.KeyError(err)
 }
 

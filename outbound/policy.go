@@ -23,10 +23,16 @@ type RefusedError struct {
 	Dest string
 	// Reason is a short phrase: "link-local or cloud-metadata address", ...
 	Reason string
+	// Hint says how to allow it (the policy's Config.Hint).
+	Hint string
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("outbound destination %s refused: %s (allow it with providers.allow_hosts)", e.Dest, e.Reason)
+	hint := e.Hint
+	if hint == "" {
+		hint = "allow it with providers.allow_hosts"
+	}
+	return fmt.Sprintf("outbound destination %s refused: %s (%s)", e.Dest, e.Reason, hint)
 }
 
 // Unwrap makes errors.Is(err, ErrRefused) true.
@@ -40,6 +46,14 @@ type Config struct {
 	// Self are the scheduler's own listen addresses ("host:port"; host may
 	// be empty, 0.0.0.0 or :: for every local address).
 	Self []string
+	// DenyPrivate refuses loopback and private addresses too (webhooks,
+	// unless webhooks.allow_private): 127.0.0.0/8, ::1, 10.0.0.0/8,
+	// 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10 and fc00::/7, and
+	// localhost names.
+	DenyPrivate bool
+	// Hint ends every refusal's message: how to allow the destination
+	// (default "allow it with providers.allow_hosts").
+	Hint string
 }
 
 // Policy is an outbound destination policy. The zero value is not usable;
@@ -48,6 +62,8 @@ type Policy struct {
 	allowNames    map[string]bool
 	allowPrefixes []netip.Prefix
 	self          []selfAddr
+	denyPrivate   bool
+	hint          string
 }
 
 // selfAddr is one of the scheduler's own listeners. any is true when it
@@ -76,6 +92,20 @@ var blockedPrefixes = []struct {
 	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast address"},
 }
 
+// privatePrefixes are refused when Config.DenyPrivate is set.
+var privatePrefixes = []struct {
+	prefix netip.Prefix
+	reason string
+}{
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback address"},
+	{netip.MustParsePrefix("::1/128"), "loopback address"},
+	{netip.MustParsePrefix("10.0.0.0/8"), "private address"},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private address"},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private address"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "shared (carrier-grade NAT) address"},
+	{netip.MustParsePrefix("fc00::/7"), "private (unique local) address"},
+}
+
 // blockedNames are cloud-metadata host names, refused before any lookup.
 var blockedNames = map[string]bool{
 	"metadata.google.internal":   true,
@@ -94,7 +124,7 @@ func Default() *Policy {
 // New builds a policy. An AllowHosts entry that is neither a host name, an
 // IP nor a CIDR, or a Self entry that is not host:port, is an error naming it.
 func New(cfg Config) (*Policy, error) {
-	p := &Policy{allowNames: map[string]bool{}}
+	p := &Policy{allowNames: map[string]bool{}, denyPrivate: cfg.DenyPrivate, hint: cfg.Hint}
 	var errs []error
 	for _, h := range cfg.AllowHosts {
 		h = strings.TrimSpace(h)
@@ -210,7 +240,7 @@ func (p *Policy) checkHost(host string, port uint16) error {
 		return p.CheckIP(ip, port)
 	}
 	if blockedNames[name] {
-		return &RefusedError{Dest: host, Reason: "cloud-metadata host name"}
+		return &RefusedError{Dest: host, Reason: "cloud-metadata host name", Hint: p.hint}
 	}
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		return p.CheckIP(netip.MustParseAddr("127.0.0.1"), port)
@@ -229,11 +259,18 @@ func (p *Policy) CheckIP(ip netip.Addr, port uint16) error {
 	dest := netip.AddrPortFrom(ip, port).String()
 	for _, b := range blockedPrefixes {
 		if b.prefix.Contains(ip) {
-			return &RefusedError{Dest: dest, Reason: b.reason}
+			return &RefusedError{Dest: dest, Reason: b.reason, Hint: p.hint}
+		}
+	}
+	if p.denyPrivate {
+		for _, b := range privatePrefixes {
+			if b.prefix.Contains(ip) {
+				return &RefusedError{Dest: dest, Reason: b.reason, Hint: p.hint}
+			}
 		}
 	}
 	if p.isSelf(ip, port) {
-		return &RefusedError{Dest: dest, Reason: "the scheduler's own listen address"}
+		return &RefusedError{Dest: dest, Reason: "the scheduler's own listen address", Hint: p.hint}
 	}
 	return nil
 }
@@ -342,7 +379,7 @@ func (p *Policy) Client() *http.Client {
 			}
 			first := via[0].URL
 			if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
-				return &RefusedError{Dest: req.URL.Host, Reason: "redirect to another origin than " + first.Scheme + "://" + first.Host}
+				return &RefusedError{Dest: req.URL.Host, Reason: "redirect to another origin than " + first.Scheme + "://" + first.Host, Hint: p.hint}
 			}
 			return p.CheckURL(req.URL)
 		},

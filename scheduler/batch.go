@@ -214,10 +214,13 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
 		cost := make([]any, len(reqs))
-		var estTasks, estAtts []int
+		var estTasks, estAtts, hooks []int
 		sources, finishes := make([]any, len(reqs)), make([]any, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
+			if needsWebhook(r.t, domain.StatusCompleted) {
+				hooks = append(hooks, r.t.ID)
+			}
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
 			outputs[i], prompt[i], completion[i] = r.o.Output, r.o.PromptTokens, r.o.CompletionTokens
 			total[i], cost[i] = r.o.PromptTokens+r.o.CompletionTokens, r.o.Cost
@@ -253,6 +256,9 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 			}).Exec(ctx); err != nil {
 			return err
 		}
+		if err := s.addDeliveries(ctx, tx.Client(), hooks); err != nil {
+			return err
+		}
 		if len(estTasks) == 0 {
 			return nil
 		}
@@ -272,6 +278,9 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 		return failAll[struct{}](len(reqs), dbErr(err, "task", reqs[0].t.ID))
 	}
 	for _, r := range reqs {
+		if needsWebhook(r.t, domain.StatusCompleted) {
+			s.noteWebhook()
+		}
 		s.publish(ctx, r.t, domain.StatusCompleted, r.t.Attempts, "")
 	}
 	return res

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"github.com/llmsched/llm-scheduler/secrets"
 	"sync"
 	"time"
 
@@ -77,9 +78,12 @@ func (s *Service) submitter(ctx context.Context, v *validated) error {
 // the REST and GraphQL adapters.
 func KeyError(err error) error {
 	var ie *apikeys.InvalidError
+	var se *Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &se):
+		return se
 	case errors.As(err, &ie):
 		return Invalid(ie.Field, "%s", ie.Message)
 	case errors.Is(err, apikeys.ErrNotFound):
@@ -91,3 +95,22 @@ func KeyError(err error) error {
 // ForgetKey drops a cached API key after a change, so that this process's
 // next submission sees its new weight and budgets.
 func (s *Service) ForgetKey(id int) { s.keys.forget(id) }
+
+// Keys returns the API key service of this configuration: webhook secrets
+// sealed with auth.encryption_key, default callback URLs checked like a
+// task's.
+func (s *Service) Keys() *apikeys.Service {
+	return apikeys.New(s.db, apikeys.WithSealer(s.sealSecret), apikeys.WithURLCheck(func(raw, field string) error {
+		return s.CheckCallbackURL(raw, field)
+	}))
+}
+
+// sealSecret seals one secret with the configured keyring (unchanged in
+// plaintext mode).
+func (s *Service) sealSecret(v string) (string, error) {
+	kr, err := secrets.FromConfig(s.cfg)
+	if err != nil {
+		return "", err
+	}
+	return kr.Seal(v)
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/config"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/outbound"
 )
 
 // Service is the domain service. It is safe for concurrent use.
@@ -33,6 +34,10 @@ type Service struct {
 	onScheduled atomic.Pointer[func(time.Time)]
 	// counts caches the counts over the whole tasks table (counts.go).
 	counts counts
+	// hookPolicy checks callback URLs; onWebhook learns of deliveries this
+	// process wrote (webhooks.go).
+	hookPolicy atomic.Pointer[outbound.Policy]
+	onWebhook  atomic.Pointer[func()]
 }
 
 // Options are the dependencies of a Service.

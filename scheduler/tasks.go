@@ -34,6 +34,9 @@ type NewTask struct {
 	// DelaySeconds asks it to run that many seconds from now. At most one.
 	RunAt        *time.Time `json:"run_at,omitempty"`
 	DelaySeconds *int       `json:"delay_seconds,omitempty"`
+	// CallbackURL receives a signed POST when the task reaches completed,
+	// failed or cancelled (docs/webhooks.md). Default: the API key's.
+	CallbackURL *string `json:"callback_url,omitempty"`
 	// IdempotencyKey makes a repeated request return the first task.
 	IdempotencyKey string `json:"-"`
 	// Caller labels who submitted the task where no API key says it (auth
@@ -63,7 +66,8 @@ func (n NewTask) hash() string {
 		A *time.Time
 		D *int
 		C string
-	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds, n.Caller})
+		U *string
+	}{n.ModelID, n.Type, n.Input, n.Priority, n.Params, n.MaxRetries, n.TimeoutSeconds, n.RunAt, n.DelaySeconds, n.Caller, n.CallbackURL})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
@@ -97,6 +101,8 @@ type validated struct {
 	caller    string
 	// key is the submitting API key (nil without one).
 	key *ent.APIKey
+	// callback is the resolved callback URL (the request's or the key's).
+	callback *string
 }
 
 func (s *Service) validateTask(n NewTask, prefix string) (validated, error) {
@@ -294,7 +300,7 @@ func (s *Service) taskCreate(c *ent.TaskCreate, v validated) *ent.TaskCreate {
 	c.SetModelID(v.ModelID).SetType(v.typ).SetPrompt(v.Input).SetPriority(v.priority).
 		SetMaxRetries(v.retries).SetStatus(domain.StatusPending).SetNillableTimeoutSeconds(v.TimeoutSeconds).
 		SetNillableAPIKeyID(v.APIKeyID).SetCaller(v.caller).SetCreatedAt(s.now()).
-		SetNillableRunAt(v.runAt).SetScheduled(v.scheduled)
+		SetNillableRunAt(v.runAt).SetScheduled(v.scheduled).SetNillableCallbackURL(v.callback)
 	if v.key != nil {
 		c.SetCaller(v.key.Name).SetWeight(v.key.Weight)
 	}
@@ -321,6 +327,9 @@ func (s *Service) CreateTask(ctx context.Context, n NewTask) (*ent.Task, error) 
 		}
 	}
 	if err := s.submitter(ctx, &v); err != nil {
+		return nil, err
+	}
+	if err := s.resolveCallback(&v, "callback_url"); err != nil {
 		return nil, err
 	}
 	m, err := s.loadLiveModel(ctx, v.ModelID, "model_id")
@@ -389,6 +398,9 @@ func (s *Service) CreateTasks(ctx context.Context, ns []NewTask) ([]*ent.Task, e
 			return nil, err
 		}
 		if err := s.submitter(ctx, &v); err != nil {
+			return nil, err
+		}
+		if err := s.resolveCallback(&v, fmt.Sprintf("inputs[%d].callback_url", i)); err != nil {
 			return nil, err
 		}
 		vs[i] = v

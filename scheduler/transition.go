@@ -50,6 +50,9 @@ func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.T
 			return cur, dbErr(err, "task", id)
 		}
 		if n == 1 {
+			if needsWebhook(cur, m.To) {
+				s.noteWebhook()
+			}
 			s.publish(ctx, cur, m.To, cmp.Or(m.Attempt, cur.Attempts), m.Error)
 			return cur, nil
 		}
@@ -66,7 +69,9 @@ func (s *Service) Transition(ctx context.Context, cur *ent.Task, m Move) (*ent.T
 }
 
 // casUpdate is Transition's conditional update, with m.Also in the same
-// transaction when set. It returns how many rows changed (0 or 1).
+// transaction when set, and the webhook delivery a terminal move of a task
+// with a callback URL owes (webhooks.go). It returns how many rows changed
+// (0 or 1).
 func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, error) {
 	update := func(c *ent.Client) (int, error) {
 		upd := c.Task.Update().Where(fenceOf(cur)).SetStatus(m.To)
@@ -75,7 +80,8 @@ func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, er
 		}
 		return upd.Save(ctx)
 	}
-	if m.Also == nil {
+	hook := needsWebhook(cur, m.To)
+	if m.Also == nil && !hook {
 		return update(s.db)
 	}
 	var n int
@@ -84,7 +90,15 @@ func (s *Service) casUpdate(ctx context.Context, cur *ent.Task, m Move) (int, er
 		if n, err = update(tx.Client()); err != nil || n != 1 {
 			return err
 		}
-		return m.Also(ctx, tx.Client())
+		if m.Also != nil {
+			if err := m.Also(ctx, tx.Client()); err != nil {
+				return err
+			}
+		}
+		if hook {
+			return s.addDeliveries(ctx, tx.Client(), []int{cur.ID})
+		}
+		return nil
 	})
 	return n, err
 }

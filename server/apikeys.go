@@ -35,6 +35,12 @@ type keyView struct {
 	LastUsedAt     *time.Time           `json:"last_used_at"`
 	RevokedAt      *time.Time           `json:"revoked_at"`
 	Secret         string               `json:"key,omitempty"`
+	// CallbackURL is the default callback_url of the key's tasks;
+	// HasWebhookSecret says whether the key signs webhooks itself.
+	CallbackURL      *string `json:"callback_url"`
+	HasWebhookSecret bool    `json:"has_webhook_secret"`
+	// WebhookSecret is shown once: on create and on rotation.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
 func newKeyView(k *ent.APIKey) keyView {
@@ -44,7 +50,8 @@ func newKeyView(k *ent.APIKey) keyView {
 	}
 	return keyView{ID: k.ID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, Weight: k.Weight,
 		TokensPerDay: k.TokensPerDay, TokensPerMonth: k.TokensPerMonth, ModelBudgets: bs,
-		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt}
+		CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
+		CallbackURL: k.CallbackURL, HasWebhookSecret: k.WebhookSecret != ""}
 }
 
 type keyBody struct {
@@ -54,14 +61,16 @@ type keyBody struct {
 	TokensPerDay   *int                  `json:"tokens_per_day"`
 	TokensPerMonth *int                  `json:"tokens_per_month"`
 	ModelBudgets   *[]domain.ModelBudget `json:"model_budgets"`
+	CallbackURL    *string               `json:"callback_url"`
 }
 
 func (b keyBody) settings() apikeys.Settings {
-	return apikeys.Settings{Weight: b.Weight, TokensPerDay: b.TokensPerDay, TokensPerMonth: b.TokensPerMonth, ModelBudgets: b.ModelBudgets}
+	return apikeys.Settings{Weight: b.Weight, TokensPerDay: b.TokensPerDay, TokensPerMonth: b.TokensPerMonth,
+		ModelBudgets: b.ModelBudgets, CallbackURL: b.CallbackURL}
 }
 
 func (h *rest) listKeys(w http.ResponseWriter, r *http.Request) {
-	ks, err := apikeys.New(h.svc.DB()).List(r.Context())
+	ks, err := h.svc.Keys().List(r.Context())
 	if err != nil {
 		h.fail(w, r, scheduler.KeyError(err))
 		return
@@ -79,13 +88,13 @@ func (h *rest) createKey(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	c, err := apikeys.New(h.svc.DB()).CreateWith(r.Context(), b.Name, b.Role, b.settings())
+	c, err := h.svc.Keys().CreateWith(r.Context(), b.Name, b.Role, b.settings())
 	if err != nil {
 		h.fail(w, r, scheduler.KeyError(err))
 		return
 	}
 	v := newKeyView(c.Key)
-	v.Secret = c.Secret
+	v.Secret, v.WebhookSecret = c.Secret, c.WebhookSecret
 	writeJSON(w, http.StatusCreated, map[string]any{"data": v})
 }
 
@@ -104,7 +113,7 @@ func (h *rest) updateKey(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, scheduler.Invalid("name", "and role cannot be changed; create a new key and revoke this one"))
 		return
 	}
-	k, err := apikeys.New(h.svc.DB()).Update(r.Context(), id, b.settings())
+	k, err := h.svc.Keys().Update(r.Context(), id, b.settings())
 	h.svc.ForgetKey(id)
 	if err != nil {
 		h.fail(w, r, scheduler.KeyError(err))

@@ -35,6 +35,7 @@ func (h *rest) routes(mux *http.ServeMux, wrap func(perm string, f http.HandlerF
 	mux.Handle("GET /api/v1/stats/cost", wrap(permRead, h.costReport))
 	mux.Handle("GET /api/v1/system/health", http.HandlerFunc(h.health))
 	h.keyRoutes(mux, wrap)
+	h.webhookRoutes(mux, wrap)
 }
 
 func (h *rest) fail(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, h.log, err) }
@@ -72,6 +73,7 @@ type createTaskBody struct {
 	RunAt          *string        `json:"run_at"`
 	DelaySeconds   *int           `json:"delay_seconds"`
 	Caller         string         `json:"caller"`
+	CallbackURL    *string        `json:"callback_url"`
 }
 
 func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +97,7 @@ func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
 	t, err := h.svc.CreateTask(r.Context(), scheduler.NewTask{
 		ModelID: b.ModelID, Type: b.Type, Input: b.Input, Priority: b.Priority, Params: b.Params,
 		MaxRetries: b.MaxRetries, TimeoutSeconds: b.TimeoutSeconds, RunAt: runAt, DelaySeconds: b.DelaySeconds, Caller: b.Caller,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"), APIKeyID: callerKeyID(r.Context()),
+		CallbackURL: b.CallbackURL, IdempotencyKey: r.Header.Get("Idempotency-Key"), APIKeyID: callerKeyID(r.Context()),
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -166,6 +168,14 @@ func (h *rest) getTask(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, a := range as {
 		v.AttemptHistory = append(v.AttemptHistory, newAttemptView(a))
+	}
+	if t.CallbackURL != nil {
+		ds, err := h.svc.WebhookDeliveries(r.Context(), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		v.WebhookDeliveries = newDeliveryViews(ds)
 	}
 	d, err := h.svc.Explain(r.Context(), t)
 	if err != nil {

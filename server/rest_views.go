@@ -49,6 +49,11 @@ type taskView struct {
 	QueuePosition int    `json:"queue_position,omitempty"`
 	// AttemptHistory lists every try (detail view only).
 	AttemptHistory []attemptView `json:"attempt_history,omitempty"`
+	// CallbackURL receives the task's completion webhook.
+	CallbackURL *string `json:"callback_url,omitempty"`
+	// WebhookDeliveries lists the webhooks owed and their tries (detail
+	// view of a task with a callback_url only).
+	WebhookDeliveries []deliveryView `json:"webhook_deliveries,omitempty"`
 }
 
 type attemptView struct {
@@ -80,7 +85,7 @@ func newTaskView(t *ent.Task) taskView {
 		PromptTokens: t.PromptTokens, CompletionTokens: t.CompletionTokens, TotalTokens: t.TotalTokens,
 		Caller: t.Caller, APIKeyID: t.APIKeyID, Cost: t.Cost, CostEstimated: t.CostEstimated, TokenSource: t.TokenSource,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
-		NextAttemptAt: t.NextAttemptAt, RunAt: t.RunAt,
+		NextAttemptAt: t.NextAttemptAt, RunAt: t.RunAt, CallbackURL: t.CallbackURL,
 	}
 	if t.Scheduled && t.Status == domain.StatusPending {
 		// Known without asking Redis, so every view says it.

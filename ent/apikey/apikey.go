@@ -38,6 +38,10 @@ const (
 	FieldTokensPerMonth = "tokens_per_month"
 	// FieldModelBudgets holds the string denoting the model_budgets field in the database.
 	FieldModelBudgets = "model_budgets"
+	// FieldWebhookSecret holds the string denoting the webhook_secret field in the database.
+	FieldWebhookSecret = "webhook_secret"
+	// FieldCallbackURL holds the string denoting the callback_url field in the database.
+	FieldCallbackURL = "callback_url"
 	// Table holds the table name of the apikey in the database.
 	Table = "api_keys"
 )
@@ -56,6 +60,8 @@ var Columns = []string{
 	FieldTokensPerDay,
 	FieldTokensPerMonth,
 	FieldModelBudgets,
+	FieldWebhookSecret,
+	FieldCallbackURL,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -85,6 +91,8 @@ var (
 	TokensPerDayValidator func(int) error
 	// TokensPerMonthValidator is a validator for the "tokens_per_month" field. It is called by the builders before save.
 	TokensPerMonthValidator func(int) error
+	// CallbackURLValidator is a validator for the "callback_url" field. It is called by the builders before save.
+	CallbackURLValidator func(string) error
 )
 
 // RoleValidator is a validator for the "role" field enum values. It is called by the builders before save.
@@ -153,6 +161,16 @@ func ByTokensPerDay(opts ...sql.OrderTermOption) OrderOption {
 // ByTokensPerMonth orders the results by the tokens_per_month field.
 func ByTokensPerMonth(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTokensPerMonth, opts...).ToFunc()
+}
+
+// ByWebhookSecret orders the results by the webhook_secret field.
+func ByWebhookSecret(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWebhookSecret, opts...).ToFunc()
+}
+
+// ByCallbackURL orders the results by the callback_url field.
+func ByCallbackURL(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCallbackURL, opts...).ToFunc()
 }
 
 var (

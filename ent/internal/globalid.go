@@ -2,4 +2,4 @@
 
 package internal
 
-const IncrementStarts = "{\"api_keys\":0,\"attempts\":4294967296,\"models\":8589934592,\"tasks\":12884901888}"
+const IncrementStarts = "{\"api_keys\":0,\"attempts\":4294967296,\"models\":8589934592,\"tasks\":12884901888,\"webhook_attempts\":17179869184,\"webhook_deliveries\":21474836480}"

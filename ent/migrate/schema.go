@@ -23,6 +23,8 @@ var (
 		{Name: "tokens_per_day", Type: field.TypeInt, Nullable: true},
 		{Name: "tokens_per_month", Type: field.TypeInt, Nullable: true},
 		{Name: "model_budgets", Type: field.TypeJSON, Nullable: true},
+		{Name: "webhook_secret", Type: field.TypeString, Nullable: true},
+		{Name: "callback_url", Type: field.TypeString, Nullable: true, Size: 2048},
 	}
 	// APIKeysTable holds the schema information for the "api_keys" table.
 	APIKeysTable = &schema.Table{
@@ -150,6 +152,7 @@ var (
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "run_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "scheduled", Type: field.TypeBool, Default: false},
+		{Name: "callback_url", Type: field.TypeString, Nullable: true, Size: 2048},
 		{Name: "model_id", Type: field.TypeInt},
 	}
 	// TasksTable holds the schema information for the "tasks" table.
@@ -160,7 +163,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tasks_models_tasks",
-				Columns:    []*schema.Column{TasksColumns[31]},
+				Columns:    []*schema.Column{TasksColumns[32]},
 				RefColumns: []*schema.Column{ModelsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -169,7 +172,7 @@ var (
 			{
 				Name:    "task_status_model_id",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[5], TasksColumns[31]},
+				Columns: []*schema.Column{TasksColumns[5], TasksColumns[32]},
 			},
 			{
 				Name:    "task_status_updated_at",
@@ -179,7 +182,7 @@ var (
 			{
 				Name:    "task_model_id_status_priority_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{TasksColumns[31], TasksColumns[5], TasksColumns[4], TasksColumns[24]},
+				Columns: []*schema.Column{TasksColumns[32], TasksColumns[5], TasksColumns[4], TasksColumns[24]},
 			},
 			{
 				Name:    "task_created_at",
@@ -203,12 +206,91 @@ var (
 			},
 		},
 	}
+	// WebhookAttemptsColumns holds the columns for the "webhook_attempts" table.
+	WebhookAttemptsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "number", Type: field.TypeInt},
+		{Name: "status_code", Type: field.TypeInt, Nullable: true},
+		{Name: "error", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "duration_ms", Type: field.TypeInt, Default: 0},
+		{Name: "worker", Type: field.TypeString, Nullable: true},
+		{Name: "started_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "delivery_id", Type: field.TypeInt},
+	}
+	// WebhookAttemptsTable holds the schema information for the "webhook_attempts" table.
+	WebhookAttemptsTable = &schema.Table{
+		Name:       "webhook_attempts",
+		Columns:    WebhookAttemptsColumns,
+		PrimaryKey: []*schema.Column{WebhookAttemptsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "webhook_attempts_webhook_deliveries_attempt_history",
+				Columns:    []*schema.Column{WebhookAttemptsColumns[7]},
+				RefColumns: []*schema.Column{WebhookDeliveriesColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookattempt_delivery_id_number",
+				Unique:  true,
+				Columns: []*schema.Column{WebhookAttemptsColumns[7], WebhookAttemptsColumns[1]},
+			},
+		},
+	}
+	// WebhookDeliveriesColumns holds the columns for the "webhook_deliveries" table.
+	WebhookDeliveriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "event", Type: field.TypeEnum, Enums: []string{"pending", "running", "completed", "failed", "cancelled"}},
+		{Name: "url", Type: field.TypeString, Size: 2048},
+		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
+		{Name: "payload", Type: field.TypeString, Size: 2147483647},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "delivered", "failed"}, Default: "pending"},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "give_up_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "owner", Type: field.TypeString, Nullable: true},
+		{Name: "last_status_code", Type: field.TypeInt, Nullable: true},
+		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "delivered_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "task_id", Type: field.TypeInt},
+	}
+	// WebhookDeliveriesTable holds the schema information for the "webhook_deliveries" table.
+	WebhookDeliveriesTable = &schema.Table{
+		Name:       "webhook_deliveries",
+		Columns:    WebhookDeliveriesColumns,
+		PrimaryKey: []*schema.Column{WebhookDeliveriesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "webhook_deliveries_tasks_webhook_deliveries",
+				Columns:    []*schema.Column{WebhookDeliveriesColumns[15]},
+				RefColumns: []*schema.Column{TasksColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookdelivery_status_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[5], WebhookDeliveriesColumns[7]},
+			},
+			{
+				Name:    "webhookdelivery_task_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[15]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AttemptsTable,
 		ModelsTable,
 		TasksTable,
+		WebhookAttemptsTable,
+		WebhookDeliveriesTable,
 	}
 )
 
@@ -226,5 +308,13 @@ func init() {
 	TasksTable.ForeignKeys[0].RefTable = ModelsTable
 	TasksTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(12884901888),
+	}
+	WebhookAttemptsTable.ForeignKeys[0].RefTable = WebhookDeliveriesTable
+	WebhookAttemptsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(17179869184),
+	}
+	WebhookDeliveriesTable.ForeignKeys[0].RefTable = TasksTable
+	WebhookDeliveriesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(21474836480),
 	}
 }

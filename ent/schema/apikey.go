@@ -37,6 +37,12 @@ func (APIKey) Fields() []ent.Field {
 		field.Int("tokens_per_month").Optional().Nillable().Positive(),
 		// ModelBudgets are caps on single models, on top of the above.
 		field.JSON("model_budgets", []domain.ModelBudget{}).Optional(),
+		// WebhookSecret signs the completion webhooks of the key's tasks
+		// (sealed with auth.encryption_key like provider secrets; shown
+		// once, when the key is created or the secret rotated).
+		field.String("webhook_secret").Optional().Sensitive(),
+		// CallbackURL is the default callback_url of the key's tasks.
+		field.String("callback_url").Optional().Nillable().MaxLen(2048),
 	}
 }
 

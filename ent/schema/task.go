@@ -104,6 +104,11 @@ func (Task) Fields() []ent.Field {
 		// tasks alone.
 		field.Bool("scheduled").Default(false).
 			Annotations(entgql.Skip(entgql.SkipAll)),
+		// CallbackURL receives a signed POST when the task reaches
+		// completed, failed or cancelled (docs/webhooks.md): the request's
+		// callback_url, else its API key's default. Set only at create.
+		field.String("callback_url").Optional().Nillable().MaxLen(2048).Immutable().
+			Annotations(entgql.Skip(entgql.SkipWhereInput, entgql.SkipOrderField)),
 	}
 }
 
@@ -112,6 +117,8 @@ func (Task) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("model", Model.Type).Ref("tasks").Field("model_id").Unique().Required(),
 		edge.To("attempt_history", Attempt.Type).
+			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+		edge.To("webhook_deliveries", WebhookDelivery.Type).
 			Annotations(entgql.Skip(entgql.SkipWhereInput)),
 	}
 }

@@ -79,10 +79,14 @@ const (
 	FieldRunAt = "run_at"
 	// FieldScheduled holds the string denoting the scheduled field in the database.
 	FieldScheduled = "scheduled"
+	// FieldCallbackURL holds the string denoting the callback_url field in the database.
+	FieldCallbackURL = "callback_url"
 	// EdgeModel holds the string denoting the model edge name in mutations.
 	EdgeModel = "model"
 	// EdgeAttemptHistory holds the string denoting the attempt_history edge name in mutations.
 	EdgeAttemptHistory = "attempt_history"
+	// EdgeWebhookDeliveries holds the string denoting the webhook_deliveries edge name in mutations.
+	EdgeWebhookDeliveries = "webhook_deliveries"
 	// Table holds the table name of the task in the database.
 	Table = "tasks"
 	// ModelTable is the table that holds the model relation/edge.
@@ -99,6 +103,13 @@ const (
 	AttemptHistoryInverseTable = "attempts"
 	// AttemptHistoryColumn is the table column denoting the attempt_history relation/edge.
 	AttemptHistoryColumn = "task_id"
+	// WebhookDeliveriesTable is the table that holds the webhook_deliveries relation/edge.
+	WebhookDeliveriesTable = "webhook_deliveries"
+	// WebhookDeliveriesInverseTable is the table name for the WebhookDelivery entity.
+	// It exists in this package in order to avoid circular dependency with the "webhookdelivery" package.
+	WebhookDeliveriesInverseTable = "webhook_deliveries"
+	// WebhookDeliveriesColumn is the table column denoting the webhook_deliveries relation/edge.
+	WebhookDeliveriesColumn = "task_id"
 )
 
 // Columns holds all SQL columns for task fields.
@@ -135,6 +146,7 @@ var Columns = []string{
 	FieldNextAttemptAt,
 	FieldRunAt,
 	FieldScheduled,
+	FieldCallbackURL,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -198,6 +210,8 @@ var (
 	UpdateDefaultUpdatedAt func() time.Time
 	// DefaultScheduled holds the default value on creation for the "scheduled" field.
 	DefaultScheduled bool
+	// CallbackURLValidator is a validator for the "callback_url" field. It is called by the builders before save.
+	CallbackURLValidator func(string) error
 )
 
 // TypeValidator is a validator for the "type" field enum values. It is called by the builders before save.
@@ -375,6 +389,11 @@ func ByScheduled(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldScheduled, opts...).ToFunc()
 }
 
+// ByCallbackURL orders the results by the callback_url field.
+func ByCallbackURL(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCallbackURL, opts...).ToFunc()
+}
+
 // ByModelField orders the results by model field.
 func ByModelField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -395,6 +414,20 @@ func ByAttemptHistory(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAttemptHistoryStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByWebhookDeliveriesCount orders the results by webhook_deliveries count.
+func ByWebhookDeliveriesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newWebhookDeliveriesStep(), opts...)
+	}
+}
+
+// ByWebhookDeliveries orders the results by webhook_deliveries terms.
+func ByWebhookDeliveries(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newWebhookDeliveriesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newModelStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -407,6 +440,13 @@ func newAttemptHistoryStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AttemptHistoryInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AttemptHistoryTable, AttemptHistoryColumn),
+	)
+}
+func newWebhookDeliveriesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(WebhookDeliveriesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, WebhookDeliveriesTable, WebhookDeliveriesColumn),
 	)
 }
 

@@ -191,6 +191,11 @@ func Scheduled(v bool) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldScheduled, v))
 }
 
+// CallbackURL applies equality check predicate on the "callback_url" field. It's identical to CallbackURLEQ.
+func CallbackURL(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCallbackURL, v))
+}
+
 // ModelIDEQ applies the EQ predicate on the "model_id" field.
 func ModelIDEQ(v int) predicate.Task {
 	return predicate.Task(sql.FieldEQ(FieldModelID, v))
@@ -1556,6 +1561,81 @@ func ScheduledNEQ(v bool) predicate.Task {
 	return predicate.Task(sql.FieldNEQ(FieldScheduled, v))
 }
 
+// CallbackURLEQ applies the EQ predicate on the "callback_url" field.
+func CallbackURLEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldEQ(FieldCallbackURL, v))
+}
+
+// CallbackURLNEQ applies the NEQ predicate on the "callback_url" field.
+func CallbackURLNEQ(v string) predicate.Task {
+	return predicate.Task(sql.FieldNEQ(FieldCallbackURL, v))
+}
+
+// CallbackURLIn applies the In predicate on the "callback_url" field.
+func CallbackURLIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldIn(FieldCallbackURL, vs...))
+}
+
+// CallbackURLNotIn applies the NotIn predicate on the "callback_url" field.
+func CallbackURLNotIn(vs ...string) predicate.Task {
+	return predicate.Task(sql.FieldNotIn(FieldCallbackURL, vs...))
+}
+
+// CallbackURLGT applies the GT predicate on the "callback_url" field.
+func CallbackURLGT(v string) predicate.Task {
+	return predicate.Task(sql.FieldGT(FieldCallbackURL, v))
+}
+
+// CallbackURLGTE applies the GTE predicate on the "callback_url" field.
+func CallbackURLGTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldGTE(FieldCallbackURL, v))
+}
+
+// CallbackURLLT applies the LT predicate on the "callback_url" field.
+func CallbackURLLT(v string) predicate.Task {
+	return predicate.Task(sql.FieldLT(FieldCallbackURL, v))
+}
+
+// CallbackURLLTE applies the LTE predicate on the "callback_url" field.
+func CallbackURLLTE(v string) predicate.Task {
+	return predicate.Task(sql.FieldLTE(FieldCallbackURL, v))
+}
+
+// CallbackURLContains applies the Contains predicate on the "callback_url" field.
+func CallbackURLContains(v string) predicate.Task {
+	return predicate.Task(sql.FieldContains(FieldCallbackURL, v))
+}
+
+// CallbackURLHasPrefix applies the HasPrefix predicate on the "callback_url" field.
+func CallbackURLHasPrefix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasPrefix(FieldCallbackURL, v))
+}
+
+// CallbackURLHasSuffix applies the HasSuffix predicate on the "callback_url" field.
+func CallbackURLHasSuffix(v string) predicate.Task {
+	return predicate.Task(sql.FieldHasSuffix(FieldCallbackURL, v))
+}
+
+// CallbackURLIsNil applies the IsNil predicate on the "callback_url" field.
+func CallbackURLIsNil() predicate.Task {
+	return predicate.Task(sql.FieldIsNull(FieldCallbackURL))
+}
+
+// CallbackURLNotNil applies the NotNil predicate on the "callback_url" field.
+func CallbackURLNotNil() predicate.Task {
+	return predicate.Task(sql.FieldNotNull(FieldCallbackURL))
+}
+
+// CallbackURLEqualFold applies the EqualFold predicate on the "callback_url" field.
+func CallbackURLEqualFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldEqualFold(FieldCallbackURL, v))
+}
+
+// CallbackURLContainsFold applies the ContainsFold predicate on the "callback_url" field.
+func CallbackURLContainsFold(v string) predicate.Task {
+	return predicate.Task(sql.FieldContainsFold(FieldCallbackURL, v))
+}
+
 // HasModel applies the HasEdge predicate on the "model" edge.
 func HasModel() predicate.Task {
 	return predicate.Task(func(s *sql.Selector) {
@@ -1594,6 +1674,29 @@ func HasAttemptHistory() predicate.Task {
 func HasAttemptHistoryWith(preds ...predicate.Attempt) predicate.Task {
 	return predicate.Task(func(s *sql.Selector) {
 		step := newAttemptHistoryStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasWebhookDeliveries applies the HasEdge predicate on the "webhook_deliveries" edge.
+func HasWebhookDeliveries() predicate.Task {
+	return predicate.Task(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, WebhookDeliveriesTable, WebhookDeliveriesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasWebhookDeliveriesWith applies the HasEdge predicate on the "webhook_deliveries" edge with a given conditions (other predicates).
+func HasWebhookDeliveriesWith(preds ...predicate.WebhookDelivery) predicate.Task {
+	return predicate.Task(func(s *sql.Selector) {
+		step := newWebhookDeliveriesStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)
