@@ -26,8 +26,8 @@ import (
 	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 	"github.com/llmsched/llm-scheduler/secrets"
-	"github.com/llmsched/llm-scheduler/webhooks"
 	"github.com/llmsched/llm-scheduler/store"
+	"github.com/llmsched/llm-scheduler/webhooks"
 )
 
 // Role says what a process does.
@@ -68,7 +68,7 @@ type App struct {
 	DueScanner *jobs.DueScanner
 	// Webhooks sends completion webhooks (worker and all roles).
 	Webhooks *webhooks.Sender
-	Hooks      jobs.Hooks
+	Hooks    jobs.Hooks
 	// Metrics is this process's Prometheus registry; its worker hooks are
 	// the default Hooks.
 	Metrics *metrics.Metrics
