@@ -169,3 +169,42 @@ func TestTransportRefusesBeforeConnecting(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// DenyPrivate (webhooks) refuses loopback and private addresses as written
+// and at dial time, after name resolution: a name the URL check lets
+// through cannot reach a refused address.
+func TestDenyPrivate(t *testing.T) {
+	p, err := outbound.New(outbound.Config{DenyPrivate: true, Hint: "webhooks.allow_private allows them"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1/", "http://[::1]/", "http://10.0.0.1/", "http://172.16.5.4/", "http://192.168.1.1/",
+		"http://100.64.0.1/", "http://[fd00::1]/", "http://localhost/", "http://169.254.169.254/"} {
+		err := p.Check(u)
+		if !errors.Is(err, outbound.ErrRefused) || !strings.Contains(err.Error(), "webhooks.allow_private") {
+			t.Errorf("Check(%s) = %v, want a refusal naming the hint", u, err)
+		}
+	}
+	for _, u := range []string{"https://example.com/hook", "http://8.8.8.8/", "http://[2001:4860::8888]/"} {
+		if err := p.Check(u); err != nil {
+			t.Errorf("Check(%s) = %v, want allowed", u, err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// A name dialled directly (as after a DNS answer that changed) is
+	// checked on the address it resolves to.
+	if _, err := p.DialContext(nil)(context.Background(), "tcp", net.JoinHostPort("localhost", port)); !errors.Is(err, outbound.ErrRefused) {
+		t.Fatalf("dial localhost with DenyPrivate = %v, want refused", err)
+	}
+	// Without DenyPrivate (the providers' policy) loopback is fine.
+	c, err := outbound.Default().DialContext(nil)(context.Background(), "tcp", net.JoinHostPort("localhost", port))
+	if err != nil {
+		t.Fatalf("dial localhost with the providers' policy: %v", err)
+	}
+	c.Close()
+}
