@@ -1,5 +1,12 @@
 package jobs
 
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
 // LeasesKey names a model's lease set in Redis, for tests that move slots
 // behind the scheduler's back.
 func LeasesKey(d *Dispatcher, modelID int) string { return d.slots.keys(modelID)[1] }
@@ -21,3 +28,14 @@ func ParkedKeys(d *Dispatcher, modelID int) []string {
 
 // SetSweep sets how many pending tasks a reconcile round sweeps.
 func SetSweep(r *Reconciler, n int) { r.sweep = n }
+
+// BreakDequeueRecognition makes the idle gates built until the test ends
+// recognise no dequeue call, as after an asynq upgrade that changed it.
+func BreakDequeueRecognition(t testing.TB) {
+	old := recogniseDequeue
+	recogniseDequeue = func(redis.Cmder) (string, bool) { return "", false }
+	t.Cleanup(func() { recogniseDequeue = old })
+}
+
+// PollInterval is how often a worker's asynq server polls an empty queue.
+func PollInterval(w *Worker) time.Duration { return w.serverCfg.TaskCheckInterval }

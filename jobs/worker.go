@@ -62,6 +62,12 @@ type Worker struct {
 	wakeModels   []int
 	wakeModelsAt time.Time
 
+	// Without the gate (checkGate), asynq runs on plainRDB and polls
+	// every pollInterval.
+	plainRDB     redis.UniversalClient
+	pollInterval time.Duration
+	serverCfg    asynq.Config
+
 	// inflight counts running handlers and queued slot releases, so
 	// Shutdown can wait for the ones asynq abandons at the end of the
 	// grace period.
@@ -93,6 +99,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 	}
 	delayed := min(max(cfg.Queue.RetryDelay.D()/4, 50*time.Millisecond), time.Second)
 	rdb, poll := b.Client, cfg.Queue.PollInterval.D()
+	w.plainRDB, w.pollInterval = rdb, poll
 	if check := cfg.Queue.IdleCheckInterval.D(); check > 0 && b.Opt != nil {
 		if c, ok := b.Opt.MakeRedisClient().(redis.UniversalClient); ok {
 			arm := setWakeKey(b.Client, b.Prefix)
@@ -114,7 +121,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 			rdb, poll = c, wokenPoll
 		}
 	}
-	w.server = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	w.serverCfg = asynq.Config{
 		Concurrency:              cfg.Worker.MaxWorkers,
 		Queues:                   queues,
 		StrictPriority:           strict,
@@ -125,7 +132,8 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		ShutdownTimeout:          cfg.Server.ShutdownGrace.D(),
 		Logger:                   asynqLogger{log},
 		LogLevel:                 asynq.WarnLevel,
-	})
+	}
+	w.server = asynq.NewServerFromRedisClient(rdb, w.serverCfg)
 	return w
 }
 
@@ -174,6 +182,9 @@ func (w *Worker) Name() string { return w.name }
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeRunTask, w.ProcessTask)
+	if w.gate != nil {
+		w.checkGate() // may turn the gate off
+	}
 	if w.gate != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		w.stopWake, w.wakeDone = cancel, make(chan struct{})
