@@ -10,6 +10,7 @@
 //   E2E_PORT        port for the server (default 18931)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //   SCREENSHOT_DIR  where screenshots go (default ../artifacts/screenshots)
+//   E2E_ONLY        run only the steps whose name matches this regular expression (while working on one)
 //
 // It prints one line per step and closes with "N passed, N failed".
 
@@ -141,7 +142,10 @@ let page;
 let ctx;
 const pageErrors = [];
 
+const only = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
+
 async function step(name, fn) {
+  if (only && !only.test(name)) return;
   const start = Date.now();
   try {
     await fn();
@@ -313,6 +317,80 @@ try {
     await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 30_000, "COMPLETED once online");
   });
 
+  await step("API key weights and budgets, callers' live shares, and cost by model and caller", async () => {
+    // API key settings on the System page: the form checks before sending.
+    await page.goto(`${BASE}/system`);
+    const keys = page.locator("section:has(#keys-h)");
+    const create = page.getByRole("form", { name: "New API key" });
+    await create.waitFor();
+    await create.getByLabel("Key name").fill("e2e-team");
+    await create.getByLabel("Weight").fill("0");
+    await create.getByLabel("Tokens per day").fill("1000");
+    await create.getByRole("button", { name: "Create key" }).click();
+    await create.getByText("Weight must be a whole number from 1 to 1000").waitFor();
+    await create.getByLabel("Weight").fill("3");
+    await create.getByRole("button", { name: "Create key" }).click();
+    const secret = await page.getByTestId("new-key-secret").textContent();
+    assert.ok(secret && secret.length >= 20, `the new key is shown once: ${secret}`);
+    const teamRow = page.locator('tr[data-key="e2e-team"]');
+    await teamRow.and(page.locator('[data-weight="3"]')).waitFor();
+    assert.match(await teamRow.getByTestId("key-day").textContent(), /0 \/ 1,000/);
+    // Edit: weight 5, the day cap removed.
+    await page.getByRole("button", { name: "Edit key e2e-team" }).click();
+    const edit = page.getByRole("form", { name: "Settings of key e2e-team" });
+    await edit.getByLabel("Weight").fill("5");
+    await edit.getByLabel("Tokens per day").fill("");
+    await edit.getByLabel("Tokens per month").fill("250000");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await teamRow.and(page.locator('[data-weight="5"]')).waitFor();
+    assert.match(await teamRow.getByTestId("key-day").textContent(), /no cap/);
+    const stored = (await rest("GET", "/api/v1/apikeys")).find((k) => k.name === "e2e-team");
+    assert.equal(stored.weight, 5);
+    assert.equal(stored.tokens_per_day, null);
+    assert.equal(stored.tokens_per_month, 250000);
+    await keys.first().scrollIntoViewIfNeeded();
+    await shot(page, "system-api-keys");
+
+    // Callers: tasks of two callers wait on an offline model; the page
+    // shows them live, then empties once the model runs them.
+    const model = await rest("POST", "/api/v1/models", {
+      name: "e2e-priced", type: "simulator", max_workers: 1, status: "offline", input_price: 2, output_price: 4,
+      config: { latency_ms: 20, output_tokens: 30 },
+    });
+    await page.goto(`${BASE}/callers`);
+    await page.getByRole("heading", { name: "Callers", level: 1 }).waitFor();
+    await page.evaluate(() => (window.__noReload = true));
+    for (const [caller, n] of [["alice", 3], ["bob", 2]]) {
+      for (let i = 0; i < n; i++) await rest("POST", "/api/v1/tasks", { model_id: model.id, type: "text-generation", input: `costs something ${caller} ${i}`, caller });
+    }
+    await page.locator('tr[data-caller="alice"][data-queued="3"]').waitFor();
+    await page.locator('tr[data-caller="bob"][data-queued="2"]').waitFor();
+    assert.equal(await page.locator('tr[data-caller="bob"]').getByTestId("fair-share").textContent(), "50%");
+    await shot(page, "callers");
+    await rest("PUT", `/api/v1/models/${model.id}/status`, { status: "online" });
+    await page.locator('tr[data-caller="alice"]').waitFor({ state: "detached", timeout: 30_000 });
+    await page.locator('tr[data-caller="bob"]').waitFor({ state: "detached", timeout: 30_000 });
+    assert.equal(await page.evaluate(() => window.__noReload), true, "the page was reloaded");
+
+    // Cost: the priced model and both callers, as the REST report says;
+    // a new caller's task shows up without a reload.
+    await page.goto(`${BASE}/cost`);
+    await page.evaluate(() => (window.__noReload = true));
+    const report = await rest("GET", "/api/v1/stats/cost?days=7");
+    const restCost = (lines, name) => lines.find((l) => l.name === name)?.cost;
+    for (const [table, name, lines] of [["cost-by-model", "e2e-priced", report.by_model], ["cost-by-caller", "alice", report.by_caller], ["cost-by-caller", "bob", report.by_caller]]) {
+      const want = restCost(lines, name);
+      assert.ok(want > 0, `REST cost of ${name}: ${want}`);
+      const cell = page.getByTestId(table).locator(`tr[data-name="${name}"]`);
+      await cell.waitFor();
+      assert.equal(Number(await cell.getAttribute("data-cost")), want, `${name} in ${table}`);
+    }
+    await rest("POST", "/api/v1/tasks", { model_id: model.id, type: "text-generation", input: "a third caller", caller: "carol" });
+    await page.getByTestId("cost-by-caller").locator('tr[data-name="carol"]').waitFor({ timeout: 20_000 });
+    assert.equal(await page.evaluate(() => window.__noReload), true, "the page was reloaded");
+    await shot(page, "cost");
+  });
+
   await step("screenshots of every page, laptop and phone", async () => {
     await page.goto(`${BASE}/`);
     await page.getByTestId("stat-total-tasks").waitFor();
@@ -347,7 +425,7 @@ try {
     await page.getByText("queue.max_queue_size").waitFor();
     await shot(page, "system");
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const [path, name] of [["/", "overview"], ["/tasks", "tasks"], ["/models", "models"], [`/tasks/${ids.c}`, "task-detail"]]) {
+    for (const [path, name] of [["/", "overview"], ["/tasks", "tasks"], ["/models", "models"], [`/tasks/${ids.c}`, "task-detail"], ["/callers", "callers"], ["/cost", "cost"]]) {
       await page.goto(BASE + path);
       await page.locator("main h1").waitFor();
       await sleep(500);

@@ -6,12 +6,16 @@ import { TaskDetailPage } from "./pages/tasks/TaskDetailPage";
 import { ModelsPage } from "./pages/models/ModelsPage";
 import { ModelEditPage } from "./pages/models/ModelEditPage";
 import { SystemPage } from "./pages/system/SystemPage";
+import { CallersPage } from "./pages/callers/CallersPage";
+import { CostPage } from "./pages/cost/CostPage";
 import { Empty } from "./components/states";
 
 const nav = [
   { to: "/", label: "Overview", end: true },
   { to: "/tasks", label: "Tasks", end: false },
   { to: "/models", label: "Models", end: false },
+  { to: "/callers", label: "Callers", end: false },
+  { to: "/cost", label: "Cost", end: false },
   { to: "/system", label: "System", end: false },
 ];
 
@@ -49,6 +53,8 @@ export function App() {
           <Route path="/models" element={<ModelsPage />} />
           <Route path="/models/new" element={<ModelEditPage />} />
           <Route path="/models/:id/edit" element={<ModelEditPage />} />
+          <Route path="/callers" element={<CallersPage />} />
+          <Route path="/cost" element={<CostPage />} />
           <Route path="/system" element={<SystemPage />} />
           <Route path="*" element={<Empty>This page does not exist.</Empty>} />
         </Routes>

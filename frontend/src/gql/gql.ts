@@ -14,6 +14,11 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  subscription RefetchOnTaskEvents {\n    taskEvents {\n      taskID\n    }\n  }\n": typeof types.RefetchOnTaskEventsDocument,
+    "\n  fragment CallerStatsFields on DashboardStats {\n    running\n    queueDepth\n    generatedAt\n    perCaller {\n      caller\n      apiKeyID\n      weight\n      running\n      queued\n      share\n      fairShare\n    }\n  }\n": typeof types.CallerStatsFieldsFragmentDoc,
+    "\n  query CallersStats {\n    dashboardStats {\n      ...CallerStatsFields\n    }\n  }\n": typeof types.CallersStatsDocument,
+    "\n  subscription CallersStatsLive {\n    dashboardStatsUpdated {\n      ...CallerStatsFields\n    }\n  }\n": typeof types.CallersStatsLiveDocument,
+    "\n  query CostAndUsage($days: Int!) {\n    costReport(days: $days) {\n      cost\n      estimated\n      byModel {\n        modelID\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      byCaller {\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      days {\n        date\n        cost\n        estimated\n        byModel {\n          name\n          cost\n        }\n        byCaller {\n          name\n          cost\n        }\n      }\n    }\n    myUsage {\n      name\n      weight\n      day {\n        period\n        used\n        limit\n        resetsAt\n      }\n      month {\n        period\n        used\n        limit\n        resetsAt\n      }\n    }\n  }\n": typeof types.CostAndUsageDocument,
     "\n  query ModelEdit($id: ID!) {\n    model(id: $id) {\n      id\n      name\n      type\n      status\n      maxWorkers\n      description\n      config\n      deletedAt\n    }\n  }\n": typeof types.ModelEditDocument,
     "\n  mutation CreateModel($input: CreateModelInput!) {\n    createModel(input: $input) {\n      ...ModelListFields\n    }\n  }\n": typeof types.CreateModelDocument,
     "\n  mutation UpdateModel($id: ID!, $input: UpdateModelInput!) {\n    updateModel(id: $id, input: $input) {\n      ...ModelListFields\n    }\n  }\n": typeof types.UpdateModelDocument,
@@ -27,6 +32,10 @@ type Documents = {
     "\n  subscription OverviewStatsLive {\n    dashboardStatsUpdated {\n      ...DashboardStatsFields\n    }\n  }\n": typeof types.OverviewStatsLiveDocument,
     "\n  subscription OverviewTaskEvents {\n    taskEvents {\n      taskID\n      from\n      to\n      at\n    }\n  }\n": typeof types.OverviewTaskEventsDocument,
     "\n  query TasksPerDay($days: Int!) {\n    taskStatsByDate(days: $days) {\n      date\n      total\n      pending\n      running\n      completed\n      failed\n      cancelled\n    }\n  }\n": typeof types.TasksPerDayDocument,
+    "\n  fragment APIKeyRow on APIKey {\n    id\n    name\n    role\n    prefix\n    weight\n    tokensPerDay\n    tokensPerMonth\n    modelBudgets {\n      modelID\n      tokensPerDay\n      tokensPerMonth\n    }\n    revokedAt\n    usage {\n      day {\n        used\n        limit\n      }\n      month {\n        used\n        limit\n      }\n    }\n  }\n": typeof types.ApiKeyRowFragmentDoc,
+    "\n  query APIKeys {\n    apiKeys {\n      ...APIKeyRow\n    }\n  }\n": typeof types.ApiKeysDocument,
+    "\n  mutation CreateAPIKey($input: CreateAPIKeyInput!) {\n    createAPIKey(input: $input) {\n      secret\n      apiKey {\n        ...APIKeyRow\n      }\n    }\n  }\n": typeof types.CreateApiKeyDocument,
+    "\n  mutation UpdateAPIKey($id: ID!, $input: UpdateAPIKeyInput!) {\n    updateAPIKey(id: $id, input: $input) {\n      ...APIKeyRow\n    }\n  }\n": typeof types.UpdateApiKeyDocument,
     "\n  query SystemHealth {\n    systemHealth {\n      status\n      mode\n      version\n      time\n      database {\n        ok\n        latencyMs\n        error\n      }\n      redis {\n        ok\n        latencyMs\n        error\n      }\n      workers {\n        ok\n        count\n        error\n      }\n    }\n  }\n": typeof types.SystemHealthDocument,
     "\n  mutation CreateTask($input: CreateTaskInput!) {\n    createTask(input: $input) {\n      ...TaskRowFields\n    }\n  }\n": typeof types.CreateTaskDocument,
     "\n  fragment TaskDetailFields on Task {\n    id\n    type\n    priority\n    status\n    input\n    params\n    output\n    embedding\n    error\n    attempts\n    maxRetries\n    timeoutSeconds\n    promptTokens\n    completionTokens\n    totalTokens\n    tokenSource\n    pendingReason\n    pendingDetail\n    queuePosition\n    createdAt\n    updatedAt\n    startedAt\n    finishedAt\n    nextAttemptAt\n    runAt\n    model {\n      id\n      name\n      type\n      status\n    }\n    attemptHistory {\n      id\n      number\n      status\n      error\n      errorKind\n      output\n      worker\n      promptTokens\n      completionTokens\n      tokenSource\n      finishReason\n      startedAt\n      finishedAt\n    }\n  }\n": typeof types.TaskDetailFieldsFragmentDoc,
@@ -41,6 +50,11 @@ type Documents = {
     "\n  query ModelChoices {\n    models(first: 100, orderBy: [{ field: NAME, direction: ASC }]) {\n      edges {\n        node {\n          id\n          name\n          type\n          status\n          deletedAt\n        }\n      }\n    }\n  }\n": typeof types.ModelChoicesDocument,
 };
 const documents: Documents = {
+    "\n  subscription RefetchOnTaskEvents {\n    taskEvents {\n      taskID\n    }\n  }\n": types.RefetchOnTaskEventsDocument,
+    "\n  fragment CallerStatsFields on DashboardStats {\n    running\n    queueDepth\n    generatedAt\n    perCaller {\n      caller\n      apiKeyID\n      weight\n      running\n      queued\n      share\n      fairShare\n    }\n  }\n": types.CallerStatsFieldsFragmentDoc,
+    "\n  query CallersStats {\n    dashboardStats {\n      ...CallerStatsFields\n    }\n  }\n": types.CallersStatsDocument,
+    "\n  subscription CallersStatsLive {\n    dashboardStatsUpdated {\n      ...CallerStatsFields\n    }\n  }\n": types.CallersStatsLiveDocument,
+    "\n  query CostAndUsage($days: Int!) {\n    costReport(days: $days) {\n      cost\n      estimated\n      byModel {\n        modelID\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      byCaller {\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      days {\n        date\n        cost\n        estimated\n        byModel {\n          name\n          cost\n        }\n        byCaller {\n          name\n          cost\n        }\n      }\n    }\n    myUsage {\n      name\n      weight\n      day {\n        period\n        used\n        limit\n        resetsAt\n      }\n      month {\n        period\n        used\n        limit\n        resetsAt\n      }\n    }\n  }\n": types.CostAndUsageDocument,
     "\n  query ModelEdit($id: ID!) {\n    model(id: $id) {\n      id\n      name\n      type\n      status\n      maxWorkers\n      description\n      config\n      deletedAt\n    }\n  }\n": types.ModelEditDocument,
     "\n  mutation CreateModel($input: CreateModelInput!) {\n    createModel(input: $input) {\n      ...ModelListFields\n    }\n  }\n": types.CreateModelDocument,
     "\n  mutation UpdateModel($id: ID!, $input: UpdateModelInput!) {\n    updateModel(id: $id, input: $input) {\n      ...ModelListFields\n    }\n  }\n": types.UpdateModelDocument,
@@ -54,6 +68,10 @@ const documents: Documents = {
     "\n  subscription OverviewStatsLive {\n    dashboardStatsUpdated {\n      ...DashboardStatsFields\n    }\n  }\n": types.OverviewStatsLiveDocument,
     "\n  subscription OverviewTaskEvents {\n    taskEvents {\n      taskID\n      from\n      to\n      at\n    }\n  }\n": types.OverviewTaskEventsDocument,
     "\n  query TasksPerDay($days: Int!) {\n    taskStatsByDate(days: $days) {\n      date\n      total\n      pending\n      running\n      completed\n      failed\n      cancelled\n    }\n  }\n": types.TasksPerDayDocument,
+    "\n  fragment APIKeyRow on APIKey {\n    id\n    name\n    role\n    prefix\n    weight\n    tokensPerDay\n    tokensPerMonth\n    modelBudgets {\n      modelID\n      tokensPerDay\n      tokensPerMonth\n    }\n    revokedAt\n    usage {\n      day {\n        used\n        limit\n      }\n      month {\n        used\n        limit\n      }\n    }\n  }\n": types.ApiKeyRowFragmentDoc,
+    "\n  query APIKeys {\n    apiKeys {\n      ...APIKeyRow\n    }\n  }\n": types.ApiKeysDocument,
+    "\n  mutation CreateAPIKey($input: CreateAPIKeyInput!) {\n    createAPIKey(input: $input) {\n      secret\n      apiKey {\n        ...APIKeyRow\n      }\n    }\n  }\n": types.CreateApiKeyDocument,
+    "\n  mutation UpdateAPIKey($id: ID!, $input: UpdateAPIKeyInput!) {\n    updateAPIKey(id: $id, input: $input) {\n      ...APIKeyRow\n    }\n  }\n": types.UpdateApiKeyDocument,
     "\n  query SystemHealth {\n    systemHealth {\n      status\n      mode\n      version\n      time\n      database {\n        ok\n        latencyMs\n        error\n      }\n      redis {\n        ok\n        latencyMs\n        error\n      }\n      workers {\n        ok\n        count\n        error\n      }\n    }\n  }\n": types.SystemHealthDocument,
     "\n  mutation CreateTask($input: CreateTaskInput!) {\n    createTask(input: $input) {\n      ...TaskRowFields\n    }\n  }\n": types.CreateTaskDocument,
     "\n  fragment TaskDetailFields on Task {\n    id\n    type\n    priority\n    status\n    input\n    params\n    output\n    embedding\n    error\n    attempts\n    maxRetries\n    timeoutSeconds\n    promptTokens\n    completionTokens\n    totalTokens\n    tokenSource\n    pendingReason\n    pendingDetail\n    queuePosition\n    createdAt\n    updatedAt\n    startedAt\n    finishedAt\n    nextAttemptAt\n    runAt\n    model {\n      id\n      name\n      type\n      status\n    }\n    attemptHistory {\n      id\n      number\n      status\n      error\n      errorKind\n      output\n      worker\n      promptTokens\n      completionTokens\n      tokenSource\n      finishReason\n      startedAt\n      finishedAt\n    }\n  }\n": types.TaskDetailFieldsFragmentDoc,
@@ -82,6 +100,26 @@ const documents: Documents = {
  */
 export function graphql(source: string): unknown;
 
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription RefetchOnTaskEvents {\n    taskEvents {\n      taskID\n    }\n  }\n"): (typeof documents)["\n  subscription RefetchOnTaskEvents {\n    taskEvents {\n      taskID\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment CallerStatsFields on DashboardStats {\n    running\n    queueDepth\n    generatedAt\n    perCaller {\n      caller\n      apiKeyID\n      weight\n      running\n      queued\n      share\n      fairShare\n    }\n  }\n"): (typeof documents)["\n  fragment CallerStatsFields on DashboardStats {\n    running\n    queueDepth\n    generatedAt\n    perCaller {\n      caller\n      apiKeyID\n      weight\n      running\n      queued\n      share\n      fairShare\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query CallersStats {\n    dashboardStats {\n      ...CallerStatsFields\n    }\n  }\n"): (typeof documents)["\n  query CallersStats {\n    dashboardStats {\n      ...CallerStatsFields\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription CallersStatsLive {\n    dashboardStatsUpdated {\n      ...CallerStatsFields\n    }\n  }\n"): (typeof documents)["\n  subscription CallersStatsLive {\n    dashboardStatsUpdated {\n      ...CallerStatsFields\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query CostAndUsage($days: Int!) {\n    costReport(days: $days) {\n      cost\n      estimated\n      byModel {\n        modelID\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      byCaller {\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      days {\n        date\n        cost\n        estimated\n        byModel {\n          name\n          cost\n        }\n        byCaller {\n          name\n          cost\n        }\n      }\n    }\n    myUsage {\n      name\n      weight\n      day {\n        period\n        used\n        limit\n        resetsAt\n      }\n      month {\n        period\n        used\n        limit\n        resetsAt\n      }\n    }\n  }\n"): (typeof documents)["\n  query CostAndUsage($days: Int!) {\n    costReport(days: $days) {\n      cost\n      estimated\n      byModel {\n        modelID\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      byCaller {\n        name\n        cost\n        promptTokens\n        completionTokens\n        attempts\n        estimated\n      }\n      days {\n        date\n        cost\n        estimated\n        byModel {\n          name\n          cost\n        }\n        byCaller {\n          name\n          cost\n        }\n      }\n    }\n    myUsage {\n      name\n      weight\n      day {\n        period\n        used\n        limit\n        resetsAt\n      }\n      month {\n        period\n        used\n        limit\n        resetsAt\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -134,6 +172,22 @@ export function graphql(source: "\n  subscription OverviewTaskEvents {\n    task
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  query TasksPerDay($days: Int!) {\n    taskStatsByDate(days: $days) {\n      date\n      total\n      pending\n      running\n      completed\n      failed\n      cancelled\n    }\n  }\n"): (typeof documents)["\n  query TasksPerDay($days: Int!) {\n    taskStatsByDate(days: $days) {\n      date\n      total\n      pending\n      running\n      completed\n      failed\n      cancelled\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  fragment APIKeyRow on APIKey {\n    id\n    name\n    role\n    prefix\n    weight\n    tokensPerDay\n    tokensPerMonth\n    modelBudgets {\n      modelID\n      tokensPerDay\n      tokensPerMonth\n    }\n    revokedAt\n    usage {\n      day {\n        used\n        limit\n      }\n      month {\n        used\n        limit\n      }\n    }\n  }\n"): (typeof documents)["\n  fragment APIKeyRow on APIKey {\n    id\n    name\n    role\n    prefix\n    weight\n    tokensPerDay\n    tokensPerMonth\n    modelBudgets {\n      modelID\n      tokensPerDay\n      tokensPerMonth\n    }\n    revokedAt\n    usage {\n      day {\n        used\n        limit\n      }\n      month {\n        used\n        limit\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query APIKeys {\n    apiKeys {\n      ...APIKeyRow\n    }\n  }\n"): (typeof documents)["\n  query APIKeys {\n    apiKeys {\n      ...APIKeyRow\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation CreateAPIKey($input: CreateAPIKeyInput!) {\n    createAPIKey(input: $input) {\n      secret\n      apiKey {\n        ...APIKeyRow\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation CreateAPIKey($input: CreateAPIKeyInput!) {\n    createAPIKey(input: $input) {\n      secret\n      apiKey {\n        ...APIKeyRow\n      }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation UpdateAPIKey($id: ID!, $input: UpdateAPIKeyInput!) {\n    updateAPIKey(id: $id, input: $input) {\n      ...APIKeyRow\n    }\n  }\n"): (typeof documents)["\n  mutation UpdateAPIKey($id: ID!, $input: UpdateAPIKeyInput!) {\n    updateAPIKey(id: $id, input: $input) {\n      ...APIKeyRow\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

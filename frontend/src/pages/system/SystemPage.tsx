@@ -7,6 +7,7 @@ import { useConnection } from "../../api/connection";
 import { ErrorState, Loading } from "../../components/states";
 import { formatDateTime } from "../../lib/format";
 import { fetchSystemConfig, flattenConfig, type SystemConfig } from "./systemConfig";
+import { ApiKeysSection } from "./ApiKeysSection";
 
 const healthQuery = graphql(`
   query SystemHealth {
@@ -80,6 +81,7 @@ export function SystemPage() {
         )}
       </section>
       <ConfigSection epoch={epoch} />
+      <ApiKeysSection />
       <ApiKeySection />
     </div>
   );
