@@ -97,6 +97,29 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 		rep.row(fmt.Sprintf("fair share rep %d", i+1), "tasks/s 1 caller | many",
 			fmt.Sprintf("%.0f | %.0f  (%.2fx; p50 submit->completed %s | %s)", a.rate, b.rate, ratio, ms(a.p50), ms(b.p50)))
 	}
+	// The runs did what they say: each caller label holds its part of the
+	// tasks (a submission that lost its caller would make this a run of
+	// one caller against itself).
+	counts := make([]string, 0, o.FairShareCallers+1)
+	for i := -1; i < o.FairShareCallers; i++ {
+		caller := "bench-solo"
+		if i >= 0 {
+			caller = fmt.Sprintf("bench-caller-%d", i)
+		}
+		var page struct {
+			Pagination struct {
+				Total int `json:"total"`
+			} `json:"pagination"`
+		}
+		if _, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/tasks?caller=%s&model_id=%d&page_size=1", caller, model), nil, &page); err != nil {
+			return fmt.Errorf("count %s's tasks: %w", caller, err)
+		}
+		if page.Pagination.Total == 0 {
+			return fmt.Errorf("no task of caller %s on the fair-share model: the runs did not spread the tasks over callers", caller)
+		}
+		counts = append(counts, fmt.Sprintf("%s %d", caller, page.Pagination.Total))
+	}
+	rep.row("fair share", "tasks per caller", strings.Join(counts, ", "))
 	med := median(ratios)
 	rep.row("fair share", "ratio per rep", strings.Join(figures, " "))
 	rep.target(fmt.Sprintf("fair share (%d callers) >= 0.9x 1 caller", o.FairShareCallers),
