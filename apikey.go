@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/apikeys"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/scheduler"
 	"github.com/llmsched/llm-scheduler/secrets"
 	"github.com/llmsched/llm-scheduler/store"
