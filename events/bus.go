@@ -26,6 +26,7 @@ import (
 // last saw, or read the task).
 type Bus struct {
 	rdb       redis.UniversalClient
+	prefix    string
 	ch        string
 	self      string // how this bus's frames begin
 	tasks     *hub[TaskEvent]
@@ -41,7 +42,7 @@ func NewBus(rdb redis.UniversalClient, prefix string, log *slog.Logger) *Bus {
 	ch := Channel(prefix)
 	self := originPrefix(uuid.NewString())
 	return &Bus{
-		rdb: rdb, ch: ch, self: string(self),
+		rdb: rdb, prefix: prefix, ch: ch, self: string(self),
 		tasks: newHub[TaskEvent](), outputs: newHub[OutputChunk](), log: log,
 		ready: make(chan struct{}), out: newOutbox(rdb, ch, self, log),
 	}
@@ -91,13 +92,23 @@ func (b *Bus) PublishTasks(ctx context.Context, es []TaskEvent) error {
 	return nil
 }
 
-// PublishOutput announces a streamed output chunk to every process.
+// PublishOutput announces a streamed output chunk to every process, and
+// keeps it for readers that come later (output.go).
 func (b *Bus) PublishOutput(ctx context.Context, c OutputChunk) error {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	k, err := b.keepOf(c)
+	if err != nil {
+		return err
+	}
 	var local func()
 	if b.outputs.count() > 0 {
 		local = func() { b.outputs.send(c.TaskID, c) }
 	}
-	return b.publish(kindOutput, c, local)
+	b.out.push(local, outMsg{kind: kindOutput, raw: raw, keep: k})
+	return nil
 }
 
 func (b *Bus) publish(kind byte, v any, local func()) error {

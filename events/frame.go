@@ -42,6 +42,7 @@ func originPrefix(origin string) []byte {
 const (
 	kindTask byte = iota
 	kindOutput
+	kindKeep // only stores (or expires) an output list; nothing is published
 )
 
 // frameMax bounds a frame's size; a single larger message goes alone.
@@ -53,6 +54,9 @@ func frames(origin []byte, ms []outMsg) [][]byte {
 	var out [][]byte
 	var buf bytes.Buffer
 	for _, m := range ms {
+		if m.kind == kindKeep {
+			continue
+		}
 		if buf.Len() > len(origin) && buf.Len()+len(m.raw)+len(`,{"output":}]`) > frameMax {
 			buf.WriteByte(']')
 			out = append(out, bytes.Clone(buf.Bytes()))

@@ -37,8 +37,11 @@ type outbox struct {
 }
 
 type outMsg struct {
-	kind byte // kindTask or kindOutput
+	kind byte // kindTask, kindOutput, or kindKeep (stored, not published)
 	raw  []byte
+	// keep, when set, stores the message's output chunk in its attempt's
+	// list (output.go) before the frame that carries it is published.
+	keep *kept
 }
 
 // maxQueued bounds the outbox while Redis does not answer.
@@ -119,16 +122,22 @@ func (o *outbox) send(batch []outMsg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fs := frames(o.origin, batch)
-	var err error
-	if len(fs) == 1 {
-		err = o.rdb.Publish(ctx, o.ch, fs[0]).Err()
-	} else {
-		pipe := o.rdb.Pipeline()
-		for _, f := range fs {
-			pipe.Publish(ctx, o.ch, f)
+	pipe := o.rdb.Pipeline()
+	if keepOutput(ctx, pipe, batch) {
+		if _, cluster := o.rdb.(*redis.ClusterClient); cluster {
+			// A cluster pipeline runs each node's share on its own; the
+			// lists must be written before the frames are published
+			// (output.go), so they go first, on their own.
+			if _, err := pipe.Exec(ctx); err != nil {
+				o.log.Warn("event bus: storing output chunks failed; late subscribers miss them", "err", err)
+			}
+			pipe = o.rdb.Pipeline()
 		}
-		_, err = pipe.Exec(ctx)
 	}
+	for _, f := range fs {
+		pipe.Publish(ctx, o.ch, f)
+	}
+	_, err := pipe.Exec(ctx)
 	if err != nil {
 		o.log.Warn("event bus: publish failed; subscribers read the current state when they resubscribe",
 			"events", len(batch), "err", err)

@@ -52,6 +52,13 @@ func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], fi
 		scheduler.TaskScope{Owner: r.Access.Owner(ctx)})
 }
 
+// Output is the resolver for the output field.
+func (r *taskResolver) Output(ctx context.Context, obj *ent.Task) (*string, error) {
+	// A running task answers what it has streamed so far.
+	out := r.Svc.OutputOf(ctx, obj)[obj.ID]
+	return &out, nil
+}
+
 // Model returns ModelResolver implementation.
 func (r *Resolver) Model() ModelResolver { return &modelResolver{r} }
 

@@ -443,6 +443,8 @@ type SubscriptionResolver interface {
 	DashboardStatsUpdated(ctx context.Context) (<-chan *scheduler.DashboardStats, error)
 }
 type TaskResolver interface {
+	Output(ctx context.Context, obj *ent.Task) (*string, error)
+
 	PendingReason(ctx context.Context, obj *ent.Task) (*string, error)
 	PendingDetail(ctx context.Context, obj *ent.Task) (*string, error)
 	QueuePosition(ctx context.Context, obj *ent.Task) (*int, error)
@@ -8285,18 +8287,18 @@ func (ec *executionContext) _Task_output(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Task_output(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Output, nil
+			return ec.Resolvers.Task().Output(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalOString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_Task_output(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Task", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Task", field, true, true, "String")
 }
 
 func (ec *executionContext) _Task_embedding(ctx context.Context, field graphql.CollectedField, obj *ent.Task) (ret graphql.Marshaler) {
@@ -15269,10 +15271,11 @@ func (ec *executionContext) _Task(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "output":
-			out.Values[i] = ec._Task_output(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Task_output(ctx, field, obj)
+				})
 		case "embedding":
 			out.Values[i] = ec._Task_embedding(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {

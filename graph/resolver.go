@@ -38,6 +38,8 @@ type Resolver struct {
 type Events interface {
 	SubscribeTasks(f events.TaskFilter, buf int) *events.Subscription[events.TaskEvent]
 	SubscribeOutput(taskID int, buf int) *events.Subscription[events.OutputChunk]
+	// OutputSoFar returns what an attempt has streamed so far.
+	OutputSoFar(ctx context.Context, taskID, attempt int) ([]events.OutputChunk, error)
 }
 
 // Permission is what a role may do; the same names as the REST layer's.

@@ -193,6 +193,12 @@ func (r *Resolver) taskEvents(ctx context.Context, filter *TaskEventFilter) (<-c
 }
 
 // taskOutput streams a task's output chunks until the task is terminal.
+//
+// A subscriber that joins mid-answer first gets what the current attempt
+// has streamed so far, then the live chunks: the subscription to the bus
+// is taken before the chunks kept so far are read, and every chunk is
+// kept before it is published (events/output.go), so nothing falls in
+// between; chunks both read and received (by attempt and seq) go out once.
 func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.OutputChunk, error) {
 	if err := r.startSubscription(ctx); err != nil {
 		return nil, err
@@ -206,6 +212,13 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 		closeAll()
 		return nil, err
 	}
+	var sofar []events.OutputChunk
+	if !t.Status.Terminal() && t.Attempts > 0 {
+		if sofar, err = r.Bus.OutputSoFar(ctx, id, t.Attempts); err != nil {
+			closeAll()
+			return nil, scheduler.Unavailable("redis", err)
+		}
+	}
 	out := make(chan *events.OutputChunk, 1)
 	go func() {
 		defer close(out)
@@ -213,6 +226,17 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 		if t.Status.Terminal() {
 			send(ctx, out, &events.OutputChunk{TaskID: id, Attempt: t.Attempts, Seq: 1, Text: t.Output, Done: true})
 			return
+		}
+		// Chunks up to (attempt, seq) have been sent.
+		attempt, seq := 0, 0
+		fresh := func(c events.OutputChunk) bool {
+			return c.Attempt > attempt || c.Attempt == attempt && c.Seq > seq
+		}
+		for i := range sofar {
+			if !send(ctx, out, &sofar[i]) {
+				return
+			}
+			attempt, seq = sofar[i].Attempt, sofar[i].Seq
 		}
 		for {
 			select {
@@ -222,6 +246,9 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 				if !ok {
 					r.fail(ctx, overflowErr(chunks.Err()))
 					return
+				}
+				if !fresh(c) {
+					continue // already sent from what was kept
 				}
 				if !send(ctx, out, &c) {
 					return
@@ -242,6 +269,9 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 					case c, ok := <-chunks.C:
 						if !ok {
 							return
+						}
+						if !fresh(c) {
+							continue
 						}
 						if !send(ctx, out, &c) {
 							return

@@ -488,7 +488,15 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 	go w.heartbeat(hbCtx, m.ID, t.ID)
 
 	started := time.Now()
-	res, perr := w.call(ctx, running, m, timeout)
+	var streamed bool
+	defer func() {
+		if streamed {
+			// The outcome is stored (or the task went back to its queue):
+			// the chunks kept for late readers may go (events/output.go).
+			w.bus.ForgetOutput(t.ID, running.Attempts)
+		}
+	}()
+	res, perr := w.call(ctx, running, m, timeout, &streamed)
 	elapsed := time.Since(started)
 	bg := context.WithoutCancel(ctx)
 
@@ -610,7 +618,7 @@ const persistWait = 2 * time.Minute
 
 // call builds the request and runs the provider with the attempt's timeout,
 // streaming output chunks onto the bus.
-func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, timeout time.Duration) (providers.Result, error) {
+func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, timeout time.Duration, streamed *bool) (providers.Result, error) {
 	prov, err := w.provider(m)
 	if err != nil {
 		return providers.Result{}, providers.Permanent(fmt.Errorf("model %d config: %w", m.ID, err))
@@ -629,7 +637,7 @@ func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, timeout ti
 		req.OnRawChunk = st.addRaw
 	}
 	res, err := providers.Run(cctx, prov, req, st.add)
-	st.close(context.WithoutCancel(ctx), res, err)
+	*streamed = st.close(context.WithoutCancel(ctx), res, err)
 	if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		partial := ""
 		if _, pe := providers.Classify(err); pe != nil {
@@ -731,9 +739,11 @@ func (s *streamer) publishLocked(ctx context.Context, c events.OutputChunk) {
 // close sends what is left, marked Done. A front-door task's last chunk
 // is always sent: it carries the provider's whole answer when it was not
 // streamed, or the status of the provider error that ended the attempt.
-func (s *streamer) close(ctx context.Context, res providers.Result, err error) {
+//
+// It reports whether the attempt published any chunk.
+func (s *streamer) close(ctx context.Context, res providers.Result, err error) bool {
 	if s.bus == nil {
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -751,6 +761,7 @@ func (s *streamer) close(ctx context.Context, res providers.Result, err error) {
 	case len(s.buf) > 0 || s.seq > 0:
 		s.flushLocked(ctx, true)
 	}
+	return s.seq > 0
 }
 
 // asynqLogger routes asynq's logs to slog.

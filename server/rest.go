@@ -137,8 +137,10 @@ func (h *rest) listTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]taskView, len(res.Tasks))
+	outs := h.svc.OutputOf(r.Context(), res.Tasks...)
 	for i, t := range res.Tasks {
 		views[i] = newTaskView(t)
+		views[i].Output = outs[t.ID]
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": views, "pagination": pagination{
 		Page: res.Page, PageSize: res.PageSize, Total: res.Total,
@@ -161,6 +163,7 @@ func (h *rest) getTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := newTaskView(t)
+	v.Output = h.svc.OutputOf(r.Context(), t)[t.ID]
 	as, err := h.svc.Attempts(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)

@@ -15,6 +15,7 @@
 // It prints one line per step and closes with "N passed, N failed".
 
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, rmSync, createWriteStream, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -75,6 +76,35 @@ async function rest(method, path, body) {
   const json = await res.json();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json.data;
+}
+
+/**
+ * startCountingServer starts an OpenAI-compatible server on loopback that
+ * reports its token usage (11 in, 3 out), streamed or not, so a task on it
+ * has counts the provider reported rather than estimated.
+ */
+function startCountingServer() {
+  const usage = { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14 };
+  const content = "counted by the server";
+  const srv = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      const r = JSON.parse(body || "{}");
+      if (r.stream) {
+        res.writeHead(200, { "Content-Type": "text/event-stream" });
+        const chunk = (o) => res.write(`data: ${JSON.stringify({ id: "1", object: "chat.completion.chunk", created: 1, model: "m", ...o })}\n\n`);
+        chunk({ choices: [{ index: 0, delta: { role: "assistant", content } }] });
+        chunk({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+        chunk({ choices: [], usage });
+        res.end("data: [DONE]\n\n");
+        return;
+      }
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ id: "1", object: "chat.completion", created: 1, model: "m", choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }], usage }));
+    });
+  });
+  return new Promise((ok) => srv.listen(0, "127.0.0.1", () => ok(srv)));
 }
 
 // ---- page helpers ---------------------------------------------------------
@@ -255,6 +285,33 @@ try {
     await page.locator('[data-attempt="1"]').waitFor();
     assert.match(await page.locator(".timeline").textContent(), /Attempt 1 succeeded after/);
     await shot(page, "task-detail");
+  });
+
+  await step("token counts say when they are estimated, and only then", async () => {
+    // ids.c ran on the simulator, which sends no usage: estimated.
+    await page.goto(`${BASE}/tasks/${ids.c}`);
+    await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 15_000, "COMPLETED");
+    const tokens = page.locator("div:has(> dt:text-is('Tokens')) > dd");
+    assert.match(await tokens.textContent(), /\(estimated\)/, "estimated counts are labelled");
+    assert.match(await page.locator('[data-attempt="1"]').textContent(), /\(estimated\)/, "the attempt's estimated counts are labelled");
+    // A server that reports its usage: the counts are not labelled.
+    const counting = await startCountingServer();
+    try {
+      const model = await rest("POST", "/api/v1/models", { name: "e2e-counted", type: "openai", max_workers: 1, config: { base_url: `http://127.0.0.1:${counting.address().port}/v1`, model: "m" } });
+      const task = await rest("POST", "/api/v1/tasks", { model_id: model.id, type: "text-generation", input: "count my tokens" });
+      await page.goto(`${BASE}/tasks/${task.id}`);
+      await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 15_000, "COMPLETED");
+      const stored = await rest("GET", `/api/v1/tasks/${task.id}`);
+      assert.equal(stored.token_source, "reported", `token_source of the task on the counting server: ${JSON.stringify(stored)}`);
+      await page.locator('[data-attempt="1"]').waitFor();
+      const text = await tokens.textContent();
+      assert.match(text, /11 in · 3 out/, `reported counts shown: ${text}`);
+      assert.doesNotMatch(text, /estimated/, `reported counts are not labelled estimated: ${text}`);
+      assert.equal(await page.getByTestId("token-source").count(), 0);
+      assert.doesNotMatch(await page.locator('[data-attempt="1"]').textContent(), /estimated/);
+    } finally {
+      counting.close();
+    }
   });
 
   await step("cancel a running task", async () => {

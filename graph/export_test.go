@@ -1,0 +1,13 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/llmsched/llm-scheduler/events"
+)
+
+// TaskOutput runs the taskOutput subscription of r as the websocket
+// transport would.
+func TaskOutput(r *Resolver, ctx context.Context, id int) (<-chan *events.OutputChunk, error) {
+	return r.taskOutput(context.WithValue(ctx, websocketKey{}, true), id)
+}
