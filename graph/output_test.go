@@ -76,9 +76,16 @@ type outputChunk struct {
 // mid-answer gets the text so far first, then the new chunks, each chunk
 // once, in order, with nothing missing.
 func TestLateTaskOutputSubscriber(t *testing.T) {
-	sh := apptest.NewShared(t, nil)
-	api := sh.Start(t, app.RoleAPI)
-	sh.Start(t, app.RoleWorker)
+	t.Run("api and worker processes", func(t *testing.T) {
+		sh := apptest.NewShared(t, nil)
+		api := sh.Start(t, app.RoleAPI)
+		sh.Start(t, app.RoleWorker)
+		lateSubscriber(t, api)
+	})
+	t.Run("one process", func(t *testing.T) { lateSubscriber(t, apptest.New(t, nil)) })
+}
+
+func lateSubscriber(t *testing.T, api *apptest.Env) {
 	g := newGatedStream(t, []string{"one ", "two ", "three "}, []string{"four ", "five"})
 	m := api.CreateModel("streams", "openai", 1, map[string]any{"base_url": g.URL, "model": "m"})
 	task := api.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "count", "timeout_seconds": 60})
