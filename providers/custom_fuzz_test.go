@@ -33,7 +33,7 @@ func FuzzCustomTemplate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	custom := p.(*providers.Custom)
+	custom := providers.Unwrap(p).(*providers.Custom)
 	f.Fuzz(func(t *testing.T, input, lang string) {
 		n := 7
 		req := providers.Request{

@@ -104,7 +104,7 @@ func TestCustomTemplateEscapesInputsAndKeepsTypes(t *testing.T) {
 	input := "He said \"hi\"\n\tand left {{input}} \u2603 </script>"
 	req := textRequest(t, domain.TypeTranslation, input, map[string]any{"target_language": "German"})
 	req.TaskID = 42
-	raw, err := p.(*providers.Custom).Body(req)
+	raw, err := providers.Unwrap(p).(*providers.Custom).Body(req)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}

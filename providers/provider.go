@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	cred "github.com/llmsched/llm-scheduler/secrets"
 	"sync"
 
 	"github.com/llmsched/llm-scheduler/domain"
@@ -127,10 +128,15 @@ func New(t domain.ModelType, config map[string]any) (Provider, error) {
 	if !ok {
 		return nil, fmt.Errorf("no provider for model type %q", t)
 	}
+	r := cred.NewRedactor(config)
 	if _, err := LimitsOf(config); err != nil {
-		return nil, err
+		return nil, redactError(r, err)
 	}
-	return f(config)
+	p, err := f(config)
+	if err != nil {
+		return nil, redactError(r, err)
+	}
+	return redacted{Provider: p, r: r}, nil
 }
 
 // Validate checks a model's config without keeping the provider.

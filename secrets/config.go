@@ -11,9 +11,10 @@ import (
 	"github.com/llmsched/llm-scheduler/config"
 )
 
-// SealConfig returns a copy of a model config whose secret values (keys
-// for which isSecret is true, and every value of a "headers" map) are
-// sealed. Values already sealed stay as they are.
+// SealConfig returns a copy of a model config whose credentials (see
+// fields.go: values under keys for which isSecret is true or under
+// "headers", at any depth, and URLs carrying credentials) are sealed.
+// Values already sealed stay as they are.
 func (kr *Keyring) SealConfig(cfg map[string]any, isSecret func(string) bool) (map[string]any, error) {
 	return walkSecrets(cfg, isSecret, kr.Seal)
 }
@@ -21,45 +22,25 @@ func (kr *Keyring) SealConfig(cfg map[string]any, isSecret func(string) bool) (m
 // OpenConfig returns a copy of a model config with every sealed value
 // opened, ready for a provider.
 func (kr *Keyring) OpenConfig(cfg map[string]any) (map[string]any, error) {
-	return walkSecrets(cfg, func(string) bool { return true }, kr.Open)
-}
-
-// walkSecrets applies f to the string values of secret keys and of headers.
-func walkSecrets(cfg map[string]any, isSecret func(string) bool, f func(string) (string, error)) (map[string]any, error) {
 	if cfg == nil {
 		return nil, nil
 	}
-	out := make(map[string]any, len(cfg))
-	for k, v := range cfg {
-		out[k] = v
-		switch v := v.(type) {
-		case string:
-			if isSecret(k) {
-				s, err := f(v)
-				if err != nil {
-					return nil, fmt.Errorf("config.%s: %w", k, err)
-				}
-				out[k] = s
-			}
-		case map[string]any:
-			if !strings.EqualFold(k, "headers") {
-				continue
-			}
-			hs := make(map[string]any, len(v))
-			for hk, hv := range v {
-				hs[hk] = hv
-				if s, ok := hv.(string); ok {
-					sealed, err := f(s)
-					if err != nil {
-						return nil, fmt.Errorf("config.%s.%s: %w", k, hk, err)
-					}
-					hs[hk] = sealed
-				}
-			}
-			out[k] = hs
-		}
+	out, err := openAll(cfg, "", kr.Open)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return out.(map[string]any), nil
+}
+
+// walkSecrets applies f to the text of every credential of cfg.
+func walkSecrets(cfg map[string]any, isSecret func(string) bool, f func(string) (string, error)) (map[string]any, error) {
+	return walkWith(cfg, isSecret, func(path, text string, _ leafKind) (any, error) {
+		s, err := f(text)
+		if err != nil {
+			return nil, fmt.Errorf("config.%s: %w", path, err)
+		}
+		return s, nil
+	})
 }
 
 // FromConfig builds the keyring of a configuration (nil in plaintext mode).

@@ -3,7 +3,9 @@ package secrets
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +113,7 @@ func TestSealConfig(t *testing.T) {
 		"model":    "gpt-4",
 		"port":     8000.0,
 		"headers":  map[string]any{"Authorization": "Bearer tok-123456789"},
-		"token":    42.0, // not a string: left alone
+		"token":    42.0, // a number under a secret key: sealed as its text
 		"base_url": "http://example.invalid",
 	}
 	sealed, err := kr.SealConfig(in, isSecret)
@@ -121,8 +123,11 @@ func TestSealConfig(t *testing.T) {
 	if !IsSealed(sealed["api_key"].(string)) || !IsSealed(sealed["headers"].(map[string]any)["Authorization"].(string)) {
 		t.Fatalf("secrets not sealed: %v", sealed)
 	}
-	if sealed["model"] != "gpt-4" || sealed["base_url"] != "http://example.invalid" || sealed["token"] != 42.0 {
+	if sealed["model"] != "gpt-4" || sealed["base_url"] != "http://example.invalid" || sealed["port"] != 8000.0 {
 		t.Fatalf("non-secret values changed: %v", sealed)
+	}
+	if tok, _ := sealed["token"].(string); !IsSealed(tok) {
+		t.Fatalf("a numeric secret is stored in plaintext: %v", sealed["token"])
 	}
 	if in["api_key"] != "sk-abcdefghijkl" {
 		t.Fatal("SealConfig modified its input")
@@ -131,7 +136,9 @@ func TestSealConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(in, opened); diff != "" {
+	want := maps.Clone(in)
+	want["token"] = "42"
+	if diff := cmp.Diff(want, opened); diff != "" {
 		t.Fatalf("open(seal(cfg)) differs (-want +got):\n%s", diff)
 	}
 	var plaintext *Keyring
@@ -236,6 +243,72 @@ func TestWeakKeysAreRefusedInProduction(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		if k, _ := ParseKey(GenerateKey()); Weak(k) {
 			t.Fatal("a generated key is called weak")
+		}
+	}
+}
+
+// TestCredentialsByShapeNotOnlyName: credentials nested at any depth, in
+// lists, under camelCase names, and inside URLs are sealed, masked and
+// kept when sent back masked; everything else is left as it is.
+func TestCredentialsByShapeNotOnlyName(t *testing.T) {
+	kr := mustKeyring(t, GenerateKey())
+	in := map[string]any{
+		"auth":          map[string]any{"token": "tok-nested-0123456789", "scheme": "basic"},
+		"openaiApiKey":  "sk-camel-0123456789",
+		"credentials":   []any{map[string]any{"secret": "list-secret-0123456789"}},
+		"bearer":        "bearer-0123456789abc",
+		"pin_token":     123456789.0,
+		"options":       map[string]any{"headers": map[string]any{"X-Key": "hdr-0123456789abcdef"}, "temperature": 0.5},
+		"url":           "https://svc:pw-0123456789@api.example.com/v1?key=q-0123456789&mode=fast",
+		"base_url":      "https://api.example.com/v1?mode=fast",
+		"model":         "m",
+		"keyboard_type": "qwerty", // not a key: a word that starts with one
+	}
+	plain := []string{"tok-nested-0123456789", "sk-camel-0123456789", "list-secret-0123456789", "bearer-0123456789abc",
+		"123456789", "hdr-0123456789abcdef", "pw-0123456789", "q-0123456789"}
+	sealed, err := kr.SealConfig(in, IsSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(sealed)
+	masked := MaskConfig(in)
+	shown, _ := json.Marshal(masked)
+	for _, p := range plain {
+		if strings.Contains(string(raw), p) {
+			t.Errorf("sealed config holds %q: %s", p, raw)
+		}
+		if strings.Contains(string(shown), p) {
+			t.Errorf("masked config shows %q: %s", p, shown)
+		}
+	}
+	if sealed["base_url"] != in["base_url"] || sealed["model"] != "m" || sealed["keyboard_type"] != "qwerty" ||
+		sealed["options"].(map[string]any)["temperature"] != 0.5 || sealed["auth"].(map[string]any)["scheme"] != "basic" {
+		t.Errorf("values that are not credentials changed: %s", raw)
+	}
+	if got := masked["url"]; got != "https://svc:****@api.example.com/v1?key=****&mode=fast" {
+		t.Errorf("masked url = %v", got)
+	}
+	opened, err := kr.OpenConfig(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := maps.Clone(in)
+	want["pin_token"] = "123456789"
+	if diff := cmp.Diff(want, opened); diff != "" {
+		t.Fatalf("open(seal(cfg)) differs (-want +got):\n%s", diff)
+	}
+	back, kept := Unmask(masked, want)
+	if diff := cmp.Diff(want, back); diff != "" {
+		t.Fatalf("the masked config sent back does not keep the stored one (-want +got):\n%s", diff)
+	}
+	if len(kept) != len(plain)-1 { // the URL's two credentials are one value
+		t.Errorf("kept %v, want the %d credentials", kept, len(plain)-1)
+	}
+	r := NewRedactor(want)
+	msg := r.Redact(`Post "https://svc:pw-0123456789@api.example.com/v1?key=q-0123456789": refused; echo Bearer bearer-0123456789abc`)
+	for _, p := range plain {
+		if strings.Contains(msg, p) {
+			t.Errorf("redacted message still holds %q: %s", p, msg)
 		}
 	}
 }

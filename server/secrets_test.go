@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,6 +177,113 @@ func TestProviderSecretsNeverLeak(t *testing.T) {
 		}
 		if !strings.Contains(lines[0], "to=pending") || !strings.Contains(lines[0], fmt.Sprintf("request_id=req-secret-%d", i)) {
 			t.Fatalf("creation line lacks the request id: %s", lines[0])
+		}
+	}
+}
+
+// TestNestedAndURLCredentialsNeverLeak: credentials outside the old
+// naming rules (nested auth.token, openaiApiKey, credentials lists,
+// bearer, a numeric key, headers, a password in a URL and ?key= in its
+// query) are sealed at rest, masked in every answer, survive an update
+// that sends them back masked, and never reach a task's error or the log,
+// even from an upstream that echoes the request it got.
+func TestNestedAndURLCredentialsNeverLeak(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"bad request %s auth=%q body=%s"}}`, r.URL.String(), r.Header.Get("X-Token"), body)
+	}))
+	t.Cleanup(echo.Close)
+	a, _, url, logs := startCapturing(t, func(c *config.Config) { c.Queue.MaxRetries = 0 })
+
+	nested := randomToken("nested-")
+	camel := randomToken("camel-")
+	listed := randomToken("listed-")
+	bearerTok := randomToken("bearer-")
+	header := randomToken("header-")
+	query := randomToken("query")
+	password := randomToken("pw")
+	numeric := 987654321987654.0
+	cfg := map[string]any{
+		"url":           strings.Replace(echo.URL, "http://", "http://svc:"+password+"@", 1) + "/gen?key=" + query + "&mode=x",
+		"body":          map[string]any{"prompt": "{{prompt}}"},
+		"response_path": "text",
+		"headers":       map[string]any{"X-Token": header},
+		"auth":          map[string]any{"token": nested, "scheme": "basic"},
+		"openaiApiKey":  camel,
+		"credentials":   []any{map[string]any{"id": "a", "secret": listed}},
+		"bearer":        bearerTok,
+		"pin_token":     numeric,
+	}
+	secretsList := []string{nested, camel, listed, bearerTok, header, query, password, "987654321987654"}
+
+	var seen strings.Builder
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		code, h, resp := raw(t, method, url+path, body)
+		fmt.Fprintf(&seen, "%s %s -> %d %v\n%s\n", method, path, code, h, resp)
+		return code, resp
+	}
+	body, _ := json.Marshal(map[string]any{"name": "nested-secrets", "type": "custom", "max_workers": 1, "config": cfg})
+	code, resp := do("POST", "/api/v1/models", string(body))
+	if code != http.StatusCreated {
+		t.Fatalf("create model: %d %s", code, resp)
+	}
+	var created struct {
+		Data apptest.Model `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(resp), &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created.Data.ID
+	if !strings.Contains(resp, "svc:****@") || !strings.Contains(resp, "gen?key=****&mode=x") || !strings.Contains(resp, "mode=x") {
+		t.Errorf("the URL is not shown with its credentials masked and the rest kept: %s", resp)
+	}
+	// Sent back masked (as a form would), everything is kept.
+	upd, _ := json.Marshal(map[string]any{"config": created.Data.Config, "description": "edited"})
+	if code, resp := do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
+		t.Fatalf("update with the masked config: %d %s", code, resp)
+	}
+	code, resp = do("POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hi"}`, id))
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, resp)
+	}
+	var tk struct {
+		Data apptest.Task `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(resp), &tk); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, resp := do("GET", fmt.Sprintf("/api/v1/tasks/%d", tk.Data.ID), "")
+		if strings.Contains(resp, `"status":"failed"`) {
+			if !strings.Contains(resp, "[redacted]") {
+				t.Errorf("the echoed request should reach the task error redacted: %s", resp)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task did not fail: %s", resp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	do("GET", fmt.Sprintf("/api/v1/models/%d", id), "")
+	do("POST", "/graphql", fmt.Sprintf(`{"query":"{ model(id: \"%d\") { config } task(id: \"%d\") { error } }"}`, id, tk.Data.ID))
+
+	var stored string
+	if err := a.Store.DB.QueryRowContext(context.Background(), "SELECT config FROM models WHERE id = ?", id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secretsList {
+		if strings.Contains(seen.String(), s) {
+			t.Errorf("an answer reveals %q:\n%s", s, seen.String())
+		}
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log reveals %q", s)
+		}
+		if strings.Contains(stored, s) {
+			t.Errorf("the stored config holds %q in plaintext: %s", s, stored)
 		}
 	}
 }
