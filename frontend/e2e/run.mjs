@@ -288,8 +288,10 @@ try {
   });
 
   await step("token counts say when they are estimated, and only then", async () => {
-    // ids.c ran on the simulator, which sends no usage: estimated.
-    await page.goto(`${BASE}/tasks/${ids.c}`);
+    // The simulator sends no usage: its counts are estimated.
+    const sim = await rest("POST", "/api/v1/models", { name: "e2e-estimates", type: "simulator", max_workers: 1, config: { latency_ms: 0, output_tokens: 5 } });
+    const guessed = await rest("POST", "/api/v1/tasks", { model_id: sim.id, type: "text-generation", input: "guess my tokens" });
+    await page.goto(`${BASE}/tasks/${guessed.id}`);
     await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 15_000, "COMPLETED");
     const tokens = page.locator("div:has(> dt:text-is('Tokens')) > dd");
     assert.match(await tokens.textContent(), /\(estimated\)/, "estimated counts are labelled");
