@@ -47,8 +47,11 @@ var backlogPages = []struct{ name, method, path, body string }{
 	{"REST GET /api/v1/tasks?status=pending (page 1)", http.MethodGet, "/api/v1/tasks?page=1&page_size=20&status=pending", ""},
 	{"REST GET /api/v1/stats/dashboard", http.MethodGet, "/api/v1/stats/dashboard", ""},
 	{"REST GET /api/v1/models", http.MethodGet, "/api/v1/models", ""},
-	{"GraphQL tasks(first: 20)", http.MethodPost, "/graphql",
-		`{"query":"{ tasks(first: 20, orderBy: [{field: CREATED_AT, direction: DESC}]) { totalCount edges { node { id status priority createdAt } } } }"}`},
+	// The dashboard's task list (frontend/src/pages/tasks/TasksPage.tsx).
+	{"GraphQL tasks(first: 20) with totalCount, pageInfo", http.MethodPost, "/graphql",
+		`{"query":"{ tasks(first: 20, orderBy: [{field: CREATED_AT, direction: DESC}]) { totalCount pageInfo { hasNextPage endCursor } edges { node { id status priority createdAt } } } }"}`},
+	{"GraphQL tasks(first: 20, where: {status: PENDING})", http.MethodPost, "/graphql",
+		`{"query":"{ tasks(first: 20, where: {status: PENDING}, orderBy: [{field: CREATED_AT, direction: DESC}]) { totalCount pageInfo { hasNextPage endCursor } edges { node { id status priority createdAt } } } }"}`},
 }
 
 // runBacklog is the whole --backlog run on MySQL + Redis.

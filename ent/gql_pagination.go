@@ -1000,6 +1000,20 @@ func (_m *TaskQuery) Paginate(
 }
 
 var (
+	// TaskOrderFieldID orders Task by id.
+	TaskOrderFieldID = &TaskOrderField{
+		Value: func(_m *Task) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: task.FieldID,
+		toTerm: task.ByID,
+		toCursor: func(_m *Task) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.ID,
+			}
+		},
+	}
 	// TaskOrderFieldType orders Task by type.
 	TaskOrderFieldType = &TaskOrderField{
 		Value: func(_m *Task) (ent.Value, error) {
@@ -1104,6 +1118,8 @@ var (
 func (f TaskOrderField) String() string {
 	var str string
 	switch f.column {
+	case TaskOrderFieldID.column:
+		str = "ID"
 	case TaskOrderFieldType.column:
 		str = "TYPE"
 	case TaskOrderFieldPriority.column:
@@ -1134,6 +1150,8 @@ func (f *TaskOrderField) UnmarshalGQL(v interface{}) error {
 		return fmt.Errorf("TaskOrderField %T must be a string", v)
 	}
 	switch str {
+	case "ID":
+		*f = *TaskOrderFieldID
 	case "TYPE":
 		*f = *TaskOrderFieldType
 	case "PRIORITY":

@@ -149,89 +149,89 @@ func init() {
 	taskFields := schema.Task{}.Fields()
 	_ = taskFields
 	// taskDescPriority is the schema descriptor for priority field.
-	taskDescPriority := taskFields[4].Descriptor()
+	taskDescPriority := taskFields[5].Descriptor()
 	// task.DefaultPriority holds the default value on creation for the priority field.
 	task.DefaultPriority = taskDescPriority.Default.(int)
 	// task.PriorityValidator is a validator for the "priority" field. It is called by the builders before save.
 	task.PriorityValidator = taskDescPriority.Validators[0].(func(int) error)
 	// taskDescAttempts is the schema descriptor for attempts field.
-	taskDescAttempts := taskFields[9].Descriptor()
+	taskDescAttempts := taskFields[10].Descriptor()
 	// task.DefaultAttempts holds the default value on creation for the attempts field.
 	task.DefaultAttempts = taskDescAttempts.Default.(int)
 	// task.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	task.AttemptsValidator = taskDescAttempts.Validators[0].(func(int) error)
 	// taskDescMaxRetries is the schema descriptor for max_retries field.
-	taskDescMaxRetries := taskFields[10].Descriptor()
+	taskDescMaxRetries := taskFields[11].Descriptor()
 	// task.MaxRetriesValidator is a validator for the "max_retries" field. It is called by the builders before save.
 	task.MaxRetriesValidator = taskDescMaxRetries.Validators[0].(func(int) error)
 	// taskDescAttemptBase is the schema descriptor for attempt_base field.
-	taskDescAttemptBase := taskFields[11].Descriptor()
+	taskDescAttemptBase := taskFields[12].Descriptor()
 	// task.DefaultAttemptBase holds the default value on creation for the attempt_base field.
 	task.DefaultAttemptBase = taskDescAttemptBase.Default.(int)
 	// task.AttemptBaseValidator is a validator for the "attempt_base" field. It is called by the builders before save.
 	task.AttemptBaseValidator = taskDescAttemptBase.Validators[0].(func(int) error)
 	// taskDescTimeoutSeconds is the schema descriptor for timeout_seconds field.
-	taskDescTimeoutSeconds := taskFields[12].Descriptor()
+	taskDescTimeoutSeconds := taskFields[13].Descriptor()
 	// task.TimeoutSecondsValidator is a validator for the "timeout_seconds" field. It is called by the builders before save.
 	task.TimeoutSecondsValidator = taskDescTimeoutSeconds.Validators[0].(func(int) error)
 	// taskDescPromptTokens is the schema descriptor for prompt_tokens field.
-	taskDescPromptTokens := taskFields[13].Descriptor()
+	taskDescPromptTokens := taskFields[14].Descriptor()
 	// task.DefaultPromptTokens holds the default value on creation for the prompt_tokens field.
 	task.DefaultPromptTokens = taskDescPromptTokens.Default.(int)
 	// task.PromptTokensValidator is a validator for the "prompt_tokens" field. It is called by the builders before save.
 	task.PromptTokensValidator = taskDescPromptTokens.Validators[0].(func(int) error)
 	// taskDescCompletionTokens is the schema descriptor for completion_tokens field.
-	taskDescCompletionTokens := taskFields[14].Descriptor()
+	taskDescCompletionTokens := taskFields[15].Descriptor()
 	// task.DefaultCompletionTokens holds the default value on creation for the completion_tokens field.
 	task.DefaultCompletionTokens = taskDescCompletionTokens.Default.(int)
 	// task.CompletionTokensValidator is a validator for the "completion_tokens" field. It is called by the builders before save.
 	task.CompletionTokensValidator = taskDescCompletionTokens.Validators[0].(func(int) error)
 	// taskDescTotalTokens is the schema descriptor for total_tokens field.
-	taskDescTotalTokens := taskFields[15].Descriptor()
+	taskDescTotalTokens := taskFields[16].Descriptor()
 	// task.DefaultTotalTokens holds the default value on creation for the total_tokens field.
 	task.DefaultTotalTokens = taskDescTotalTokens.Default.(int)
 	// task.TotalTokensValidator is a validator for the "total_tokens" field. It is called by the builders before save.
 	task.TotalTokensValidator = taskDescTotalTokens.Validators[0].(func(int) error)
 	// taskDescIdempotencyKey is the schema descriptor for idempotency_key field.
-	taskDescIdempotencyKey := taskFields[17].Descriptor()
+	taskDescIdempotencyKey := taskFields[18].Descriptor()
 	// task.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	task.IdempotencyKeyValidator = taskDescIdempotencyKey.Validators[0].(func(string) error)
 	// taskDescCaller is the schema descriptor for caller field.
-	taskDescCaller := taskFields[20].Descriptor()
+	taskDescCaller := taskFields[21].Descriptor()
 	// task.DefaultCaller holds the default value on creation for the caller field.
 	task.DefaultCaller = taskDescCaller.Default.(string)
 	// task.CallerValidator is a validator for the "caller" field. It is called by the builders before save.
 	task.CallerValidator = taskDescCaller.Validators[0].(func(string) error)
 	// taskDescWeight is the schema descriptor for weight field.
-	taskDescWeight := taskFields[21].Descriptor()
+	taskDescWeight := taskFields[22].Descriptor()
 	// task.DefaultWeight holds the default value on creation for the weight field.
 	task.DefaultWeight = taskDescWeight.Default.(int)
 	// task.WeightValidator is a validator for the "weight" field. It is called by the builders before save.
 	task.WeightValidator = taskDescWeight.Validators[0].(func(int) error)
 	// taskDescCost is the schema descriptor for cost field.
-	taskDescCost := taskFields[22].Descriptor()
+	taskDescCost := taskFields[23].Descriptor()
 	// task.DefaultCost holds the default value on creation for the cost field.
 	task.DefaultCost = taskDescCost.Default.(float64)
 	// taskDescCostEstimated is the schema descriptor for cost_estimated field.
-	taskDescCostEstimated := taskFields[23].Descriptor()
+	taskDescCostEstimated := taskFields[24].Descriptor()
 	// task.DefaultCostEstimated holds the default value on creation for the cost_estimated field.
 	task.DefaultCostEstimated = taskDescCostEstimated.Default.(bool)
 	// taskDescCreatedAt is the schema descriptor for created_at field.
-	taskDescCreatedAt := taskFields[24].Descriptor()
+	taskDescCreatedAt := taskFields[25].Descriptor()
 	// task.DefaultCreatedAt holds the default value on creation for the created_at field.
 	task.DefaultCreatedAt = taskDescCreatedAt.Default.(func() time.Time)
 	// taskDescUpdatedAt is the schema descriptor for updated_at field.
-	taskDescUpdatedAt := taskFields[25].Descriptor()
+	taskDescUpdatedAt := taskFields[26].Descriptor()
 	// task.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	task.DefaultUpdatedAt = taskDescUpdatedAt.Default.(func() time.Time)
 	// task.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	task.UpdateDefaultUpdatedAt = taskDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// taskDescScheduled is the schema descriptor for scheduled field.
-	taskDescScheduled := taskFields[30].Descriptor()
+	taskDescScheduled := taskFields[31].Descriptor()
 	// task.DefaultScheduled holds the default value on creation for the scheduled field.
 	task.DefaultScheduled = taskDescScheduled.Default.(bool)
 	// taskDescCallbackURL is the schema descriptor for callback_url field.
-	taskDescCallbackURL := taskFields[31].Descriptor()
+	taskDescCallbackURL := taskFields[32].Descriptor()
 	// task.CallbackURLValidator is a validator for the "callback_url" field. It is called by the builders before save.
 	task.CallbackURLValidator = taskDescCallbackURL.Validators[0].(func(string) error)
 	webhookattemptFields := schema.WebhookAttempt{}.Fields()

@@ -24,6 +24,12 @@ func micros() map[string]string { return map[string]string{dialect.MySQL: "datet
 // Fields of the Task.
 func (Task) Fields() []ent.Field {
 	return []ent.Field{
+		// The id is an order field so that the GraphQL task connection can
+		// break ties in the direction of the requested order
+		// (scheduler.TaskConnection): entgql's own tiebreak is id ascending
+		// whatever the direction, which no index serves.
+		field.Int("id").
+			Annotations(entgql.OrderField("ID")),
 		field.Int("model_id"),
 		field.Enum("type").GoType(domain.TaskType("")).
 			Annotations(entgql.Type("TaskType"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("TYPE")),
