@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +136,35 @@ func TestAPIProcessDrainsBeforeClosing(t *testing.T) {
 	if resp, err := api.HTTP.Get(api.URL + "/api/v1/system/health"); err == nil {
 		resp.Body.Close()
 		t.Fatalf("after the drain window the listener still answers (%d)", resp.StatusCode)
+	}
+}
+
+// TestTwoDeploymentsCannotShareARedisDatabase: asynq's keys cannot carry
+// redis.key_prefix, so a second deployment (another key_prefix) on the
+// same Redis database would share its queues; it refuses to start, naming
+// both prefixes and redis.db. Another process of the same deployment
+// starts.
+func TestTwoDeploymentsCannotShareARedisDatabase(t *testing.T) {
+	sh := apptest.NewShared(t, nil)
+	first := sh.Start(t, app.RoleAll)
+	sh.Start(t, app.RoleWorker) // same deployment, same prefix
+	cfg := *sh.Config
+	if cfg.Redis.Embedded {
+		host, port, _ := strings.Cut(first.App.Broker.Embedded.Addr(), ":")
+		cfg.Redis.Embedded, cfg.Redis.Host = false, host
+		cfg.Redis.Port, _ = strconv.Atoi(port)
+	}
+	cfg.Redis.KeyPrefix = "other-deployment"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := app.New(ctx, &cfg, app.RoleAll, first.App.Log)
+	if err == nil {
+		_ = a.Shutdown(ctx)
+		t.Fatal("a second deployment started on the first one's Redis database")
+	}
+	for _, want := range []string{"redis.key_prefix", `"other-deployment"`, sh.Config.Redis.KeyPrefix, "redis.db"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not name %s", err, want)
+		}
 	}
 }

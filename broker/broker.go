@@ -56,7 +56,38 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("connect to redis: %w", err)
 	}
+	if err := b.claimAsynq(pctx, cfg); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
 	return b, nil
+}
+
+// AsynqOwnerKey names, in a Redis database, the redis.key_prefix of the
+// deployment whose asynq queues it holds.
+const AsynqOwnerKey = "llm-scheduler:asynq-owner"
+
+// claimAsynq enforces one deployment per Redis database. redis.key_prefix
+// namespaces the scheduler's own keys, but asynq's keys are fixed
+// (asynq:{high}:pending, asynq:servers, ...) and cannot be prefixed: two
+// deployments on one database would take each other's tasks. The first
+// process of a deployment records its prefix in the database; a process
+// with another prefix refuses to start, naming both prefixes and the
+// database, instead of sharing queues.
+func (b *Broker) claimAsynq(ctx context.Context, cfg config.Redis) error {
+	if err := b.Client.SetNX(ctx, AsynqOwnerKey, cfg.KeyPrefix, 0).Err(); err != nil {
+		return fmt.Errorf("redis: record this deployment's key_prefix: %w", err)
+	}
+	owner, err := b.Client.Get(ctx, AsynqOwnerKey).Result()
+	if err != nil {
+		return fmt.Errorf("redis: read the deployment that owns this database: %w", err)
+	}
+	if owner != cfg.KeyPrefix {
+		return fmt.Errorf("redis.key_prefix is %q, but this Redis database (redis.db %d) holds the asynq queues of the deployment with key_prefix %q: "+
+			"asynq's keys cannot be prefixed, so two deployments on one database would share queues; give each deployment its own redis.db "+
+			"(or, if that deployment is gone, delete the key %s)", cfg.KeyPrefix, cfg.DB, owner, AsynqOwnerKey)
+	}
+	return nil
 }
 
 // ConnOpt is asynq's connection option for an external Redis: Redis
