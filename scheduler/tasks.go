@@ -594,7 +594,7 @@ func (s *Service) ListTasks(ctx context.Context, f TaskFilter, p Page) (TaskPage
 // alone (or not at all) the count comes from the task counts by status
 // (counts.go), which a big backlog makes costly to read every page.
 func (s *Service) listTotal(ctx context.Context, f TaskFilter, q *ent.TaskQuery) (int, error) {
-	if f.Type == "" && f.ModelID == 0 && f.Priority == 0 && f.APIKeyID == nil {
+	if f.Type == "" && f.ModelID == 0 && f.Priority == 0 && f.APIKeyID == nil && f.Caller == "" {
 		byStatus, err := s.statusCounts(ctx)
 		if err != nil {
 			return 0, err

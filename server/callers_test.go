@@ -23,9 +23,17 @@ func TestCallerLabelWithoutAuth(t *testing.T) {
 	if got := e.Task(alice.ID); got.Caller != "alice" {
 		t.Fatalf("detail caller = %q", got.Caller)
 	}
-	var list struct{ Data []apptest.Task }
+	var list struct {
+		Data       []apptest.Task
+		Pagination struct{ Total int }
+	}
 	if code := e.Do("GET", "/api/v1/tasks?caller=alice", nil, &list); code != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != alice.ID {
 		t.Fatalf("list ?caller=alice: %d %+v", code, list.Data)
+	}
+	// The total counts alice's tasks, not every task (the counts by
+	// status answer only a status filter).
+	if list.Pagination.Total != 1 {
+		t.Fatalf("list ?caller=alice: pagination.total = %d, want 1", list.Pagination.Total)
 	}
 
 	var gq struct {
