@@ -143,6 +143,9 @@ func NewHandler(o HandlerOptions) *handler.Server {
 // before execution, is bounded by SelectionLimit and DepthLimit.)
 func TimeBudget(d time.Duration) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if !graphql.HasOperationContext(ctx) {
+			return next(ctx) // an error answer (a body that does not parse)
+		}
 		oc := graphql.GetOperationContext(ctx)
 		if oc == nil || oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
 			return next(ctx)
