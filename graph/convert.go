@@ -58,7 +58,7 @@ func (in *CreateTaskInput) newTask(submitter *int) scheduler.NewTask {
 	n := scheduler.NewTask{
 		ModelID: in.ModelID, Type: string(in.Type), Input: in.Input, Priority: in.Priority,
 		Params: normalizeMap(in.Params), MaxRetries: in.MaxRetries, TimeoutSeconds: in.TimeoutSeconds,
-		RunAt: in.RunAt, DelaySeconds: in.DelaySeconds, APIKeyID: submitter,
+		RunAt: in.RunAt, DelaySeconds: in.DelaySeconds, APIKeyID: submitter, CallbackURL: in.CallbackURL,
 	}
 	if in.IdempotencyKey != nil {
 		n.IdempotencyKey = *in.IdempotencyKey

@@ -51,18 +51,20 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	APIKey struct {
-		CreatedAt      func(childComplexity int) int
-		ID             func(childComplexity int) int
-		LastUsedAt     func(childComplexity int) int
-		ModelBudgets   func(childComplexity int) int
-		Name           func(childComplexity int) int
-		Prefix         func(childComplexity int) int
-		RevokedAt      func(childComplexity int) int
-		Role           func(childComplexity int) int
-		TokensPerDay   func(childComplexity int) int
-		TokensPerMonth func(childComplexity int) int
-		Usage          func(childComplexity int) int
-		Weight         func(childComplexity int) int
+		CallbackURL      func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		HasWebhookSecret func(childComplexity int) int
+		ID               func(childComplexity int) int
+		LastUsedAt       func(childComplexity int) int
+		ModelBudgets     func(childComplexity int) int
+		Name             func(childComplexity int) int
+		Prefix           func(childComplexity int) int
+		RevokedAt        func(childComplexity int) int
+		Role             func(childComplexity int) int
+		TokensPerDay     func(childComplexity int) int
+		TokensPerMonth   func(childComplexity int) int
+		Usage            func(childComplexity int) int
+		Weight           func(childComplexity int) int
 	}
 
 	Attempt struct {
@@ -132,8 +134,9 @@ type ComplexityRoot struct {
 	}
 
 	CreatedAPIKey struct {
-		APIKey func(childComplexity int) int
-		Secret func(childComplexity int) int
+		APIKey        func(childComplexity int) int
+		Secret        func(childComplexity int) int
+		WebhookSecret func(childComplexity int) int
 	}
 
 	DashboardStats struct {
@@ -231,16 +234,18 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CancelTask     func(childComplexity int, id int) int
-		CreateAPIKey   func(childComplexity int, input CreateAPIKeyInput) int
-		CreateModel    func(childComplexity int, input CreateModelInput) int
-		CreateTask     func(childComplexity int, input CreateTaskInput) int
-		CreateTasks    func(childComplexity int, inputs []*CreateTaskInput) int
-		DeleteModel    func(childComplexity int, id int) int
-		RetryTask      func(childComplexity int, id int) int
-		SetModelStatus func(childComplexity int, id int, status domain.ModelStatus) int
-		UpdateAPIKey   func(childComplexity int, id int, input UpdateAPIKeyInput) int
-		UpdateModel    func(childComplexity int, id int, input UpdateModelInput) int
+		CancelTask          func(childComplexity int, id int) int
+		CreateAPIKey        func(childComplexity int, input CreateAPIKeyInput) int
+		CreateModel         func(childComplexity int, input CreateModelInput) int
+		CreateTask          func(childComplexity int, input CreateTaskInput) int
+		CreateTasks         func(childComplexity int, inputs []*CreateTaskInput) int
+		DeleteModel         func(childComplexity int, id int) int
+		RedeliverWebhook    func(childComplexity int, id int) int
+		RetryTask           func(childComplexity int, id int) int
+		RotateWebhookSecret func(childComplexity int, apiKeyID int) int
+		SetModelStatus      func(childComplexity int, id int, status domain.ModelStatus) int
+		UpdateAPIKey        func(childComplexity int, id int, input UpdateAPIKeyInput) int
+		UpdateModel         func(childComplexity int, id int, input UpdateModelInput) int
 	}
 
 	OutputChunk struct {
@@ -271,6 +276,11 @@ type ComplexityRoot struct {
 		Task            func(childComplexity int, id int) int
 		TaskStatsByDate func(childComplexity int, days int) int
 		Tasks           func(childComplexity int, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput) int
+	}
+
+	RotatedWebhookSecret struct {
+		APIKey        func(childComplexity int) int
+		WebhookSecret func(childComplexity int) int
 	}
 
 	StatusCount struct {
@@ -394,6 +404,8 @@ type APIKeyResolver interface {
 	ModelBudgets(ctx context.Context, obj *ent.APIKey) ([]*domain.ModelBudget, error)
 
 	Usage(ctx context.Context, obj *ent.APIKey) (*scheduler.KeyUsage, error)
+
+	HasWebhookSecret(ctx context.Context, obj *ent.APIKey) (bool, error)
 }
 type CostLineResolver interface {
 	ModelID(ctx context.Context, obj *scheduler.CostLine) (*int, error)
@@ -421,6 +433,8 @@ type MutationResolver interface {
 	DeleteModel(ctx context.Context, id int) (*ent.Model, error)
 	CreateAPIKey(ctx context.Context, input CreateAPIKeyInput) (*CreatedAPIKey, error)
 	UpdateAPIKey(ctx context.Context, id int, input UpdateAPIKeyInput) (*ent.APIKey, error)
+	RotateWebhookSecret(ctx context.Context, apiKeyID int) (*RotatedWebhookSecret, error)
+	RedeliverWebhook(ctx context.Context, id int) (*ent.WebhookDelivery, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -473,12 +487,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "APIKey.callbackURL":
+		if e.ComplexityRoot.APIKey.CallbackURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.CallbackURL(childComplexity), true
 	case "APIKey.createdAt":
 		if e.ComplexityRoot.APIKey.CreatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.APIKey.CreatedAt(childComplexity), true
+	case "APIKey.hasWebhookSecret":
+		if e.ComplexityRoot.APIKey.HasWebhookSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.APIKey.HasWebhookSecret(childComplexity), true
 	case "APIKey.id":
 		if e.ComplexityRoot.APIKey.ID == nil {
 			break
@@ -852,6 +878,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreatedAPIKey.Secret(childComplexity), true
+	case "CreatedAPIKey.webhookSecret":
+		if e.ComplexityRoot.CreatedAPIKey.WebhookSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreatedAPIKey.WebhookSecret(childComplexity), true
 
 	case "DashboardStats.avgDurationMs":
 		if e.ComplexityRoot.DashboardStats.AvgDurationMS == nil {
@@ -1318,6 +1350,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteModel(childComplexity, args["id"].(int)), true
+	case "Mutation.redeliverWebhook":
+		if e.ComplexityRoot.Mutation.RedeliverWebhook == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_redeliverWebhook_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RedeliverWebhook(childComplexity, args["id"].(int)), true
 	case "Mutation.retryTask":
 		if e.ComplexityRoot.Mutation.RetryTask == nil {
 			break
@@ -1329,6 +1372,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RetryTask(childComplexity, args["id"].(int)), true
+	case "Mutation.rotateWebhookSecret":
+		if e.ComplexityRoot.Mutation.RotateWebhookSecret == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rotateWebhookSecret_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RotateWebhookSecret(childComplexity, args["apiKeyID"].(int)), true
 	case "Mutation.setModelStatus":
 		if e.ComplexityRoot.Mutation.SetModelStatus == nil {
 			break
@@ -1532,6 +1586,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Tasks(childComplexity, args["after"].(*entgql.Cursor[int]), args["first"].(*int), args["before"].(*entgql.Cursor[int]), args["last"].(*int), args["orderBy"].([]*ent.TaskOrder), args["where"].(*ent.TaskWhereInput)), true
+
+	case "RotatedWebhookSecret.apiKey":
+		if e.ComplexityRoot.RotatedWebhookSecret.APIKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotatedWebhookSecret.APIKey(childComplexity), true
+	case "RotatedWebhookSecret.webhookSecret":
+		if e.ComplexityRoot.RotatedWebhookSecret.WebhookSecret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RotatedWebhookSecret.WebhookSecret(childComplexity), true
 
 	case "StatusCount.count":
 		if e.ComplexityRoot.StatusCount.Count == nil {
@@ -2214,6 +2281,10 @@ func (ec *executionContext) childFields_APIKey(ctx context.Context, field graphq
 		return ec.fieldContext_APIKey_revokedAt(ctx, field)
 	case "usage":
 		return ec.fieldContext_APIKey_usage(ctx, field)
+	case "callbackURL":
+		return ec.fieldContext_APIKey_callbackURL(ctx, field)
+	case "hasWebhookSecret":
+		return ec.fieldContext_APIKey_hasWebhookSecret(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type APIKey", field.Name)
 }
@@ -2356,6 +2427,8 @@ func (ec *executionContext) childFields_CreatedAPIKey(ctx context.Context, field
 		return ec.fieldContext_CreatedAPIKey_apiKey(ctx, field)
 	case "secret":
 		return ec.fieldContext_CreatedAPIKey_secret(ctx, field)
+	case "webhookSecret":
+		return ec.fieldContext_CreatedAPIKey_webhookSecret(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreatedAPIKey", field.Name)
 }
@@ -2576,6 +2649,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RotatedWebhookSecret(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "apiKey":
+		return ec.fieldContext_RotatedWebhookSecret_apiKey(ctx, field)
+	case "webhookSecret":
+		return ec.fieldContext_RotatedWebhookSecret_webhookSecret(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RotatedWebhookSecret", field.Name)
 }
 
 func (ec *executionContext) childFields_StatusCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3038,6 +3121,20 @@ func (ec *executionContext) field_Mutation_deleteModel_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_redeliverWebhook_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_retryTask_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3049,6 +3146,20 @@ func (ec *executionContext) field_Mutation_retryTask_args(ctx context.Context, r
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_rotateWebhookSecret_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "apiKeyID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["apiKeyID"] = arg0
 	return args, nil
 }
 
@@ -3732,6 +3843,52 @@ func (ec *executionContext) fieldContext_APIKey_usage(_ context.Context, field g
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _APIKey_callbackURL(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_callbackURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CallbackURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_callbackURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _APIKey_hasWebhookSecret(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_APIKey_hasWebhookSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.APIKey().HasWebhookSecret(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_APIKey_hasWebhookSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("APIKey", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Attempt_id(ctx context.Context, field graphql.CollectedField, obj *ent.Attempt) (ret graphql.Marshaler) {
@@ -4944,6 +5101,29 @@ func (ec *executionContext) _CreatedAPIKey_secret(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_CreatedAPIKey_secret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreatedAPIKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreatedAPIKey_webhookSecret(ctx context.Context, field graphql.CollectedField, obj *CreatedAPIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreatedAPIKey_webhookSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WebhookSecret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreatedAPIKey_webhookSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreatedAPIKey", field, false, false, "String")
 }
 
@@ -6979,6 +7159,94 @@ func (ec *executionContext) fieldContext_Mutation_updateAPIKey(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_rotateWebhookSecret(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rotateWebhookSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RotateWebhookSecret(ctx, fc.Args["apiKeyID"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RotatedWebhookSecret) graphql.Marshaler {
+			return ec.marshalNRotatedWebhookSecret2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐRotatedWebhookSecret(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rotateWebhookSecret(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RotatedWebhookSecret(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rotateWebhookSecret_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_redeliverWebhook(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_redeliverWebhook(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RedeliverWebhook(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.WebhookDelivery) graphql.Marshaler {
+			return ec.marshalNWebhookDelivery2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐWebhookDelivery(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_redeliverWebhook(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookDelivery(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_redeliverWebhook_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OutputChunk_taskID(ctx context.Context, field graphql.CollectedField, obj *events.OutputChunk) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7740,6 +8008,61 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RotatedWebhookSecret_apiKey(ctx context.Context, field graphql.CollectedField, obj *RotatedWebhookSecret) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotatedWebhookSecret_apiKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.APIKey) graphql.Marshaler {
+			return ec.marshalNAPIKey2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋentᚐAPIKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotatedWebhookSecret_apiKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RotatedWebhookSecret",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_APIKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RotatedWebhookSecret_webhookSecret(ctx context.Context, field graphql.CollectedField, obj *RotatedWebhookSecret) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RotatedWebhookSecret_webhookSecret(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WebhookSecret, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RotatedWebhookSecret_webhookSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RotatedWebhookSecret", field, false, false, "String")
 }
 
 func (ec *executionContext) _StatusCount_status(ctx context.Context, field graphql.CollectedField, obj *StatusCount) (ret graphql.Marshaler) {
@@ -10905,7 +11228,7 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "role", "weight", "tokensPerDay", "tokensPerMonth", "modelBudgets"}
+	fieldsInOrder := [...]string{"name", "role", "weight", "tokensPerDay", "tokensPerMonth", "modelBudgets", "callbackURL"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10954,6 +11277,13 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.ModelBudgets = data
+		case "callbackURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callbackURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallbackURL = data
 		}
 	}
 	return it, nil
@@ -11080,7 +11410,7 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"modelID", "type", "input", "priority", "params", "maxRetries", "timeoutSeconds", "idempotencyKey", "runAt", "delaySeconds", "caller"}
+	fieldsInOrder := [...]string{"modelID", "type", "input", "priority", "params", "maxRetries", "timeoutSeconds", "idempotencyKey", "runAt", "delaySeconds", "caller", "callbackURL"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11164,6 +11494,13 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 				return it, err
 			}
 			it.Caller = data
+		case "callbackURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callbackURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallbackURL = data
 		}
 	}
 	return it, nil
@@ -13440,7 +13777,7 @@ func (ec *executionContext) unmarshalInputUpdateAPIKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"weight", "tokensPerDay", "tokensPerMonth", "modelBudgets"}
+	fieldsInOrder := [...]string{"weight", "tokensPerDay", "tokensPerMonth", "modelBudgets", "callbackURL"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13475,6 +13812,13 @@ func (ec *executionContext) unmarshalInputUpdateAPIKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.ModelBudgets = data
+		case "callbackURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("callbackURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CallbackURL = data
 		}
 	}
 	return it, nil
@@ -13702,6 +14046,17 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._APIKey_usage(ctx, field, obj)
+				})
+		case "callbackURL":
+			out.Values[i] = ec._APIKey_callbackURL(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "hasWebhookSecret":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._APIKey_hasWebhookSecret(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -14148,6 +14503,11 @@ func (ec *executionContext) _CreatedAPIKey(ctx context.Context, sel ast.Selectio
 			}
 		case "secret":
 			out.Values[i] = ec._CreatedAPIKey_secret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "webhookSecret":
+			out.Values[i] = ec._CreatedAPIKey_webhookSecret(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14862,6 +15222,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "rotateWebhookSecret":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rotateWebhookSecret(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "redeliverWebhook":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_redeliverWebhook(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15084,6 +15458,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rotatedWebhookSecretImplementors = []string{"RotatedWebhookSecret"}
+
+func (ec *executionContext) _RotatedWebhookSecret(ctx context.Context, sel ast.SelectionSet, obj *RotatedWebhookSecret) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rotatedWebhookSecretImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RotatedWebhookSecret")
+		case "apiKey":
+			out.Values[i] = ec._RotatedWebhookSecret_apiKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "webhookSecret":
+			out.Values[i] = ec._RotatedWebhookSecret_webhookSecret(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -16595,6 +17007,14 @@ func (ec *executionContext) marshalNOutputChunk2ᚖgithubᚗcomᚋllmschedᚋllm
 
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[int]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRotatedWebhookSecret2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐRotatedWebhookSecret(ctx context.Context, sel ast.SelectionSet, v *RotatedWebhookSecret) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RotatedWebhookSecret!")
+		return graphql.Null
+	}
+	return ec._RotatedWebhookSecret(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNStatusCount2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋgraphᚐStatusCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*StatusCount) graphql.Marshaler {

@@ -17,6 +17,8 @@ type CreateAPIKeyInput struct {
 	TokensPerDay   *int                  `json:"tokensPerDay,omitempty"`
 	TokensPerMonth *int                  `json:"tokensPerMonth,omitempty"`
 	ModelBudgets   []*domain.ModelBudget `json:"modelBudgets,omitempty"`
+	// Default callbackURL of the key's tasks.
+	CallbackURL *string `json:"callbackURL,omitempty"`
 }
 
 type CreateModelInput struct {
@@ -57,12 +59,22 @@ type CreateTaskInput struct {
 	DelaySeconds *int `json:"delaySeconds,omitempty"`
 	// Who submits the task, where no API key says it (auth off): 1 to 128 printable characters; default anonymous. Refused with an API key (the key's name is the caller).
 	Caller *string `json:"caller,omitempty"`
+	// Receives a signed POST when the task reaches COMPLETED, FAILED or CANCELLED (docs/webhooks.md); default: the API key's callbackURL. http or https; loopback and private addresses only with webhooks.allow_private.
+	CallbackURL *string `json:"callbackURL,omitempty"`
 }
 
 type CreatedAPIKey struct {
 	APIKey *ent.APIKey `json:"apiKey"`
 	// The key itself, shown this once. Send it as Authorization: Bearer <key>.
 	Secret string `json:"secret"`
+	// The secret that signs its tasks' webhooks (docs/webhooks.md), shown this once.
+	WebhookSecret string `json:"webhookSecret"`
+}
+
+// A new webhook secret, shown this once.
+type RotatedWebhookSecret struct {
+	APIKey        *ent.APIKey `json:"apiKey"`
+	WebhookSecret string      `json:"webhookSecret"`
 }
 
 type StatusCount struct {
@@ -94,6 +106,8 @@ type UpdateAPIKeyInput struct {
 	TokensPerMonth *int `json:"tokensPerMonth,omitempty"`
 	// Replaces the list; an empty list removes every model cap.
 	ModelBudgets []*domain.ModelBudget `json:"modelBudgets,omitempty"`
+	// Default callbackURL of the key's tasks; an empty string removes it.
+	CallbackURL *string `json:"callbackURL,omitempty"`
 }
 
 type UpdateModelInput struct {

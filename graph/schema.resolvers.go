@@ -37,6 +37,11 @@ func (r *aPIKeyResolver) Usage(ctx context.Context, obj *ent.APIKey) (*scheduler
 	return r.Svc.KeyUsage(ctx, obj.ID)
 }
 
+// HasWebhookSecret is the resolver for the hasWebhookSecret field.
+func (r *aPIKeyResolver) HasWebhookSecret(ctx context.Context, obj *ent.APIKey) (bool, error) {
+	return obj.WebhookSecret != "", nil
+}
+
 // ModelID is the resolver for the modelID field.
 func (r *costLineResolver) ModelID(ctx context.Context, obj *scheduler.CostLine) (*int, error) {
 	if obj.ModelID == 0 {
@@ -176,12 +181,12 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input CreateAPIKeyI
 	}
 	c, err := r.Svc.Keys().CreateWith(ctx, input.Name, input.Role, apikeys.Settings{
 		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
-		ModelBudgets: budgets(input.ModelBudgets),
+		ModelBudgets: budgets(input.ModelBudgets), CallbackURL: input.CallbackURL,
 	})
 	if err != nil {
 		return nil, scheduler.KeyError(err)
 	}
-	return &CreatedAPIKey{APIKey: c.Key, Secret: c.Secret}, nil
+	return &CreatedAPIKey{APIKey: c.Key, Secret: c.Secret, WebhookSecret: c.WebhookSecret}, nil
 }
 
 // UpdateAPIKey is the resolver for the updateAPIKey field.
@@ -191,10 +196,31 @@ func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id int, input Updat
 	}
 	k, err := r.Svc.Keys().Update(ctx, id, apikeys.Settings{
 		Weight: input.Weight, TokensPerDay: input.TokensPerDay, TokensPerMonth: input.TokensPerMonth,
-		ModelBudgets: budgets(input.ModelBudgets),
+		ModelBudgets: budgets(input.ModelBudgets), CallbackURL: input.CallbackURL,
 	})
 	r.Svc.ForgetKey(id)
 	return k, scheduler.KeyError(err)
+}
+
+// RotateWebhookSecret is the resolver for the rotateWebhookSecret field.
+func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, apiKeyID int) (*RotatedWebhookSecret, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	k, secret, err := r.Svc.Keys().RotateWebhookSecret(ctx, apiKeyID)
+	r.Svc.ForgetKey(apiKeyID)
+	if err != nil {
+		return nil, scheduler.KeyError(err)
+	}
+	return &RotatedWebhookSecret{APIKey: k, WebhookSecret: secret}, nil
+}
+
+// RedeliverWebhook is the resolver for the redeliverWebhook field.
+func (r *mutationResolver) RedeliverWebhook(ctx context.Context, id int) (*ent.WebhookDelivery, error) {
+	if err := r.allow(ctx, PermAdmin); err != nil {
+		return nil, err
+	}
+	return r.Svc.Redeliver(ctx, id)
 }
 
 // Task is the resolver for the task field.
