@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/config"
 )
 
 // The command-line client, tested as a user runs it: the built binary, a
@@ -218,5 +220,49 @@ func TestCLIModels(t *testing.T) {
 	}
 	if r := runCLI(t, env, "", "model", "list"); r.code != 0 || !strings.Contains(r.stdout, "cli-made") || !strings.Contains(r.stdout, "online") {
 		t.Fatalf("list: exit %d %q", r.code, r.stdout)
+	}
+}
+
+// submit --callback-url: the task's webhook reaches the URL; a refused URL
+// is a usage error naming the field; get shows the delivery.
+func TestCLISubmitCallbackURL(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-LLMSched-Event")
+	}))
+	defer srv.Close()
+	env := apptest.New(t, func(c *config.Config) {
+		c.Webhooks.AllowPrivate = true
+		c.Webhooks.Secret = "cli-test-webhook-secret-0123"
+	})
+	m := env.Simulator("cli-hook", 1, map[string]any{"output_tokens": 2, "latency_ms": 1})
+	r := runCLI(t, env, "", "task", "submit", "--model", m.Name, "--callback-url", "ftp://x", "hi")
+	if r.code == 0 || !strings.Contains(r.stderr, "callback_url") {
+		t.Fatalf("bad --callback-url: exit %d stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, env, "", "task", "submit", "--model", m.Name, "--callback-url", srv.URL+"/done", "--wait", "hi")
+	if r.code != 0 {
+		t.Fatalf("submit --callback-url --wait: exit %d", r.code)
+	}
+	select {
+	case ev := <-got:
+		if ev != "task.completed" {
+			t.Fatalf("webhook event %q", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook")
+	}
+	var list struct{ Data []apptest.Task }
+	env.Do("GET", "/api/v1/tasks", nil, &list)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r = runCLI(t, env, "", "task", "get", strconv.Itoa(list.Data[0].ID))
+		if strings.Contains(r.stdout, "task.completed: delivered after 1 attempts (last answer 200)") && strings.Contains(r.stdout, srv.URL+"/done") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task get shows no delivered webhook: %q", r.stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 const taskUsage = `usage:
-  llm-scheduler task submit --model NAME|ID [--type TYPE] [--priority high|medium|low] [--wait] [INPUT | -]
+  llm-scheduler task submit --model NAME|ID [--type TYPE] [--priority high|medium|low] [--callback-url URL] [--wait] [INPUT | -]
   llm-scheduler task list [--status S] [--model NAME|ID] [--page N] [--page-size N]
   llm-scheduler task get ID
   llm-scheduler task watch ID
@@ -59,6 +59,16 @@ type task struct {
 	PendingReason    string         `json:"pending_reason,omitempty"`
 	PendingDetail    string         `json:"pending_detail,omitempty"`
 	QueuePosition    int            `json:"queue_position,omitempty"`
+	// WebhookDeliveries are the completion webhooks of a task with a
+	// callback_url (detail view).
+	WebhookDeliveries []struct {
+		ID             int64  `json:"id"`
+		Event          string `json:"event"`
+		Status         string `json:"status"`
+		Attempts       int    `json:"attempts"`
+		LastStatusCode *int   `json:"last_status_code"`
+		LastError      string `json:"last_error"`
+	} `json:"webhook_deliveries,omitempty"`
 }
 
 func (t *task) terminal() bool {
@@ -115,6 +125,7 @@ func taskSubmit(args []string, o IO) error {
 	runAt := fs.String("run-at", "", "run at this RFC 3339 time instead of now")
 	delay := fs.Duration("delay", 0, "run after this long (30s, 5m, 2h)")
 	idem := fs.String("idempotency-key", "", "a repeated submit with the same key returns the first task")
+	callback := fs.String("callback-url", "", "POST a signed completion webhook here when the task ends (docs/webhooks.md)")
 	wait := fs.Bool("wait", false, "wait for the task to end, streaming its output; the exit code says how it ended")
 	timeout := fs.Duration("timeout", 0, "with --wait: give up after this long (exit 6); 0 waits forever")
 	pos, err := parse(fs, args)
@@ -144,6 +155,9 @@ func taskSubmit(args []string, o IO) error {
 	}
 	if *timeoutSecs > 0 {
 		body["timeout_seconds"] = *timeoutSecs
+	}
+	if *callback != "" {
+		body["callback_url"] = *callback
 	}
 	if *runAt != "" && *delay != 0 {
 		return usageErr("--run-at and --delay cannot be combined")
@@ -280,6 +294,15 @@ func printTask(w io.Writer, t *task) {
 		line("waiting", t.PendingReason+": "+t.PendingDetail)
 	}
 	line("callback", t.CallbackURL)
+	for _, d := range t.WebhookDeliveries {
+		v := fmt.Sprintf("%d %s: %s after %d attempts", d.ID, d.Event, d.Status, d.Attempts)
+		if d.LastStatusCode != nil {
+			v += fmt.Sprintf(" (last answer %d)", *d.LastStatusCode)
+		} else if d.LastError != "" {
+			v += " (" + d.LastError + ")"
+		}
+		line("webhook", v)
+	}
 	if t.TotalTokens > 0 {
 		line("tokens", fmt.Sprintf("%d prompt + %d completion", t.PromptTokens, t.CompletionTokens))
 	}
