@@ -54,7 +54,10 @@ func newReceiver(t *testing.T, secret string, answers ...int) *receiver {
 		h := hit{event: req.Header.Get(webhooks.EventHeader)}
 		h.delivery, _ = strconv.Atoi(req.Header.Get(webhooks.DeliveryHeader))
 		h.attempt, _ = strconv.Atoi(req.Header.Get(webhooks.AttemptHeader))
-		h.sigErr = webhooks.Verify(r.secret, req.Header.Get(webhooks.SignatureHeader), raw, webhooks.DefaultTolerance, time.Now())
+		r.mu.Lock()
+		secret := r.secret
+		r.mu.Unlock()
+		h.sigErr = webhooks.Verify(secret, req.Header.Get(webhooks.SignatureHeader), raw, webhooks.DefaultTolerance, time.Now())
 		if err := json.Unmarshal(raw, &h.body); err != nil {
 			t.Errorf("receiver decode %q: %v", raw, err)
 		}
