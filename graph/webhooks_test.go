@@ -138,7 +138,9 @@ func TestWebhooksOverGraphQL(t *testing.T) {
 	mu.Unlock()
 	rotate := `mutation($id: ID!) { rotateWebhookSecret(apiKeyID: $id) { apiKey { id } webhookSecret } }`
 	wantCode(t, env, sub, rotate, map[string]any{"id": fmt.Sprint(created.CreateAPIKey.APIKey.ID)}, "FORBIDDEN")
-	var rot struct{ RotateWebhookSecret struct{ WebhookSecret string } }
+	var rot struct {
+		RotateWebhookSecret struct{ WebhookSecret string }
+	}
 	mustData(t, env, admin, rotate, map[string]any{"id": fmt.Sprint(created.CreateAPIKey.APIKey.ID)}, &rot)
 	if rot.RotateWebhookSecret.WebhookSecret == "" || rot.RotateWebhookSecret.WebhookSecret == secret {
 		t.Fatalf("rotateWebhookSecret = %+v", rot)
