@@ -63,6 +63,25 @@ graphql(`
       startedAt
       finishedAt
     }
+    callbackURL
+    webhookDeliveries {
+      id
+      event
+      status
+      attempts
+      nextAttemptAt
+      lastStatusCode
+      lastError
+      deliveredAt
+      attemptHistory {
+        id
+        number
+        statusCode
+        error
+        durationMs
+        startedAt
+      }
+    }
   }
 `);
 
@@ -334,6 +353,55 @@ export function TaskDetailPage() {
           </div>
         )}
       </section>
+
+      {task.callbackURL && (
+        <section className="card" aria-labelledby="webhooks-h">
+          <h2 id="webhooks-h">Webhooks</h2>
+          <p>
+            Callback URL: <code>{task.callbackURL}</code>
+          </p>
+          {!task.webhookDeliveries || task.webhookDeliveries.length === 0 ? (
+            <Empty>No delivery yet: one is made when the task ends.</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table data-testid="webhook-deliveries">
+                <thead>
+                  <tr>
+                    <th scope="col">Delivery</th>
+                    <th scope="col">Event</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Try</th>
+                    <th scope="col">Started</th>
+                    <th scope="col">Took</th>
+                    <th scope="col">Answer</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {task.webhookDeliveries.flatMap((d) =>
+                    (d.attemptHistory && d.attemptHistory.length > 0 ? [...d.attemptHistory].sort((a, b) => a.number - b.number) : [null]).map((a, i) => (
+                      <tr key={`${d.id}-${a ? a.id : "none"}`} data-delivery={d.id}>
+                        <td>{i === 0 ? d.id : ""}</td>
+                        <td>{i === 0 ? `task.${d.event.toLowerCase()}` : ""}</td>
+                        <td>
+                          {i === 0
+                            ? `${d.status.toLowerCase()}${d.status === "PENDING" ? ` (next ${formatDateTime(d.nextAttemptAt)})` : ""}`
+                            : ""}
+                        </td>
+                        <td>{a ? a.number : "—"}</td>
+                        <td>{a ? formatDateTime(a.startedAt) : "—"}</td>
+                        <td>{a ? `${formatNumber(a.durationMs)} ms` : "—"}</td>
+                        <td className={a && a.error ? "cell-error" : undefined}>
+                          {a ? (a.statusCode != null ? `${a.statusCode}${a.error ? ` · ${a.error}` : ""}` : a.error ?? "—") : "—"}
+                        </td>
+                      </tr>
+                    )),
+                  )}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </section>
+      )}
 
       <section className="card" aria-labelledby="timeline-h">
         <h2 id="timeline-h">Timeline</h2>
