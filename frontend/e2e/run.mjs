@@ -31,12 +31,16 @@ const SHOTS = resolve(process.env.SCREENSHOT_DIR || join(here, "../../artifacts/
 const workdir = mkdtempSync(join(tmpdir(), "llmsched-e2e-"));
 mkdirSync(SHOTS, { recursive: true });
 
+const WEBHOOK_SECRET = "e2e-webhook-secret-0123456789";
 let server = null;
 let serverLog = null;
 
 function startServer() {
   serverLog = createWriteStream(join(workdir, "server.log"), { flags: "a" });
-  server = spawn(BIN, [], { cwd: workdir, env: { ...process.env, SERVER_PORT: String(PORT) }, stdio: ["ignore", "pipe", "pipe"] });
+  // Webhooks: signed with a configured secret, and allowed to call the
+  // test's receiver on loopback.
+  const env = { ...process.env, SERVER_PORT: String(PORT), WEBHOOKS_SECRET: WEBHOOK_SECRET, WEBHOOKS_ALLOW_PRIVATE: "true" };
+  server = spawn(BIN, [], { cwd: workdir, env, stdio: ["ignore", "pipe", "pipe"] });
   server.on("error", (e) => {
     console.log(`FAIL cannot start ${BIN}: ${e.message} (build it with \`go build -o llm-scheduler .\` at the repository root, or set LLMSCHED_BIN)`);
     process.exit(1);
@@ -313,6 +317,54 @@ try {
       assert.doesNotMatch(await page.locator('[data-attempt="1"]').textContent(), /estimated/);
     } finally {
       counting.close();
+    }
+  });
+
+  await step("a task's webhook deliveries show on its page, each try with its answer", async () => {
+    // A receiver that answers the first try 500 and later ones 200, and
+    // checks the signature as docs/webhooks.md says.
+    const tries = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        tries.push({ signature: req.headers["x-llmsched-signature"] || "", body });
+        res.writeHead(tries.length === 1 ? 500 : 200).end();
+      });
+    });
+    await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+    try {
+      const sim = await rest("POST", "/api/v1/models", { name: "e2e-webhooks", type: "simulator", max_workers: 1, config: { latency_ms: 0, output_tokens: 3 } });
+      const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+      const task = await rest("POST", "/api/v1/tasks", { model_id: sim.id, type: "text-generation", input: "call me back", callback_url: url });
+      await page.goto(`${BASE}/tasks/${task.id}`);
+      await waitFor(async () => (await detailStatus(page)) === "COMPLETED", 15_000, "COMPLETED");
+      const section = page.locator("section:has(#webhooks-h)");
+      assert.match(await section.textContent(), new RegExp(`Callback URL: ${url.replace(/[.]/g, "\\.")}`));
+      // The first try fails (500); the retry, after its backoff, succeeds.
+      await waitFor(async () => {
+        await page.reload();
+        const rows = page.locator("[data-testid=webhook-deliveries] tbody tr");
+        return (await rows.count()) === 2 && /delivered/.test(await rows.nth(0).textContent());
+      }, 90_000, "the delivery shown as delivered after a 500 and a retry");
+      const rows = page.locator("[data-testid=webhook-deliveries] tbody tr");
+      assert.match(await rows.nth(0).textContent(), /task\.completed/);
+      assert.match(await rows.nth(0).textContent(), /500/);
+      assert.match(await rows.nth(1).textContent(), /200/);
+      assert.equal(tries.length, 2, `the receiver got ${tries.length} tries`);
+      // Both tries carry a valid signature over "t.body".
+      const { createHmac, timingSafeEqual } = await import("node:crypto");
+      for (const t of tries) {
+        const parts = Object.fromEntries(t.signature.split(",").map((kv) => kv.split("=")));
+        const want = createHmac("sha256", WEBHOOK_SECRET).update(`${parts.t}.${t.body}`).digest("hex");
+        assert.ok(parts.v1 && timingSafeEqual(Buffer.from(parts.v1), Buffer.from(want)), `signature ${t.signature}`);
+        const sent = JSON.parse(t.body);
+        assert.equal(sent.task.status, "completed", `payload: ${t.body}`);
+        assert.equal(sent.event, "task.completed", `payload: ${t.body}`);
+      }
+      await shot(page, "task-webhooks");
+    } finally {
+      receiver.close();
     }
   });
 
