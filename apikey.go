@@ -325,5 +325,10 @@ func secretsCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "re-encrypted the secrets of %d models with key %s\n", n, kr.KeyID())
+	k, err := secrets.RewrapWebhookSecrets(ctx, st.Client, kr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-encrypted the webhook secrets of %d API keys with key %s\n", k, kr.KeyID())
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/apikey"
 )
 
 // Rewrap re-seals every model's secrets with the primary key: plaintext
@@ -41,6 +42,38 @@ func Rewrap(ctx context.Context, db *ent.Client, kr *Keyring, isSecret func(stri
 		}
 		if err := db.Model.UpdateOneID(m.ID).SetConfig(sealed).Exec(ctx); err != nil {
 			return changed, fmt.Errorf("rewrap model %d: %w", m.ID, err)
+		}
+		changed++
+	}
+	return changed, nil
+}
+
+// RewrapWebhookSecrets re-seals the API keys' webhook secrets (which sign
+// their tasks' completion webhooks) with the primary key, as Rewrap does
+// for models. It returns how many keys changed.
+func RewrapWebhookSecrets(ctx context.Context, db *ent.Client, kr *Keyring) (int, error) {
+	if !kr.Enabled() {
+		return 0, fmt.Errorf("rewrap: %w", ErrNoKey)
+	}
+	keys, err := db.APIKey.Query().Where(apikey.WebhookSecretNEQ("")).All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rewrap: list API keys: %w", err)
+	}
+	changed := 0
+	for _, k := range keys {
+		if !kr.NeedsRewrap(k.WebhookSecret) {
+			continue
+		}
+		open, err := kr.Open(k.WebhookSecret)
+		if err != nil {
+			return changed, fmt.Errorf("rewrap webhook secret of API key %d: %w", k.ID, err)
+		}
+		sealed, err := kr.Seal(open)
+		if err != nil {
+			return changed, fmt.Errorf("rewrap webhook secret of API key %d: %w", k.ID, err)
+		}
+		if err := db.APIKey.UpdateOneID(k.ID).SetWebhookSecret(sealed).Exec(ctx); err != nil {
+			return changed, fmt.Errorf("rewrap webhook secret of API key %d: %w", k.ID, err)
 		}
 		changed++
 	}
