@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
@@ -36,9 +35,7 @@ type Lease struct {
 // so that a look at the key tells which process holds it).
 func NewLease(rdb redis.UniversalClient, key string, ttl time.Duration) *Lease {
 	host, _ := os.Hostname()
-	var b [6]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return &Lease{rdb: rdb, key: key, ttl: ttl, token: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))}
+	return &Lease{rdb: rdb, key: key, ttl: ttl, token: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), rand.Text())}
 }
 
 // Token is this owner's token, the value of the key while it holds it.

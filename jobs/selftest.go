@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -114,9 +113,7 @@ const probeWait = 5 * time.Second
 // gate has recognised the server's dequeue call on that queue. It returns
 // nil if it did, else what it saw.
 func (w *Worker) selfTest() error {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	q := "llmsched-gate-probe-" + hex.EncodeToString(b[:])
+	q := "llmsched-gate-probe-" + rand.Text()
 	p := &gateProbe{queue: q, key: pendingKey(q), seen: make(chan struct{})}
 	w.gate.probe.Store(p)
 	defer w.gate.probe.Store(nil)

@@ -26,21 +26,19 @@ import (
 const maxCallbackURL = 2048
 
 // webhookPolicy is the outbound policy of callback URLs (config.
-// WebhookPolicy), built once.
-func (s *Service) webhookPolicy() *outbound.Policy {
+// WebhookPolicy), built once. It fails only when the scheduler's own
+// listen host does not resolve; the worker's sender refuses to start then
+// too, so a callback URL is not accepted that nobody would deliver.
+func (s *Service) webhookPolicy() (*outbound.Policy, error) {
 	if p := s.hookPolicy.Load(); p != nil {
-		return p
+		return p, nil
 	}
 	p, err := s.cfg.WebhookPolicy()
 	if err != nil {
-		// Only an unresolvable own listen host fails; fall back to the
-		// same rules without it.
-		s.log.Warn("webhook outbound policy without the own listen address", "err", err)
-		p, _ = outbound.New(outbound.Config{DenyPrivate: !s.cfg.Webhooks.AllowPrivate,
-			Hint: "webhooks.allow_private allows loopback and private addresses"})
+		return nil, fmt.Errorf("webhook outbound policy: %w", err)
 	}
 	s.hookPolicy.Store(p)
-	return p
+	return p, nil
 }
 
 // CheckCallbackURL validates a callback URL: http or https, a host, at
@@ -64,7 +62,11 @@ func (s *Service) CheckCallbackURL(raw, field string) error {
 	if u.Fragment != "" {
 		return Invalid(field, "must not have a #fragment")
 	}
-	if err := s.webhookPolicy().CheckURL(u); err != nil {
+	pol, err := s.webhookPolicy()
+	if err != nil {
+		return err
+	}
+	if err := pol.CheckURL(u); err != nil {
 		return Invalid(field, "%s", err.Error())
 	}
 	return nil
