@@ -72,6 +72,10 @@ type Shared struct {
 	embedded *app.App
 	// idsShifted: the scenario's task ids start at a random offset.
 	idsShifted bool
+	// BeforeStart, when set, runs on each process after it is built and
+	// before its background loops start: the place to install an ent
+	// interceptor, which must not be added while queries run.
+	BeforeStart func(*app.App)
 }
 
 // shiftTaskIDs starts the scenario's task ids at a random point of the
@@ -335,6 +339,9 @@ func (sh *Shared) Start(t testing.TB, role app.Role) *Env {
 	if cfg.Database.Driver == "mysql" && !sh.idsShifted {
 		shiftTaskIDs(t, a)
 		sh.idsShifted = true
+	}
+	if sh.BeforeStart != nil {
+		sh.BeforeStart(a)
 	}
 	if err := a.Start(ctx, server.New, "127.0.0.1:0"); err != nil {
 		t.Fatalf("start %s process: %v", role, err)

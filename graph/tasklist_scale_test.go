@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
@@ -29,29 +30,33 @@ type recordedSQL struct {
 	args  []any
 }
 
-func recordTaskSQL(env *apptest.Env) *sqlRecorder {
+// It is installed before the process's loops start: ent's Intercept is not
+// safe beside running queries.
+func recordTaskSQL(sh *apptest.Shared) *sqlRecorder {
 	rec := &sqlRecorder{}
-	env.App.Service.DB().Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
-		return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
-			tq, ok := q.(*ent.TaskQuery)
-			if !ok || !graphql.HasOperationContext(ctx) {
-				return next.Query(ctx, q)
-			}
-			if op := graphql.GetOperationContext(ctx).Operation; op == nil || op.Name != "Probe" {
-				return next.Query(ctx, q)
-			}
-			var sel *sql.Selector
-			tq.Modify(func(s *sql.Selector) { sel = s })
-			v, err := next.Query(ctx, q)
-			if sel != nil {
-				query, args := sel.Query()
-				rec.mu.Lock()
-				rec.stmt = append(rec.stmt, recordedSQL{query, args})
-				rec.mu.Unlock()
-			}
-			return v, err
-		})
-	}))
+	sh.BeforeStart = func(a *app.App) {
+		a.Service.DB().Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
+			return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
+				tq, ok := q.(*ent.TaskQuery)
+				if !ok || !graphql.HasOperationContext(ctx) {
+					return next.Query(ctx, q)
+				}
+				if op := graphql.GetOperationContext(ctx).Operation; op == nil || op.Name != "Probe" {
+					return next.Query(ctx, q)
+				}
+				var sel *sql.Selector
+				tq.Modify(func(s *sql.Selector) { sel = s })
+				v, err := next.Query(ctx, q)
+				if sel != nil {
+					query, args := sel.Query()
+					rec.mu.Lock()
+					rec.stmt = append(rec.stmt, recordedSQL{query, args})
+					rec.mu.Unlock()
+				}
+				return v, err
+			})
+		}))
+	}
 	return rec
 }
 
@@ -78,7 +83,9 @@ func isCount(s recordedSQL) bool {
 // by status when the filter is a status or nothing), and pageInfo counts
 // nothing.
 func TestTaskConnectionAtScale(t *testing.T) {
-	env := apptest.New(t, nil)
+	sh := apptest.NewShared(t, nil)
+	rec := recordTaskSQL(sh)
+	env := sh.Start(t, app.RoleAll)
 	ctx := context.Background()
 	m := env.Simulator("scale", 1, nil)
 	db := env.App.Service.DB()
@@ -113,7 +120,7 @@ func TestTaskConnectionAtScale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec := recordTaskSQL(env)
+	rec.take() // the set-up's statements
 
 	type page struct {
 		Tasks struct {
