@@ -1,5 +1,5 @@
 # Shared helpers for scripts/test.sh and scripts/ci.d/*.sh (source it).
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%s, %ss in]\n' "$*" "$(date +%T)" "$SECONDS"; }
 
 apt_install() {
   if [ -z "${APT_UPDATED:-}" ]; then
