@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/llmsched/llm-scheduler/app"
@@ -89,15 +88,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
-		if o := r.Header.Get("Origin"); o != "" && slices.Contains(origins, o) {
-			h.Set("Access-Control-Allow-Origin", o)
-			h.Set("Vary", "Origin")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
-			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
-			if r.Method == http.MethodOptions {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
+		if cors(w, r, origins) {
+			return // a preflight from an allowed origin (cors.go)
 		}
 		if status, err := csrf(r, origins); err != nil {
 			writeJSON(w, status, errorBody{Error: errorDetail{Code: err.Code, Message: err.Message}})
