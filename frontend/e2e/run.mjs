@@ -459,6 +459,48 @@ try {
     assert.equal(stored.weight, 5);
     assert.equal(stored.tokens_per_day, null);
     assert.equal(stored.tokens_per_month, 250000);
+
+    // Token caps per model: added, changed and removed in the same form,
+    // each save checked through the REST API.
+    const capA = await rest("POST", "/api/v1/models", { name: "e2e-cap-a", type: "simulator", max_workers: 1, config: { latency_ms: 0 } });
+    const capB = await rest("POST", "/api/v1/models", { name: "e2e-cap-b", type: "simulator", max_workers: 1, config: { latency_ms: 0 } });
+    const storedCaps = async () => (await rest("GET", "/api/v1/apikeys")).find((k) => k.name === "e2e-team").model_budgets;
+    await page.reload();
+    await page.getByRole("button", { name: "Edit key e2e-team" }).click();
+    const caps = edit.getByTestId("model-caps");
+    await caps.getByRole("button", { name: "Add a model cap" }).click();
+    const cap1 = caps.getByRole("group", { name: "Model cap 1" });
+    await cap1.getByLabel("Model", { exact: true }).selectOption({ label: "e2e-cap-a" });
+    await edit.getByRole("button", { name: "Save" }).click();
+    await cap1.getByText("A model cap needs tokens per day or per month").waitFor();
+    await cap1.getByLabel("Model tokens per day").fill("5000");
+    await caps.getByRole("button", { name: "Add a model cap" }).click();
+    const cap2 = caps.getByRole("group", { name: "Model cap 2" });
+    await cap2.getByLabel("Model", { exact: true }).selectOption({ label: "e2e-cap-b" });
+    await cap2.getByLabel("Model tokens per month").fill("90000");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await teamRow.getByTestId("key-model-caps").getByText("e2e-cap-a: 5,000/day; e2e-cap-b: 90,000/month").waitFor();
+    assert.deepEqual(await storedCaps(), [
+      { model_id: capA.id, tokens_per_day: 5000 },
+      { model_id: capB.id, tokens_per_month: 90000 },
+    ]);
+    await shot(page, "system-api-key-model-caps");
+    // The cap on A removed, B's given a day cap too.
+    await page.getByRole("button", { name: "Edit key e2e-team" }).click();
+    await caps.getByRole("button", { name: "Remove the cap on e2e-cap-a" }).click();
+    await caps.getByRole("group", { name: "Model cap 1" }).getByLabel("Model tokens per day").fill("700");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await teamRow.getByTestId("key-model-caps").getByText("e2e-cap-b: 700/day, 90,000/month", { exact: true }).waitFor();
+    assert.deepEqual(await storedCaps(), [{ model_id: capB.id, tokens_per_day: 700, tokens_per_month: 90000 }]);
+    // The last one removed: the key has no model caps left, its other settings stay.
+    await page.getByRole("button", { name: "Edit key e2e-team" }).click();
+    await caps.getByRole("button", { name: "Remove the cap on e2e-cap-b" }).click();
+    await edit.getByRole("button", { name: "Save" }).click();
+    await teamRow.getByTestId("key-model-caps").getByText("—", { exact: true }).waitFor();
+    const after = (await rest("GET", "/api/v1/apikeys")).find((k) => k.name === "e2e-team");
+    assert.deepEqual(after.model_budgets, []);
+    assert.equal(after.weight, 5);
+    assert.equal(after.tokens_per_month, 250000);
     await keys.first().scrollIntoViewIfNeeded();
     await shot(page, "system-api-keys");
 
