@@ -616,6 +616,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.KeyPrefix == "" {
 		bad("redis.key_prefix must not be empty")
+	} else if strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
+		// Keys carry Redis Cluster hash tags built on the prefix
+		// ({prefix:model:N}, {prefix:epoch}): a brace in it would move keys
+		// a script reads together into different hash slots.
+		bad("redis.key_prefix must not contain '{' or '}', got %q", c.Redis.KeyPrefix)
 	}
 	q := c.Queue
 	if q.MaxQueueSize < 1 {

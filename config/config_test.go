@@ -86,6 +86,7 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{desc: "leader lease", yaml: "queue:\n  leader_lease_ttl: 500ms\n", want: "queue.leader_lease_ttl must be at least 1s, got 500ms"},
 		{desc: "leader lease env", env: map[string]string{"QUEUE_LEADER_LEASE_TTL": "0s"}, want: "queue.leader_lease_ttl must be at least 1s, got 0s"},
 		{desc: "idle check env", env: map[string]string{"QUEUE_IDLE_CHECK_INTERVAL": "2m"}, want: "queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got 2m0s"},
+		{desc: "key prefix brace", yaml: "redis:\n  key_prefix: \"a{b}\"\n", want: `redis.key_prefix must not contain '{' or '}', got "a{b}"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/apptest"
@@ -321,21 +324,56 @@ func TestRedisFlushLosesNothing(t *testing.T) {
 }
 
 // TestRedisFlushWithTasksRunningKeepsMaxWorkers: Redis loses its data
-// while a task runs on a model with max_workers 1. A task submitted then
-// must wait until the running one ends: the running task's lease is gone
-// from Redis, and until the reconciler has given running workers a
-// heartbeat to restore their leases, no slot is handed out (the epoch
-// guard). Breakage caught: slots handed out while the epoch key is missing
-// (Slots.grantable and the scripts' epoch check removed); the new task
-// then ran beside the running one.
+// while a task runs on a model with max_workers 1 (on Redis Cluster every
+// master is flushed). A task submitted then must wait until the running
+// one ends: the running task's lease is gone from Redis, and until the
+// reconciler has given running workers a heartbeat to restore their
+// leases, no slot is handed out (the epoch guard). Breakage caught: slots
+// handed out while the epoch key is missing (Slots.grantable and the
+// scripts' epoch check removed); the new task then ran beside the running
+// one.
 func TestRedisFlushWithTasksRunningKeepsMaxWorkers(t *testing.T) {
+	flushKeepsMaxWorkers(t, func(ctx context.Context, sh *apptest.Shared, _ int) error {
+		if c, ok := sh.Redis.(*redis.ClusterClient); ok {
+			return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.FlushDB(ctx).Err() })
+		}
+		return sh.Redis.FlushDB(ctx).Err()
+	})
+}
+
+// TestRedisClusterShardLossWithTasksRunningKeepsMaxWorkers: on Redis
+// Cluster, only the master holding the model's keys loses its data (the
+// epoch key, on another master, survives). The task submitted then must
+// still wait for the running one. Breakage caught (it failed 2 runs in 10
+// before): the epoch read outside the slot script, where the surviving
+// epoch let the model's only slot go beside the running task; now the
+// scripts check the model's own epoch marker (Slots.markModel). Removing
+// that check (scriptKeys without the marker) fails it again.
+func TestRedisClusterShardLossWithTasksRunningKeepsMaxWorkers(t *testing.T) {
+	if os.Getenv("TEST_REDIS_CLUSTER") == "" || os.Getenv("LLMSCHED_TEST_BACKEND") != "mysql" {
+		t.Skip("Redis Cluster only (LLMSCHED_TEST_BACKEND=mysql and TEST_REDIS_CLUSTER)")
+	}
+	flushKeepsMaxWorkers(t, func(ctx context.Context, sh *apptest.Shared, modelID int) error {
+		c, ok := sh.Redis.(*redis.ClusterClient)
+		if !ok {
+			return fmt.Errorf("TEST_REDIS_CLUSTER is set but the test Redis is a %T", sh.Redis)
+		}
+		master, err := c.MasterForKey(ctx, fmt.Sprintf("{%s:model:%d}:leases", sh.Config.Redis.KeyPrefix, modelID))
+		if err != nil {
+			return err
+		}
+		return master.FlushDB(ctx).Err()
+	})
+}
+
+func flushKeepsMaxWorkers(t *testing.T, flush func(ctx context.Context, sh *apptest.Shared, modelID int) error) {
 	sh := apptest.NewShared(t, nil)
 	e := sh.Start(t, app.RoleAll)
 	ctx := context.Background()
 	m := e.Simulator("flush-running", 1, map[string]any{"latency_ms": 120000})
 	running := submit(e, m.ID, 2, "runs through the flush")
 	e.WaitTask(running.ID, "running", 30*time.Second)
-	if err := sh.Redis.FlushDB(ctx).Err(); err != nil {
+	if err := flush(ctx, sh, m.ID); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
 	next := submit(e, m.ID, 2, "submitted after the flush")

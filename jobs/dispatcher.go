@@ -42,7 +42,7 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *slog.Logger) *Dispatcher {
 	_, cluster := b.Client.(*redis.ClusterClient)
 	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch",
-		epochInScript: !cluster, wake: wakeKey(b.Prefix), wakePerModel: cluster, weights: order.arg()}
+		epochInScript: !cluster, modelMarks: cluster, wake: wakeKey(b.Prefix), wakePerModel: cluster, weights: order.arg()}
 	return &Dispatcher{
 		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),

@@ -46,6 +46,10 @@ type Reconciler struct {
 	lease *Lease
 
 	flushSeen time.Time
+	// lostSeen is when this process first saw each model whose marker is
+	// gone while the epoch key is not (Redis Cluster: the model's shard
+	// lost its data, see Slots.markModel).
+	lostSeen map[int]time.Time
 	// redisErrAt is when this process last failed to reach Redis (unix
 	// ns): leases could not be renewed then, so takeovers wait for a
 	// heartbeat.
@@ -222,6 +226,13 @@ func (r *Reconciler) Once(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list models: %w", err)
 	}
+	if r.disp.slots.modelMarks {
+		remarked, err := r.marks(ctx, models, full)
+		if err != nil {
+			return err
+		}
+		full = full || remarked
+	}
 	byID := make(map[int]*ent.Model, len(models))
 	for _, m := range models {
 		byID[m.ID] = m
@@ -239,6 +250,74 @@ func (r *Reconciler) Once(ctx context.Context) error {
 		r.log.Info("reconciler: re-admitted unfinished tasks after redis data loss")
 	}
 	return nil
+}
+
+// marks keeps the models' epoch markers (Redis Cluster, see
+// Slots.markModel). After a flush (full: the reconciler waited for running
+// workers' heartbeats) every model is marked. Otherwise a model never
+// marked is marked now, and a model whose marker is gone lost its keys
+// with it (its shard was flushed or failed over without them): it is
+// marked again once running workers have had the same wait, and it
+// reports true then, for a full re-admission.
+func (r *Reconciler) marks(ctx context.Context, models []*ent.Model, full bool) (bool, error) {
+	ids := make([]int, 0, len(models))
+	for _, m := range models {
+		if m.DeletedAt == nil {
+			ids = append(ids, m.ID)
+		}
+	}
+	slots := r.disp.slots
+	if full {
+		r.lostSeen = nil
+		return false, slots.remark(ctx, ids)
+	}
+	fresh, lost, err := slots.unmarked(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range fresh {
+		if _, err := slots.markModel(ctx, id); err != nil {
+			return false, err
+		}
+	}
+	if len(lost) == 0 {
+		r.lostSeen = nil
+		return false, nil
+	}
+	if r.lostSeen == nil {
+		r.lostSeen = map[int]time.Time{}
+	}
+	var due []int
+	for _, id := range lost {
+		first, ok := r.lostSeen[id]
+		if !ok {
+			first = time.Now()
+			r.lostSeen[id] = first
+			r.log.Warn("reconciler: redis lost a model's keys; re-admitting its tasks after one heartbeat", "model_id", id)
+		}
+		if time.Since(first) >= r.leaseTTL/2 {
+			due = append(due, id)
+		}
+	}
+	if len(due) < len(lost) {
+		running, err := r.db.Task.Query().Where(task.StatusEQ(domain.StatusRunning)).Exist(ctx)
+		if err != nil {
+			return false, fmt.Errorf("look for running tasks: %w", err)
+		}
+		if !running {
+			due = lost // no lease to wait for
+		}
+	}
+	if len(due) == 0 {
+		return false, nil
+	}
+	if err := slots.remark(ctx, due); err != nil {
+		return false, err
+	}
+	for _, id := range due {
+		delete(r.lostSeen, id)
+	}
+	return true, nil
 }
 
 // readmit admits unfinished tasks that Redis does not hold. With full, every

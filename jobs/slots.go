@@ -80,6 +80,11 @@ type Slots struct {
 	// saves a round trip per call. Not on Redis Cluster: a script may only
 	// touch keys of one hash slot, and the epoch key is not in the model's.
 	epochInScript bool
+	// modelMarks (Redis Cluster) has the slot scripts check a per-model
+	// epoch marker instead, kept in the model's hash slot (markKeyOf), so
+	// the check and the lease set it guards are read atomically: a flush
+	// of the model's shard takes both at once (see markModel).
+	modelMarks bool
 	// wake is the key idle workers set when they stop polling Redis (see
 	// wake.go); the slot scripts take it (KEYS[6]) when they hand out a
 	// slot. Empty where wake-ups are off.
@@ -175,16 +180,107 @@ func (s *Slots) wakeKeyOf(modelID int) string {
 // headSize hand-offs.
 const headSize = 32
 
+// markKeyOf is a model's epoch marker (Redis Cluster): it exists while
+// the model's lease set is whole. Only markModel and the reconciler write
+// it, and a flush or failover that loses the model's keys loses it with
+// them.
+func (s *Slots) markKeyOf(modelID int) string { return s.tag(modelID) + ":mark" }
+
+// markedKey is the set of models ever marked. It is kept in the epoch
+// key's hash slot (one script reads both): the epoch key has no hash tag
+// (redis.key_prefix may not hold braces), so Redis Cluster hashes its
+// whole name, which is the set's tag.
+func (s *Slots) markedKey() string { return "{" + s.epoch + "}:marked" }
+
+// markScript marks a model that was never marked, while the epoch key
+// (KEYS[1]) exists: it adds the model (ARGV[1]) to the marked set
+// (KEYS[2]) and returns 1; the caller then writes the model's marker.
+// A model never marked has never had a slot handed out (the scripts hand
+// none out without the marker), so its lease set is whole: empty. A
+// marked model whose marker is gone lost its keys; the reconciler marks
+// it again once running workers have restored their leases.
+var markScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('SADD', KEYS[2], ARGV[1])
+`)
+
+// markModel writes the marker of a model that was never marked (see
+// markScript). It reports whether it did.
+func (s *Slots) markModel(ctx context.Context, modelID int) (bool, error) {
+	n, err := markScript.Run(ctx, s.rdb, []string{s.epoch, s.markedKey()}, modelID).Int()
+	if err != nil {
+		return false, fmt.Errorf("mark model %d: %w", modelID, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if err := s.rdb.Set(ctx, s.markKeyOf(modelID), time.Now().UnixMilli(), 0).Err(); err != nil {
+		return false, fmt.Errorf("write model %d marker: %w", modelID, err)
+	}
+	return true, nil
+}
+
+// remark writes the markers of models whose leases are whole again (the
+// reconciler, after a flush or a lost shard) and adds them to the marked
+// set.
+func (s *Slots) remark(ctx context.Context, modelIDs []int) error {
+	if len(modelIDs) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	now := time.Now().UnixMilli()
+	members := make([]any, len(modelIDs))
+	for i, id := range modelIDs {
+		pipe.Set(ctx, s.markKeyOf(id), now, 0)
+		members[i] = id
+	}
+	pipe.SAdd(ctx, s.markedKey(), members...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write model markers: %w", err)
+	}
+	return nil
+}
+
+// unmarked splits models whose marker is missing into those never marked
+// (fresh) and those that were (lost: their keys are gone).
+func (s *Slots) unmarked(ctx context.Context, modelIDs []int) (fresh, lost []int, err error) {
+	pipe := s.rdb.Pipeline()
+	marks := make([]*redis.IntCmd, len(modelIDs))
+	in := make([]*redis.BoolCmd, len(modelIDs))
+	for i, id := range modelIDs {
+		marks[i] = pipe.Exists(ctx, s.markKeyOf(id))
+		in[i] = pipe.SIsMember(ctx, s.markedKey(), id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read model markers: %w", err)
+	}
+	for i, id := range modelIDs {
+		if marks[i].Val() == 1 {
+			continue
+		}
+		if in[i].Val() {
+			lost = append(lost, id)
+		} else {
+			fresh = append(fresh, id)
+		}
+	}
+	return fresh, lost, nil
+}
+
 // scriptKeys are the keys of an Admit or Release script call, and the max
 // to pass it. The model's wake key, when there is one, rides along as
 // KEYS[6]. With epochInScript (which needs a wake key before it) the epoch
-// key follows as KEYS[7] and the script applies grantable's rule;
-// otherwise it is read here first.
+// key follows as KEYS[7] and the script applies grantable's rule; with
+// modelMarks the model's marker does; otherwise the epoch is read here
+// first.
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
 	keys := s.keys(modelID)
 	wake := s.wakeKeyOf(modelID)
 	if wake != "" {
 		keys = append(keys, wake)
+	}
+	if s.modelMarks && wake != "" {
+		return append(keys, s.markKeyOf(modelID)), max, nil
 	}
 	if s.epochInScript && s.epoch != "" && wake != "" {
 		return append(keys, s.epoch), max, nil
@@ -193,14 +289,30 @@ func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int
 	return keys, max, err
 }
 
+// unmarkedModel is after a slot script call that found the model's marker
+// missing (modelMarks): a model never marked is marked now and its free
+// slots filled (see markScript). A model that lost its marker waits for
+// the reconciler.
+func (s *Slots) unmarkedModel(ctx context.Context, modelID, max int) ([]grant, error) {
+	if !s.modelMarks || max == 0 {
+		return nil, nil
+	}
+	ok, err := s.markModel(ctx, modelID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return s.Pump(ctx, modelID, max)
+}
+
 // Common prologue. KEYS: the parked queue's tail, the leases, the backoff,
 // the parked queue's head, the weighted order's state (see Slots.keys),
 // then the wake and epoch keys when given. ARGV: now (unix ms), the lease
 // TTL (ms), max, the order ("" strict, else the high, medium and low
 // weights), then the script's own.
 //
-// No slots while the epoch key (KEYS[7], when given) is missing (see
-// Slots.grantable); drop expired leases, and learn whether the model's
+// No slots while the epoch key or the model's marker (KEYS[7], when given)
+// is missing (see Slots.grantable and markScript); the script then
+// returns a last element 1 (unmarked); drop expired leases, and learn whether the model's
 // dispatch is backing off. park puts a task in the parked queue, head or
 // tail (see headSize); unpark takes it out; tag gives a new task its
 // fair-share score, served moves its band's clock (see fairShare). The fill loop hands free slots
@@ -217,7 +329,8 @@ local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local headSize, band = HEAD_SIZE, RANK_BAND
 local weights = {}
 for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
-if KEYS[7] and max > 0 and redis.call('EXISTS', KEYS[7]) == 0 then max = 0 end
+local unmarked = 0
+if KEYS[7] and max > 0 and redis.call('EXISTS', KEYS[7]) == 0 then max, unmarked = 0, 1 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 -- tonum reads a score. The embedded Redis (miniredis, on gopher-lua)
 -- writes round scores as 1e+15, which gopher-lua's tonumber cannot read.
@@ -352,7 +465,7 @@ end
 
 // admitScript parks tasks (ARGV[5..]: id, band, caller, weight) unless
 // they already hold a slot or wait parked (they keep their place), then
-// fills free slots. Returns {held ids, granted pairs, woke}.
+// fills free slots. Returns {held ids, granted pairs, woke, unmarked}.
 var admitScript = redis.NewScript(slotPrologue + `
 local held = {}
 for i = 5, #ARGV, 4 do
@@ -367,12 +480,12 @@ end
 local granted = fill()
 local w = 0
 if #held > 0 or #granted > 0 then w = woke() end
-return {held, granted, w}
+return {held, granted, w, unmarked}
 `)
 
 // releaseScript frees a task's slot (ARGV[5]) and drops it from the parked
 // queue; with ARGV[6] set (a band) it parks the task again, first in that
-// band. Then it fills. Returns {granted pairs, woke}.
+// band. Then it fills. Returns {granted pairs, woke, unmarked}.
 var releaseScript = redis.NewScript(slotPrologue + `
 local id = ARGV[5]
 redis.call('ZREM', leases, id)
@@ -381,11 +494,11 @@ if ARGV[6] ~= '' then park(id, front(tonumber(ARGV[6]))) end
 local granted = fill()
 local w = 0
 if #granted > 0 then w = woke() end
-return {granted, w}
+return {granted, w, unmarked}
 `)
 
 // releaseManyScript frees the slots of finished tasks (ARGV[5..]), then
-// fills. Returns {granted pairs, woke}.
+// fills. Returns {granted pairs, woke, unmarked}.
 var releaseManyScript = redis.NewScript(slotPrologue + `
 for i = 5, #ARGV do
   redis.call('ZREM', leases, ARGV[i])
@@ -394,7 +507,7 @@ end
 local granted = fill()
 local w = 0
 if #granted > 0 then w = woke() end
-return {granted, w}
+return {granted, w, unmarked}
 `)
 
 // heartbeatScript renews a running task's lease (re-creating it after a
@@ -442,6 +555,7 @@ type admitItem struct {
 // tasks that already held a slot (their leases renewed; Priority unset)
 // and the tasks just granted one.
 func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held, granted []grant, err error) {
+	max0 := max
 	keys, max, err := s.scriptKeys(ctx, modelID, max)
 	if err != nil {
 		return nil, nil, err
@@ -461,7 +575,7 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		return nil, nil, fmt.Errorf("admit to model %d slots: %w", modelID, err)
 	}
 	parts, ok := res.([]any)
-	if !ok || len(parts) != 3 {
+	if !ok || len(parts) != 4 {
 		return nil, nil, fmt.Errorf("admit script returned %v", res)
 	}
 	wake := parts[2] == int64(1)
@@ -473,13 +587,23 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		}
 		held = append(held, grant{TaskID: id, At: now, Wake: wake})
 	}
-	granted, err = parseGrants(parts[1], now, wake)
-	return held, granted, err
+	if granted, err = parseGrants(parts[1], now, wake); err != nil {
+		return nil, nil, err
+	}
+	if parts[3] == int64(1) {
+		more, err := s.unmarkedModel(ctx, modelID, max0)
+		if err != nil {
+			return nil, nil, err
+		}
+		granted = append(granted, more...)
+	}
+	return held, granted, nil
 }
 
 // Release frees a task's slot (or parked place) and hands free slots to the
 // next parked tasks. repark > 0 parks the task again with that priority.
 func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) ([]grant, error) {
+	max0 := max
 	keys, max, err := s.scriptKeys(ctx, modelID, max)
 	if err != nil {
 		return nil, err
@@ -493,16 +617,22 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
-	return parseRelease(res, now)
+	return s.parseRelease(ctx, res, now, modelID, max0)
 }
 
-// parseRelease reads a release script's {granted pairs, woke}.
-func parseRelease(res any, now int64) ([]grant, error) {
+// parseRelease reads a release script's {granted pairs, woke, unmarked}
+// (max is the model's, for unmarkedModel).
+func (s *Slots) parseRelease(ctx context.Context, res any, now int64, modelID, max int) ([]grant, error) {
 	parts, ok := res.([]any)
-	if !ok || len(parts) != 2 {
+	if !ok || len(parts) != 3 {
 		return nil, fmt.Errorf("release script returned %v", res)
 	}
-	return parseGrants(parts[0], now, parts[1] == int64(1))
+	granted, err := parseGrants(parts[0], now, parts[1] == int64(1))
+	if err != nil || parts[2] != int64(1) {
+		return granted, err
+	}
+	more, err := s.unmarkedModel(ctx, modelID, max)
+	return append(granted, more...), err
 }
 
 // ReleaseMany frees the slots of several finished tasks of one model in
@@ -511,6 +641,7 @@ func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int
 	if len(taskIDs) == 1 {
 		return s.Release(ctx, modelID, max, taskIDs[0], 0)
 	}
+	max0 := max
 	keys, max, err := s.scriptKeys(ctx, modelID, max)
 	if err != nil {
 		return nil, err
@@ -525,7 +656,7 @@ func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slots of %d tasks: %w", modelID, len(taskIDs), err)
 	}
-	return parseRelease(res, now)
+	return s.parseRelease(ctx, res, now, modelID, max0)
 }
 
 // Pump fills a model's free slots from its parked queue.

@@ -64,6 +64,70 @@ func TestSlotsGrantNothingWhileTheEpochIsMissing(t *testing.T) {
 	}
 }
 
+// TestSlotsModelMarkers: on Redis Cluster the slot scripts check the
+// model's epoch marker, in the model's hash slot. A model never marked is
+// marked at its first call once the epoch exists; a model whose marker is
+// gone (its shard lost its keys, the running task's lease with them) gets
+// no slot, even with the epoch intact, until the reconciler marks it
+// again. Breakage caught: the scripts not checking the marker (task 8 ran
+// beside task 7 after the shard loss); markScript marking a model that had
+// been marked before (same).
+func TestSlotsModelMarkers(t *testing.T) {
+	s := newTestSlots(t)
+	s.epoch, s.modelMarks, s.wakePerModel, s.wake = "test:epoch", true, true, "test:wake:armed"
+	ctx := context.Background()
+
+	// No epoch yet: nothing is handed out, and the model stays unmarked.
+	if _, granted, err := s.Admit(ctx, 1, 1, []admitItem{{ID: 7, Priority: 2}}); err != nil || len(granted) != 0 {
+		t.Fatalf("without the epoch: granted %v (err %v); want nothing", granted, err)
+	}
+	if n := s.rdb.Exists(ctx, s.markKeyOf(1)).Val(); n != 0 {
+		t.Fatalf("without the epoch the model was marked")
+	}
+	if err := s.rdb.Set(ctx, s.epoch, 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh model is marked by its first call and served at once.
+	granted, err := s.Pump(ctx, 1, 1)
+	if err != nil || len(granted) != 1 || granted[0].TaskID != 7 {
+		t.Fatalf("fresh model: granted %+v (err %v), want task 7", granted, err)
+	}
+	if n := s.rdb.Exists(ctx, s.markKeyOf(1)).Val(); n != 1 {
+		t.Fatalf("fresh model not marked")
+	}
+	// The model's shard loses its keys (marker and leases), the epoch's
+	// does not: task 8 waits, though the model's one slot looks free.
+	for _, k := range append(s.keys(1), s.markKeyOf(1)) {
+		if err := s.rdb.Del(ctx, k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, granted, err := s.Admit(ctx, 1, 1, []admitItem{{ID: 8, Priority: 2}}); err != nil || len(granted) != 0 {
+		t.Fatalf("after the model's keys were lost: granted %v (err %v); want nothing", granted, err)
+	}
+	if granted, err := s.Release(ctx, 1, 1, 99, 0); err != nil || len(granted) != 0 {
+		t.Fatalf("release after the model's keys were lost granted %v (err %v); want nothing", granted, err)
+	}
+	fresh, lost, err := s.unmarked(ctx, []int{1, 2})
+	if err != nil || !slices.Equal(fresh, []int{2}) || !slices.Equal(lost, []int{1}) {
+		t.Fatalf("unmarked = fresh %v, lost %v (err %v); want fresh [2], lost [1]", fresh, lost, err)
+	}
+	// Task 7's heartbeat restores its lease, the reconciler marks the
+	// model again: the slot is 7's, task 8 still waits.
+	if _, err := s.Heartbeat(ctx, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.remark(ctx, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if granted, err := s.Pump(ctx, 1, 1); err != nil || len(granted) != 0 {
+		t.Fatalf("with task 7's lease restored: granted %v (err %v); want nothing", granted, err)
+	}
+	if granted, err := s.Release(ctx, 1, 1, 7, 0); err != nil || len(granted) != 1 || granted[0].TaskID != 8 {
+		t.Fatalf("release of task 7: granted %+v (err %v); want task 8", granted, err)
+	}
+}
+
 func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -80,6 +144,9 @@ func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 			d := NewDispatcher(&broker.Broker{Client: tc.client, Prefix: "test"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
 			if got := d.slots.epochInScript; got != tc.want {
 				t.Fatalf("epochInScript = %v, want %v", got, tc.want)
+			}
+			if got := d.slots.modelMarks; got == tc.want {
+				t.Fatalf("modelMarks = %v, want %v", got, !tc.want)
 			}
 		})
 	}
