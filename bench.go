@@ -39,6 +39,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.FairShareReps, "fairshare-reps", 0, "fair-share reps (pairs of runs); the report gives the median ratio (default 5)")
 	fs.IntVar(&o.FairShareCallers, "fairshare-callers", 0, "callers the tasks are spread over in the fair-share runs (default 8)")
 	fs.IntVar(&o.FairShareSlots, "fairshare-slots", 0, "max_workers of the fair-share model, small so that tasks queue (default 4)")
+	fs.BoolVar(&o.Scale, "scale", false, "walk the scaling curve: 1, 2, 4 worker processes x 1, 2 api processes, each a separate process, on a MariaDB and a Redis the bench starts (docs/scaling.md)")
+	fs.IntVar(&o.Workers, "workers", 0, "scaling mode, one shape: this many worker processes (with --apis)")
+	fs.IntVar(&o.APIs, "apis", 0, "scaling mode, one shape: this many api processes (with --workers)")
+	fs.IntVar(&o.ScaleTasks, "scale-tasks", 0, "scaling mode: tasks measured per shape (default 3000, quick 300)")
+	fs.StringVar(&o.ScaleRedis, "scale-redis", "", "scaling mode: the Redis to start: single, cluster or both (default both)")
+	fs.IntVar(&o.ScaleModels, "scale-models", 0, "scaling mode: models the tasks are spread over (default 8)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err

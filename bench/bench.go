@@ -74,6 +74,18 @@ type Options struct {
 	Backlog int
 	// BacklogModels is how many models the backlog is spread over.
 	BacklogModels int
+	// Scale walks the scaling curve (scale.go): 1, 2 and 4 worker
+	// processes with 1 and 2 api processes. Workers and APIs, when set
+	// instead, measure that one shape.
+	Scale         bool
+	Workers, APIs int
+	// ScaleTasks is the number of tasks measured per shape.
+	ScaleTasks int
+	// ScaleRedis is the Redis the scaling mode starts: single, cluster or
+	// both.
+	ScaleRedis string
+	// ScaleModels is how many models the scaling mode's tasks go to.
+	ScaleModels int
 }
 
 // Defaults fills unset options for a full or a quick run.
@@ -98,6 +110,14 @@ func (o *Options) Defaults() {
 	o.IdleSamples = or(o.IdleSamples, 200)
 	o.IdleWindow = orD(o.IdleWindow, 5*time.Second)
 	o.BacklogModels = or(o.BacklogModels, 100)
+	if o.Quick {
+		o.ScaleTasks = or(o.ScaleTasks, 300)
+	}
+	o.ScaleTasks = or(o.ScaleTasks, 3000)
+	o.ScaleModels = or(o.ScaleModels, 8)
+	if o.ScaleRedis == "" {
+		o.ScaleRedis = "both"
+	}
 	if o.DBName == "" {
 		o.DBName = "llmsched_bench"
 	}
@@ -173,6 +193,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(logw, "bench: "+format+"\n", args...)
+	}
+	if o.Scale || o.Workers > 0 || o.APIs > 0 {
+		started := time.Now()
+		if err := runScale(ctx, o, out, progress); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wall time %s\n", time.Since(started).Round(time.Second))
+		return nil
 	}
 	c := *cfg
 	cfg = &c

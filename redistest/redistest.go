@@ -132,6 +132,29 @@ func (s *Server) Alive() bool {
 	}
 }
 
+// Pid is the server's process id (0 before it started).
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// StartSingle starts one plain redis-server under dir (the bench's scaling
+// mode measures on a Redis of its own).
+func StartSingle(dir string) (*Server, error) {
+	ports, err := FreePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Port: ports[0], Dir: filepath.Join(dir, fmt.Sprintf("single-%d", ports[0])), args: noPersistence(ports[0])}
+	if err := s.start(); err != nil {
+		s.Kill()
+		return nil, err
+	}
+	return s, nil
+}
+
 func noPersistence(port int) []string {
 	return []string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--protected-mode", "no"}
