@@ -17,7 +17,7 @@ func init() { extraCommands["bench"] = runBench }
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o bench.Options
-	fs.IntVar(&o.Tasks, "tasks", 0, "tasks per end-to-end run and in the baseline (default 10000, quick 1000)")
+	fs.IntVar(&o.Tasks, "tasks", 0, "tasks per end-to-end run and in the baseline (default 10000, quick 1000; 300 per run with --fairshare-only)")
 	fs.IntVar(&o.Submitters, "submitters", 0, "concurrent submitting clients (default 16)")
 	fs.IntVar(&o.Subscribers, "subscribers", 0, "taskUpdated websocket subscribers in the fan-out phase (default 1000, quick 200)")
 	fs.IntVar(&o.Batches, "batches", 0, "createTasks calls of 1,000 inputs in the batch phase (default 20, quick 3)")
@@ -36,7 +36,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.FrontDoorSamples, "frontdoor-samples", 0, "paired samples per front-door rep (default 300, quick 100)")
 	fs.IntVar(&o.FrontDoorReps, "frontdoor-reps", 0, "front-door reps; the report gives their median (default 3)")
 	fs.BoolVar(&o.FairShareOnly, "fairshare-only", false, "only measure what fair share between callers costs: end-to-end runs with one caller against runs with many (docs/fairness.md)")
-	fs.IntVar(&o.FairShareReps, "fairshare-reps", 0, "fair-share reps (pairs of runs); the report gives the median ratio (default 5)")
+	fs.IntVar(&o.FairShareReps, "fairshare-reps", 0, "at most this many fair-share pairs of runs (1 caller, many callers); the verdict is on the median ratio (default 40)")
+	fs.DurationVar(&o.FairShareTime, "fairshare-time", 0, "stop starting fair-share pairs after this long (at least 3 pairs run; default 2m30s)")
 	fs.IntVar(&o.FairShareCallers, "fairshare-callers", 0, "callers the tasks are spread over in the fair-share runs (default 8)")
 	fs.IntVar(&o.FairShareSlots, "fairshare-slots", 0, "max_workers of the fair-share model, small so that tasks queue (default 4)")
 	fs.BoolVar(&o.Scale, "scale", false, "walk the scaling curve: 1, 2, 4 worker processes x 1, 2 api processes, each a separate process, on a MariaDB and a Redis the bench starts (docs/scaling.md)")

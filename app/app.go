@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	a.DueScanner = jobs.NewDueScanner(a.Service, cfg.Queue.ScheduleCheckInterval.D(), log)
 	// Database gauges come from api processes only, so that a cluster
 	// reports them once per api process rather than once per worker.
-	mo := metrics.Options{Log: log}
+	mo := metrics.Options{Log: log, RedisCommands: br.Commands}
 	if role != RoleWorker {
 		mo.Service = a.Service
 	}

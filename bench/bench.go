@@ -62,13 +62,15 @@ type Options struct {
 	FrontDoorOnly    bool
 	FrontDoorSamples int
 	FrontDoorReps    int
-	// FairShareOnly runs only the fair-share phase (fairshare.go):
-	// FairShareReps pairs of runs, one caller against FairShareCallers
-	// callers, on a model with FairShareSlots slots.
+	// FairShareOnly runs only the fair-share phase (fairshare.go): up to
+	// FairShareReps pairs of runs of Tasks tasks (default 300 there), one
+	// caller against FairShareCallers callers, on models with
+	// FairShareSlots slots, until FairShareTime is used.
 	FairShareOnly    bool
 	FairShareReps    int
 	FairShareCallers int
 	FairShareSlots   int
+	FairShareTime    time.Duration
 	// Backlog, when set, runs only the large-backlog measurements
 	// (backlog.go) with this many pending tasks, on MySQL + Redis.
 	Backlog int
@@ -100,9 +102,15 @@ func (o *Options) Defaults() {
 	}
 	o.FrontDoorSamples = or(o.FrontDoorSamples, 300)
 	o.FrontDoorReps = or(o.FrontDoorReps, 3)
-	o.FairShareReps = or(o.FairShareReps, 5)
+	if o.FairShareOnly {
+		// Many short pairs: the median of their ratios is what settles
+		// the target on a machine whose load drifts.
+		o.Tasks = or(o.Tasks, 300)
+	}
+	o.FairShareReps = or(o.FairShareReps, 40)
 	o.FairShareCallers = or(o.FairShareCallers, 8)
 	o.FairShareSlots = or(o.FairShareSlots, 4)
+	o.FairShareTime = orD(o.FairShareTime, 150*time.Second)
 	o.Tasks = or(o.Tasks, 10000)
 	o.Submitters = or(o.Submitters, 16)
 	o.Subscribers = or(o.Subscribers, 1000)

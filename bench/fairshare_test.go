@@ -11,9 +11,11 @@ import (
 )
 
 // TestFairShareBenchRuns runs bench --fairshare-only on the embedded
-// default at a tiny size: every rep gives a ratio, the target line carries
-// their median, and the tasks went to every caller label (the bench
-// refuses a run whose tasks lost their callers).
+// default at a tiny size: a warm-up pair, then three measured pairs, each
+// giving a throughput, a CPU and a Redis-commands ratio; the target line
+// carries the median throughput ratio; the tasks went to every caller label
+// in the numbers the runs submitted (the bench refuses a run whose tasks
+// lost their callers), and the scheduler's Redis commands were counted.
 func TestFairShareBenchRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a scheduler")
@@ -27,15 +29,43 @@ func TestFairShareBenchRuns(t *testing.T) {
 	}
 	report := out.String()
 	t.Log(report)
-	for _, want := range []string{"fair share rep 3", "bench-caller-2 ", "bench-solo "} {
+	// 4 pairs (one warm-up) of 40 tasks: 160 from the solo caller, 160
+	// spread over 3 labels round robin (14, 13, 13 per run).
+	for _, want := range []string{"3 measured pairs (+1 warm-up) of 40 tasks per run", "solo 160, caller-0 56, caller-1 52, caller-2 52"} {
 		if !strings.Contains(report, want) {
 			t.Fatalf("report lacks %q", want)
 		}
 	}
-	if !regexp.MustCompile(`ratio per rep\s+\d+\.\d\d \d+\.\d\d \d+\.\d\d\n`).MatchString(report) {
-		t.Fatal("report lacks the three ratios")
+	for _, re := range []string{
+		`throughput ratio per pair\s+\d+\.\d\d \d+\.\d\d \d+\.\d\d\n`,
+		`CPU per task ratio per pair\s+\d+\.\d\d \d+\.\d\d \d+\.\d\d\n`,
+		`median Redis commands per task\s+[1-9]\d*\.\d\d \| [1-9]\d*\.\d\d\n`,
+		`throughput \d+\.\d\d \[\d+\.\d\d-\d+\.\d\d\], CPU per task \d+\.\d\d \[\d+\.\d\d-\d+\.\d\d\], Redis commands per task \d+\.\d\d \[\d+\.\d\d-\d+\.\d\d\]`,
+		`TARGET fair share \(3 callers\) >= 0.9x 1 caller\s+median throughput ratio \d+\.\d\dx over 3 pairs\s+(PASS|FAIL)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(report) {
+			t.Fatalf("report lacks %s", re)
+		}
 	}
-	if !regexp.MustCompile(`TARGET fair share \(3 callers\) >= 0.9x 1 caller\s+median \d+\.\d\dx over 3 reps\s+(PASS|FAIL)`).MatchString(report) {
-		t.Fatal("report lacks the target line with the median")
+}
+
+// TestQuantile: the median and quartiles the verdict and spreads use.
+func TestQuantile(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		v    []float64
+		q    float64
+		want float64
+	}{
+		{"median of odd", []float64{3, 1, 2}, 0.5, 2},
+		{"median of even", []float64{4, 1, 3, 2}, 0.5, 2.5},
+		{"first quartile interpolates", []float64{1, 2, 3, 4, 5}, 0.25, 2},
+		{"third quartile interpolates", []float64{1, 2, 3, 4}, 0.75, 3.25},
+		{"one value", []float64{7}, 0.25, 7},
+		{"none", nil, 0.5, 0},
+	} {
+		if got := quantile(tc.v, tc.q); got != tc.want {
+			t.Errorf("%s: quantile(%v, %v) = %v, want %v", tc.desc, tc.v, tc.q, got, tc.want)
+		}
 	}
 }

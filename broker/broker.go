@@ -6,6 +6,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -26,9 +27,18 @@ type Broker struct {
 	// Embedded is the in-process server, nil when Redis is external.
 	Embedded *miniredis.Miniredis
 
+	// commands counts the commands every client made from Opt sent.
+	commands  atomic.Int64
 	stopClock chan struct{}
 	clockDone chan struct{}
 }
+
+// Commands is how many Redis commands this process's clients (its own,
+// asynq's clients and servers made from Opt) have sent: each command of a
+// pipeline counts, a script call counts once (not the calls it makes
+// inside Redis). Exported as the llmsched_redis_commands_total metric;
+// the bench divides it by tasks.
+func (b *Broker) Commands() int64 { return b.commands.Load() }
 
 // Open connects to Redis (or starts the embedded one) and checks it answers.
 func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
@@ -40,11 +50,12 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		b.Embedded = mr
-		b.Opt = clientOpt{redis.Options{Addr: mr.Addr(), Protocol: Protocol}}
+		b.Opt = clientOpt{Options: redis.Options{Addr: mr.Addr(), Protocol: Protocol}}
 		b.startClock()
 	default:
 		b.Opt = ConnOpt(cfg)
 	}
+	b.Opt = counted(b.Opt, &b.commands)
 	client, ok := b.Opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
 		return nil, fmt.Errorf("redis client of unexpected type %T", b.Opt.MakeRedisClient())
@@ -97,16 +108,16 @@ func (b *Broker) claimAsynq(ctx context.Context, cfg config.Redis) error {
 func ConnOpt(cfg config.Redis) asynq.RedisConnOpt {
 	switch {
 	case len(cfg.ClusterAddrs) > 0:
-		return clusterOpt{redis.ClusterOptions{Addrs: cfg.ClusterAddrs, Password: cfg.Password,
+		return clusterOpt{ClusterOptions: redis.ClusterOptions{Addrs: cfg.ClusterAddrs, Password: cfg.Password,
 			PoolSize: cfg.PoolSize, Protocol: Protocol}}
 	case cfg.SentinelMaster != "":
-		return failoverOpt{redis.FailoverOptions{
+		return failoverOpt{FailoverOptions: redis.FailoverOptions{
 			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,
 			SentinelPassword: cfg.SentinelPassword, Password: cfg.Password, DB: cfg.DB,
 			PoolSize: cfg.PoolSize, Protocol: Protocol,
 		}}
 	}
-	return clientOpt{redis.Options{
+	return clientOpt{Options: redis.Options{
 		Addr: fmt.Sprintf("%s:%d", cfg.Host, cfg.Port), Password: cfg.Password, DB: cfg.DB,
 		PoolSize: cfg.PoolSize, Protocol: Protocol,
 	}}
@@ -120,21 +131,81 @@ const Protocol = 2
 
 // clientOpt, failoverOpt and clusterOpt are asynq's connection options for
 // the three topologies, carrying the go-redis options asynq's own types do
-// not (the protocol, and the pool size on a cluster).
+// not (the protocol, and the pool size on a cluster), and the counter of
+// commands the clients they make add to (nil: not counted).
 type (
-	clientOpt   struct{ redis.Options }
-	failoverOpt struct{ redis.FailoverOptions }
-	clusterOpt  struct{ redis.ClusterOptions }
+	clientOpt struct {
+		redis.Options
+		count *atomic.Int64
+	}
+	failoverOpt struct {
+		redis.FailoverOptions
+		count *atomic.Int64
+	}
+	clusterOpt struct {
+		redis.ClusterOptions
+		count *atomic.Int64
+	}
 )
 
 // MakeRedisClient implements asynq.RedisConnOpt.
-func (o clientOpt) MakeRedisClient() any { return redis.NewClient(&o.Options) }
+func (o clientOpt) MakeRedisClient() any { return withCounter(redis.NewClient(&o.Options), o.count) }
 
 // MakeRedisClient implements asynq.RedisConnOpt.
-func (o failoverOpt) MakeRedisClient() any { return redis.NewFailoverClient(&o.FailoverOptions) }
+func (o failoverOpt) MakeRedisClient() any {
+	return withCounter(redis.NewFailoverClient(&o.FailoverOptions), o.count)
+}
 
 // MakeRedisClient implements asynq.RedisConnOpt.
-func (o clusterOpt) MakeRedisClient() any { return redis.NewClusterClient(&o.ClusterOptions) }
+func (o clusterOpt) MakeRedisClient() any {
+	return withCounter(redis.NewClusterClient(&o.ClusterOptions), o.count)
+}
+
+// counted returns opt with its clients counting their commands in n.
+func counted(opt asynq.RedisConnOpt, n *atomic.Int64) asynq.RedisConnOpt {
+	switch o := opt.(type) {
+	case clientOpt:
+		o.count = n
+		return o
+	case failoverOpt:
+		o.count = n
+		return o
+	case clusterOpt:
+		o.count = n
+		return o
+	}
+	return opt
+}
+
+func withCounter(c redis.UniversalClient, n *atomic.Int64) redis.UniversalClient {
+	if n != nil {
+		c.AddHook(commandCounter{n})
+	}
+	return c
+}
+
+// commandCounter is a go-redis hook that counts commands: one atomic add
+// per command or pipeline, nothing else.
+type commandCounter struct{ n *atomic.Int64 }
+
+// DialHook implements redis.Hook.
+func (h commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (h commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
 
 // startClock advances the embedded Redis's key expiry with the wall clock:
 // miniredis only expires keys when told time has passed, and locks, leases

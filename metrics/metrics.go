@@ -52,6 +52,9 @@ type Options struct {
 	Service *scheduler.Service
 	// Log receives scrape errors.
 	Log *slog.Logger
+	// RedisCommands, when set, is the count of Redis commands the process
+	// sent (broker.Broker.Commands), exported as redis_commands_total.
+	RedisCommands func() int64
 }
 
 // New builds a process's metrics and registers them.
@@ -90,6 +93,12 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if o.RedisCommands != nil {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "redis_commands_total",
+			Help: "Redis commands this process sent (each command of a pipeline counts, a script call counts once).",
+		}, func() float64 { return float64(o.RedisCommands()) }))
+	}
 	if o.Service != nil {
 		log := o.Log
 		if log == nil {

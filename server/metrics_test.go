@@ -145,6 +145,11 @@ func TestMetricsAfterTasks(t *testing.T) {
 	if v, _ := value(fams, "llmsched_tokens_total", "model_id", okID, "kind", "prompt"); v <= 0 {
 		t.Errorf("prompt tokens of %s = %v, want > 0", okID, v)
 	}
+	// Running tasks takes Redis commands (slot scripts, asynq).
+	cmdsBefore, _ := value(before, "llmsched_redis_commands_total")
+	if v, found := value(fams, "llmsched_redis_commands_total"); !found || v <= cmdsBefore {
+		t.Errorf("llmsched_redis_commands_total = %v (found %v), want above %v from before the tasks", v, found, cmdsBefore)
+	}
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total"} {
 		if _, found := value(fams, name); !found {
 			t.Errorf("runtime metric %s missing", name)
