@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -124,6 +123,7 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 		return one, many, err
 	}
 
+	load0 := loadAvg()
 	progress("fair share: warm-up pair of %d tasks per run (discarded)", o.Tasks)
 	if _, _, err := pair(0); err != nil {
 		return fmt.Errorf("fair share warm-up: %w", err)
@@ -186,9 +186,8 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 	p50 := func(r fairShareRun) float64 { return float64(r.p50) }
 	cpu := func(r fairShareRun) float64 { return r.cpu * 1000 }
 	commands := func(r fairShareRun) float64 { return r.commands }
-	load, _ := loadAverage()
-	rep.row("fair share", "setup", fmt.Sprintf("%d measured pairs (+1 warm-up) of %d tasks per run, %d submitters, %d slots, a fresh model per run; load average %s",
-		len(ones), o.Tasks, o.Submitters, o.FairShareSlots, load))
+	rep.row("fair share", "setup", fmt.Sprintf("%d measured pairs (+1 warm-up) of %d tasks per run, %d submitters, %d slots, a fresh model per run; load average %s at the start, %s at the end",
+		len(ones), o.Tasks, o.Submitters, o.FairShareSlots, load0, loadAvg()))
 	rep.row("fair share", "tasks per caller", strings.Join(got, ", "))
 	rep.row("fair share", "median tasks/s 1 caller | many", fmt.Sprintf("%.0f | %.0f", median(pick(ones, rate)), median(pick(manys, rate))))
 	rep.row("fair share", "median p50 submit->completed", fmt.Sprintf("%s | %s", ms(time.Duration(median(pick(ones, p50)))), ms(time.Duration(median(pick(manys, p50))))))
@@ -232,26 +231,14 @@ func quantile(v []float64, q float64) float64 {
 	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
 }
 
-// cpuSeconds is the scheduler process's user and system CPU time so far,
-// from /proc/<pid>/stat (in clock ticks of 1/100 s, USER_HZ on Linux).
+// cpuSeconds is the scheduler process's user and system CPU time so far
+// (procCPU: /proc/<pid>/stat).
 func (s *sut) cpuSeconds() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	us, err := procCPU(s.pid)
 	if err != nil {
 		return 0, fmt.Errorf("read the scheduler's CPU time: %w", err)
 	}
-	// The command name (field 2) may hold spaces: fields count from the
-	// last ')'. utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", s.pid, b)
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat times %q %q", s.pid, f[11], f[12])
-	}
-	return (ut + st) / 100, nil
+	return float64(us) / 1e6, nil
 }
 
 // redisCommands is how many Redis commands the scheduler has sent: its
@@ -285,19 +272,6 @@ func (s *sut) redisCommands(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read the scheduler's /metrics: %w", err)
 	}
 	return 0, fmt.Errorf("the scheduler's /metrics has no %s(status %d)", strings.TrimSpace(name), resp.StatusCode)
-}
-
-// loadAverage is the machine's 1, 5 and 15 minute load average.
-func loadAverage() (string, error) {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown", err
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown", fmt.Errorf("unexpected /proc/loadavg %q", b)
-	}
-	return strings.Join(f[:3], " "), nil
 }
 
 // fairShareOnly runs only the fair-share phase (bench --fairshare-only),
