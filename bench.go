@@ -37,6 +37,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.FrontDoorReps, "frontdoor-reps", 0, "front-door reps; the report gives their median (default 3)")
 	fs.BoolVar(&o.FairShareOnly, "fairshare-only", false, "only measure what fair share between callers costs: end-to-end runs with one caller against runs with many (docs/fairness.md)")
 	fs.IntVar(&o.FairShareReps, "fairshare-reps", 0, "at most this many fair-share pairs of runs (1 caller, many callers); the verdict is on the median ratio (default 40)")
+	fs.BoolVar(&o.FairSharePrivate, "fairshare-private", false, "run the fair-share phase on a private MariaDB and Redis (mariadbd, redis-server) with an api and a worker process, and report their statements, commands and CPU per task too")
 	fs.DurationVar(&o.FairShareTime, "fairshare-time", 0, "stop starting fair-share pairs after this long (at least 3 pairs run; default 2m30s)")
 	fs.IntVar(&o.FairShareCallers, "fairshare-callers", 0, "callers the tasks are spread over in the fair-share runs (default 8)")
 	fs.IntVar(&o.FairShareSlots, "fairshare-slots", 0, "max_workers of the fair-share model, small so that tasks queue (default 4)")

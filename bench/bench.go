@@ -71,6 +71,10 @@ type Options struct {
 	FairShareCallers int
 	FairShareSlots   int
 	FairShareTime    time.Duration
+	// FairSharePrivate runs the fair-share phase on a private MariaDB and
+	// Redis with an api and a worker process (their servers' counters
+	// are then the scheduler's alone).
+	FairSharePrivate bool
 	// Backlog, when set, runs only the large-backlog measurements
 	// (backlog.go) with this many pending tasks, on MySQL + Redis.
 	Backlog int

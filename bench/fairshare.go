@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/config"
 )
@@ -45,12 +49,41 @@ type fairShareRun struct {
 	p50      time.Duration // submit -> completed
 	cpu      float64       // scheduler CPU seconds per task
 	commands float64       // scheduler Redis commands per task
+	// servers are the private servers' counters per task (--fairshare-private).
+	servers map[string]float64
 }
 
 // fairShareMinPairs is how many measured pairs run even past the budget.
 const fairShareMinPairs = 3
 
-func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress func(string, ...any)) error {
+// fairShareTarget is the scheduler the phase drives and how to read its
+// costs.
+type fairShareTarget struct {
+	url    string
+	rdb    redis.UniversalClient
+	prefix string
+	// where names the processes cpu measures.
+	where string
+	// cpu is the scheduler's CPU seconds so far; commands its Redis
+	// commands so far (llmsched_redis_commands_total).
+	cpu      func() (float64, error)
+	commands func(context.Context) (int64, error)
+	// servers, when set (--fairshare-private), reads the private MariaDB's
+	// and Redis's own counters: statements, commands, CPU µs.
+	servers func(context.Context) (map[string]int64, error)
+}
+
+// targetOf is the target of a scheduler started by startSUT or
+// startInProcess.
+func targetOf(s *sut) fairShareTarget {
+	t := fairShareTarget{url: s.url, rdb: s.rdb, prefix: s.prefix, where: "scheduler process", cpu: s.cpuSeconds, commands: s.redisCommands}
+	if s.inproc != nil {
+		t.where = "bench process: scheduler, embedded Redis and load"
+	}
+	return t
+}
+
+func runFairShare(ctx context.Context, s fairShareTarget, o Options, rep *report, progress func(string, ...any)) error {
 	c := newClient(s.url, o.Submitters+8)
 	col, err := newCollector(ctx, s.rdb, s.prefix)
 	if err != nil {
@@ -79,13 +112,19 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 			}
 			return fmt.Sprintf("bench-caller-%d", i%callers)
 		}
-		cpu0, err := s.cpuSeconds()
+		cpu0, err := s.cpu()
 		if err != nil {
 			return fairShareRun{}, err
 		}
-		cmd0, err := s.redisCommands(ctx)
+		cmd0, err := s.commands(ctx)
 		if err != nil {
 			return fairShareRun{}, err
+		}
+		var srv0 map[string]int64
+		if s.servers != nil {
+			if srv0, err = s.servers(ctx); err != nil {
+				return fairShareRun{}, err
+			}
 		}
 		r, err := runE2E(ctx, col, o.Tasks, o.Submitters, func(ctx context.Context, i int) (int, error) {
 			return c.submitRESTAs(ctx, model, fmt.Sprintf("benchmark input %d", i), label(i))
@@ -96,19 +135,30 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 		// The work that follows a task's completion event (asynq's done,
 		// the slot's hand-off) belongs to the run: let it finish.
 		time.Sleep(250 * time.Millisecond)
-		cpu1, err := s.cpuSeconds()
+		cpu1, err := s.cpu()
 		if err != nil {
 			return fairShareRun{}, err
 		}
-		cmd1, err := s.redisCommands(ctx)
+		cmd1, err := s.commands(ctx)
 		if err != nil {
 			return fairShareRun{}, err
+		}
+		n := float64(o.Tasks)
+		res := fairShareRun{rate: r.rate(), p50: r.latency.pct(50), cpu: (cpu1 - cpu0) / n, commands: float64(cmd1-cmd0) / n}
+		if s.servers != nil {
+			srv1, err := s.servers(ctx)
+			if err != nil {
+				return fairShareRun{}, err
+			}
+			res.servers = map[string]float64{}
+			for k, v := range srv1 {
+				res.servers[k] = float64(v-srv0[k]) / n
+			}
 		}
 		for i := range o.Tasks {
 			counts[label(i)]++
 		}
-		n := float64(o.Tasks)
-		return fairShareRun{rate: r.rate(), p50: r.latency.pct(50), cpu: (cpu1 - cpu0) / n, commands: float64(cmd1-cmd0) / n}, nil
+		return res, nil
 	}
 	pair := func(i int) (one, many fairShareRun, err error) {
 		if i%2 == 0 {
@@ -171,10 +221,7 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 		got = append(got, fmt.Sprintf("%s %d", strings.TrimPrefix(caller, "bench-"), page.Pagination.Total))
 	}
 
-	where := "scheduler process"
-	if s.inproc != nil {
-		where = "bench process: scheduler, embedded Redis and load"
-	}
+	where := s.where
 	pick := func(rs []fairShareRun, f func(fairShareRun) float64) []float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
@@ -193,12 +240,33 @@ func runFairShare(ctx context.Context, s *sut, o Options, rep *report, progress 
 	rep.row("fair share", "median p50 submit->completed", fmt.Sprintf("%s | %s", ms(time.Duration(median(pick(ones, p50)))), ms(time.Duration(median(pick(manys, p50))))))
 	rep.row("fair share", "median CPU ms per task ("+where+")", fmt.Sprintf("%.3f | %.3f", median(pick(ones, cpu)), median(pick(manys, cpu))))
 	rep.row("fair share", "median Redis commands per task", fmt.Sprintf("%.2f | %.2f", median(pick(ones, commands)), median(pick(manys, commands))))
+	for _, k := range serverKeys(ones) {
+		v := func(r fairShareRun) float64 { return r.servers[k] }
+		var rs []float64
+		for i := range ones {
+			rs = append(rs, v(manys[i])/v(ones[i]))
+		}
+		rep.row("fair share", "median "+k+" per task", fmt.Sprintf("%.3f | %.3f  (ratio %s)", median(pick(ones, v)), median(pick(manys, v)), spread(rs)))
+	}
 	rep.row("fair share", "throughput ratio per pair", ratios(rates))
 	rep.row("fair share", "CPU per task ratio per pair", ratios(cpus))
 	rep.row("fair share", "ratios many/1: median [p25-p75]", fmt.Sprintf("throughput %s, CPU per task %s, Redis commands per task %s", spread(rates), spread(cpus), spread(cmds)))
 	rep.target(fmt.Sprintf("fair share (%d callers) >= 0.9x 1 caller", o.FairShareCallers),
 		fmt.Sprintf("median throughput ratio %.2fx over %d pairs", median(rates), len(rates)), median(rates) >= 0.9)
 	return nil
+}
+
+// serverKeys are the private servers' counters, sorted.
+func serverKeys(rs []fairShareRun) []string {
+	if len(rs) == 0 {
+		return nil
+	}
+	var ks []string
+	for k := range rs[0].servers {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 func ratios(v []float64) string {
@@ -247,7 +315,13 @@ func (s *sut) redisCommands(ctx context.Context) (int64, error) {
 	if s.inproc != nil {
 		return s.inproc.Broker.Commands(), nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/metrics", nil)
+	return scrapeCommands(ctx, s.url)
+}
+
+// scrapeCommands reads llmsched_redis_commands_total from a process's
+// /metrics at base.
+func scrapeCommands(ctx context.Context, base string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -277,6 +351,9 @@ func (s *sut) redisCommands(ctx context.Context) (int64, error) {
 // fairShareOnly runs only the fair-share phase (bench --fairshare-only),
 // on MySQL + Redis when configured, else on the embedded default.
 func fairShareOnly(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any), tmp string) error {
+	if o.FairSharePrivate {
+		return fairSharePrivate(ctx, o, rep, progress, tmp)
+	}
 	var s *sut
 	var err error
 	if external(cfg) {
@@ -295,5 +372,85 @@ func fairShareOnly(ctx context.Context, cfg *config.Config, o Options, rep *repo
 		return err
 	}
 	defer s.stop()
-	return runFairShare(ctx, s, o, rep, progress)
+	return runFairShare(ctx, targetOf(s), o, rep, progress)
+}
+
+// fairSharePrivate runs the phase on a private MariaDB and Redis (scale.go's)
+// with one api and one worker process, as a deployment runs: the servers'
+// own counters (statements, commands, CPU) are then the scheduler's alone
+// on a shared machine, and show whether many callers cost the database or
+// Redis more work.
+func fairSharePrivate(ctx context.Context, o Options, rep *report, progress func(string, ...any), tmp string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	progress("private MariaDB and Redis under %s", tmp)
+	db, err := startMariaDB(ctx, filepath.Join(tmp, "mariadb"))
+	if err != nil {
+		return err
+	}
+	defer db.stop()
+	if err := db.reset(ctx); err != nil {
+		return err
+	}
+	r, err := startScaleRedis(filepath.Join(tmp, "redis"), "single")
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	env := scaleEnv(db, r)
+	mig := exec.CommandContext(ctx, exe, "migrate")
+	mig.Env = env
+	if out, err := mig.CombinedOutput(); err != nil {
+		return fmt.Errorf("migrate: %v: %s", err, out)
+	}
+	var procs []*scaleProc
+	defer func() { stopProcs(procs) }()
+	for _, role := range []string{"api", "worker"} {
+		p, err := startScaleProc(ctx, exe, role, env)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	pids := map[string][]int{"scheduler": {procs[0].cmd.Process.Pid, procs[1].cmd.Process.Pid}}
+	t := fairShareTarget{url: procs[0].url, rdb: r.client, prefix: r.prefix, where: "api + worker processes",
+		cpu: func() (float64, error) {
+			us, err := cpuOf(pids)
+			return float64(us["scheduler"]) / 1e6, err
+		},
+		commands: func(ctx context.Context) (int64, error) {
+			var n int64
+			for _, p := range procs {
+				c, err := scrapeCommands(ctx, p.url)
+				if err != nil {
+					return 0, err
+				}
+				n += c
+			}
+			return n, nil
+		},
+		servers: func(ctx context.Context) (map[string]int64, error) {
+			q, err := db.status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			cmds, err := r.commandStats(ctx)
+			if err != nil {
+				return nil, err
+			}
+			cpu, err := cpuOf(map[string][]int{"mariadbd": {db.pid()}, "redis": r.pids()})
+			if err != nil {
+				return nil, err
+			}
+			var total int64
+			for _, v := range cmds {
+				total += v
+			}
+			return map[string]int64{"MySQL statements": q["Questions"], "Redis server commands": total,
+				"mariadbd CPU µs": cpu["mariadbd"], "redis-server CPU µs": cpu["redis"]}, nil
+		},
+	}
+	return runFairShare(ctx, t, o, rep, progress)
 }
