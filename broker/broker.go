@@ -101,6 +101,17 @@ func (b *Broker) claimAsynq(ctx context.Context, cfg config.Redis) error {
 	return nil
 }
 
+// ClusterReload bounds how long a Redis Cluster client keeps a slot map
+// that names a dead master. go-redis (v9.23) keeps sending a slot's
+// commands to its old master while that one refuses connections, and
+// reloads the map only on a MOVED answer (which a dead node never gives)
+// or once the map is ClusterStateReloadInterval old, 60 s by default: after
+// a master was killed, its models got no slot for about 50 s although its
+// replica had taken over within 3.5 s (chaos/TestClusterFailover). The
+// reload is one CLUSTER SLOTS per client, made only while the client is in
+// use.
+const ClusterReload = 2 * time.Second
+
 // ConnOpt is asynq's connection option for an external Redis: Redis
 // Cluster when redis.cluster_addrs is set, Sentinel (a failover client)
 // when redis.sentinel_master is set, else one server at host:port. asynq,
@@ -109,7 +120,7 @@ func ConnOpt(cfg config.Redis) asynq.RedisConnOpt {
 	switch {
 	case len(cfg.ClusterAddrs) > 0:
 		return clusterOpt{ClusterOptions: redis.ClusterOptions{Addrs: cfg.ClusterAddrs, Password: cfg.Password,
-			PoolSize: cfg.PoolSize, Protocol: Protocol}}
+			PoolSize: cfg.PoolSize, Protocol: Protocol, ClusterStateReloadInterval: ClusterReload}}
 	case cfg.SentinelMaster != "":
 		return failoverOpt{FailoverOptions: redis.FailoverOptions{
 			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs,

@@ -3,6 +3,7 @@ package broker
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/llmsched/llm-scheduler/config"
 )
@@ -19,5 +20,21 @@ func TestConnOptSentinelSettings(t *testing.T) {
 	if o.MasterName != "mymaster" || !reflect.DeepEqual(o.SentinelAddrs, []string{"s1:26379", "s2:26379"}) ||
 		o.SentinelPassword != "spw" || o.Password != "pw" || o.DB != 2 || o.PoolSize != 70 || o.Protocol != Protocol {
 		t.Fatalf("failover options %+v", o)
+	}
+}
+
+// TestConnOptClusterReloadsItsSlotMapOften: the Cluster client reloads its
+// slot map every ClusterReload while in use, instead of go-redis's 60 s,
+// which after a master's failover kept its models' commands going to the
+// dead master for about 50 s (chaos/TestClusterFailover measures it).
+func TestConnOptClusterReloadsItsSlotMapOften(t *testing.T) {
+	got, ok := ConnOpt(config.Redis{ClusterAddrs: []string{"n1:6379", "n2:6379"}, Password: "pw", PoolSize: 70}).(clusterOpt)
+	if !ok {
+		t.Fatalf("ConnOpt with cluster_addrs is not a cluster option")
+	}
+	o := got.ClusterOptions
+	if !reflect.DeepEqual(o.Addrs, []string{"n1:6379", "n2:6379"}) || o.Password != "pw" || o.PoolSize != 70 ||
+		o.ClusterStateReloadInterval != ClusterReload || ClusterReload > 5*time.Second {
+		t.Fatalf("cluster options %+v, want the slot map reloaded every %s (at most 5s)", o, ClusterReload)
 	}
 }
