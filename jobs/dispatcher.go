@@ -32,6 +32,8 @@ type Dispatcher struct {
 	// granted holds the models this process has handed a slot of (Redis
 	// Cluster only; see firstGrant).
 	granted sync.Map
+	// waker sends wake-ups in the background (waker.go).
+	waker *waker
 }
 
 var _ scheduler.Dispatcher = (*Dispatcher)(nil)
@@ -43,7 +45,7 @@ func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *s
 	_, cluster := b.Client.(*redis.ClusterClient)
 	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch",
 		epochInScript: !cluster, modelMarks: cluster, wake: wakeKey(b.Prefix), wakePerModel: cluster, weights: order.arg()}
-	return &Dispatcher{
+	d := &Dispatcher{
 		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),
 		inspector: asynq.NewInspectorFromRedisClient(b.Client),
@@ -51,6 +53,9 @@ func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *s
 		log:       log,
 		wakeCh:    wakeChannel(b.Prefix),
 	}
+	d.waker = newWaker(d.wake, d.wakeKeyIfArmed)
+	d.waker.start()
+	return d
 }
 
 // capacity is how many of a model's tasks may hold slots now.
@@ -100,17 +105,19 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	if len(gs) == 0 {
 		return nil
 	}
+	// Wake-ups go out once the tasks are in asynq, where the woken
+	// workers look, from the waker (waker.go): this call does not wait
+	// for them.
 	switch {
 	case gs[0].Wake || d.firstGrant(modelID):
-		// Idle workers wait for a wake-up: send it once the tasks are in
-		// asynq, where the woken workers look.
-		defer d.wake(ctx)
+		// Idle workers wait for a wake-up.
+		defer d.askWake(ctx, true, "")
 	case d.slots.wakeKeyOf(modelID) != "":
 		// No worker was waiting when the slot script ran, but one may have
 		// gone quiet since and taken its last look before the enqueue
-		// landed: once the tasks are in asynq, wake whoever armed the key
-		// meanwhile (a worker arming after this finds the tasks itself).
-		defer d.wakeIfArmed(ctx, modelID)
+		// landed: wake whoever armed the key meanwhile (a worker arming
+		// after this finds the tasks itself).
+		defer d.askWake(ctx, false, d.slots.wakeKeyOf(modelID))
 	}
 	if len(gs) == 1 {
 		return d.enqueueOne(ctx, modelID, gs[0])
@@ -169,10 +176,22 @@ if redis.call('DEL', KEYS[1]) == 1 then
 end
 return 0`)
 
-// wakeIfArmed wakes the workers that went quiet since a slot script found
-// none waiting (see enqueue).
-func (d *Dispatcher) wakeIfArmed(ctx context.Context, modelID int) {
-	err := wakeIfArmedScript.Run(context.WithoutCancel(ctx), d.rdb, []string{d.slots.wakeKeyOf(modelID)}, d.wakeCh).Err()
+// askWake has the waker send a wake-up (plain) or take the wake key key;
+// once the dispatcher is closed, it sends it here.
+func (d *Dispatcher) askWake(ctx context.Context, plain bool, key string) {
+	switch {
+	case d.waker.ask(plain, key):
+	case plain:
+		d.wake(ctx)
+	default:
+		d.wakeKeyIfArmed(ctx, key)
+	}
+}
+
+// wakeKeyIfArmed wakes the workers that went quiet since a slot script
+// found none waiting (see enqueue): it takes the wake key key.
+func (d *Dispatcher) wakeKeyIfArmed(ctx context.Context, key string) {
+	err := wakeIfArmedScript.Run(context.WithoutCancel(ctx), d.rdb, []string{key}, d.wakeCh).Err()
 	if err != nil {
 		d.log.Warn("wake idle workers; they look again within queue.idle_check_interval", "err", err)
 	}
@@ -281,9 +300,13 @@ func (d *Dispatcher) QueueState(ctx context.Context, t *ent.Task, m *ent.Model) 
 // Ping implements scheduler.Dispatcher.
 func (d *Dispatcher) Ping(ctx context.Context) error { return d.rdb.Ping(ctx).Err() }
 
-// Close releases the dispatcher. The asynq client shares the broker's
-// Redis connection, which the broker closes.
-func (d *Dispatcher) Close() error { return nil }
+// Close releases the dispatcher: it sends the wake-ups still asked for
+// and stops the waker. The asynq client shares the broker's Redis
+// connection, which the broker closes.
+func (d *Dispatcher) Close() error {
+	d.waker.close()
+	return nil
+}
 
 // WorkerCount counts live asynq servers (worker processes).
 func (d *Dispatcher) WorkerCount(ctx context.Context) (int, error) {

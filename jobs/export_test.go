@@ -39,3 +39,6 @@ func BreakDequeueRecognition(t testing.TB) {
 
 // PollInterval is how often a worker's asynq server polls an empty queue.
 func PollInterval(w *Worker) time.Duration { return w.serverCfg.TaskCheckInterval }
+
+// GatedPoll is asynq's sleep between polls behind an idle gate.
+const GatedPoll = gatedPoll

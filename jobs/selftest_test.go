@@ -21,8 +21,8 @@ func TestWorkerSelfTestRecognisesAsynqDequeue(t *testing.T) {
 	if jobs.GateAnswered(w) < 0 {
 		t.Fatalf("the worker's self-test turned the idle gate off; its log:\n%s", e.Logs.String())
 	}
-	if got := jobs.PollInterval(w); got != time.Millisecond {
-		t.Fatalf("gated worker polls every %s, want 1ms while busy", got)
+	if got, want := jobs.PollInterval(w), jobs.GatedPoll; got != want {
+		t.Fatalf("gated worker's asynq sleeps %s between polls, want %s (the gate paces it)", got, want)
 	}
 	if strings.Contains(e.Logs.String(), gateOff) {
 		t.Fatalf("the worker logged %q with the gate on:\n%s", gateOff, e.Logs.String())

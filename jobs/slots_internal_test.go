@@ -142,6 +142,7 @@ func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(func() { _ = tc.client.Close() })
 			d := NewDispatcher(&broker.Broker{Client: tc.client, Prefix: "test"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
+			t.Cleanup(func() { _ = d.Close() })
 			if got := d.slots.epochInScript; got != tc.want {
 				t.Fatalf("epochInScript = %v, want %v", got, tc.want)
 			}

@@ -117,19 +117,33 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if !ok {
 			return next(ctx, cmd)
 		}
+		held := false
 		for {
 			real, quiet := g.look(ctx, q)
 			if real {
 				break
 			}
-			// Quiet: hold asynq's poller here until a wake-up (then look
-			// at once) or for quietWait, instead of letting it spin
-			// through empty answers every wokenPoll.
-			if !quiet || !g.wait(ctx) {
-				g.answered.Add(1)
-				cmd.SetErr(redis.Nil)
-				return redis.Nil
+			switch {
+			case quiet && g.wait(ctx, quietWait):
+				// Quiet: asynq's poller was held here until a wake-up
+				// (now look at once) instead of spinning through empty
+				// answers every wokenPoll.
+				continue
+			case !quiet && !held:
+				// Busy, and this queue is known empty: hold the poller
+				// for up to busyHold, released at once when this process
+				// enqueues (touch) or a wake-up comes, so that a task
+				// enqueued meanwhile is picked up then, not after asynq's
+				// sleep between polls. Once per call: then on to the
+				// next queue.
+				held = true
+				if g.wait(ctx, busyHold) {
+					continue
+				}
 			}
+			g.answered.Add(1)
+			cmd.SetErr(redis.Nil)
+			return redis.Nil
 		}
 		sent := time.Now()
 		err := next(ctx, cmd)
@@ -144,15 +158,25 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // quietWait bounds how long a quiet gate holds asynq's poller in one
-// dequeue call (asynq's shutdown waits for the call to return).
-const quietWait = 20 * time.Millisecond
+// dequeue call (asynq's shutdown waits for the call to return), and
+// busyHold how long a busy one holds it at a queue known empty.
+const (
+	quietWait = 20 * time.Millisecond
+	busyHold  = wokenPoll
+)
 
-// wait holds the caller until a wake-up (true) or for quietWait (false).
-func (g *idleGate) wait(ctx context.Context) bool {
+// gatedPoll is asynq's TaskCheckInterval behind a gate: its sleep after
+// an empty round. The gate paces the poller itself (busyHold, quietWait),
+// so asynq's sleep is short: a task enqueued during it waits for it.
+const gatedPoll = 200 * time.Microsecond
+
+// wait holds the caller until a wake-up or a touch (true) or for up to
+// d (false).
+func (g *idleGate) wait(ctx context.Context, d time.Duration) bool {
 	g.mu.Lock()
 	sig := g.wakeSig
 	g.mu.Unlock()
-	t := time.NewTimer(quietWait)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-sig:
@@ -222,11 +246,12 @@ func (g *idleGate) touch(qname string) {
 	now := time.Now()
 	delete(g.emptyAt, q)
 	g.touchedAt[q] = now
-	if now.Before(g.busyUntil) {
-		return // polling anyway; the deleted emptyAt makes it look there
+	if !now.Before(g.busyUntil) {
+		g.busyUntil = now.Add(idleGrace)
+		g.armedAt = time.Time{}
 	}
-	g.busyUntil = now.Add(idleGrace)
-	g.armedAt = time.Time{}
+	// Release a poller held at a queue (quiet, or busy at one known
+	// empty): the deleted emptyAt makes it look here.
 	close(g.wakeSig)
 	g.wakeSig = make(chan struct{})
 }

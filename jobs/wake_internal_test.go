@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,14 +244,14 @@ func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
 	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	start := time.Now()
-	if g.wait(ctx) {
+	if g.wait(ctx, quietWait) {
 		t.Fatal("wait reported a wake-up that never came")
 	}
 	if d := time.Since(start); d < quietWait {
 		t.Fatalf("wait returned after %s, before quietWait (%s)", d, quietWait)
 	}
 	done := make(chan bool, 1)
-	go func() { done <- g.wait(ctx) }()
+	go func() { done <- g.wait(ctx, quietWait) }()
 	for {
 		g.wake()
 		select {
@@ -280,7 +282,7 @@ func TestEnqueueHereReleasesAQuietPoller(t *testing.T) {
 		t.Fatalf("quiet: look = (real %v, quiet %v), want (false, true)", real, quiet)
 	}
 	done := make(chan bool, 1)
-	go func() { done <- g.wait(ctx) }()
+	go func() { done <- g.wait(ctx, quietWait) }()
 	for {
 		g.touch("high")
 		select {
@@ -338,5 +340,52 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 	case m := <-wakes:
 		t.Fatalf("a second wake-up (%v): the first enqueue woke nobody waiting", m)
 	default:
+	}
+}
+
+// TestBusyGateReleasesAHeldPollerOnAnEnqueueHere: a busy gate holds
+// asynq's poller at a queue it knows is empty (busyHold) instead of
+// answering at once and letting asynq sleep; an enqueue in this process
+// releases the hold, and the touched queue is looked at for real while
+// the known-empty one is still answered here.
+func TestBusyGateReleasesAHeldPollerOnAnEnqueueHere(t *testing.T) {
+	g := newIdleGate(func(context.Context) error { return nil }, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
+	g.busyUntil = time.Now().Add(time.Hour) // busy throughout, however slow the machine
+	g.empty(high, time.Now())
+	g.empty(medium, time.Now())
+	var looked []string
+	process := g.ProcessHook(func(_ context.Context, cmd redis.Cmder) error {
+		q, _ := dequeueQueue(cmd)
+		looked = append(looked, q)
+		cmd.SetErr(redis.Nil)
+		return redis.Nil
+	})
+	dequeue := func(q string) error {
+		base := strings.TrimSuffix(q, ":pending")
+		return process(ctx, redis.NewCmd(ctx, "evalsha", "sha", 4, q, base+":paused", base+":active", base+":lease", "0", "0"))
+	}
+	if err := dequeue(high); !errors.Is(err, redis.Nil) || len(looked) != 0 {
+		t.Fatalf("busy, high known empty: err %v, looked %v; want an answer here", err, looked)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- g.wait(ctx, 30*time.Second) }()
+	for released := false; !released; {
+		g.touch(QueueMedium)
+		select {
+		case woken := <-done:
+			if !woken {
+				t.Fatal("the held poller was not released by the enqueue")
+			}
+			released = true
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err := dequeue(medium); !errors.Is(err, redis.Nil) || len(looked) != 1 || looked[0] != medium {
+		t.Fatalf("after an enqueue into medium: looked %v; want a real look at %s", looked, medium)
+	}
+	if err := dequeue(high); len(looked) != 1 {
+		t.Fatalf("high, still known empty, was looked at for real: %v (%v)", looked, err)
 	}
 }

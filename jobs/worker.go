@@ -118,7 +118,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 			touch := w.gate.touch
 			disp.enqueued.Store(&touch)
 			w.asynqRDB, w.wakeCh = c, wakeChannel(b.Prefix)
-			rdb, poll = c, wokenPoll
+			rdb, poll = c, gatedPoll
 		}
 	}
 	w.serverCfg = asynq.Config{

@@ -435,7 +435,7 @@ func (d *openaiDoor) chat(w http.ResponseWriter, r *http.Request) {
 		d.streamChat(w, r, f, c, deadline, timeout)
 		return
 	}
-	end, err := d.wait(ctx, f, deadline, nil)
+	end, err := d.wait(ctx, f, deadline, nil, hasAnswer)
 	switch {
 	case errors.Is(err, errQueueTimeout):
 		d.fail(w, r, queueTimeoutError(id, timeout), nil)
@@ -459,6 +459,11 @@ func (d *openaiDoor) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, chatCompletion(end.task, c.model))
 }
+
+// hasAnswer reports whether a plain chat request is answered with the
+// provider's own answer (a provider that speaks OpenAI's protocol): then
+// the stored task is not needed to answer.
+func hasAnswer(end ending) bool { return len(end.last.Answer) > 0 }
 
 // chatCompletion is the answer of a provider that does not speak OpenAI's
 // protocol (simulator, custom), in OpenAI's shape.

@@ -151,7 +151,7 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 	data := make([]any, len(fs))
 	prompt := 0
 	for i, f := range fs {
-		end, err := d.wait(ctx, f, deadline, nil)
+		end, err := d.wait(ctx, f, deadline, nil, nil)
 		if err == nil && end.task.Status != domain.StatusCompleted {
 			err = endError(end)
 		}

@@ -94,7 +94,14 @@ var errQueueTimeout = errors.New("queue timeout")
 // wait follows the task until it ends, handing each output chunk to
 // onChunk (which may be nil). The task is cancelled when the client goes
 // away (ctx ends) or when it has not started by queueDeadline.
-func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.Time, onChunk func(events.OutputChunk) error) (ending, error) {
+//
+// The ended task is read from the database, except when the bus already
+// told all the caller needs: answered (nil: never) says, once the last
+// chunks are delivered, that the caller answers from the provider's own
+// answer; then a task that the bus saw complete with that answer's
+// attempt is not read again (ending.task then holds its id, status and
+// attempt count only).
+func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.Time, onChunk func(events.OutputChunk) error, answered func(ending) bool) (ending, error) {
 	var end ending
 	id := f.taskID()
 	tasks := f.tasks.C
@@ -117,7 +124,7 @@ func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.T
 		}
 		return nil
 	}
-	finish := func() (ending, error) {
+	finish := func(final *events.TaskEvent) (ending, error) {
 		// The task's last chunks were delivered before its final
 		// transition (one channel keeps their order): take those still
 		// buffered.
@@ -135,6 +142,13 @@ func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.T
 			default:
 				outs = nil
 			}
+		}
+		if final != nil && final.To == domain.StatusCompleted && end.last.Done && end.last.Attempt == final.Attempt &&
+			answered != nil && answered(end) {
+			// The completed transition is published once it is stored,
+			// after the attempt's last chunk: what a read would return.
+			end.task = &ent.Task{ID: id, Status: final.To, Attempts: final.Attempt}
+			return end, nil
 		}
 		t, err := d.svc.GetTask(context.WithoutCancel(ctx), id)
 		end.task = t
@@ -173,7 +187,7 @@ func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.T
 				queueC = nil
 			}
 			if e.To.Terminal() {
-				return finish()
+				return finish(&e)
 			}
 		case c, ok := <-outs:
 			if !ok {
@@ -196,7 +210,7 @@ func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.T
 				settle = time.After(settleWait)
 			}
 		case <-settle:
-			return finish()
+			return finish(nil)
 		}
 	}
 }

@@ -173,7 +173,10 @@ func (d *openaiDoor) streamChat(w http.ResponseWriter, r *http.Request, f *follo
 	ctx := r.Context()
 	s := &chatStream{w: w, rc: http.NewResponseController(w), taskID: f.taskID(), model: c.model,
 		created: time.Now().Unix(), includeUsage: c.includeUsage}
-	end, err := d.wait(ctx, f, deadline, s.chunk)
+	// A stream of the provider's own chunks (raw) ends without the
+	// stored output; one made from text (a simulator or custom model)
+	// ends with what the stream did not carry, read from the task.
+	end, err := d.wait(ctx, f, deadline, s.chunk, func(ending) bool { return s.raw })
 	if err == nil {
 		switch {
 		case end.task.Status != domain.StatusCompleted:
