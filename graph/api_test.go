@@ -45,7 +45,7 @@ func TestQueriesAndMutations(t *testing.T) {
 	if s, _ := gm.Model.Config["api_key"].(string); !strings.Contains(s, "...") || strings.Contains(s, "secret") {
 		t.Fatalf("model(id).config = %v, want api_key masked", gm.Model.Config)
 	}
-	stored, err := env.App.Store.Client.Model.Get(context.Background(), int(oa.ID))
+	stored, err := env.App.Store.Client.Model.Get(context.Background(), oa.ID.N)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestQueriesAndMutations(t *testing.T) {
 	}
 	mustData(t, env, "", `{ models(where: {statusIn: [OFFLINE], deletedAtIsNil: true}, orderBy: [{field: NAME}]) { totalCount edges { node { id name status } } } }`, nil, &ms)
 	if ms.Models.TotalCount != 1 || ms.Models.Edges[0].Node.ID != off.ID {
-		t.Fatalf("models(where status OFFLINE) = %+v, want only %d", ms.Models, off.ID)
+		t.Fatalf("models(where status OFFLINE) = %+v, want only %v", ms.Models, off.ID)
 	}
 
 	// createTask on the offline model: it waits, and says why.
@@ -89,7 +89,7 @@ func TestQueriesAndMutations(t *testing.T) {
 	in := map[string]any{"modelID": off.ID, "type": "SUMMARIZATION", "input": "long text", "idempotencyKey": "k-1"}
 	a, b := createTask(t, env, "", in), createTask(t, env, "", in)
 	if a.ID != b.ID {
-		t.Fatalf("idempotent replay created task %d, then %d", a.ID, b.ID)
+		t.Fatalf("idempotent replay created task %v, then %v", a.ID, b.ID)
 	}
 	in["input"] = "other text"
 	e := wantCode(t, env, "", createTaskOp, map[string]any{"in": in}, "CONFLICT")
@@ -138,7 +138,7 @@ func TestQueriesAndMutations(t *testing.T) {
 	}{
 		{"type", `{type: TRANSLATION}`, []gid{cb.CreateTasks[0].ID}},
 		{"priority", `{priorityIn: [1, 3]}`, []gid{cb.CreateTasks[0].ID, t1.ID}},
-		{"status and model", fmt.Sprintf(`{status: PENDING, modelID: %d, typeIn: [SUMMARIZATION, EMBEDDING]}`, off.ID), []gid{cb.CreateTasks[1].ID, a.ID}},
+		{"status and model", fmt.Sprintf(`{status: PENDING, modelID: %q, typeIn: [SUMMARIZATION, EMBEDDING]}`, off.ID.opaque()), []gid{cb.CreateTasks[1].ID, a.ID}},
 		{"created range", fmt.Sprintf(`{createdAtGTE: %q, createdAtLT: %q, type: TEXT_GENERATION}`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)), []gid{t1.ID}},
 		{"empty created range", fmt.Sprintf(`{createdAtLT: %q}`, now.Add(-time.Hour).Format(time.RFC3339)), nil},
 	} {
@@ -216,7 +216,7 @@ func TestQueriesAndMutations(t *testing.T) {
 		t.Fatalf("setModelStatus = %+v", ss.SetModelStatus)
 	}
 	for _, id := range []gid{t1.ID, a.ID, cb.CreateTasks[0].ID, cb.CreateTasks[1].ID} {
-		env.WaitTask(int(id), "completed", 30*time.Second)
+		env.WaitTask(id.N, "completed", 30*time.Second)
 	}
 	var done struct {
 		Task struct {

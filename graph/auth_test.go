@@ -104,7 +104,7 @@ func TestRoles(t *testing.T) {
 	mustData(t, env, sub, `{ tasks(first: 100) { edges { node { id } } } }`, nil, &list)
 	for _, e := range list.Tasks.Edges {
 		if e.Node.ID == adminTask.ID {
-			t.Fatalf("submitter sees the admin's task %d", adminTask.ID)
+			t.Fatalf("submitter sees the admin's task %v", adminTask.ID)
 		}
 	}
 	if len(list.Tasks.Edges) < 2 { // the one above and the one the permission loop created
@@ -127,7 +127,7 @@ func TestRoles(t *testing.T) {
 	var e struct{ TaskEvents struct{ TaskID gid } }
 	sws.nextData(10*time.Second, &e)
 	if e.TaskEvents.TaskID != own.ID {
-		t.Fatalf("submitter got an event of task %d, want only their own %d", e.TaskEvents.TaskID, own.ID)
+		t.Fatalf("submitter got an event of task %v, want only their own %v", e.TaskEvents.TaskID, own.ID)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/contrib/entgql"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/graph/nodeid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -24,7 +25,11 @@ func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
 	if err := r.allow(ctx, PermRead); err != nil {
 		return nil, err
 	}
-	return r.Svc.Node(ctx, id, r.Access.Owner(ctx))
+	ref, err := nodeid.Arg(ctx, "id") // id is the number; the tag names the table
+	if err != nil {
+		return nil, err
+	}
+	return r.Svc.Node(ctx, scheduler.NodeRef{Table: ref.Table(), ID: ref.ID}, r.Access.Owner(ctx))
 }
 
 // Nodes is the resolver for the nodes field.
@@ -32,7 +37,15 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, erro
 	if err := r.allow(ctx, PermRead); err != nil {
 		return nil, err
 	}
-	return r.Svc.Nodes(ctx, ids, r.Access.Owner(ctx))
+	refs, err := nodeid.Args(ctx, "ids") // ids are the numbers; the tags name the tables
+	if err != nil {
+		return nil, err
+	}
+	nrefs := make([]scheduler.NodeRef, len(refs))
+	for i, ref := range refs {
+		nrefs[i] = scheduler.NodeRef{Table: ref.Table(), ID: ref.ID}
+	}
+	return r.Svc.Nodes(ctx, nrefs, r.Access.Owner(ctx))
 }
 
 // Models is the resolver for the models field.

@@ -3,6 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,18 +19,47 @@ import (
 	"github.com/llmsched/llm-scheduler/server"
 )
 
-// gid is a GraphQL ID (a JSON string) as an int.
-type gid int
+// gid is a GraphQL ID as the API documents it (docs/graphql.md): base64
+// (standard, padded) of "Type:number". Decoding fails on any other form.
+type gid struct {
+	Type string
+	N    int
+}
 
 func (g *gid) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(s)
-	*g = gid(n)
-	return err
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("id %q is not base64: %w", s, err)
+	}
+	typ, num, ok := strings.Cut(string(raw), ":")
+	if !ok || typ == "" {
+		return fmt.Errorf("id %q decodes to %q, want Type:number", s, raw)
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return fmt.Errorf("id %q decodes to %q, want Type:number", s, raw)
+	}
+	*g = gid{Type: typ, N: n}
+	return nil
 }
+
+// MarshalJSON sends the opaque form back.
+func (g gid) MarshalJSON() ([]byte, error) { return json.Marshal(g.opaque()) }
+
+func (g gid) opaque() string {
+	return base64.StdEncoding.EncodeToString([]byte(g.Type + ":" + strconv.Itoa(g.N)))
+}
+
+// String is the readable form, for failure messages.
+func (g gid) String() string { return g.Type + ":" + strconv.Itoa(g.N) }
+
+// taskGID and modelGID are the ids of rows known by number.
+func taskGID(n int) gid  { return gid{"Task", n} }
+func modelGID(n int) gid { return gid{"Model", n} }
 
 // gqlError is one entry of a response's errors.
 type gqlError struct {

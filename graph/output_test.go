@@ -138,7 +138,7 @@ func lateSubscriber(t *testing.T, api *apptest.Env) {
 			t.Fatal(err)
 		}
 		o := c.TaskOutput
-		if o.TaskID != gid(task.ID) || o.Attempt != 1 {
+		if o.TaskID != taskGID(task.ID) || o.Attempt != 1 {
 			t.Fatalf("chunk %+v, want task %d attempt 1", o, task.ID)
 		}
 		seqs = append(seqs, o.Seq)

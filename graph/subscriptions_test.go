@@ -131,14 +131,14 @@ func TestTaskOutput(t *testing.T) {
 		}
 		o := c.TaskOutput
 		if o.TaskID != task.ID || o.Attempt != 1 || o.Seq != seq+1 {
-			t.Fatalf("chunk %+v after seq %d: want task %d attempt 1 seq %d", o, seq, task.ID, seq+1)
+			t.Fatalf("chunk %+v after seq %d: want task %v attempt 1 seq %d", o, seq, task.ID, seq+1)
 		}
 		seq = o.Seq
 		chunks++
 		sawDone = sawDone || o.Done
 		b.WriteString(o.Text)
 	}
-	stored := env.WaitTask(int(task.ID), "completed", 10*time.Second).Output
+	stored := env.WaitTask(task.ID.N, "completed", 10*time.Second).Output
 	if chunks < 2 || !sawDone {
 		t.Fatalf("got %d chunks (done %v), want a stream of several ending with done", chunks, sawDone)
 	}
@@ -177,7 +177,7 @@ func TestTaskEventsFilter(t *testing.T) {
 		}
 		ws.nextData(30*time.Second, &e)
 		if e.TaskEvents.TaskID != want.ID || e.TaskEvents.Task.ID != want.ID {
-			t.Fatalf("event of task %d passed the filter, want only %d", e.TaskEvents.TaskID, want.ID)
+			t.Fatalf("event of task %v passed the filter, want only %v", e.TaskEvents.TaskID, want.ID)
 		}
 		from := "null"
 		if e.TaskEvents.From != nil {
@@ -267,8 +267,8 @@ func TestCrossProcess(t *testing.T) {
 			t.Fatalf("taskUpdated: %s %+v", kind, r.Errors)
 		}
 	}
-	if tk := api.Task(int(t2.ID)); tk.Status != "completed" {
-		t.Fatalf("task %d is %s after taskUpdated completed", t2.ID, tk.Status)
+	if tk := api.Task(t2.ID.N); tk.Status != "completed" {
+		t.Fatalf("task %v is %s after taskUpdated completed", t2.ID, tk.Status)
 	}
 }
 

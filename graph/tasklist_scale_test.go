@@ -144,8 +144,8 @@ func TestTaskConnectionAtScale(t *testing.T) {
 			t.Fatalf("page %d: %d edges, hasNextPage %v; want 20 and true", p, len(got.Tasks.Edges), got.Tasks.PageInfo.HasNextPage)
 		}
 		for i, e := range got.Tasks.Edges {
-			if want := all[p*20+i].ID; int(e.Node.ID) != want {
-				t.Fatalf("page %d row %d: task %d, want %d (created_at desc, id desc)", p, i, e.Node.ID, want)
+			if want := taskGID(all[p*20+i].ID); e.Node.ID != want {
+				t.Fatalf("page %d row %d: task %v, want %v (created_at desc, id desc)", p, i, e.Node.ID, want)
 			}
 		}
 		after = got.Tasks.PageInfo.EndCursor

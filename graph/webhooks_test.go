@@ -91,16 +91,16 @@ func TestWebhooksOverGraphQL(t *testing.T) {
 	for _, tk := range batch.CreateTasks {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			mustData(t, env, sub, taskOp, map[string]any{"id": fmt.Sprint(tk.ID)}, &one)
+			mustData(t, env, sub, taskOp, map[string]any{"id": tk.ID}, &one)
 			ds := one.Task.WebhookDeliveries
 			if len(ds) == 1 && ds[0].Status == "DELIVERED" {
 				if ds[0].Event != "COMPLETED" || ds[0].Attempts != 1 || len(ds[0].AttemptHistory) != 1 || *ds[0].AttemptHistory[0].StatusCode != 200 || *one.Task.CallbackURL != srv.URL {
-					t.Fatalf("task %d = %+v", tk.ID, one.Task)
+					t.Fatalf("task %v = %+v", tk.ID, one.Task)
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("task %d deliveries = %+v", tk.ID, ds)
+				t.Fatalf("task %v deliveries = %+v", tk.ID, ds)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -112,9 +112,9 @@ func TestWebhooksOverGraphQL(t *testing.T) {
 	mu.Unlock()
 	id := one.Task.WebhookDeliveries[0].ID
 	redeliver := `mutation($id: ID!) { redeliverWebhook(id: $id) { id status } }`
-	wantCode(t, env, sub, redeliver, map[string]any{"id": fmt.Sprint(id)}, "FORBIDDEN")
+	wantCode(t, env, sub, redeliver, map[string]any{"id": id}, "FORBIDDEN")
 	var rd struct{ RedeliverWebhook deliveryView }
-	mustData(t, env, admin, redeliver, map[string]any{"id": fmt.Sprint(id)}, &rd)
+	mustData(t, env, admin, redeliver, map[string]any{"id": fmt.Sprint(id.N)}, &rd)
 	if rd.RedeliverWebhook.ID != id || rd.RedeliverWebhook.Status != "PENDING" {
 		t.Fatalf("redeliverWebhook = %+v", rd)
 	}
@@ -132,16 +132,16 @@ func TestWebhooksOverGraphQL(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	mu.Lock()
-	if got[2] != fmt.Sprint(id) || sigErrs[2] != nil {
-		t.Fatalf("redelivery = %s (%v), want delivery %d", got[2], sigErrs[2], id)
+	if got[2] != fmt.Sprint(id.N) || sigErrs[2] != nil {
+		t.Fatalf("redelivery = %s (%v), want delivery %v", got[2], sigErrs[2], id)
 	}
 	mu.Unlock()
 	rotate := `mutation($id: ID!) { rotateWebhookSecret(apiKeyID: $id) { apiKey { id } webhookSecret } }`
-	wantCode(t, env, sub, rotate, map[string]any{"id": fmt.Sprint(created.CreateAPIKey.APIKey.ID)}, "FORBIDDEN")
+	wantCode(t, env, sub, rotate, map[string]any{"id": fmt.Sprint(created.CreateAPIKey.APIKey.ID.N)}, "FORBIDDEN")
 	var rot struct {
 		RotateWebhookSecret struct{ WebhookSecret string }
 	}
-	mustData(t, env, admin, rotate, map[string]any{"id": fmt.Sprint(created.CreateAPIKey.APIKey.ID)}, &rot)
+	mustData(t, env, admin, rotate, map[string]any{"id": created.CreateAPIKey.APIKey.ID}, &rot)
 	if rot.RotateWebhookSecret.WebhookSecret == "" || rot.RotateWebhookSecret.WebhookSecret == secret {
 		t.Fatalf("rotateWebhookSecret = %+v", rot)
 	}

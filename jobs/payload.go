@@ -47,4 +47,8 @@ func (p payload) encode() []byte {
 	return raw
 }
 
+// taskID is a task's asynq task id: its database id. Tasks are the only
+// rows enqueued into asynq (webhooks have their own sender), so the
+// per-table number is unique there; a new kind of job in asynq would need
+// a prefix.
 func taskID(id int) string { return strconv.Itoa(id) }

@@ -272,12 +272,18 @@ func OwnedBy(t *ent.Task, owner *int) bool {
 	return owner == nil || (t.APIKeyID != nil && *t.APIKeyID == *owner)
 }
 
-// Node returns the object with a global id (a task, model or attempt),
-// hiding other keys' tasks and their attempts from an owner.
-func (s *Service) Node(ctx context.Context, id int, owner *int) (ent.Noder, error) {
-	n, err := s.db.Noder(ctx, id)
+// NodeRef names one row for node(id:): its table and its id.
+type NodeRef struct {
+	Table string
+	ID    int
+}
+
+// Node returns the object ref names, hiding other keys' tasks and their
+// attempts from an owner (nil: everyone's are visible).
+func (s *Service) Node(ctx context.Context, ref NodeRef, owner *int) (ent.Noder, error) {
+	n, err := s.db.Noder(ctx, ref.ID, ent.WithFixedNodeType(ref.Table))
 	if err != nil {
-		return nil, dbErr(err, "node", id)
+		return nil, dbErr(err, "node", ref.ID)
 	}
 	if err := s.visible(ctx, n, owner); err != nil {
 		return nil, err
@@ -285,15 +291,29 @@ func (s *Service) Node(ctx context.Context, id int, owner *int) (ent.Noder, erro
 	return n, nil
 }
 
-// Nodes returns the objects with these global ids, in order; an unknown or
-// hidden id yields a nil entry.
-func (s *Service) Nodes(ctx context.Context, ids []int, owner *int) ([]ent.Noder, error) {
-	if len(ids) > MaxPageSize {
-		return nil, Invalid("ids", "may name at most %d nodes, got %d", MaxPageSize, len(ids))
+// Nodes returns the objects refs name, in order; an unknown or hidden one
+// yields a nil entry. One query per table.
+func (s *Service) Nodes(ctx context.Context, refs []NodeRef, owner *int) ([]ent.Noder, error) {
+	if len(refs) > MaxPageSize {
+		return nil, Invalid("ids", "may name at most %d nodes, got %d", MaxPageSize, len(refs))
 	}
-	ns, err := s.db.Noders(ctx, ids)
-	if err != nil {
-		return nil, dbErr(err, "node", 0)
+	ns := make([]ent.Noder, len(refs))
+	byTable := map[string][]int{} // table -> indexes into refs
+	for i, r := range refs {
+		byTable[r.Table] = append(byTable[r.Table], i)
+	}
+	for table, idx := range byTable {
+		ids := make([]int, len(idx))
+		for j, i := range idx {
+			ids[j] = refs[i].ID
+		}
+		got, err := s.db.Noders(ctx, ids, ent.WithFixedNodeType(table))
+		if err != nil {
+			return nil, dbErr(err, "node", 0)
+		}
+		for j, i := range idx {
+			ns[i] = got[j]
+		}
 	}
 	for i, n := range ns {
 		if n == nil {

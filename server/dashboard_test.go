@@ -44,7 +44,7 @@ func TestDashboardServesTheAppAndClientRoutes(t *testing.T) {
 	}
 
 	// Client routes load the same page, so a reload or a shared link works.
-	for _, p := range []string{"/tasks", "/tasks/4294967297", "/models/new", "/models/8589934593/edit", "/system", "/index.html"} {
+	for _, p := range []string{"/tasks", "/tasks/3", "/models/new", "/models/1/edit", "/system", "/index.html"} {
 		code, h, body := get(t, e, "GET", p)
 		if code != http.StatusOK || body != index || h.Get("Cache-Control") != "no-cache" {
 			t.Errorf("GET %s = %d, cache %q, same index: %v", p, code, h.Get("Cache-Control"), body == index)

@@ -3,7 +3,6 @@
 package migrate
 
 import (
-	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/dialect/sql/schema"
 	"entgo.io/ent/schema/field"
 )
@@ -295,26 +294,8 @@ var (
 )
 
 func init() {
-	APIKeysTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(0),
-	}
 	AttemptsTable.ForeignKeys[0].RefTable = TasksTable
-	AttemptsTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(4294967296),
-	}
-	ModelsTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(8589934592),
-	}
 	TasksTable.ForeignKeys[0].RefTable = ModelsTable
-	TasksTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(12884901888),
-	}
 	WebhookAttemptsTable.ForeignKeys[0].RefTable = WebhookDeliveriesTable
-	WebhookAttemptsTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(17179869184),
-	}
 	WebhookDeliveriesTable.ForeignKeys[0].RefTable = TasksTable
-	WebhookDeliveriesTable.Annotation = &entsql.Annotation{
-		IncrementStart: func(i int) *int { return &i }(21474836480),
-	}
 }

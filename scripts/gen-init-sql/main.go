@@ -82,7 +82,9 @@ func generate(ctx context.Context) ([]byte, error) {
 --   CREATE DATABASE llm_scheduler CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 --   mysql llm_scheduler < scripts/init.sql
 -- docker-compose.yml runs it on the MySQL container's first start.
--- Each table's ids start in their own 2^32 range (ent global ids): see AUTO_INCREMENT.
+-- Every table numbers its rows from 1. A database created by a release that
+-- used ent's global ids (each table in its own 2^32 range) keeps its ids, and
+-- new rows continue after them.
 
 SET NAMES utf8mb4;
 SET FOREIGN_KEY_CHECKS = 0;

@@ -8,6 +8,7 @@ import { useRefetchOnReconnect } from "../../api/useRefetchOnReconnect";
 import { Empty, ErrorState, Loading } from "../../components/states";
 import { StatusBadge } from "../../components/StatusBadge";
 import { enumLabel, formatRelative } from "../../lib/format";
+import { idNumber } from "../../lib/ids";
 
 graphql(`
   fragment ModelListFields on Model {
@@ -126,9 +127,9 @@ function ModelCard({ m, running, queued }: { m: ModelListFieldsFragment; running
   };
 
   return (
-    <article className={`card model-card ${deleted ? "is-deleted" : ""}`} aria-labelledby={`model-${m.id}-h`} data-model={m.name}>
+    <article className={`card model-card ${deleted ? "is-deleted" : ""}`} aria-labelledby={`model-${idNumber(m.id)}-h`} data-model={m.name}>
       <header className="card-head">
-        <h2 id={`model-${m.id}-h`}>{m.name}</h2>
+        <h2 id={`model-${idNumber(m.id)}-h`}>{m.name}</h2>
         {deleted ? <span className="badge badge-cancelled">deleted</span> : <StatusBadge status={m.status} />}
       </header>
       <p className="muted">
@@ -167,10 +168,10 @@ function ModelCard({ m, running, queued }: { m: ModelListFieldsFragment; running
           >
             <span className="switch-knob" aria-hidden="true" /> {online ? "Online" : "Offline"}
           </button>
-          <Link className="btn" to={`/models/${m.id}/edit`}>
+          <Link className="btn" to={`/models/${idNumber(m.id)}/edit`}>
             Edit
           </Link>
-          <Link className="btn" to={`/tasks?model=${m.id}`}>
+          <Link className="btn" to={`/tasks?model=${idNumber(m.id)}`}>
             Tasks
           </Link>
           {confirming ? (

@@ -13,6 +13,7 @@ import { formatDuration, formatNumber, formatPercent, formatRate, formatRelative
 import { liveSeriesReducer, newLiveSeries } from "../../lib/liveSeries";
 import { DailyChart } from "./DailyChart";
 import { LiveChart } from "./LiveChart";
+import { idNumber } from "../../lib/ids";
 
 graphql(`
   fragment DashboardStatsFields on DashboardStats {
@@ -179,7 +180,7 @@ function PerModel({ stats }: { stats: DashboardStatsFieldsFragment }) {
               {stats.perModel.map((m) => (
                 <tr key={m.modelID}>
                   <td>
-                    <Link to={`/tasks?model=${m.modelID}`}>{m.name}</Link>
+                    <Link to={`/tasks?model=${idNumber(m.modelID)}`}>{m.name}</Link>
                   </td>
                   <td>
                     <StatusBadge status={m.status} />

@@ -19,6 +19,7 @@ import {
   type ModelCapValues,
 } from "../../lib/apiKeyForm";
 import { modelChoicesQuery } from "../tasks/documents";
+import { idNumber } from "../../lib/ids";
 
 /** ModelChoice is a model a cap can name (deleted ones are left out). */
 interface ModelChoice {
@@ -93,7 +94,7 @@ export function ApiKeysSection() {
   const [created, setCreated] = useState<{ name: string; secret: string } | null>(null);
   const [mq] = useQuery({ query: modelChoicesQuery, requestPolicy: "cache-and-network" });
   const models: ModelChoice[] = (mq.data?.models.edges ?? []).flatMap((e) => (e?.node && !e.node.deletedAt ? [{ id: e.node.id, name: e.node.name }] : []));
-  const modelName = (id: string) => models.find((m) => m.id === id)?.name ?? `model ${id}`;
+  const modelName = (id: string) => models.find((m) => m.id === id)?.name ?? `model ${idNumber(id)}`;
   const err = apiError(q.error);
   const keys = q.data?.apiKeys;
   return (
@@ -277,7 +278,7 @@ function ModelCapsFields({
       {caps.length === 0 && <p className="muted">No model caps: only the key's overall caps apply.</p>}
       {err("modelBudgets")}
       {caps.map((c, i) => {
-        const label = models.find((m) => m.id === c.modelId)?.name ?? (c.modelId ? `model ${c.modelId}` : `cap ${i + 1}`);
+        const label = models.find((m) => m.id === c.modelId)?.name ?? (c.modelId ? `model ${idNumber(c.modelId)}` : `cap ${i + 1}`);
         const num = (f: "tokensPerDay" | "tokensPerMonth", text: string) => {
           const name = modelCapField(i, f);
           return (
@@ -310,7 +311,7 @@ function ModelCapsFields({
               >
                 <option value="">Choose a model</option>
                 {/* A cap on a model that is gone still shows, so that it can be removed. */}
-                {c.modelId && !models.some((m) => m.id === c.modelId) && <option value={c.modelId}>model {c.modelId}</option>}
+                {c.modelId && !models.some((m) => m.id === c.modelId) && <option value={c.modelId}>model {idNumber(c.modelId)}</option>}
                 {models.map((m) => (
                   <option key={m.id} value={m.id}>
                     {m.name}

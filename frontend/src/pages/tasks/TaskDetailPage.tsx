@@ -14,6 +14,7 @@ import { ordinal, pendingReasonLabel } from "../../lib/pending";
 import { buildTimeline } from "../../lib/timeline";
 import { isTerminal } from "../../lib/taskRows";
 import { TaskActions } from "./TaskActions";
+import { idNumber } from "../../lib/ids";
 
 graphql(`
   fragment TaskDetailFields on Task {
@@ -119,7 +120,9 @@ function outputReducer(s: OutputState, a: OutputAction): OutputState {
 }
 
 export function TaskDetailPage() {
-  const { id = "" } = useParams();
+  // The URL names the task by number (/tasks/3); an opaque id works too.
+  const { id: param = "" } = useParams();
+  const id = idNumber(param);
   const [q, refetch] = useQuery({ query: taskQuery, variables: { id } });
   const [live, resubscribe] = useSubscription({ query: taskLive, variables: { id } });
   const [out, dispatch] = useReducer(outputReducer, emptyOutput);
@@ -171,7 +174,7 @@ export function TaskDetailPage() {
     resubscribe({ requestPolicy: "network-only" });
   });
 
-  if (!task || task.id !== id) {
+  if (!task || idNumber(task.id) !== id) {
     if (q.fetching || (q.data?.task && !task)) return <Loading what={`task #${id}`} />;
     if (q.error && apiError(q.error)?.code !== "NOT_FOUND")
       return (
@@ -203,7 +206,7 @@ export function TaskDetailPage() {
       </p>
       <div className="page-head">
         <h1>
-          Task #{task.id} <StatusBadge status={task.status} />
+          Task #{idNumber(task.id)} <StatusBadge status={task.status} />
         </h1>
         <TaskActions id={task.id} status={task.status} />
       </div>
@@ -225,7 +228,7 @@ export function TaskDetailPage() {
           <div>
             <dt>Model</dt>
             <dd>
-              <Link to={`/tasks?model=${task.model.id}`}>{task.model.name}</Link> ({enumLabel(task.model.type)}, {enumLabel(task.model.status)})
+              <Link to={`/tasks?model=${idNumber(task.model.id)}`}>{task.model.name}</Link> ({enumLabel(task.model.type)}, {enumLabel(task.model.status)})
             </dd>
           </div>
           <div>
@@ -379,8 +382,8 @@ export function TaskDetailPage() {
                 <tbody>
                   {task.webhookDeliveries.flatMap((d) =>
                     (d.attemptHistory && d.attemptHistory.length > 0 ? [...d.attemptHistory].sort((a, b) => a.number - b.number) : [null]).map((a, i) => (
-                      <tr key={`${d.id}-${a ? a.id : "none"}`} data-delivery={d.id}>
-                        <td>{i === 0 ? d.id : ""}</td>
+                      <tr key={`${d.id}-${a ? a.id : "none"}`} data-delivery={idNumber(d.id)}>
+                        <td>{i === 0 ? idNumber(d.id) : ""}</td>
                         <td>{i === 0 ? `task.${d.event.toLowerCase()}` : ""}</td>
                         <td>
                           {i === 0

@@ -15,6 +15,7 @@ import { ordinal, pendingReasonLabel } from "../../lib/pending";
 import { modelChoicesQuery } from "./documents";
 import { TaskActions } from "./TaskActions";
 import { CreateTaskForm } from "./CreateTaskForm";
+import { idNumber, nodeId } from "../../lib/ids";
 
 const taskListQuery = graphql(`
   query TaskList($first: Int!, $after: Cursor, $where: TaskWhereInput) {
@@ -66,7 +67,9 @@ export function TasksPage() {
   const [params, setParams] = useSearchParams();
   const status = isStatus(params.get("status")) ? (params.get("status") as TaskStatus) : null;
   const type = isType(params.get("type")) ? (params.get("type") as TaskType) : null;
-  const modelID = params.get("model") || null;
+  // The URL names the model by number (?model=3); GraphQL and events by id.
+  const modelParam = params.get("model") || null;
+  const modelID = modelParam ? nodeId("Model", idNumber(modelParam)) : null;
   const priority = ["1", "2", "3"].includes(params.get("priority") ?? "") ? Number(params.get("priority")) : null;
   const pageSize = pageSizes.includes(Number(params.get("size"))) ? Number(params.get("size")) : 20;
   const [showCreate, setShowCreate] = useState(params.get("new") === "1");
@@ -175,7 +178,7 @@ export function TasksPage() {
       )}
       {created && (
         <p className="notice" role="status">
-          Task <Link to={`/tasks/${created}`}>#{created}</Link> was created.
+          Task <Link to={`/tasks/${idNumber(created)}`}>#{idNumber(created)}</Link> was created.
         </p>
       )}
       <form className="filters" aria-label="Filter tasks" onSubmit={(e) => e.preventDefault()}>
@@ -192,7 +195,7 @@ export function TasksPage() {
         </label>
         <label>
           Model
-          <select value={modelID ?? ""} onChange={(e) => setFilter("model", e.target.value)}>
+          <select value={modelID ?? ""} onChange={(e) => setFilter("model", e.target.value && idNumber(e.target.value))}>
             <option value="">any</option>
             {modelList.map((m) => (
               <option key={m.id} value={m.id}>
@@ -294,9 +297,9 @@ function TaskTable({ rows }: { rows: readonly TaskRowFieldsFragment[] }) {
         </thead>
         <tbody>
           {rows.map((t) => (
-            <tr key={t.id} data-task-id={t.id} data-status={t.status}>
+            <tr key={t.id} data-task-id={idNumber(t.id)} data-status={t.status}>
               <td>
-                <Link to={`/tasks/${t.id}`}>#{t.id}</Link>
+                <Link to={`/tasks/${idNumber(t.id)}`}>#{idNumber(t.id)}</Link>
               </td>
               <td>
                 <StatusBadge status={t.status} />

@@ -1,0 +1,6 @@
+package nodeid
+
+var (
+	TypeOfOutput = typeOfOutput
+	TypeOfInput  = typeOfInput
+)

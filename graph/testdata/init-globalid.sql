@@ -1,0 +1,33 @@
+-- scripts/init.sql of the releases with ent global ids (kept for graph/TestDatabaseWithGlobalIDsKeepsItsIDs).
+-- Frozen copy: do not regenerate.
+--
+-- MySQL schema of LLM Scheduler. The scheduler creates and updates it by
+-- itself (llm-scheduler migrate, or database.auto_migrate: true); this file
+-- is for creating it by hand:
+--   CREATE DATABASE llm_scheduler CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+--   mysql llm_scheduler < scripts/init.sql
+-- docker-compose.yml runs it on the MySQL container's first start.
+-- Each table's ids start in their own 2^32 range (ent global ids): see AUTO_INCREMENT.
+
+SET NAMES utf8mb4;
+SET FOREIGN_KEY_CHECKS = 0;
+
+-- create "api_keys" table
+CREATE TABLE IF NOT EXISTS `api_keys` (`id` bigint NOT NULL AUTO_INCREMENT, `name` varchar(128) NOT NULL, `role` enum('admin','operator','submitter','viewer') NOT NULL, `prefix` varchar(255) NOT NULL, `hash` varchar(255) NOT NULL, `created_at` datetime(6) NOT NULL, `last_used_at` datetime(6) NULL, `revoked_at` datetime(6) NULL, `weight` bigint NOT NULL DEFAULT 1, `tokens_per_day` bigint NULL, `tokens_per_month` bigint NULL, `model_budgets` json NULL, `webhook_secret` varchar(255) NULL, `callback_url` varchar(2048) NULL, PRIMARY KEY (`id`), UNIQUE INDEX `hash` (`hash`)) CHARSET utf8mb4 COLLATE utf8mb4_bin;
+
+-- create "models" table
+CREATE TABLE IF NOT EXISTS `models` (`id` bigint NOT NULL AUTO_INCREMENT, `name` varchar(128) NOT NULL, `type` enum('openai','local','custom','simulator') NOT NULL, `config` json NULL, `status` enum('online','offline') NOT NULL DEFAULT 'online', `max_workers` bigint NOT NULL, `fallbacks` json NULL, `description` varchar(1024) NULL, `input_price` double NULL, `output_price` double NULL, `created_at` datetime(6) NOT NULL, `updated_at` datetime(6) NOT NULL, `deleted_at` datetime(6) NULL, PRIMARY KEY (`id`), INDEX `model_name` (`name`)) CHARSET utf8mb4 COLLATE utf8mb4_bin AUTO_INCREMENT 8589934592;
+
+-- create "tasks" table
+CREATE TABLE IF NOT EXISTS `tasks` (`id` bigint NOT NULL AUTO_INCREMENT, `type` enum('text-generation','translation','summarization','embedding','custom') NOT NULL, `input` longtext NOT NULL, `params` json NULL, `priority` bigint NOT NULL DEFAULT 2, `status` enum('pending','running','completed','failed','cancelled') NOT NULL DEFAULT 'pending', `output` longtext NULL, `embedding` json NULL, `error` longtext NULL, `attempts` bigint NOT NULL DEFAULT 0, `max_retries` bigint NOT NULL, `attempt_base` bigint NOT NULL DEFAULT 0, `timeout_seconds` bigint NULL, `prompt_tokens` bigint NOT NULL DEFAULT 0, `completion_tokens` bigint NOT NULL DEFAULT 0, `total_tokens` bigint NOT NULL DEFAULT 0, `token_source` varchar(255) NULL, `idempotency_key` varchar(255) NULL, `request_hash` varchar(255) NULL, `api_key_id` bigint NULL, `caller` varchar(128) NOT NULL DEFAULT 'anonymous', `weight` bigint NOT NULL DEFAULT 1, `cost` double NOT NULL DEFAULT 0, `cost_estimated` bool NOT NULL DEFAULT false, `created_at` datetime(6) NOT NULL, `updated_at` datetime(6) NOT NULL, `started_at` datetime(6) NULL, `finished_at` datetime(6) NULL, `next_attempt_at` datetime(6) NULL, `run_at` datetime(6) NULL, `scheduled` bool NOT NULL DEFAULT false, `callback_url` varchar(2048) NULL, `model_id` bigint NOT NULL, PRIMARY KEY (`id`), INDEX `task_status_model_id` (`status`, `model_id`), INDEX `task_status_updated_at` (`status`, `updated_at`), INDEX `task_model_id_status_priority_created_at` (`model_id`, `status`, `priority`, `created_at`), INDEX `task_created_at` (`created_at`), UNIQUE INDEX `task_idempotency_key` (`idempotency_key`), INDEX `task_caller` (`caller`), INDEX `task_scheduled_run_at` (`scheduled`, `run_at`), CONSTRAINT `tasks_models_tasks` FOREIGN KEY (`model_id`) REFERENCES `models` (`id`) ON DELETE NO ACTION) CHARSET utf8mb4 COLLATE utf8mb4_bin AUTO_INCREMENT 12884901888;
+
+-- create "attempts" table
+CREATE TABLE IF NOT EXISTS `attempts` (`id` bigint NOT NULL AUTO_INCREMENT, `number` bigint NOT NULL, `model_id` bigint NOT NULL, `status` enum('running','succeeded','failed','lost','cancelled') NOT NULL, `error` longtext NULL, `error_kind` varchar(255) NULL, `output` longtext NULL, `worker` varchar(255) NULL, `prompt_tokens` bigint NOT NULL DEFAULT 0, `completion_tokens` bigint NOT NULL DEFAULT 0, `cost` double NOT NULL DEFAULT 0, `cost_estimated` bool NOT NULL DEFAULT false, `caller` varchar(128) NOT NULL DEFAULT 'anonymous', `api_key_id` bigint NULL, `token_source` varchar(255) NULL, `finish_reason` varchar(255) NULL, `started_at` datetime(6) NOT NULL, `finished_at` datetime(6) NULL, `task_id` bigint NOT NULL, PRIMARY KEY (`id`), UNIQUE INDEX `attempt_task_id_number` (`task_id`, `number`), INDEX `attempt_model_id_started_at` (`model_id`, `started_at`), INDEX `attempt_api_key_id_started_at` (`api_key_id`, `started_at`), INDEX `attempt_started_at` (`started_at`), CONSTRAINT `attempts_tasks_attempt_history` FOREIGN KEY (`task_id`) REFERENCES `tasks` (`id`) ON DELETE NO ACTION) CHARSET utf8mb4 COLLATE utf8mb4_bin AUTO_INCREMENT 4294967296;
+
+-- create "webhook_deliveries" table
+CREATE TABLE IF NOT EXISTS `webhook_deliveries` (`id` bigint NOT NULL AUTO_INCREMENT, `event` enum('pending','running','completed','failed','cancelled') NOT NULL, `url` varchar(2048) NOT NULL, `api_key_id` bigint NULL, `payload` longtext NOT NULL, `status` enum('pending','delivered','failed') NOT NULL DEFAULT 'pending', `attempts` bigint NOT NULL DEFAULT 0, `next_attempt_at` datetime(6) NOT NULL, `give_up_at` datetime(6) NOT NULL, `lease_until` datetime(6) NULL, `owner` varchar(255) NULL, `last_status_code` bigint NULL, `last_error` longtext NULL, `created_at` datetime(6) NOT NULL, `delivered_at` datetime(6) NULL, `task_id` bigint NOT NULL, PRIMARY KEY (`id`), INDEX `webhookdelivery_status_next_attempt_at` (`status`, `next_attempt_at`), INDEX `webhookdelivery_task_id` (`task_id`), CONSTRAINT `webhook_deliveries_tasks_webhook_deliveries` FOREIGN KEY (`task_id`) REFERENCES `tasks` (`id`) ON DELETE NO ACTION) CHARSET utf8mb4 COLLATE utf8mb4_bin AUTO_INCREMENT 21474836480;
+
+-- create "webhook_attempts" table
+CREATE TABLE IF NOT EXISTS `webhook_attempts` (`id` bigint NOT NULL AUTO_INCREMENT, `number` bigint NOT NULL, `status_code` bigint NULL, `error` longtext NULL, `duration_ms` bigint NOT NULL DEFAULT 0, `worker` varchar(255) NULL, `started_at` datetime(6) NOT NULL, `delivery_id` bigint NOT NULL, PRIMARY KEY (`id`), UNIQUE INDEX `webhookattempt_delivery_id_number` (`delivery_id`, `number`), CONSTRAINT `webhook_attempts_webhook_deliveries_attempt_history` FOREIGN KEY (`delivery_id`) REFERENCES `webhook_deliveries` (`id`) ON DELETE NO ACTION) CHARSET utf8mb4 COLLATE utf8mb4_bin AUTO_INCREMENT 17179869184;
+
+SET FOREIGN_KEY_CHECKS = 1;
