@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llmsched/llm-scheduler/graph/nodeid"
 )
 
 // gqlClient speaks GraphQL over HTTP POST to /graphql.
@@ -112,7 +114,15 @@ func trim(s string) string {
 	return s
 }
 
-func gqlID(id string) (int, error) { return strconv.Atoi(id) }
+// gqlID is the task number inside a GraphQL task id (base64 of
+// "Task:number", docs/graphql.md).
+func gqlID(id string) (int, error) {
+	ref, ok := nodeid.Decode(id)
+	if !ok || ref.Type != nodeid.Task {
+		return 0, fmt.Errorf("graphql: %q is not a task id", id)
+	}
+	return ref.ID, nil
+}
 
 const createTaskMutation = `mutation($in: CreateTaskInput!) { createTask(input: $in) { id } }`
 
