@@ -2,6 +2,7 @@ import { useState } from "react";
 import { useMutation, type CombinedError } from "urql";
 import { apiError } from "../../api/errors";
 import { cancelTaskMutation, retryTaskMutation } from "./documents";
+import { idNumber } from "../../lib/ids";
 
 /** TaskActions offers cancel (pending or running) and retry (failed or cancelled). */
 export function TaskActions({ id, status, compact = false }: { id: string; status: string; compact?: boolean }) {
@@ -18,12 +19,12 @@ export function TaskActions({ id, status, compact = false }: { id: string; statu
   return (
     <span className="actions">
       {canCancel && (
-        <button type="button" className="btn-danger" disabled={cancelState.fetching} onClick={() => void run(cancel)} aria-label={`Cancel task ${id}`}>
+        <button type="button" className="btn-danger" disabled={cancelState.fetching} onClick={() => void run(cancel)} aria-label={`Cancel task ${idNumber(id)}`}>
           {cancelState.fetching ? "Cancelling…" : "Cancel"}
         </button>
       )}
       {canRetry && (
-        <button type="button" disabled={retryState.fetching} onClick={() => void run(retry)} aria-label={`Retry task ${id}`}>
+        <button type="button" disabled={retryState.fetching} onClick={() => void run(retry)} aria-label={`Retry task ${idNumber(id)}`}>
           {retryState.fetching ? "Retrying…" : "Retry"}
         </button>
       )}

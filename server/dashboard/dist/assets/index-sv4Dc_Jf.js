@@ -193,7 +193,7 @@ In order to be iterable, non-array objects must have a [Symbol.iterator]() metho
       }
     }
   }
-`);function jZ({id:e,status:t,compact:n=!1}){let[r,i]=Xi(OZ),[a,o]=Xi(kZ),[s,c]=(0,v.useState)(null),l=t===`PENDING`||t===`RUNNING`,u=t===`FAILED`||t===`CANCELLED`,d=async t=>{c(null);let n=await t({id:e});n.error&&c(Na(n.error)?.message??`The request failed`)};return(0,V.jsxs)(`span`,{className:`actions`,children:[l&&(0,V.jsx)(`button`,{type:`button`,className:`btn-danger`,disabled:r.fetching,onClick:()=>void d(i),"aria-label":`Cancel task ${e}`,children:r.fetching?`Cancelling…`:`Cancel`}),u&&(0,V.jsx)(`button`,{type:`button`,disabled:a.fetching,onClick:()=>void d(o),"aria-label":`Retry task ${e}`,children:a.fetching?`Retrying…`:`Retry`}),s&&(0,V.jsxs)(`span`,{className:`inline-error`,role:`alert`,children:[n?`⚠ `:``,s]})]})}var MZ=H(`
+`);function jZ({id:e,status:t,compact:n=!1}){let[r,i]=Xi(OZ),[a,o]=Xi(kZ),[s,c]=(0,v.useState)(null),l=t===`PENDING`||t===`RUNNING`,u=t===`FAILED`||t===`CANCELLED`,d=async t=>{c(null);let n=await t({id:e});n.error&&c(Na(n.error)?.message??`The request failed`)};return(0,V.jsxs)(`span`,{className:`actions`,children:[l&&(0,V.jsx)(`button`,{type:`button`,className:`btn-danger`,disabled:r.fetching,onClick:()=>void d(i),"aria-label":`Cancel task ${zX(e)}`,children:r.fetching?`Cancelling…`:`Cancel`}),u&&(0,V.jsx)(`button`,{type:`button`,disabled:a.fetching,onClick:()=>void d(o),"aria-label":`Retry task ${zX(e)}`,children:a.fetching?`Retrying…`:`Retry`}),s&&(0,V.jsxs)(`span`,{className:`inline-error`,role:`alert`,children:[n?`⚠ `:``,s]})]})}var MZ=H(`
   mutation CreateTask($input: CreateTaskInput!) {
     createTask(input: $input) {
       ...TaskRowFields
