@@ -42,3 +42,11 @@ func PollInterval(w *Worker) time.Duration { return w.serverCfg.TaskCheckInterva
 
 // GatedPoll is asynq's sleep between polls behind an idle gate.
 const GatedPoll = gatedPoll
+
+// FairShareKeys names a model's fair-share state in Redis: the hash of
+// the round robin and the bands' clocks, and the sorted set of the
+// callers' last tags.
+func FairShareKeys(d *Dispatcher, modelID int) (clocks, callers string) {
+	k := d.slots.keys(modelID)
+	return k[4], k[5]
+}

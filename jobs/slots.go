@@ -86,7 +86,7 @@ type Slots struct {
 	// of the model's shard takes both at once (see markModel).
 	modelMarks bool
 	// wake is the key idle workers set when they stop polling Redis (see
-	// wake.go); the slot scripts take it (KEYS[6]) when they hand out a
+	// wake.go); the slot scripts take it (KEYS[7]) when they hand out a
 	// slot. Empty where wake-ups are off.
 	wake string
 	// wakePerModel gives each model a wake key of its own, in the model's
@@ -146,14 +146,21 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 }
 
 // keys are a model's slot keys: the parked queue's tail, the leases, the
-// backoff, the parked queue's head (see headSize), and the weighted
-// order's round-robin state (see Order), a hash that also holds the
-// fair-share clocks (per band b its generation gb and virtual time vb, per
-// band and caller c "b:c" the generation and the caller's last tag; see
-// fairShare).
+// backoff, the parked queue's head (see headSize), the weighted order's
+// round-robin state (see Order), a hash that also holds the fair-share
+// clocks (per band b its virtual time vb), and the callers' last tags (see
+// fairShare), a sorted set with a member "b:c" per band b and caller c
+// scored b*rankBand plus the caller's last tag.
+//
+// The callers' tags are bounded by the callers with work: a tag at or
+// below its band's clock is deleted as the clock passes it (it gives the
+// same next tag as no tag: max(V, L) = V), and all of a band's are
+// deleted when the band runs empty and its clock starts again. So what is
+// left are callers whose tasks are parked, or were parked since their
+// band was last served and given up (a cancelled task).
 func (s *Slots) keys(modelID int) []string {
 	tag := s.tag(modelID)
-	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head", tag + ":wrr"}
+	return []string{tag + ":parked", tag + ":leases", tag + ":backoff", tag + ":head", tag + ":wrr", tag + ":fair"}
 }
 
 // tag is the hash tag of a model's keys: it keeps them in one Redis
@@ -269,8 +276,8 @@ func (s *Slots) unmarked(ctx context.Context, modelIDs []int) (fresh, lost []int
 
 // scriptKeys are the keys of an Admit or Release script call, and the max
 // to pass it. The model's wake key, when there is one, rides along as
-// KEYS[6]. With epochInScript (which needs a wake key before it) the epoch
-// key follows as KEYS[7] and the script applies grantable's rule; with
+// KEYS[7]. With epochInScript (which needs a wake key before it) the epoch
+// key follows as KEYS[8] and the script applies grantable's rule; with
 // modelMarks the model's marker does; otherwise the epoch is read here
 // first.
 func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
@@ -305,12 +312,14 @@ func (s *Slots) unmarkedModel(ctx context.Context, modelID, max int) ([]grant, e
 }
 
 // Common prologue. KEYS: the parked queue's tail, the leases, the backoff,
-// the parked queue's head, the weighted order's state (see Slots.keys),
-// then the wake and epoch keys when given. ARGV: now (unix ms), the lease
+// the parked queue's head, the weighted order's state and band clocks,
+// the callers' fair-share tags (KEYS[1..6], see Slots.keys), then the wake
+// key (KEYS[7]) and the epoch key or the model's marker (KEYS[8]) when
+// given. All but the epoch key carry the model's hash tag. ARGV: now (unix ms), the lease
 // TTL (ms), max, the order ("" strict, else the high, medium and low
 // weights), then the script's own.
 //
-// No slots while the epoch key or the model's marker (KEYS[7], when given)
+// No slots while the epoch key or the model's marker (KEYS[8], when given)
 // is missing (see Slots.grantable and markScript); the script then
 // returns a last element 1 (unmarked); drop expired leases, and learn whether the model's
 // dispatch is backing off. park puts a task in the parked queue, head or
@@ -318,19 +327,20 @@ func (s *Slots) unmarkedModel(ctx context.Context, modelID, max int) ([]grant, e
 // fair-share score, served moves its band's clock (see fairShare). The fill loop hands free slots
 // to the next parked tasks (pop: the queue's first; popWeighted: the first
 // of a band chosen by smooth weighted round robin) and returns them as id,
-// score pairs. woke takes the wake key (KEYS[6], when given): 1 if idle
+// score pairs. woke takes the wake key (KEYS[7], when given): 1 if idle
 // workers were waiting for a wake-up.
 var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64),
 	"FAIR_SHARE", strconv.FormatFloat(fairShare, 'f', -1, 64)).Replace(`
-local parked, leases, backoff, head, wrr = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
--- The fair-share clocks share the round robin's hash (fields gB, vB, B:caller).
-local fair = wrr
+local parked, leases, backoff, head, wrr, fair = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- The bands' fair-share clocks share the round robin's hash (fields vB);
+-- the callers' last tags are the sorted set fair (member B:caller, score
+-- B * band + tag; see Slots.keys).
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local headSize, band = HEAD_SIZE, RANK_BAND
 local weights = {}
 for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
 local unmarked = 0
-if KEYS[7] and max > 0 and redis.call('EXISTS', KEYS[7]) == 0 then max, unmarked = 0, 1 end
+if KEYS[8] and max > 0 and redis.call('EXISTS', KEYS[8]) == 0 then max, unmarked = 0, 1 end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 -- tonum reads a score. The embedded Redis (miniredis, on gopher-lua)
 -- writes round scores as 1e+15, which gopher-lua's tonumber cannot read.
@@ -372,34 +382,35 @@ local function bandEmpty(b)
   return redis.call('ZCOUNT', parked, lo, hi) == 0
 end
 -- tag is the score of a new task of band b from caller c with weight w:
--- band b, then max(V, L) + step (see fairShare in slots.go).
+-- band b, then max(V, L) + step (see fairShare in slots.go). A band run
+-- empty starts its clock again and forgets its callers' tags.
 local function tag(b, c, w)
-  local g = redis.call('HGET', fair, 'g' .. b) or '0'
-  local v = tonum(redis.call('HGET', fair, 'v' .. b) or '0')
+  local v = tonum(redis.call('HGET', wrr, 'v' .. b) or '0')
   if v > 0 and bandEmpty(b) then
-    g = tostring(redis.call('HINCRBY', fair, 'g' .. b, 1))
     v = 0
-    redis.call('HSET', fair, 'v' .. b, '0')
+    redis.call('HSET', wrr, 'v' .. b, '0')
+    redis.call('ZREMRANGEBYSCORE', fair, string.format('%.0f', b * band), string.format('(%.0f', (b + 1) * band))
   end
   local start = v
-  local mine = redis.call('HGET', fair, b .. ':' .. c)
-  if mine then
-    local mg, ml = string.match(mine, '^(%d+) (.+)$')
-    if mg == g and tonum(ml) > start then start = tonum(ml) end
-  end
-  local t = start + FAIR_SHARE / w
-  redis.call('HSET', fair, b .. ':' .. c, g .. ' ' .. num(t))
-  return num(b * band + t)
+  local mine = redis.call('ZSCORE', fair, b .. ':' .. c)
+  if mine and tonum(mine) - b * band > start then start = tonum(mine) - b * band end
+  local t = num(b * band + start + FAIR_SHARE / w)
+  redis.call('ZADD', fair, t, b .. ':' .. c)
+  return t
 end
--- served moves the clock of a task's band to its tag as it takes a slot.
+-- served moves the clock of a task's band to its tag as it takes a slot,
+-- and forgets the band's callers' tags the clock reached (max(V, L) is V
+-- for them, as with no tag).
 local function served(score)
-  local b = math.floor(tonum(score) / band)
-  redis.call('HSET', fair, 'v' .. b, num(tonum(score) - b * band))
+  local s = tonum(score)
+  local b = math.floor(s / band)
+  redis.call('HSET', wrr, 'v' .. b, num(s - b * band))
+  redis.call('ZREMRANGEBYSCORE', fair, string.format('%.0f', b * band), num(s))
 end
 -- front is the score that puts a task back first in its band (a task
 -- given back while it waits on a rate limit: it had its turn's place).
 local function front(b)
-  return num(b * band + tonum(redis.call('HGET', fair, 'v' .. b) or '0'))
+  return num(b * band + tonum(redis.call('HGET', wrr, 'v' .. b) or '0'))
 end
 local function pop()
   local top = redis.call('ZPOPMIN', head)
@@ -458,7 +469,7 @@ local function fill()
   return granted
 end
 local function woke()
-  if KEYS[6] and redis.call('DEL', KEYS[6]) == 1 then return 1 end
+  if KEYS[7] and redis.call('DEL', KEYS[7]) == 1 then return 1 end
   return 0
 end
 `)
