@@ -74,10 +74,12 @@ func (w *waker) run() {
 // round sends what was asked since the last one.
 func (w *waker) round() {
 	w.mu.Lock()
-	plain, keys := w.plain, w.armed
+	plain := w.plain
 	w.plain = false
-	if len(keys) > 0 {
-		w.armed = map[string]struct{}{}
+	var keys map[string]struct{}
+	if len(w.armed) > 0 {
+		// The round takes the map; asks from now on fill a new one.
+		keys, w.armed = w.armed, map[string]struct{}{}
 	}
 	w.mu.Unlock()
 	ctx := context.Background()
