@@ -148,7 +148,8 @@ func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
 		t.Fatalf("B's own key: %d %s", status, raw)
 	}
 	status, _, raw = rawReq(t, a, "POST", "/api/v1/tasks", diff, "Authorization", "Bearer "+keyB, "Idempotency-Key", "shared-1")
-	if status != http.StatusConflict || strings.Contains(raw, fmt.Sprint(first.Data.ID)) {
+	if status != http.StatusConflict || !strings.Contains(raw, fmt.Sprintf("task %d ", other.Data.ID)) ||
+		strings.Contains(raw, fmt.Sprintf("task %d ", first.Data.ID)) {
 		t.Fatalf("B reusing its own key with another body: %d %s, want 409 about B's task", status, raw)
 	}
 	if strings.Contains(raw, "A's secret") {
