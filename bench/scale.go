@@ -21,6 +21,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the private MariaDB
+	"github.com/prometheus/procfs"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/redistest"
@@ -296,17 +297,18 @@ func perTask(before, after map[string]int64, n float64, prefix string, top int) 
 	return total, strings.Join(parts, ", ")
 }
 
-// loadAvg is the machine's 1-minute load average.
+// loadAvg is the machine's 1-minute load average, or "?" where /proc
+// cannot say (the report still prints; nothing depends on it).
 func loadAvg() string {
-	raw, err := os.ReadFile("/proc/loadavg")
+	l, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(raw))
-	if len(f) == 0 {
+	avg, err := l.LoadAvg()
+	if err != nil {
 		return "?"
 	}
-	return f[0]
+	return strconv.FormatFloat(avg.Load1, 'f', 2, 64)
 }
 
 // cpuOf sums each kind's processes' CPU time (user + system) in µs.
@@ -324,33 +326,18 @@ func cpuOf(pids map[string][]int) (map[string]int64, error) {
 	return out, nil
 }
 
-// clockTick is the kernel's USER_HZ, the unit of /proc/<pid>/stat times
-// (100 on every Linux this runs on).
-const clockTick = 100
-
-// procCPU reads a process's utime + stime from /proc/<pid>/stat, in µs.
+// procCPU is a process's utime + stime, in µs (procfs reads
+// /proc/<pid>/stat).
 func procCPU(pid int) (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) may hold spaces: fields count from after
-	// its closing parenthesis, where field 3 (state) starts.
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unreadable /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
+	st, err := p.Stat()
+	if err != nil {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	return (ut + st) * 1_000_000 / clockTick, nil
+	return int64(st.CPUTime() * 1e6), nil
 }
 
 // scaleEnv is the processes' environment: the caller's without its
