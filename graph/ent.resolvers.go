@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"entgo.io/contrib/entgql"
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/graph/nodeid"
 	"github.com/llmsched/llm-scheduler/scheduler"
@@ -22,7 +23,7 @@ func (r *modelResolver) Tasks(ctx context.Context, obj *ent.Model, after *entgql
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	ref, err := nodeid.Arg(ctx, "id") // id is the number; the tag names the table
@@ -34,7 +35,7 @@ func (r *queryResolver) Node(ctx context.Context, id int) (ent.Noder, error) {
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	refs, err := nodeid.Args(ctx, "ids") // ids are the numbers; the tags name the tables
@@ -50,7 +51,7 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []int) ([]ent.Noder, erro
 
 // Models is the resolver for the models field.
 func (r *queryResolver) Models(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) (*ent.ModelConnection, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.ModelConnection(ctx, scheduler.Window{After: after, First: first, Before: before, Last: last}, orderBy, where)
@@ -58,7 +59,7 @@ func (r *queryResolver) Models(ctx context.Context, after *entgql.Cursor[int], f
 
 // Tasks is the resolver for the tasks field.
 func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput) (*ent.TaskConnection, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.TaskConnection(ctx, scheduler.Window{After: after, First: first, Before: before, Last: last}, orderBy, where,

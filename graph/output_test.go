@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/graph"
 )
@@ -189,9 +190,9 @@ func (b overlapBus) OutputSoFar(ctx context.Context, taskID, attempt int) ([]eve
 
 type openAccess struct{}
 
-func (openAccess) Allow(context.Context, graph.Permission) error { return nil }
-func (openAccess) Owner(context.Context) *int                    { return nil }
-func (openAccess) Submitter(context.Context) *int                { return nil }
+func (openAccess) Allow(context.Context, domain.Permission) error { return nil }
+func (openAccess) Owner(context.Context) *int                     { return nil }
+func (openAccess) Submitter(context.Context) *int                 { return nil }
 
 // TestTaskOutputChunksBothKeptAndLiveGoOutOnce: chunks published between
 // the subscription and the read of what was kept arrive both ways; the

@@ -8,6 +8,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/scheduler"
@@ -42,23 +43,13 @@ type Events interface {
 	OutputSoFar(ctx context.Context, taskID, attempt int) ([]events.OutputChunk, error)
 }
 
-// Permission is what a role may do; the same names as the REST layer's.
-type Permission string
-
-const (
-	PermRead        Permission = "read"
-	PermSubmit      Permission = "submit"
-	PermOperate     Permission = "operate"
-	PermModelStatus Permission = "model_status"
-	PermAdmin       Permission = "admin"
-)
-
 // Access decides what the caller of an operation may do. The server package
 // implements it with API keys and roles; graph cannot import server.
 type Access interface {
-	// Allow returns nil when the caller holds perm, else an UNAUTHENTICATED
+	// Allow returns nil when the caller holds perm (domain's permissions
+	// table), else an UNAUTHENTICATED
 	// or FORBIDDEN scheduler.Error.
-	Allow(ctx context.Context, perm Permission) error
+	Allow(ctx context.Context, perm domain.Permission) error
 	// Owner is the API key whose tasks alone the caller may see (a
 	// submitter); nil means every task.
 	Owner(ctx context.Context) *int
@@ -71,9 +62,9 @@ type Access interface {
 // when API keys are off, and tests of the resolvers alone.
 type OpenAccess struct{}
 
-func (OpenAccess) Allow(context.Context, Permission) error { return nil }
-func (OpenAccess) Owner(context.Context) *int              { return nil }
-func (OpenAccess) Submitter(context.Context) *int          { return nil }
+func (OpenAccess) Allow(context.Context, domain.Permission) error { return nil }
+func (OpenAccess) Owner(context.Context) *int                     { return nil }
+func (OpenAccess) Submitter(context.Context) *int                 { return nil }
 
 // NewSchema builds the executable schema. Connections and node lists cost
 // their children's complexity once per item asked for, so the complexity
@@ -116,7 +107,7 @@ func (r *Resolver) buffer() int {
 // at the default buffer held 30 MB of empty channel slots.
 func (r *Resolver) taskBuffer() int { return min(r.buffer(), events.TaskBuffer) }
 
-func (r *Resolver) allow(ctx context.Context, perm Permission) error {
+func (r *Resolver) allow(ctx context.Context, perm domain.Permission) error {
 	return r.Access.Allow(ctx, perm)
 }
 

@@ -31,7 +31,7 @@ func (r *aPIKeyResolver) ModelBudgets(ctx context.Context, obj *ent.APIKey) ([]*
 
 // Usage is the resolver for the usage field.
 func (r *aPIKeyResolver) Usage(ctx context.Context, obj *ent.APIKey) (*scheduler.KeyUsage, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	return r.Svc.KeyUsage(ctx, obj.ID)
@@ -86,7 +86,7 @@ func (r *modelStatResolver) Status(ctx context.Context, obj *scheduler.ModelStat
 
 // CreateTask is the resolver for the createTask field.
 func (r *mutationResolver) CreateTask(ctx context.Context, input CreateTaskInput) (*ent.Task, error) {
-	if err := r.allow(ctx, PermSubmit); err != nil {
+	if err := r.allow(ctx, domain.PermSubmit); err != nil {
 		return nil, err
 	}
 	t, err := r.Svc.CreateTask(ctx, input.newTask(r.Access.Submitter(ctx)))
@@ -95,7 +95,7 @@ func (r *mutationResolver) CreateTask(ctx context.Context, input CreateTaskInput
 
 // CreateTasks is the resolver for the createTasks field.
 func (r *mutationResolver) CreateTasks(ctx context.Context, inputs []*CreateTaskInput) ([]*ent.Task, error) {
-	if err := r.allow(ctx, PermSubmit); err != nil {
+	if err := r.allow(ctx, domain.PermSubmit); err != nil {
 		return nil, err
 	}
 	submitter := r.Access.Submitter(ctx)
@@ -109,7 +109,7 @@ func (r *mutationResolver) CreateTasks(ctx context.Context, inputs []*CreateTask
 
 // CancelTask is the resolver for the cancelTask field.
 func (r *mutationResolver) CancelTask(ctx context.Context, id int) (*ent.Task, error) {
-	if err := r.allow(ctx, PermOperate); err != nil {
+	if err := r.allow(ctx, domain.PermOperate); err != nil {
 		return nil, err
 	}
 	return r.Svc.CancelTask(ctx, id)
@@ -117,7 +117,7 @@ func (r *mutationResolver) CancelTask(ctx context.Context, id int) (*ent.Task, e
 
 // RetryTask is the resolver for the retryTask field.
 func (r *mutationResolver) RetryTask(ctx context.Context, id int) (*ent.Task, error) {
-	if err := r.allow(ctx, PermOperate); err != nil {
+	if err := r.allow(ctx, domain.PermOperate); err != nil {
 		return nil, err
 	}
 	return r.Svc.RetryTask(ctx, id)
@@ -125,7 +125,7 @@ func (r *mutationResolver) RetryTask(ctx context.Context, id int) (*ent.Task, er
 
 // CreateModel is the resolver for the createModel field.
 func (r *mutationResolver) CreateModel(ctx context.Context, input CreateModelInput) (*ent.Model, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	n := scheduler.NewModel{
@@ -141,7 +141,7 @@ func (r *mutationResolver) CreateModel(ctx context.Context, input CreateModelInp
 
 // UpdateModel is the resolver for the updateModel field.
 func (r *mutationResolver) UpdateModel(ctx context.Context, id int, input UpdateModelInput) (*ent.Model, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	p := scheduler.ModelPatch{
@@ -160,7 +160,7 @@ func (r *mutationResolver) UpdateModel(ctx context.Context, id int, input Update
 
 // SetModelStatus is the resolver for the setModelStatus field.
 func (r *mutationResolver) SetModelStatus(ctx context.Context, id int, status domain.ModelStatus) (*ent.Model, error) {
-	if err := r.allow(ctx, PermModelStatus); err != nil {
+	if err := r.allow(ctx, domain.PermModelStatus); err != nil {
 		return nil, err
 	}
 	return r.Svc.SetModelStatus(ctx, id, string(status))
@@ -168,7 +168,7 @@ func (r *mutationResolver) SetModelStatus(ctx context.Context, id int, status do
 
 // DeleteModel is the resolver for the deleteModel field.
 func (r *mutationResolver) DeleteModel(ctx context.Context, id int) (*ent.Model, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	return r.Svc.DeleteModel(ctx, id)
@@ -176,7 +176,7 @@ func (r *mutationResolver) DeleteModel(ctx context.Context, id int) (*ent.Model,
 
 // CreateAPIKey is the resolver for the createAPIKey field.
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input CreateAPIKeyInput) (*CreatedAPIKey, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	c, err := r.Svc.Keys().CreateWith(ctx, input.Name, input.Role, apikeys.Settings{
@@ -191,7 +191,7 @@ func (r *mutationResolver) CreateAPIKey(ctx context.Context, input CreateAPIKeyI
 
 // UpdateAPIKey is the resolver for the updateAPIKey field.
 func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id int, input UpdateAPIKeyInput) (*ent.APIKey, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	k, err := r.Svc.Keys().Update(ctx, id, apikeys.Settings{
@@ -204,7 +204,7 @@ func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id int, input Updat
 
 // RotateWebhookSecret is the resolver for the rotateWebhookSecret field.
 func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, apiKeyID int) (*RotatedWebhookSecret, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	k, secret, err := r.Svc.Keys().RotateWebhookSecret(ctx, apiKeyID)
@@ -217,7 +217,7 @@ func (r *mutationResolver) RotateWebhookSecret(ctx context.Context, apiKeyID int
 
 // RedeliverWebhook is the resolver for the redeliverWebhook field.
 func (r *mutationResolver) RedeliverWebhook(ctx context.Context, id int) (*ent.WebhookDelivery, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	return r.Svc.Redeliver(ctx, id)
@@ -225,7 +225,7 @@ func (r *mutationResolver) RedeliverWebhook(ctx context.Context, id int) (*ent.W
 
 // Task is the resolver for the task field.
 func (r *queryResolver) Task(ctx context.Context, id int) (*ent.Task, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.TaskFor(ctx, id, r.Access.Owner(ctx))
@@ -233,7 +233,7 @@ func (r *queryResolver) Task(ctx context.Context, id int) (*ent.Task, error) {
 
 // Model is the resolver for the model field.
 func (r *queryResolver) Model(ctx context.Context, id int) (*ent.Model, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.GetModel(ctx, id)
@@ -241,7 +241,7 @@ func (r *queryResolver) Model(ctx context.Context, id int) (*ent.Model, error) {
 
 // DashboardStats is the resolver for the dashboardStats field.
 func (r *queryResolver) DashboardStats(ctx context.Context) (*scheduler.DashboardStats, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.DashboardStats(ctx)
@@ -249,7 +249,7 @@ func (r *queryResolver) DashboardStats(ctx context.Context) (*scheduler.Dashboar
 
 // TaskStatsByDate is the resolver for the taskStatsByDate field.
 func (r *queryResolver) TaskStatsByDate(ctx context.Context, days int) ([]*scheduler.DayStats, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	stats, err := r.Svc.TaskStatsByDate(ctx, days)
@@ -265,7 +265,7 @@ func (r *queryResolver) TaskStatsByDate(ctx context.Context, days int) ([]*sched
 
 // CostReport is the resolver for the costReport field.
 func (r *queryResolver) CostReport(ctx context.Context, days int) (*scheduler.CostReport, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	return r.Svc.CostReport(ctx, days, r.Access.Owner(ctx))
@@ -273,7 +273,7 @@ func (r *queryResolver) CostReport(ctx context.Context, days int) (*scheduler.Co
 
 // APIKeys is the resolver for the apiKeys field.
 func (r *queryResolver) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
-	if err := r.allow(ctx, PermAdmin); err != nil {
+	if err := r.allow(ctx, domain.PermAdmin); err != nil {
 		return nil, err
 	}
 	ks, err := r.Svc.Keys().List(ctx)
@@ -282,7 +282,7 @@ func (r *queryResolver) APIKeys(ctx context.Context) ([]*ent.APIKey, error) {
 
 // MyUsage is the resolver for the myUsage field.
 func (r *queryResolver) MyUsage(ctx context.Context) (*scheduler.KeyUsage, error) {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
 	id := r.Access.Submitter(ctx)

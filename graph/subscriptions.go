@@ -41,7 +41,7 @@ func onWebsocket(ctx context.Context) bool {
 // startSubscription checks what every subscription needs: the read
 // permission and a websocket to stream on.
 func (r *Resolver) startSubscription(ctx context.Context) error {
-	if err := r.allow(ctx, PermRead); err != nil {
+	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return err
 	}
 	if !onWebsocket(ctx) {

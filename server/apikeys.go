@@ -12,12 +12,12 @@ import (
 
 // API keys over REST: an admin lists, creates and changes keys (weight and
 // token budgets); every key reads its own usage at /api/v1/usage.
-func (h *rest) keyRoutes(mux *http.ServeMux, wrap func(perm string, f http.HandlerFunc) http.Handler) {
-	mux.Handle("GET /api/v1/apikeys", wrap(permAdmin, h.listKeys))
-	mux.Handle("POST /api/v1/apikeys", wrap(permAdmin, h.createKey))
-	mux.Handle("PUT /api/v1/apikeys/{id}", wrap(permAdmin, h.updateKey))
-	mux.Handle("GET /api/v1/apikeys/{id}/usage", wrap(permAdmin, h.keyUsage))
-	mux.Handle("GET /api/v1/usage", wrap(permRead, h.ownUsage))
+func (h *rest) keyRoutes(mux *http.ServeMux, wrap func(perm domain.Permission, f http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /api/v1/apikeys", wrap(domain.PermAdmin, h.listKeys))
+	mux.Handle("POST /api/v1/apikeys", wrap(domain.PermAdmin, h.createKey))
+	mux.Handle("PUT /api/v1/apikeys/{id}", wrap(domain.PermAdmin, h.updateKey))
+	mux.Handle("GET /api/v1/apikeys/{id}/usage", wrap(domain.PermAdmin, h.keyUsage))
+	mux.Handle("GET /api/v1/usage", wrap(domain.PermRead, h.ownUsage))
 }
 
 // keyView is an API key as the REST API shows it (never the key itself,

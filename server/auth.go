@@ -17,22 +17,6 @@ import (
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
-// Permissions, each granted to a set of roles.
-const (
-	permRead        = "read"
-	permSubmit      = "submit"
-	permOperate     = "operate"
-	permModelStatus = "model_status"
-	permAdmin       = "admin"
-)
-
-var rolePerms = map[domain.Role][]string{
-	domain.RoleAdmin:     {permRead, permSubmit, permOperate, permModelStatus, permAdmin},
-	domain.RoleOperator:  {permRead, permSubmit, permOperate, permModelStatus},
-	domain.RoleSubmitter: {permRead, permSubmit},
-	domain.RoleViewer:    {permRead},
-}
-
 // Principal is who makes a request.
 type Principal struct {
 	KeyID int
@@ -42,14 +26,14 @@ type Principal struct {
 	Anonymous bool
 }
 
-// Can reports whether the principal holds perm.
-func (p *Principal) Can(perm string) bool {
-	for _, x := range rolePerms[p.Role] {
-		if x == perm {
-			return true
-		}
-	}
-	return false
+// Can reports whether the principal holds perm (domain's permissions
+// table).
+func (p *Principal) Can(perm domain.Permission) bool { return p.Role.Can(perm) }
+
+// forbidden is the error of a caller whose role lacks perm.
+func forbidden(role domain.Role, perm domain.Permission) error {
+	return &scheduler.Error{Code: scheduler.CodeForbidden,
+		Message: "role " + string(role) + " may not do this (needs " + string(perm) + ")"}
 }
 
 type principalKey struct{}
@@ -142,7 +126,7 @@ func bearer(r *http.Request) string {
 }
 
 // require wraps a handler with authentication and a permission check.
-func (s *Server) require(perm string, f http.HandlerFunc) http.Handler {
+func (s *Server) require(perm domain.Permission, f http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Authenticate(r.Context(), bearer(r))
 		if err != nil {
@@ -150,8 +134,7 @@ func (s *Server) require(perm string, f http.HandlerFunc) http.Handler {
 			return
 		}
 		if !p.Can(perm) {
-			writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
-				Message: "role " + string(p.Role) + " may not do this (needs " + perm + ")"})
+			writeError(w, r, s.log, forbidden(p.Role, perm))
 			return
 		}
 		f(w, r.WithContext(WithPrincipal(r.Context(), p)))
@@ -183,9 +166,8 @@ func (s *Server) adminOnly(h http.Handler) http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if !p.Can(permAdmin) {
-			writeError(w, r, s.log, &scheduler.Error{Code: scheduler.CodeForbidden,
-				Message: "role " + string(p.Role) + " may not do this (needs " + permAdmin + ")"})
+		if !p.Can(domain.PermAdmin) {
+			writeError(w, r, s.log, forbidden(p.Role, domain.PermAdmin))
 			return
 		}
 		if basic && !safeMethod(r.Method) && !sameOrAllowedOrigin(r, origins) {

@@ -18,6 +18,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/graph"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -176,7 +177,7 @@ func originAllowed(r *http.Request, allowed []string) bool {
 // graphAccess applies the REST layer's roles and permissions to GraphQL.
 type graphAccess struct{}
 
-func (graphAccess) Allow(ctx context.Context, perm graph.Permission) error {
+func (graphAccess) Allow(ctx context.Context, perm domain.Permission) error {
 	p := PrincipalFrom(ctx)
 	if p == nil {
 		if err, ok := ctx.Value(authErrKey{}).(error); ok {
@@ -184,9 +185,8 @@ func (graphAccess) Allow(ctx context.Context, perm graph.Permission) error {
 		}
 		return &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "an API key is required: send Authorization: Bearer <key>"}
 	}
-	if !p.Can(string(perm)) {
-		return &scheduler.Error{Code: scheduler.CodeForbidden,
-			Message: "role " + string(p.Role) + " may not do this (needs " + string(perm) + ")"}
+	if !p.Can(perm) {
+		return forbidden(p.Role, perm)
 	}
 	return nil
 }

@@ -68,9 +68,9 @@ func (d *openaiDoor) guard(f http.HandlerFunc) http.Handler {
 			d.fail(w, r, err, nil)
 			return
 		}
-		if !p.Can(permSubmit) {
+		if !p.Can(domain.PermSubmit) {
 			d.fail(w, r, &scheduler.Error{Code: scheduler.CodeForbidden,
-				Message: "role " + string(p.Role) + " may not use the OpenAI API (needs " + permSubmit + ": a submitter, operator or admin key)"}, nil)
+				Message: "role " + string(p.Role) + " may not use the OpenAI API (needs " + string(domain.PermSubmit) + ": a submitter, operator or admin key)"}, nil)
 			return
 		}
 		if r.Method == http.MethodPost {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -17,22 +18,22 @@ type rest struct {
 	log *slog.Logger
 }
 
-func (h *rest) routes(mux *http.ServeMux, wrap func(perm string, f http.HandlerFunc) http.Handler) {
-	mux.Handle("POST /api/v1/tasks", wrap(permSubmit, h.createTask))
-	mux.Handle("GET /api/v1/tasks", wrap(permRead, h.listTasks))
-	mux.Handle("GET /api/v1/tasks/{id}", wrap(permRead, h.getTask))
-	mux.Handle("DELETE /api/v1/tasks/{id}", wrap(permOperate, h.taskAction(h.svc.CancelTask)))
-	mux.Handle("POST /api/v1/tasks/{id}/cancel", wrap(permOperate, h.taskAction(h.svc.CancelTask)))
-	mux.Handle("POST /api/v1/tasks/{id}/retry", wrap(permOperate, h.taskAction(h.svc.RetryTask)))
-	mux.Handle("POST /api/v1/models", wrap(permAdmin, h.createModel))
-	mux.Handle("GET /api/v1/models", wrap(permRead, h.listModels))
-	mux.Handle("GET /api/v1/models/{id}", wrap(permRead, h.getModel))
-	mux.Handle("PUT /api/v1/models/{id}", wrap(permAdmin, h.updateModel))
-	mux.Handle("DELETE /api/v1/models/{id}", wrap(permAdmin, h.deleteModel))
-	mux.Handle("PUT /api/v1/models/{id}/status", wrap(permModelStatus, h.setModelStatus))
-	mux.Handle("GET /api/v1/stats/dashboard", wrap(permRead, h.dashboard))
-	mux.Handle("GET /api/v1/stats/tasks/date", wrap(permRead, h.statsByDate))
-	mux.Handle("GET /api/v1/stats/cost", wrap(permRead, h.costReport))
+func (h *rest) routes(mux *http.ServeMux, wrap func(perm domain.Permission, f http.HandlerFunc) http.Handler) {
+	mux.Handle("POST /api/v1/tasks", wrap(domain.PermSubmit, h.createTask))
+	mux.Handle("GET /api/v1/tasks", wrap(domain.PermRead, h.listTasks))
+	mux.Handle("GET /api/v1/tasks/{id}", wrap(domain.PermRead, h.getTask))
+	mux.Handle("DELETE /api/v1/tasks/{id}", wrap(domain.PermOperate, h.taskAction(h.svc.CancelTask)))
+	mux.Handle("POST /api/v1/tasks/{id}/cancel", wrap(domain.PermOperate, h.taskAction(h.svc.CancelTask)))
+	mux.Handle("POST /api/v1/tasks/{id}/retry", wrap(domain.PermOperate, h.taskAction(h.svc.RetryTask)))
+	mux.Handle("POST /api/v1/models", wrap(domain.PermAdmin, h.createModel))
+	mux.Handle("GET /api/v1/models", wrap(domain.PermRead, h.listModels))
+	mux.Handle("GET /api/v1/models/{id}", wrap(domain.PermRead, h.getModel))
+	mux.Handle("PUT /api/v1/models/{id}", wrap(domain.PermAdmin, h.updateModel))
+	mux.Handle("DELETE /api/v1/models/{id}", wrap(domain.PermAdmin, h.deleteModel))
+	mux.Handle("PUT /api/v1/models/{id}/status", wrap(domain.PermModelStatus, h.setModelStatus))
+	mux.Handle("GET /api/v1/stats/dashboard", wrap(domain.PermRead, h.dashboard))
+	mux.Handle("GET /api/v1/stats/tasks/date", wrap(domain.PermRead, h.statsByDate))
+	mux.Handle("GET /api/v1/stats/cost", wrap(domain.PermRead, h.costReport))
 	mux.Handle("GET /api/v1/system/health", http.HandlerFunc(h.health))
 	h.keyRoutes(mux, wrap)
 	h.webhookRoutes(mux, wrap)

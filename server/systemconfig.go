@@ -5,11 +5,12 @@ import (
 	"strings"
 
 	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/domain"
 )
 
 func init() {
 	mounts = append(mounts, func(s *Server) error {
-		s.mux.Handle("GET /api/v1/system/config", s.require(permAdmin, s.systemConfig))
+		s.mux.Handle("GET /api/v1/system/config", s.require(domain.PermAdmin, s.systemConfig))
 		return nil
 	})
 }

@@ -12,10 +12,10 @@ import (
 // Completion webhooks over REST (docs/webhooks.md): a task's deliveries
 // and their tries; an admin redelivers one and rotates a key's webhook
 // secret.
-func (h *rest) webhookRoutes(mux *http.ServeMux, wrap func(perm string, f http.HandlerFunc) http.Handler) {
-	mux.Handle("GET /api/v1/tasks/{id}/webhooks", wrap(permRead, h.taskWebhooks))
-	mux.Handle("POST /api/v1/webhooks/deliveries/{id}/redeliver", wrap(permAdmin, h.redeliver))
-	mux.Handle("POST /api/v1/apikeys/{id}/webhook-secret", wrap(permAdmin, h.rotateWebhookSecret))
+func (h *rest) webhookRoutes(mux *http.ServeMux, wrap func(perm domain.Permission, f http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /api/v1/tasks/{id}/webhooks", wrap(domain.PermRead, h.taskWebhooks))
+	mux.Handle("POST /api/v1/webhooks/deliveries/{id}/redeliver", wrap(domain.PermAdmin, h.redeliver))
+	mux.Handle("POST /api/v1/apikeys/{id}/webhook-secret", wrap(domain.PermAdmin, h.rotateWebhookSecret))
 }
 
 // deliveryView is a webhook delivery as the REST API shows it.
