@@ -28,7 +28,9 @@ const KeyPrefix = "lls_"
 // keys apart ("lls_3f9a0c").
 const shownPrefix = len(KeyPrefix) + 6
 
-// Hash is the stored form of a key: hex SHA-256.
+// Hash is the stored form of a key: hex SHA-256. It is the only key hash:
+// Create stores it and server.Authenticator looks every bearer token up by
+// it.
 func Hash(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])

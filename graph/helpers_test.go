@@ -14,9 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/llmsched/llm-scheduler/apikeys"
 	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/domain"
-	"github.com/llmsched/llm-scheduler/server"
 )
 
 // gid is a GraphQL ID as the API documents it (docs/graphql.md): base64
@@ -146,7 +146,7 @@ func addKey(t testing.TB, env *apptest.Env, role domain.Role) (string, int) {
 	t.Helper()
 	key := fmt.Sprintf("test-%s-%d", role, time.Now().UnixNano())
 	k, err := env.App.Store.Client.APIKey.Create().SetName(string(role)).SetRole(role).
-		SetPrefix(key[:8]).SetHash(server.HashKey(key)).Save(context.Background())
+		SetPrefix(key[:8]).SetHash(apikeys.Hash(key)).Save(context.Background())
 	if err != nil {
 		t.Fatalf("create key: %v", err)
 	}

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/apikeys"
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
@@ -75,12 +74,6 @@ func checkOwner(ctx context.Context, t *ent.Task) error {
 	return nil
 }
 
-// HashKey is the stored form of an API key.
-func HashKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
-
 // Authenticator resolves API keys.
 type Authenticator struct {
 	db      *ent.Client
@@ -97,7 +90,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*Princi
 	if token == "" {
 		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "an API key is required: send Authorization: Bearer <key>"}
 	}
-	k, err := a.db.APIKey.Query().Where(apikey.Hash(HashKey(token))).Only(ctx)
+	k, err := a.db.APIKey.Query().Where(apikey.Hash(apikeys.Hash(token))).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, &scheduler.Error{Code: scheduler.CodeUnauthenticated, Message: "the API key is not valid"}
 	}
