@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -15,49 +14,10 @@ import (
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// normalizeNumbers turns the numbers of a Map argument (json.Number from
-// variables, int64 from inline literals) into float64, as the domain
-// service's validation and encoding/json expect.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = normalizeNumbers(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalizeNumbers(e)
-		}
-		return out
-	case json.Number:
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
-	case int64:
-		return float64(x)
-	case int:
-		return float64(x)
-	case int32:
-		return float64(x)
-	}
-	return v
-}
-
-func normalizeMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	return normalizeNumbers(m).(map[string]any)
-}
-
 func (in *CreateTaskInput) newTask(submitter *int) scheduler.NewTask {
 	n := scheduler.NewTask{
 		ModelID: in.ModelID, Type: string(in.Type), Input: in.Input, Priority: in.Priority,
-		Params: normalizeMap(in.Params), MaxRetries: in.MaxRetries, TimeoutSeconds: in.TimeoutSeconds,
+		Params: scheduler.NormalizeJSON(in.Params), MaxRetries: in.MaxRetries, TimeoutSeconds: in.TimeoutSeconds,
 		RunAt: in.RunAt, DelaySeconds: in.DelaySeconds, APIKeyID: submitter, CallbackURL: in.CallbackURL,
 	}
 	if in.IdempotencyKey != nil {

@@ -129,7 +129,7 @@ func (r *mutationResolver) CreateModel(ctx context.Context, input CreateModelInp
 		return nil, err
 	}
 	n := scheduler.NewModel{
-		Name: input.Name, Type: string(input.Type), Config: normalizeMap(input.Config),
+		Name: input.Name, Type: string(input.Type), Config: scheduler.NormalizeJSON(input.Config),
 		MaxWorkers: input.MaxWorkers, Description: deref(input.Description), Fallbacks: input.Fallbacks,
 		InputPrice: input.InputPrice, OutputPrice: input.OutputPrice,
 	}
@@ -145,7 +145,7 @@ func (r *mutationResolver) UpdateModel(ctx context.Context, id int, input Update
 		return nil, err
 	}
 	p := scheduler.ModelPatch{
-		Name: input.Name, Config: normalizeMap(input.Config), MaxWorkers: input.MaxWorkers, Description: input.Description,
+		Name: input.Name, Config: scheduler.NormalizeJSON(input.Config), MaxWorkers: input.MaxWorkers, Description: input.Description,
 		InputPrice: input.InputPrice, OutputPrice: input.OutputPrice,
 	}
 	if input.Status != nil {

@@ -94,27 +94,3 @@ func typeName(goType string) string {
 	}
 	return "of type " + goType
 }
-
-// normalizeNumbers turns json.Number values (from UseNumber) inside maps
-// into float64, as the rest of the code expects from encoding/json.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return x.String()
-		}
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeNumbers(e)
-		}
-		return x
-	}
-	return v
-}

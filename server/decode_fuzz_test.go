@@ -54,12 +54,12 @@ func FuzzDecodeBodies(f *testing.F) {
 			}
 			switch d := dst.(type) {
 			case *createTaskBody:
-				d.Params, _ = normalizeNumbers(d.Params).(map[string]any)
+				d.Params = scheduler.NormalizeJSON(d.Params)
 				if _, err := json.Marshal(d.Params); err != nil {
 					t.Fatalf("params of %q do not encode after normalisation: %v", raw, err)
 				}
 			case *createModelBody:
-				d.Config, _ = normalizeNumbers(d.Config).(map[string]any)
+				d.Config = scheduler.NormalizeJSON(d.Config)
 				if _, err := json.Marshal(d.Config); err != nil {
 					t.Fatalf("config of %q does not encode after normalisation: %v", raw, err)
 				}

@@ -83,9 +83,7 @@ func (h *rest) createTask(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if b.Params != nil {
-		b.Params, _ = normalizeNumbers(b.Params).(map[string]any)
-	}
+	b.Params = scheduler.NormalizeJSON(b.Params)
 	var runAt *time.Time
 	if b.RunAt != nil {
 		at, err := time.Parse(time.RFC3339Nano, *b.RunAt)
@@ -228,7 +226,7 @@ func (h *rest) createModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	cfg, _ := normalizeNumbers(b.Config).(map[string]any)
+	cfg := scheduler.NormalizeJSON(b.Config)
 	m, err := h.svc.CreateModel(r.Context(), scheduler.NewModel{
 		Name: b.Name, Type: b.Type, Config: cfg, MaxWorkers: b.MaxWorkers,
 		Status: b.Status, Description: b.Description, Fallbacks: b.Fallbacks,
@@ -306,7 +304,7 @@ func (h *rest) updateModel(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	cfg, _ := normalizeNumbers(b.Config).(map[string]any)
+	cfg := scheduler.NormalizeJSON(b.Config)
 	m, err := h.svc.UpdateModel(r.Context(), id, scheduler.ModelPatch{
 		Name: b.Name, Config: cfg, MaxWorkers: b.MaxWorkers, Status: b.Status,
 		Description: b.Description, Fallbacks: b.Fallbacks,
