@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ci: background
 # Redis Cluster and Sentinel for real (docs/scaling.md): starts a private
 # Redis Cluster (3 masters, 3 replicas) and a Sentinel set (master,
 # replica, 3 sentinels) from Debian's redis-server on loopback ports from

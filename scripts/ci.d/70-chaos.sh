@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ci: background
 # The chaos run (about two minutes here): 2 api + 3 worker processes on a
 # private MariaDB and Redis that the test starts itself (never the shared
 # services), 2,000 simulator tasks, a worker SIGKILLed twice, Redis
