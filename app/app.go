@@ -187,8 +187,10 @@ func (a *App) seedDemo(ctx context.Context) error {
 // and the HTTP server (role api or all) on addr ("" for the configured one).
 func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error {
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	a.wg.Add(3)
-	go func() { defer a.wg.Done(); a.Bus.Run(ctx) }()
+	if err := a.Bus.Start(ctx); err != nil {
+		return err
+	}
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.Reconciler.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.DueScanner.Run(ctx) }()
 	select {
@@ -299,9 +301,17 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	// Let queued events reach Redis before it is closed; Stop logs what
+	// it could not send (Redis down is no error of the shutdown).
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busDrain)
+	_ = a.Bus.Stop(bctx)
+	cancel()
 	errs = append(errs, a.closeAll())
 	return errors.Join(errs...)
 }
+
+// busDrain bounds how long Shutdown waits for queued events to reach Redis.
+const busDrain = 2 * time.Second
 
 func (a *App) closeAll() error {
 	var errs []error

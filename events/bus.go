@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -35,6 +36,9 @@ type Bus struct {
 	ready     chan struct{}
 	onPublish func(TaskEvent)
 	out       *outbox
+
+	stopListen context.CancelFunc // set by Start
+	listenDone chan struct{}
 }
 
 // NewBus returns a bus on rdb whose channels are named under prefix.
@@ -140,8 +144,44 @@ func (b *Bus) Subscribers() int { return b.tasks.count() + b.outputs.count() }
 // Ready is closed once the bus listens on Redis.
 func (b *Bus) Ready() <-chan struct{} { return b.ready }
 
-// Run listens on Redis until ctx ends, reconnecting after errors.
-func (b *Bus) Run(ctx context.Context) {
+// Start starts the bus: the sender of what this process publishes (events
+// published before Start wait for it) and the listener on Redis, which
+// reconnects after errors. Ready is closed once it listens. Stop stops
+// both.
+func (b *Bus) Start(ctx context.Context) error {
+	if err := b.out.msgs.Start(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.stopListen, b.listenDone = cancel, make(chan struct{})
+	go func() {
+		defer close(b.listenDone)
+		b.listen(ctx)
+	}()
+	return nil
+}
+
+// Stop stops listening and sends what is still queued to Redis, or gives
+// up when ctx ends. Events published after Stop are sent by the publisher.
+func (b *Bus) Stop(ctx context.Context) error {
+	var errs []error
+	if b.stopListen != nil {
+		b.stopListen()
+		select {
+		case <-b.listenDone:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("event bus listener: %w", ctx.Err()))
+		}
+	}
+	if err := b.out.msgs.Stop(ctx); err != nil {
+		b.log.Warn("event bus: events still queued at shutdown were not sent", "err", err)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// listen listens on Redis until ctx ends, reconnecting after errors.
+func (b *Bus) listen(ctx context.Context) {
 	first := true
 	for ctx.Err() == nil {
 		ps := b.rdb.Subscribe(ctx, b.ch)
@@ -159,12 +199,6 @@ func (b *Bus) Run(ctx context.Context) {
 		}
 		b.consume(ctx, ps)
 		_ = ps.Close()
-	}
-	// Shutting down: let queued events reach Redis before it is closed.
-	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := b.Flush(fctx); err != nil {
-		b.log.Warn("event bus: events still queued at shutdown were not sent", "err", err)
 	}
 }
 

@@ -58,7 +58,10 @@ func BenchmarkPublishDeliver(b *testing.B) {
 	bus := NewBus(rdb, fmt.Sprintf("bench%d", b.N), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go bus.Run(ctx)
+	if err := bus.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = bus.Stop(context.Background()) }()
 	<-bus.Ready()
 	sub := bus.SubscribeTasks(TaskFilter{}, 1<<20)
 	defer sub.Close()

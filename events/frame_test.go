@@ -158,7 +158,10 @@ func testPublishOrder(t *testing.T, same bool) {
 func startBus(ctx context.Context, t *testing.T, rdb redis.UniversalClient) *Bus {
 	t.Helper()
 	bus := NewBus(rdb, "frametest", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	go bus.Run(ctx)
+	if err := bus.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 	select {
 	case <-bus.Ready():
 	case <-time.After(5 * time.Second):

@@ -3,15 +3,17 @@ package events
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/internal/batch"
 )
 
 // outbox publishes the bus's messages from one background goroutine, in
 // order, packing whatever queued up while the previous round trip was in
-// flight into frames (frame.go) sent in one round trip.
+// flight (internal/batch) into frames (frame.go) sent in one round trip.
+// The bus starts it (Bus.Start) and drains it when it stops (Bus.Stop).
 //
 // Publishing synchronously put one Redis round trip per event (created,
 // running, output chunks, completed: five per task) on the critical path
@@ -27,13 +29,7 @@ type outbox struct {
 	ch     string
 	origin []byte // every frame's first entry (originPrefix)
 	log    *slog.Logger
-
-	mu      sync.Mutex
-	queue   []outMsg
-	running bool
-	pushed  uint64 // messages ever queued
-	done    uint64 // messages sent (or dropped)
-	wake    chan struct{}
+	msgs   *batch.Batcher[outMsg]
 }
 
 type outMsg struct {
@@ -51,70 +47,36 @@ const maxQueued = 1 << 17
 const sendMax = 1000
 
 func newOutbox(rdb redis.UniversalClient, ch string, origin []byte, log *slog.Logger) *outbox {
-	return &outbox{rdb: rdb, ch: ch, origin: origin, log: log, wake: make(chan struct{}, 1)}
+	o := &outbox{rdb: rdb, ch: ch, origin: origin, log: log}
+	o.msgs = batch.New(o.sendAll)
+	return o
 }
 
-// push queues messages and makes sure the sender runs. local, when set,
-// delivers them to this process's subscribers: it runs under the queue's
-// lock, so local subscribers see messages in the order Redis gets them,
-// whatever goroutines publish them.
+// push queues messages for the sender. local, when set, delivers them to
+// this process's subscribers: it runs under the queue's lock, so local
+// subscribers see messages in the order Redis gets them, whatever
+// goroutines publish them.
 func (o *outbox) push(local func(), ms ...outMsg) {
-	o.mu.Lock()
-	if local != nil {
-		local()
-	}
-	if len(o.queue)+len(ms) > maxQueued {
-		o.mu.Unlock()
+	dropped := false
+	o.msgs.Update(func(q []outMsg) []outMsg {
+		if local != nil {
+			local()
+		}
+		if len(q)+len(ms) > maxQueued {
+			dropped = true
+			return q
+		}
+		return append(q, ms...)
+	})
+	if dropped {
 		o.log.Warn("event bus: outbox full (redis unreachable?); dropping events", "events", len(ms))
-		return
-	}
-	o.queue = append(o.queue, ms...)
-	o.pushed += uint64(len(ms))
-	start := !o.running
-	o.running = true
-	o.mu.Unlock()
-	if start {
-		go o.loop()
-		return
-	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
 	}
 }
 
-// loop sends until the queue stays empty for a second, then exits (the
-// next push starts it again), so an idle bus holds no goroutine.
-func (o *outbox) loop() {
-	idle := time.NewTimer(time.Second)
-	defer idle.Stop()
-	for {
-		o.mu.Lock()
-		batch := o.queue
-		o.queue = nil
-		o.mu.Unlock()
-		if len(batch) == 0 {
-			idle.Reset(time.Second)
-			select {
-			case <-o.wake:
-				continue
-			case <-idle.C:
-				o.mu.Lock()
-				if len(o.queue) == 0 {
-					o.running = false
-					o.mu.Unlock()
-					return
-				}
-				o.mu.Unlock()
-				continue
-			}
-		}
-		for start := 0; start < len(batch); start += sendMax {
-			o.send(batch[start:min(start+sendMax, len(batch))])
-		}
-		o.mu.Lock()
-		o.done += uint64(len(batch))
-		o.mu.Unlock()
+// sendAll sends a batch, sendMax messages a round trip.
+func (o *outbox) sendAll(_ context.Context, batch []outMsg) {
+	for start := 0; start < len(batch); start += sendMax {
+		o.send(batch[start:min(start+sendMax, len(batch))])
 	}
 }
 
@@ -145,21 +107,4 @@ func (o *outbox) send(batch []outMsg) {
 }
 
 // flush waits until everything queued before the call was sent, or ctx ends.
-func (o *outbox) flush(ctx context.Context) error {
-	o.mu.Lock()
-	target := o.pushed
-	o.mu.Unlock()
-	for {
-		o.mu.Lock()
-		sent := o.done
-		o.mu.Unlock()
-		if sent >= target {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
+func (o *outbox) flush(ctx context.Context) error { return o.msgs.Wait(ctx) }

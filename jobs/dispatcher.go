@@ -111,13 +111,13 @@ func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error
 	switch {
 	case gs[0].Wake || d.firstGrant(modelID):
 		// Idle workers wait for a wake-up.
-		defer d.askWake(ctx, true, "")
+		defer d.askWake(true, "")
 	case d.slots.wakeKeyOf(modelID) != "":
 		// No worker was waiting when the slot script ran, but one may have
 		// gone quiet since and taken its last look before the enqueue
 		// landed: wake whoever armed the key meanwhile (a worker arming
 		// after this finds the tasks itself).
-		defer d.askWake(ctx, false, d.slots.wakeKeyOf(modelID))
+		defer d.askWake(false, d.slots.wakeKeyOf(modelID))
 	}
 	if len(gs) == 1 {
 		return d.enqueueOne(ctx, modelID, gs[0])
@@ -177,16 +177,8 @@ end
 return 0`)
 
 // askWake has the waker send a wake-up (plain) or take the wake key key;
-// once the dispatcher is closed, it sends it here.
-func (d *Dispatcher) askWake(ctx context.Context, plain bool, key string) {
-	switch {
-	case d.waker.ask(plain, key):
-	case plain:
-		d.wake(ctx)
-	default:
-		d.wakeKeyIfArmed(ctx, key)
-	}
-}
+// once the dispatcher is closed, the waker sends it before returning.
+func (d *Dispatcher) askWake(plain bool, key string) { d.waker.ask(plain, key) }
 
 // wakeKeyIfArmed wakes the workers that went quiet since a slot script
 // found none waiting (see enqueue): it takes the wake key key.

@@ -35,6 +35,7 @@ func TestPickupTrustsOnlyAFreshGrant(t *testing.T) {
 	rdb := e.App.Broker.Client
 	waitForEpoch(t, rdb, e.App.Broker.Key("epoch"))
 	w := jobs.NewWorker(e.App.Broker, e.App.Service, e.App.Dispatcher, e.App.Bus, e.App.Config, e.App.Log, jobs.Hooks{})
+	t.Cleanup(w.Shutdown)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	ttl := e.App.Config.Queue.LeaseTTL.D()
 

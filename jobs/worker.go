@@ -80,7 +80,8 @@ type cachedProvider struct {
 	p       providers.Provider
 }
 
-// NewWorker builds a worker on the broker. Call Start, then Shutdown.
+// NewWorker builds a worker on the broker and starts its slot releaser.
+// Call Start, then Shutdown (also when Start was not called).
 func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *events.Bus, cfg *config.Config, log *slog.Logger, hooks Hooks) *Worker {
 	host, _ := os.Hostname()
 	w := &Worker{
@@ -90,6 +91,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 		providers: map[int]cachedProvider{},
 	}
 	w.releases = newReleaser(disp, log, &w.inflight)
+	w.releases.start()
 	queues := map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}
 	strict := cfg.Queue.Strategy != "weighted"
 	if !strict {
@@ -266,6 +268,7 @@ func (w *Worker) Shutdown() {
 	case <-time.After(handlerDrain):
 		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
 	}
+	w.releases.stop()
 	w.stopWakeUps()
 }
 
