@@ -483,10 +483,11 @@ func (r *Reconciler) placeOf(ctx context.Context, t *ent.Task, models map[int]*e
 			models[c.ID] = c
 		}
 	}
+	rt := scheduler.NewRoute(chain, t)
 	if t.Status == domain.StatusRunning {
-		return scheduler.RunningOn(chain, t), nil
+		return rt.Current(t), nil
 	}
-	return scheduler.RunsOn(chain, t), nil
+	return rt.Next(t), nil
 }
 
 // missing splits unfinished tasks into pending ones Redis does not hold

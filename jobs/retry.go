@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
 // RetryPolicy computes the delay before the next attempt: exponential from
@@ -29,6 +31,18 @@ func (p RetryPolicy) Delay(n int, retryAfter time.Duration) time.Duration {
 	d = min(d, float64(p.Max))
 	d *= 0.8 + 0.4*rand.Float64()
 	return time.Duration(min(d, float64(p.Max)))
+}
+
+// routeDelay is the wait before attempt n+1 of a task on route rt (n
+// attempts used since its last manual retry): the policy's backoff within
+// one model, none when the attempt moves on to a fallback (a different
+// endpoint has no reason to wait for the first one to recover), except
+// what the provider asked for.
+func (p RetryPolicy) routeDelay(rt scheduler.Route, n int, retryAfter time.Duration) time.Duration {
+	if rt.MovesOn(n) {
+		return 0
+	}
+	return p.Delay(rt.OnModel(n), retryAfter)
 }
 
 // retryError tells asynq to run the task again after Delay. The attempt is

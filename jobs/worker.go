@@ -312,14 +312,14 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	// Fallbacks (fallback.go): once its retries on its own model are spent,
-	// the task runs on the model's fallbacks; m is where it runs now.
-	rt, err := w.routeOf(ctx, t, m)
+	// Fallbacks (scheduler.Route): once its retries on its own model are
+	// spent, the task runs on the model's fallbacks; m is where it runs now.
+	rt, err := w.svc.Route(ctx, t, m)
 	if err != nil {
 		return err
 	}
-	if own := m; rt.next(t).ID != own.ID {
-		m = rt.next(t)
+	if own := m; rt.Next(t).ID != own.ID {
+		m = rt.Next(t)
 		if err := w.release(own, t.ID, 0); err != nil { // a slot it may hold there
 			return err
 		}
@@ -351,7 +351,7 @@ func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
 		// lease lives, its worker is alive (or only just lost): come back
 		// after a lease period instead of running it twice. Once the lease
 		// has expired, Admit below takes the task over.
-		st, err := w.disp.slots.StateOf(ctx, rt.modelFor(t.Attempts-t.AttemptBase).ID, t.ID)
+		st, err := w.disp.slots.StateOf(ctx, rt.Current(t).ID, t.ID)
 		if err != nil {
 			return err
 		}
@@ -451,7 +451,7 @@ func (w *Worker) release(m *ent.Model, id, repark int) error {
 	return w.disp.enqueue(ctx, m.ID, granted)
 }
 
-func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (retErr error) {
+func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt scheduler.Route) (retErr error) {
 	released := false
 	defer func() {
 		if released {
@@ -551,18 +551,18 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt route) (
 		in, out := providers.EstimateTokens(running.Prompt), providers.EstimateTokens(partial)
 		f.Usage = scheduler.Outcome{PromptTokens: in, CompletionTokens: out, Cost: scheduler.AttemptCost(m, in, out), Estimated: true}
 	}
-	used := running.Attempts - running.AttemptBase
-	final := kind == providers.KindPermanent || !rt.more(used) // retries left here or on a fallback
+	used := scheduler.AttemptsUsed(running)
+	final := kind == providers.KindPermanent || !rt.More(used) // retries left here or on a fallback
 	var delay time.Duration
 	if !final {
-		delay = rt.delay(w.retry, used, retryAfter)
+		delay = w.retry.routeDelay(rt, used, retryAfter)
 		f.RetryAt = time.Now().Add(delay)
 	}
 	if kind == providers.KindRateLimited {
 		// A 429 backs the whole model off: for as long as the provider
 		// asked, else for the retry policy's delay (either capped at
 		// queue.max_retry_delay).
-		wait := w.retry.Delay((used-1)%rt.budget+1, retryAfter)
+		wait := w.retry.Delay(rt.OnModel(used), retryAfter)
 		if err := w.disp.slots.Backoff(bg, m.ID, time.Now().Add(wait)); err != nil {
 			w.log.Warn("back model off", "model_id", m.ID, "err", err)
 		}

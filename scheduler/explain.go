@@ -56,11 +56,11 @@ func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) 
 	}
 	// A task whose retries on its own model are spent waits on a fallback.
 	if len(m.Fallbacks) > 0 {
-		chain, err := s.FallbackChain(ctx, m)
+		rt, err := s.Route(ctx, t, m)
 		if err != nil {
 			return nil, err
 		}
-		m = RunsOn(chain, t)
+		m = rt.Next(t)
 	}
 	d := &Diagnosis{MaxWorkers: m.MaxWorkers}
 	qs, qerr := s.disp.QueueState(ctx, t, m)
