@@ -153,7 +153,7 @@ func serve(args []string, stderr io.Writer) error {
 		return errors.Join(err, a.Shutdown(context.Background()))
 	}
 	if *metricsAddr != "" {
-		if err := a.Metrics.Serve(ctx, *metricsAddr, log); err != nil {
+		if err := a.ServeMetrics(*metricsAddr); err != nil {
 			return errors.Join(fmt.Errorf("metrics listener: %w", err), a.Shutdown(context.Background()))
 		}
 	}

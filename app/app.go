@@ -75,6 +75,10 @@ type App struct {
 
 	httpServer *http.Server
 	listener   net.Listener
+	// metricsServer serves /metrics alone (ServeMetrics).
+	metricsServer *http.Server
+	// onStopping runs when Shutdown begins (OnStopping).
+	onStopping []func()
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closers    []func() error
@@ -262,6 +266,42 @@ func (a *App) Addr() string {
 // Stopping is closed when shutdown begins.
 func (a *App) Stopping() <-chan struct{} { return a.stopping }
 
+// OnStopping registers f to run when Shutdown begins, before the drain
+// window, in the order registered: the HTTP handler closes its websockets
+// and asynqmon's Redis client there. Register during Start (the handler
+// is built there).
+func (a *App) OnStopping(f func()) { a.onStopping = append(a.onStopping, f) }
+
+// Go runs f on a goroutine that Shutdown waits for, after the HTTP server
+// has stopped. f must return once Stopping is closed.
+func (a *App) Go(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// ServeMetrics also serves /metrics, alone and without authentication, on
+// addr: for worker processes, which have no HTTP server of their own. Bind
+// it to a private network. Shutdown stops it.
+func (a *App) ServeMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	a.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.Log.Info("serving metrics", "addr", ln.Addr().String())
+	a.Go(func() {
+		if err := a.metricsServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("metrics listener stopped", "err", err)
+		}
+	})
+	return nil
+}
+
 // Shutdown stops intake, lets running tasks finish within
 // server.shutdown_grace, hands the rest back to the queue, keeps the HTTP
 // listener open until server.drain_window has passed since it began (health
@@ -273,6 +313,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	case <-a.stopping:
 	default:
 		close(a.stopping)
+		for _, f := range a.onStopping {
+			f()
+		}
 	}
 	var errs []error
 	if a.Worker != nil {
@@ -297,10 +340,22 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
+	if a.metricsServer != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = a.metricsServer.Shutdown(sctx) // best effort at exit
+		cancel()
+	}
 	if a.cancel != nil {
 		a.cancel()
 	}
 	a.wg.Wait()
+	// Nothing calls the service any more: stop its cache refreshes and
+	// group-commit hand-offs (their events go out with the bus's drain).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), serviceDrain)
+	if err := a.Service.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("close the service: %w", err))
+	}
+	cancel()
 	// Let queued events reach Redis before it is closed; Stop logs what
 	// it could not send (Redis down is no error of the shutdown).
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busDrain)
@@ -309,6 +364,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	errs = append(errs, a.closeAll())
 	return errors.Join(errs...)
 }
+
+// serviceDrain bounds how long Shutdown waits for the service's own
+// goroutines: a group-commit batch holds its statements' timeout
+// (scheduler's flushTimeout) at most.
+const serviceDrain = 30 * time.Second
 
 // busDrain bounds how long Shutdown waits for queued events to reach Redis.
 const busDrain = 2 * time.Second

@@ -51,8 +51,9 @@ func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n 
 		age, n := time.Since(c.at), c.n+c.added
 		if age < backlogTTL || (age < backlogStale && fits(n)) {
 			if age >= backlogTTL && !c.reading {
-				c.reading = true
-				go b.refresh(context.WithoutCancel(ctx), s, key, c)
+				// After Service.Close no refresh starts: the count
+				// answers until backlogStale, then the caller reads.
+				c.reading = s.bg.spawn(func() { b.refresh(s.bg.ctx, s, key, c) })
 			}
 			b.mu.Unlock()
 			return n, nil
@@ -66,7 +67,9 @@ func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n 
 // entry c may start another refresh.
 func (b *backlog) refresh(ctx context.Context, s *Service, key int, c *backlogCount) {
 	if _, err := b.read(ctx, s, key); err != nil {
-		s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
+		if ctx.Err() == nil {
+			s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
+		}
 		b.mu.Lock()
 		c.reading = false
 		b.mu.Unlock()

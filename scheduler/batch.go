@@ -40,10 +40,10 @@ type groups struct {
 
 func (s *Service) initGroups() {
 	s.groups = groups{
-		reads:     newGroup(groupLanes, groupMax, s.loadTasks),
-		creates:   newGroup(groupLanes, groupMax, s.insertTasks),
-		starts:    newGroup(groupLanes, groupMax, s.startTasks),
-		completes: newGroup(groupLanes, groupMax, s.completeTasks),
+		reads:     newGroup(s.bg, groupLanes, groupMax, s.loadTasks),
+		creates:   newGroup(s.bg, groupLanes, groupMax, s.insertTasks),
+		starts:    newGroup(s.bg, groupLanes, groupMax, s.startTasks),
+		completes: newGroup(s.bg, groupLanes, groupMax, s.completeTasks),
 	}
 }
 

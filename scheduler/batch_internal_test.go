@@ -314,7 +314,7 @@ func TestCompleteTasksRetriedAndStaleItems(t *testing.T) {
 func TestGroupIdleCallFlushesAloneAtOnce(t *testing.T) {
 	var sizes []int
 	var mu sync.Mutex
-	g := newGroup(2, 10, func(_ context.Context, ins []int) []result[int] {
+	g := newGroup(newBackground(), 2, 10, func(_ context.Context, ins []int) []result[int] {
 		mu.Lock()
 		sizes = append(sizes, len(ins))
 		mu.Unlock()
@@ -344,7 +344,7 @@ func TestGroupBatchesCallsWhileLanesAreBusy(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	var first atomic.Bool
-	g := newGroup(1, 100, func(_ context.Context, ins []int) []result[int] {
+	g := newGroup(newBackground(), 1, 100, func(_ context.Context, ins []int) []result[int] {
 		if first.CompareAndSwap(false, true) {
 			close(entered)
 			<-release

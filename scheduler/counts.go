@@ -47,12 +47,11 @@ func (c *countCache[T]) get(ctx context.Context, s *Service, what string, load f
 		age := time.Since(c.at)
 		if age < max(countStale, 3*countReuse*c.took) {
 			if age >= countReuse*c.took && !c.refreshing {
-				c.refreshing = true
-				go func() {
-					if _, err := c.read(context.WithoutCancel(ctx), load); err != nil {
+				c.refreshing = s.bg.spawn(func() {
+					if _, err := c.read(s.bg.ctx, load); err != nil && s.bg.ctx.Err() == nil {
 						s.log.Warn("refresh "+what, "err", err)
 					}
-				}()
+				})
 			}
 			v := c.val
 			c.mu.Unlock()

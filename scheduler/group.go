@@ -19,8 +19,9 @@ import (
 // its context ends meanwhile, and the flush runs under a context of its own,
 // so a write that happened is never reported as failed.
 type group[In, Out any] struct {
-	lanes int // flushes in flight at most
-	max   int // items per flush at most
+	bg    *background // runs the hand-offs (drain)
+	lanes int         // flushes in flight at most
+	max   int         // items per flush at most
 	// flush handles a batch; it returns one result per item, in order.
 	flush func(ctx context.Context, ins []In) []result[Out]
 
@@ -43,8 +44,8 @@ type call[In, Out any] struct {
 // flushTimeout bounds one flush: a batch holds the callers of many requests.
 const flushTimeout = 30 * time.Second
 
-func newGroup[In, Out any](lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
-	return &group[In, Out]{lanes: lanes, max: max, flush: flush}
+func newGroup[In, Out any](bg *background, lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
+	return &group[In, Out]{bg: bg, lanes: lanes, max: max, flush: flush}
 }
 
 // do queues in and waits for the flush that handles it.
@@ -67,7 +68,7 @@ func (g *group[In, Out]) do(ctx context.Context, in In) (Out, error) {
 // drain flushes the next batch on a lane. The caller that took the lane
 // runs it itself (an idle call costs no goroutine switch) and hands the
 // lane to a goroutine if more calls queued meanwhile, so it returns after
-// its own batch. Another lane may have taken every queued call already;
+// its own batch (a goroutine Service.Close waits for). Another lane may have taken every queued call already;
 // then the lane is given back at once.
 func (g *group[In, Out]) drain(ctx context.Context) {
 	g.mu.Lock()
@@ -90,8 +91,9 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 		g.active--
 	}
 	g.mu.Unlock()
-	if more {
-		go g.drain(ctx)
+	// After Service.Close the caller drains the rest itself.
+	if more && !g.bg.spawn(func() { g.drain(ctx) }) {
+		g.drain(ctx)
 	}
 }
 

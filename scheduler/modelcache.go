@@ -29,14 +29,16 @@ type cachedModel struct {
 
 // modelCache is a short-lived cache of model rows by id.
 type modelCache struct {
+	bg *background // runs the refreshes
+
 	mu         sync.Mutex
 	m          map[int]cachedModel
 	refreshing map[int]bool
 	gen        uint64 // bumped by forget: a refresh begun before must not write back
 }
 
-func newModelCache() *modelCache {
-	return &modelCache{m: map[int]cachedModel{}, refreshing: map[int]bool{}}
+func newModelCache(bg *background) *modelCache {
+	return &modelCache{bg: bg, m: map[int]cachedModel{}, refreshing: map[int]bool{}}
 }
 
 // get returns a copy of the model row, from the cache when it is fresh
@@ -49,8 +51,9 @@ func (c *modelCache) get(ctx context.Context, db *ent.Client, id int) (*ent.Mode
 	gen := c.gen
 	age := now.Sub(e.at)
 	if ok && age >= modelTTL && age < modelStale && !c.refreshing[id] {
-		c.refreshing[id] = true
-		go c.refresh(db, id, gen)
+		// After Service.Close no refresh starts: the row is served until
+		// modelStale, then read by the caller.
+		c.refreshing[id] = c.bg.spawn(func() { c.refresh(db, id, gen) })
 	}
 	c.mu.Unlock()
 	if ok && age < modelStale {
@@ -69,7 +72,7 @@ func (c *modelCache) get(ctx context.Context, db *ent.Client, id int) (*ent.Mode
 // refresh reads a model again for get. A failed read leaves the stale row
 // to expire: the next get past modelStale reads (and reports) itself.
 func (c *modelCache) refresh(db *ent.Client, id int, gen uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.bg.ctx, 5*time.Second)
 	defer cancel()
 	at := time.Now()
 	m, err := db.Model.Get(ctx, id)

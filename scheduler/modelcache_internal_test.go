@@ -13,7 +13,7 @@ import (
 func TestModelCacheServesStaleWhileRefreshing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	c := newModelCache()
+	c := newModelCache(f.svc.bg)
 	db := f.svc.db
 	id := f.model.ID
 	if _, err := c.get(ctx, db, id); err != nil {

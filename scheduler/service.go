@@ -38,6 +38,8 @@ type Service struct {
 	// process wrote (webhooks.go).
 	hookPolicy atomic.Pointer[outbound.Policy]
 	onWebhook  atomic.Pointer[func()]
+	// bg owns the goroutines the service starts itself (background.go).
+	bg *background
 }
 
 // Options are the dependencies of a Service.
@@ -61,11 +63,19 @@ func New(o Options) *Service {
 	s := &Service{
 		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
 		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
-		models: newModelCache(), backlog: newBacklog(), fresh: newFresh(), keys: newKeyCache(),
+		backlog: newBacklog(), fresh: newFresh(), keys: newKeyCache(), bg: newBackground(),
 	}
+	s.models = newModelCache(s.bg)
 	s.initGroups()
 	return s
 }
+
+// Close stops the goroutines the service started itself (cache refreshes
+// and group-commit hand-offs; see background.go) and waits for them, or
+// for ctx to end. The service still answers calls afterwards, doing that
+// work in the caller or not at all; app closes it after everything that
+// calls it has stopped.
+func (s *Service) Close(ctx context.Context) error { return s.bg.close(ctx) }
 
 // Config returns the running configuration.
 func (s *Service) Config() *config.Config { return s.cfg }

@@ -62,13 +62,10 @@ func mountGraphQL(s *Server) error {
 	h.AroundOperations(s.recheckWebsocketKey)
 	s.mux.Handle("/graphql", s.graphqlAuth(h, checkOrigin))
 	s.mux.Handle("GET /playground", playground.Handler("LLM Scheduler GraphQL", "/graphql"))
-	stopping := s.app.Stopping()
-	go func() {
-		<-stopping
-		ws.shutdown()
-	}()
+	s.app.OnStopping(ws.shutdown)
 	if s.auth.enabled {
-		go s.watchKeys(ws, websocketKeyRecheck, stopping)
+		stopping := s.app.Stopping()
+		s.app.Go(func() { s.watchKeys(ws, websocketKeyRecheck, stopping) })
 	}
 	return nil
 }

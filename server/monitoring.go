@@ -28,10 +28,7 @@ func mountMonitoring(s *Server) error {
 	})
 	// asynqmon holds its own Redis client; release it when the process
 	// stops.
-	go func() {
-		<-s.app.Stopping()
-		_ = mon.Close()
-	}()
+	s.app.OnStopping(func() { _ = mon.Close() })
 	// adminOnly also takes the API key as a Basic password, so a browser
 	// can open the UI when auth is on.
 	h := s.adminOnly(s.redisUp(mon))
