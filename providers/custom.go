@@ -188,8 +188,7 @@ func placeholdersIn(v any) []string {
 
 // Custom calls a generic HTTP endpoint built from a request template.
 type Custom struct {
-	cfg     CustomConfig
-	secrets secrets
+	cfg CustomConfig
 }
 
 // NewCustom validates a custom model's config and builds its provider.
@@ -198,7 +197,7 @@ func NewCustom(raw map[string]any) (Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Custom{cfg: cfg, secrets: newSecrets(cfg.APIKey, cfg.Headers)}, nil
+	return &Custom{cfg: cfg}, nil
 }
 
 // values are the placeholders' values for one request; a missing key is a
@@ -332,7 +331,7 @@ func (p *Custom) do(ctx context.Context, req Request) (*http.Response, error) {
 	}
 	hr, err := http.NewRequestWithContext(ctx, p.cfg.Method, p.cfg.URL, rd)
 	if err != nil {
-		return nil, Permanent(p.secrets.redactErr(err))
+		return nil, Permanent(err)
 	}
 	if rd != nil {
 		hr.Header.Set("Content-Type", "application/json")
@@ -346,12 +345,12 @@ func (p *Custom) do(ctx context.Context, req Request) (*http.Response, error) {
 	}
 	resp, err := sharedHTTP.Do(hr)
 	if err != nil {
-		return nil, p.secrets.redactErr(transportError(ctx, err, ""))
+		return nil, transportError(ctx, err, "")
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, p.secrets.redactErr(HTTPError(resp.StatusCode, resp.Header, p.errorMessage(raw)))
+		return nil, HTTPError(resp.StatusCode, resp.Header, p.errorMessage(raw))
 	}
 	return resp, nil
 }
@@ -400,14 +399,14 @@ func (p *Custom) Generate(ctx context.Context, req Request, stream StreamFunc) (
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return Result{}, p.secrets.redactErr(transportError(ctx, err, ""))
+		return Result{}, transportError(ctx, err, "")
 	}
 	if !gjson.ValidBytes(raw) {
-		return Result{}, p.secrets.redactErr(Retryable(fmt.Errorf("the answer is not JSON: %s", snippet(raw))))
+		return Result{}, Retryable(fmt.Errorf("the answer is not JSON: %s", snippet(raw)))
 	}
 	out := gjson.GetBytes(raw, p.cfg.ResponsePath)
 	if !out.Exists() {
-		return Result{}, p.secrets.redactErr(Permanent(fmt.Errorf("the answer has nothing at config.response_path %q: %s", p.cfg.ResponsePath, snippet(raw))))
+		return Result{}, Permanent(fmt.Errorf("the answer has nothing at config.response_path %q: %s", p.cfg.ResponsePath, snippet(raw)))
 	}
 	res := Result{Output: out.String()}
 	if stream != nil && res.Output != "" {
@@ -501,9 +500,9 @@ func (p *Custom) readStream(ctx context.Context, body io.Reader, req Request, st
 		if errors.As(err, &pe) {
 			cp := *pe
 			cp.Partial = out.String()
-			return Result{}, p.secrets.redactErr(&cp)
+			return Result{}, &cp
 		}
-		return Result{}, p.secrets.redactErr(transportError(ctx, err, out.String()))
+		return Result{}, transportError(ctx, err, out.String())
 	}
 	for !done && sc.Scan() {
 		line := sc.Bytes()
@@ -568,11 +567,11 @@ func (p *Custom) Embed(ctx context.Context, req Request) (Result, error) {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return Result{}, p.secrets.redactErr(transportError(ctx, err, ""))
+		return Result{}, transportError(ctx, err, "")
 	}
 	r := gjson.GetBytes(raw, p.cfg.EmbeddingPath)
 	if !r.IsArray() {
-		return Result{}, p.secrets.redactErr(Permanent(fmt.Errorf("the answer has no array at config.embedding_path %q: %s", p.cfg.EmbeddingPath, snippet(raw))))
+		return Result{}, Permanent(fmt.Errorf("the answer has no array at config.embedding_path %q: %s", p.cfg.EmbeddingPath, snippet(raw)))
 	}
 	var vec []float64
 	for _, x := range r.Array() {

@@ -3,7 +3,6 @@ package providers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,50 +123,4 @@ func transportError(ctx context.Context, err error, partial string) error {
 		return &Error{Kind: KindPermanent, Partial: partial, Err: re}
 	}
 	return &Error{Kind: KindRetryable, Partial: partial, Err: err}
-}
-
-// secrets redacts credentials from text that may reach logs or users (an
-// error message that echoes the API key or a header).
-type secrets []string
-
-func newSecrets(apiKey string, headers map[string]string) secrets {
-	var s secrets
-	if len(apiKey) >= 4 {
-		s = append(s, apiKey)
-	}
-	for _, v := range headers {
-		// Header values may be credentials; short ones ("1", "json")
-		// would redact ordinary words.
-		if len(v) >= 8 {
-			s = append(s, v)
-		}
-	}
-	return s
-}
-
-func (s secrets) redact(text string) string {
-	for _, v := range s {
-		text = strings.ReplaceAll(text, v, "[redacted]")
-	}
-	return text
-}
-
-// redactErr rewrites an error's message without its secrets, keeping the
-// classification.
-func (s secrets) redactErr(err error) error {
-	if err == nil || len(s) == 0 {
-		return err
-	}
-	var pe *Error
-	if errors.As(err, &pe) {
-		cp := *pe
-		if inner := cp.Err; inner != nil && s.redact(inner.Error()) != inner.Error() {
-			cp.Err = errors.New(s.redact(inner.Error()))
-		}
-		return &cp
-	}
-	if s.redact(err.Error()) != err.Error() {
-		return fmt.Errorf("%s", s.redact(err.Error()))
-	}
-	return err
 }

@@ -68,10 +68,9 @@ func parseOpenAIConfig(raw map[string]any) (OpenAIConfig, error) {
 // official SDK, with the SDK's own retries off: the scheduler owns retrying
 // and reads the status and rate-limit headers from each failure.
 type OpenAI struct {
-	cfg     OpenAIConfig
-	chat    openai.ChatCompletionService
-	embed   openai.EmbeddingService
-	secrets secrets
+	cfg   OpenAIConfig
+	chat  openai.ChatCompletionService
+	embed openai.EmbeddingService
 }
 
 // NewOpenAI validates an openai model's config and builds its provider.
@@ -103,10 +102,9 @@ func newOpenAI(cfg OpenAIConfig) *OpenAI {
 		opts = append(opts, option.WithHeader(k, v))
 	}
 	return &OpenAI{
-		cfg:     cfg,
-		chat:    openai.NewChatCompletionService(opts...),
-		embed:   openai.NewEmbeddingService(opts...),
-		secrets: newSecrets(cfg.APIKey, cfg.Headers),
+		cfg:   cfg,
+		chat:  openai.NewChatCompletionService(opts...),
+		embed: openai.NewEmbeddingService(opts...),
 	}
 }
 
@@ -371,11 +369,11 @@ func (p *OpenAI) classify(ctx context.Context, err error, partial string) error 
 	if errors.As(err, &pe) {
 		cp := *pe
 		cp.Partial = partial
-		return p.secrets.redactErr(&cp)
+		return &cp
 	}
 	var se *ssestream.StreamError
 	if errors.As(err, &se) {
-		return p.secrets.redactErr(streamErrorEvent(se.Event.Data, partial))
+		return streamErrorEvent(se.Event.Data, partial)
 	}
-	return p.secrets.redactErr(transportError(ctx, err, partial))
+	return transportError(ctx, err, partial)
 }

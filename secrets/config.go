@@ -20,27 +20,31 @@ func (kr *Keyring) SealConfig(cfg map[string]any, isSecret func(string) bool) (m
 }
 
 // OpenConfig returns a copy of a model config with every sealed value
-// opened, ready for a provider.
+// opened, ready for a provider. A sealed value is opened wherever it sits,
+// under a credential key or not.
 func (kr *Keyring) OpenConfig(cfg map[string]any) (map[string]any, error) {
-	if cfg == nil {
-		return nil, nil
-	}
-	out, err := openAll(cfg, "", kr.Open)
-	if err != nil {
-		return nil, err
-	}
-	return out.(map[string]any), nil
+	return walker{strings: true, visit: func(l leaf) (any, error) {
+		s, ok := l.value.(string)
+		if !ok || !IsSealed(s) {
+			return l.value, nil
+		}
+		o, err := kr.Open(s)
+		if err != nil {
+			return nil, fmt.Errorf("config.%s: %w", l.path, err)
+		}
+		return o, nil
+	}}.config(cfg)
 }
 
 // walkSecrets applies f to the text of every credential of cfg.
 func walkSecrets(cfg map[string]any, isSecret func(string) bool, f func(string) (string, error)) (map[string]any, error) {
-	return walkWith(cfg, isSecret, func(path, text string, _ leafKind) (any, error) {
-		s, err := f(text)
+	return walker{isSecret: isSecret, visit: func(l leaf) (any, error) {
+		s, err := f(l.text)
 		if err != nil {
-			return nil, fmt.Errorf("config.%s: %w", path, err)
+			return nil, fmt.Errorf("config.%s: %w", l.path, err)
 		}
 		return s, nil
-	})
+	}}.config(cfg)
 }
 
 // FromConfig builds the keyring of a configuration (nil in plaintext mode).

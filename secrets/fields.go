@@ -78,41 +78,88 @@ func isHeaders(k string) bool { return strings.EqualFold(k, "headers") }
 type leafKind int
 
 const (
-	leafPlain  leafKind = iota
-	leafSecret          // under a secret key or headers
-	leafURL             // a URL carrying credentials
+	leafPlain  leafKind = iota // not a credential (handed over only to a walk of every string)
+	leafSecret                 // under a secret key or headers
+	leafURL                    // a URL carrying credentials
 )
 
-// walk copies v, replacing each credential leaf by f(path, text, kind).
-// Non-credential leaves are kept as they are.
-func walk(v any, path string, secret bool, isSecret func(string) bool, f func(path, text string, kind leafKind) (any, error)) (any, error) {
+// leaf is a value the walk hands to its visitor.
+type leaf struct {
+	// path is where the value sits: "api_key", "auth.token", "keys[0]".
+	path string
+	// text is the value as text: a number or a boolean under a secret key
+	// is handed over as its text (a key is a string to every provider).
+	text string
+	kind leafKind
+	// value is the value as stored.
+	value any
+}
+
+// walker is the one walk over a model config's values: it copies the
+// config and replaces each credential leaf (with strings, every string
+// leaf) by what visit returns. Other leaves are kept as they are. Sealing,
+// opening, masking, unmasking, redacting and rewrapping all go through it,
+// so they agree on what a credential is.
+type walker struct {
+	// isSecret says which key names a credential (IsSecretKey when nil).
+	isSecret func(string) bool
+	// strings hands every string leaf to visit, credentials or not (kind
+	// leafPlain): opening finds sealed values wherever they are.
+	strings bool
+	visit   func(leaf) (any, error)
+}
+
+// credentials walks the credentials of cfg with the IsSecretKey rule.
+func credentials(cfg map[string]any, visit func(leaf) (any, error)) (map[string]any, error) {
+	return walker{visit: visit}.config(cfg)
+}
+
+// config walks a whole config; nil stays nil.
+func (w walker) config(cfg map[string]any) (map[string]any, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if w.isSecret == nil {
+		w.isSecret = IsSecretKey
+	}
+	out, err := w.walk(cfg, "", false)
+	if err != nil {
+		return nil, err
+	}
+	return out.(map[string]any), nil
+}
+
+// walk copies v, which sits at path (under a credential key when secret).
+func (w walker) walk(v any, path string, secret bool) (any, error) {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			w, err := walk(e, join(path, k), secret || isSecret(k) || isHeaders(k), isSecret, f)
+			r, err := w.walk(e, join(path, k), secret || w.isSecret(k) || isHeaders(k))
 			if err != nil {
 				return nil, err
 			}
-			out[k] = w
+			out[k] = r
 		}
 		return out, nil
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			w, err := walk(e, path+"["+strconv.Itoa(i)+"]", secret, isSecret, f)
+			r, err := w.walk(e, path+"["+strconv.Itoa(i)+"]", secret)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = w
+			out[i] = r
 		}
 		return out, nil
 	case string:
 		switch {
 		case secret:
-			return f(path, x, leafSecret)
+			return w.visit(leaf{path: path, text: x, kind: leafSecret, value: x})
 		case urlHasCredentials(x):
-			return f(path, x, leafURL)
+			return w.visit(leaf{path: path, text: x, kind: leafURL, value: x})
+		case w.strings:
+			return w.visit(leaf{path: path, text: x, kind: leafPlain, value: x})
 		}
 		return x, nil
 	case nil:
@@ -122,13 +169,14 @@ func walk(v any, path string, secret bool, isSecret func(string) bool, f func(pa
 		return v, nil
 	}
 	// A number or a boolean under a secret key: its text.
+	text := fmt.Sprint(v)
 	switch x := v.(type) {
 	case float64:
-		return f(path, strconv.FormatFloat(x, 'f', -1, 64), leafSecret)
+		text = strconv.FormatFloat(x, 'f', -1, 64)
 	case json.Number:
-		return f(path, x.String(), leafSecret)
+		text = x.String()
 	}
-	return f(path, fmt.Sprint(v), leafSecret)
+	return w.visit(leaf{path: path, text: text, kind: leafSecret, value: v})
 }
 
 func join(path, k string) string {
@@ -136,23 +184,6 @@ func join(path, k string) string {
 		return k
 	}
 	return path + "." + k
-}
-
-// walkConfig applies walk to a whole config.
-func walkConfig(cfg map[string]any, f func(path, text string, kind leafKind) (any, error)) (map[string]any, error) {
-	return walkWith(cfg, IsSecretKey, f)
-}
-
-// walkWith is walkConfig with another rule for secret key names.
-func walkWith(cfg map[string]any, isSecret func(string) bool, f func(path, text string, kind leafKind) (any, error)) (map[string]any, error) {
-	if cfg == nil {
-		return nil, nil
-	}
-	out, err := walk(cfg, "", false, isSecret, f)
-	if err != nil {
-		return nil, err
-	}
-	return out.(map[string]any), nil
 }
 
 // urlHasCredentials reports whether s is an absolute URL with a password
@@ -244,11 +275,11 @@ func MaskURL(s string) string {
 // MaskConfig returns a copy of a model config (opened) with every
 // credential masked.
 func MaskConfig(cfg map[string]any) map[string]any {
-	out, _ := walkConfig(cfg, func(_, text string, kind leafKind) (any, error) {
-		if kind == leafURL {
-			return MaskURL(text), nil
+	out, _ := credentials(cfg, func(l leaf) (any, error) {
+		if l.kind == leafURL {
+			return MaskURL(l.text), nil
 		}
-		return Mask(text), nil
+		return Mask(l.text), nil
 	})
 	return out
 }
@@ -258,17 +289,17 @@ func MaskConfig(cfg map[string]any) map[string]any {
 // redact ordinary words), URL passwords and credential query values.
 func Values(cfg map[string]any) []string {
 	seen := map[string]bool{}
-	_, _ = walkConfig(cfg, func(_, text string, kind leafKind) (any, error) {
-		if kind == leafURL {
-			for _, v := range urlSecrets(text) {
+	_, _ = credentials(cfg, func(l leaf) (any, error) {
+		if l.kind == leafURL {
+			for _, v := range urlSecrets(l.text) {
 				if len(v) >= 4 {
 					seen[v] = true
 				}
 			}
-		} else if len(text) >= 4 {
-			seen[text] = true
+		} else if len(l.text) >= 4 {
+			seen[l.text] = true
 		}
-		return text, nil
+		return l.text, nil
 	})
 	out := make([]string, 0, len(seen))
 	for v := range seen {
@@ -300,60 +331,25 @@ func (r Redactor) Redact(text string) string {
 func Unmask(in, stored map[string]any) (map[string]any, []string) {
 	var kept []string
 	storedLeaves := map[string]string{}
-	_, _ = walkConfig(stored, func(path, text string, _ leafKind) (any, error) {
-		storedLeaves[path] = text
-		return text, nil
+	_, _ = credentials(stored, func(l leaf) (any, error) {
+		storedLeaves[l.path] = l.text
+		return l.text, nil
 	})
-	out, _ := walkConfig(in, func(path, text string, kind leafKind) (any, error) {
-		old, ok := storedLeaves[path]
+	out, _ := credentials(in, func(l leaf) (any, error) {
+		old, ok := storedLeaves[l.path]
 		if !ok {
-			return text, nil
+			return l.text, nil
 		}
 		masked := Mask(old)
-		if kind == leafURL || urlHasCredentials(old) {
+		if l.kind == leafURL || urlHasCredentials(old) {
 			masked = MaskURL(old)
 		}
-		if text == masked {
-			kept = append(kept, path)
+		if l.text == masked {
+			kept = append(kept, l.path)
 			return old, nil
 		}
-		return text, nil
+		return l.text, nil
 	})
 	sort.Strings(kept)
 	return out, kept
-}
-
-// openAll opens every sealed string of a config, at any depth.
-func openAll(v any, path string, open func(string) (string, error)) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			w, err := openAll(e, join(path, k), open)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = w
-		}
-		return out, nil
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			w, err := openAll(e, path+"["+strconv.Itoa(i)+"]", open)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = w
-		}
-		return out, nil
-	case string:
-		if IsSealed(x) {
-			o, err := open(x)
-			if err != nil {
-				return nil, fmt.Errorf("config.%s: %w", path, err)
-			}
-			return o, nil
-		}
-	}
-	return v, nil
 }

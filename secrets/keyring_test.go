@@ -312,3 +312,49 @@ func TestCredentialsByShapeNotOnlyName(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenConfigOpensSealedValuesWherever: opening does not depend on the
+// credential rule (a value sealed under a rule that named more keys, as
+// SealConfig's isSecret may, still opens), and values that are not sealed
+// come back as they were, numbers under secret keys included.
+func TestOpenConfigOpensSealedValuesWherever(t *testing.T) {
+	kr := mustKeyring(t, GenerateKey())
+	sealedNote, err := kr.Seal("note-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedKey, err := kr.Seal("sk-0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]any{
+		"note":    sealedNote, // not a credential name
+		"list":    []any{"plain", sealedNote, 3.0},
+		"api_key": sealedKey,
+		"token":   42.0, // plaintext mode stored a numeric secret as is
+		"url":     "https://u:pw-0123456789@h.example/v1",
+		"model":   "m",
+	}
+	opened, err := kr.OpenConfig(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"note":    "note-0123456789",
+		"list":    []any{"plain", "note-0123456789", 3.0},
+		"api_key": "sk-0123456789abcdef",
+		"token":   42.0,
+		"url":     "https://u:pw-0123456789@h.example/v1",
+		"model":   "m",
+	}
+	if diff := cmp.Diff(want, opened); diff != "" {
+		t.Fatalf("OpenConfig (-want +got):\n%s", diff)
+	}
+	if got, err := kr.OpenConfig(nil); got != nil || err != nil {
+		t.Fatalf("OpenConfig(nil) = %v, %v; want nil, nil", got, err)
+	}
+	other := mustKeyring(t, GenerateKey())
+	if _, err := other.OpenConfig(map[string]any{"nested": map[string]any{"x": sealedNote}}); err == nil || !strings.Contains(err.Error(), "config.nested.x") {
+		t.Fatalf("opening with the wrong key: err %v, want one naming config.nested.x", err)
+	}
+}
