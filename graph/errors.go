@@ -13,7 +13,6 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -111,10 +110,11 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 }
 
 // countRejected counts a refused submission (QUEUE_FULL, BAD_USER_INPUT,
-// ...) in the rejected-submissions metric, and returns err unchanged.
-func countRejected(err error) error {
+// ...) in the process's rejected-submissions metric, and returns err
+// unchanged.
+func (r *Resolver) countRejected(err error) error {
 	if err != nil {
-		metrics.Rejected("graphql", string(scheduler.CodeOf(err)))
+		r.Metrics.Rejected("graphql", string(scheduler.CodeOf(err)))
 	}
 	return err
 }

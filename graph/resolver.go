@@ -11,6 +11,7 @@ import (
 	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -23,6 +24,9 @@ type Resolver struct {
 	Access Access
 	// Log receives internal errors (slog.Default when nil).
 	Log *slog.Logger
+	// Metrics is the process's instrumentation: refused submissions are
+	// counted there (nil: not counted).
+	Metrics *metrics.Metrics
 	// Buffer is each subscription's event buffer (events.DefaultBuffer when
 	// zero). A subscriber that falls this far behind is ended with an
 	// UNAVAILABLE error (see subscriptions.go).

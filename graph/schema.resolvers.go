@@ -90,7 +90,7 @@ func (r *mutationResolver) CreateTask(ctx context.Context, input CreateTaskInput
 		return nil, err
 	}
 	t, err := r.Svc.CreateTask(ctx, input.newTask(r.Access.Submitter(ctx)))
-	return t, countRejected(err)
+	return t, r.countRejected(err)
 }
 
 // CreateTasks is the resolver for the createTasks field.
@@ -104,7 +104,7 @@ func (r *mutationResolver) CreateTasks(ctx context.Context, inputs []*CreateTask
 		ns[i] = in.newTask(submitter)
 	}
 	ts, err := r.Svc.CreateTasks(ctx, ns)
-	return ts, countRejected(err)
+	return ts, r.countRejected(err)
 }
 
 // CancelTask is the resolver for the cancelTask field.

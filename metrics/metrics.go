@@ -22,17 +22,6 @@ import (
 
 const namespace = "llmsched"
 
-// rejected counts refused submissions in every registry of the process:
-// the REST and GraphQL error paths are plain functions without access to a
-// particular Metrics, so this one counter is shared (see Rejected).
-var rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Namespace: namespace, Name: "rejected_submissions_total",
-	Help: "Task submissions refused, by API (rest, graphql) and error code (QUEUE_FULL, BAD_USER_INPUT, ...).",
-}, []string{"api", "code"})
-
-// Rejected counts one refused task submission.
-func Rejected(api, code string) { rejected.WithLabelValues(api, code).Inc() }
-
 // Metrics is one process's instrumentation.
 type Metrics struct {
 	// Registry holds every collector of this process.
@@ -44,6 +33,7 @@ type Metrics struct {
 	tokens     *prometheus.CounterVec
 	retries    *prometheus.CounterVec
 	outcomes   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
 }
 
 // Options configure New.
@@ -87,9 +77,13 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Name: "task_retries_total",
 			Help: "Tasks sent back to pending: automatic (after a failed or interrupted attempt) or manual (retry of a failed or cancelled task).",
 		}, []string{"model_id", "trigger"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "rejected_submissions_total",
+			Help: "Task submissions refused, by API (rest, graphql) and error code (QUEUE_FULL, BAD_USER_INPUT, ...).",
+		}, []string{"api", "code"}),
 	}
 	m.Registry.MustRegister(
-		m.pickup, m.run, m.outcomes, m.provErrors, m.tokens, m.retries, rejected,
+		m.pickup, m.run, m.outcomes, m.provErrors, m.tokens, m.retries, m.rejected,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -110,6 +104,16 @@ func New(o Options) *Metrics {
 }
 
 func id(modelID int) string { return strconv.Itoa(modelID) }
+
+// Rejected counts one refused task submission on api (rest, graphql) with
+// its error code. A nil Metrics counts nothing (a process or test without
+// metrics).
+func (m *Metrics) Rejected(api, code string) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(api, code).Inc()
+}
 
 // WorkerHooks observe a worker's attempts.
 func (m *Metrics) WorkerHooks() jobs.Hooks {

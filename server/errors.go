@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
@@ -56,7 +55,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 	}
 	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/tasks" {
-		metrics.Rejected("rest", string(code))
+		if rec := recorderOf(w); rec != nil {
+			rec.metrics.Rejected("rest", string(code))
+		}
 	}
 	if code == scheduler.CodeInternal {
 		log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", RequestID(r.Context()))

@@ -64,8 +64,6 @@ func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (fl
 func TestMetricsAfterTasks(t *testing.T) {
 	e := apptest.New(t, func(c *config.Config) { c.Queue.MaxQueueSize = 3 })
 	before := scrape(t, e)
-	rejectedBefore, _ := value(before, "llmsched_rejected_submissions_total", "api", "rest", "code", "QUEUE_FULL")
-	invalidBefore, _ := value(before, "llmsched_rejected_submissions_total", "api", "rest", "code", "BAD_USER_INPUT")
 
 	ok := e.Simulator("metrics-ok", 2, map[string]any{"latency_ms": 20, "output_tokens": 5})
 	flaky := e.Simulator("metrics-flaky", 1, map[string]any{"latency_ms": 1, "fail_first_n": 1, "output_tokens": 2})
@@ -133,8 +131,8 @@ func TestMetricsAfterTasks(t *testing.T) {
 		{"llmsched_tokens_total", []string{"model_id", flakyID, "kind", "completion"}, 2},
 		{"llmsched_task_retries_total", []string{"model_id", flakyID, "trigger", "automatic"}, 1},
 		{"llmsched_task_retries_total", []string{"model_id", parkedID, "trigger", "manual"}, 1},
-		{"llmsched_rejected_submissions_total", []string{"api", "rest", "code", "QUEUE_FULL"}, rejectedBefore + 1},
-		{"llmsched_rejected_submissions_total", []string{"api", "rest", "code", "BAD_USER_INPUT"}, invalidBefore + 1},
+		{"llmsched_rejected_submissions_total", []string{"api", "rest", "code", "QUEUE_FULL"}, 1},
+		{"llmsched_rejected_submissions_total", []string{"api", "rest", "code", "BAD_USER_INPUT"}, 1},
 		{"llmsched_database_scrape_error", nil, 0},
 	} {
 		got, found := value(fams, tc.name, tc.labels...)
@@ -153,6 +151,33 @@ func TestMetricsAfterTasks(t *testing.T) {
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_cpu_seconds_total"} {
 		if _, found := value(fams, name); !found {
 			t.Errorf("runtime metric %s missing", name)
+		}
+	}
+}
+
+// TestRejectedSubmissionsCountedInTheirProcess: a refused submission, over
+// REST or GraphQL, is counted in the registry of the process that refused
+// it, and in no other process's (two apps in one test binary share no
+// counter).
+func TestRejectedSubmissionsCountedInTheirProcess(t *testing.T) {
+	a := apptest.New(t, nil)
+	b := apptest.New(t, nil)
+	m := a.Simulator("rejects", 1, map[string]any{})
+	bad := map[string]any{"model_id": m.ID, "type": "translation", "input": "x"} // no target_language
+	if code := a.Do("POST", "/api/v1/tasks", bad, nil); code != http.StatusBadRequest {
+		t.Fatalf("REST submission without target_language: %d, want 400", code)
+	}
+	q := fmt.Sprintf(`{"query":"mutation { createTask(input: {modelID: \"%d\", type: TRANSLATION, input: \"x\"}) { id } }"}`, m.ID)
+	if _, _, body := raw(t, "POST", a.URL+"/graphql", q); !strings.Contains(body, "BAD_USER_INPUT") {
+		t.Fatalf("GraphQL submission without target_language: %s, want BAD_USER_INPUT", body)
+	}
+	fa, fb := scrape(t, a), scrape(t, b)
+	for _, api := range []string{"rest", "graphql"} {
+		if v, _ := value(fa, "llmsched_rejected_submissions_total", "api", api, "code", "BAD_USER_INPUT"); v != 1 {
+			t.Errorf("%s rejections in the refusing process = %v, want 1", api, v)
+		}
+		if v, found := value(fb, "llmsched_rejected_submissions_total", "api", api); found {
+			t.Errorf("%s rejections in another process = %v, want none", api, v)
 		}
 	}
 }

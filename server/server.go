@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/app"
+	"github.com/llmsched/llm-scheduler/metrics"
 	"github.com/llmsched/llm-scheduler/requestid"
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
@@ -53,10 +54,29 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// statusRecorder remembers the status for the access log.
+// statusRecorder remembers the status for the access log, and carries the
+// process's metrics to writeError (a plain function that handlers and
+// middleware call with only a logger) so that a refused submission is
+// counted in this process's registry.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	metrics *metrics.Metrics
+}
+
+// recorderOf finds the statusRecorder under w (nil outside Server's
+// middleware).
+func recorderOf(w http.ResponseWriter) *statusRecorder {
+	for {
+		switch x := w.(type) {
+		case *statusRecorder:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -98,7 +118,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, metrics: s.app.Metrics}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
