@@ -1,6 +1,7 @@
 // Package bench is the `llm-scheduler bench` subcommand: it measures the
 // scheduler against raw asynq on the same Redis and the same database, in
-// one run, and checks the performance targets of issue 7.
+// one run, and checks the performance targets listed in
+// docs/performance.md.
 //
 // On MySQL + Redis the scheduler under test runs as a child process (the
 // same binary re-executed with `serve`) on its own database and its own

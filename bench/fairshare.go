@@ -20,8 +20,8 @@ import (
 )
 
 // The fair-share phase (bench --fairshare-only) measures what fair share
-// between callers costs (issue 17's target: at most 10% of end-to-end
-// throughput against the same run with one caller).
+// between callers costs (the target, docs/performance.md: at most 10% of
+// end-to-end throughput against the same run with one caller).
 //
 // Each run submits --tasks tasks over REST to a fresh zero-latency
 // simulator model with few slots (--fairshare-slots, default 4), so that

@@ -134,7 +134,7 @@ func waitDone(t *testing.T, db *sql.DB, model int, timeout time.Duration) {
 	}
 }
 
-// TestFairShareAcrossProcesses: issue 17's fairness claims, through REST,
+// TestFairShareAcrossProcesses: docs/fairness.md's claims, through REST,
 // on two api and two worker processes (the real binary) sharing MariaDB
 // and Redis, with callers that are API keys made by the apikey command.
 // Assertions are on order and shares, never on speed.

@@ -20,8 +20,8 @@ import (
 	"github.com/llmsched/llm-scheduler/outbound"
 )
 
-// Config is the whole configuration. Its YAML keys are SPEC.md's, plus the
-// extra keys documented in config.yaml.
+// Config is the whole configuration. Its YAML keys, with their defaults,
+// are documented in config.yaml.
 type Config struct {
 	App      App      `yaml:"app" json:"app"`
 	Server   Server   `yaml:"server" json:"server"`
@@ -308,8 +308,8 @@ func (c *Config) IntrospectionEnabled() bool {
 // Addr is the HTTP listen address.
 func (c *Config) Addr() string { return fmt.Sprintf("%s:%d", c.Server.Host, c.Server.Port) }
 
-// Defaults returns SPEC.md's defaults. Embedded selects the embedded
-// database and Redis.
+// Defaults returns the defaults that config.yaml shows. Embedded selects
+// the embedded database and Redis.
 func Defaults(embedded bool) Config {
 	c := Config{
 		App: App{Name: "LLM Scheduler", Version: "1.0.0", Env: "development"},
@@ -412,7 +412,8 @@ func LoadLookup(path string, lookup func(string) (string, bool)) (*Config, error
 	return &c, nil
 }
 
-// applyEnv overrides settings with SPEC.md's environment variables and ours.
+// applyEnv overrides settings with environment variables (README.md lists
+// them).
 func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 	getenv := func(k string) string {
 		v, _ := lookup(k)

@@ -3,8 +3,8 @@ import react from "@vitejs/plugin-react";
 
 // The dashboard builds into the Go server's embedded folder; the binary
 // serves it at /. `npm run dev` serves it on :3000 and proxies the API
-// (VITE_API_URL, default http://localhost:8080 as SPEC.md's
-// REACT_APP_API_URL).
+// (VITE_API_URL, default http://localhost:8080; REACT_APP_API_URL, the
+// legacy dashboard's name for it, works too).
 export default defineConfig(({ mode }) => {
   const env = loadEnv(mode, process.cwd(), ["VITE_", "REACT_APP_"]);
   const api = env.VITE_API_URL || env.REACT_APP_API_URL || "http://localhost:8080";

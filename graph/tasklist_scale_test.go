@@ -76,7 +76,7 @@ func isCount(s recordedSQL) bool {
 }
 
 // TestTaskConnectionAtScale: the GraphQL task list's first page must not
-// sort or count the whole tasks table (issue 19: 3-7 s at a million
+// sort or count the whole tasks table (it once took 3-7 s at a million
 // pending tasks). Ties are broken on id in the order's direction, so the
 // page query is an index read (EXPLAIN on MySQL: no filesort), pages walk
 // ties correctly, totalCount is counted only when selected (from the counts

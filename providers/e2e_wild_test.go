@@ -1,6 +1,7 @@
 package providers_test
 
-// End-to-end checks of what real servers do on the error paths (issue 13):
+// End-to-end checks of what real servers do on the error paths
+// (docs/providers.md, "Servers in the wild"):
 // models on the fake server, tasks through the REST API, run by the real
 // worker.
 

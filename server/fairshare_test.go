@@ -13,7 +13,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/task"
 )
 
-// TestFairShareThroughREST: issue 17's fairness claims through the real
+// TestFairShareThroughREST: docs/fairness.md's claims through the real
 // server on either backend (embedded, and MySQL + Redis), callers being
 // API keys made over REST with their weights. The same scenarios across
 // separate api and worker processes: chaos/TestFairShareAcrossProcesses.

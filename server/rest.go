@@ -12,7 +12,8 @@ import (
 	"github.com/llmsched/llm-scheduler/scheduler"
 )
 
-// rest is the REST compatibility layer: SPEC.md's paths and fields.
+// rest is the REST compatibility layer (docs/rest.md): the legacy API's
+// paths and request fields, kept so that existing clients keep working.
 type rest struct {
 	svc *scheduler.Service
 	log *slog.Logger

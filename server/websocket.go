@@ -18,7 +18,7 @@ import (
 )
 
 // gqlgen v0.17.92+ dropped its gorilla upgrader for a pluggable websocket
-// implementation (coder/websocket by default). The design card fixes
+// implementation (coder/websocket by default). This project keeps
 // gorilla/websocket, so this is the small adapter between the two: gqlgen
 // speaks the GraphQL protocols (graphql-transport-ws and legacy graphql-ws)
 // and serialises writes; gorilla does the framing.

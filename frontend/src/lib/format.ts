@@ -96,7 +96,7 @@ export function enumSlug(v: string): string {
 
 const priorityNames: Record<number, string> = { 1: "low", 2: "medium", 3: "high" };
 
-/** priorityLabel names SPEC.md's priorities: 3 high, 2 medium, 1 low. */
+/** priorityLabel names the API's priorities: 3 high, 2 medium, 1 low. */
 export function priorityLabel(p: number): string {
   return priorityNames[p] ?? `priority ${p}`;
 }

@@ -6,7 +6,7 @@ function form(type: ModelFormValues["type"], config: Record<string, string>, ext
 }
 
 describe("model fields per type", () => {
-  it("match SPEC.md's configs", () => {
+  it("match each provider's config keys (docs/providers.md)", () => {
     const keys = (t: ModelFormValues["type"]) => modelFields[t].map((f) => f.key);
     expect(keys("OPENAI")).toEqual(["api_key", "base_url", "model", "max_tokens", "temperature"]);
     expect(keys("LOCAL")).toEqual(["host", "port", "model_path", "max_tokens", "temperature"]);
