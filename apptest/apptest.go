@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/llmsched/llm-scheduler/app"
 	"github.com/llmsched/llm-scheduler/config"
@@ -577,4 +578,11 @@ func (e *Env) CountTasks() int {
 		e.T.Fatalf("count tasks: %v", err)
 	}
 	return n
+}
+
+// LeakOptions are the goleak options for tests that start and stop
+// processes: they ignore goroutines of third-party code that no API of
+// ours can stop, each documented here.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{}
 }
