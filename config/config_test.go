@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/llmsched/llm-scheduler/config"
 )
 
@@ -132,5 +134,29 @@ func TestEmptyPasswordVariableClearsTheDefault(t *testing.T) {
 	}
 	if c.Database.Password != "llm_password" || c.Database.Driver != "mysql" {
 		t.Errorf("unset DB_PASSWORD gave %q, DB_DRIVER= gave driver %q; want the defaults", c.Database.Password, c.Database.Driver)
+	}
+}
+
+// TestSecretsAreTheHiddenFields: the credential settings are exactly the
+// fields kept out of JSON, found by their tag, with what they are set to.
+func TestSecretsAreTheHiddenFields(t *testing.T) {
+	var c config.Config
+	c.Redis.Password = "r-pass"
+	c.Auth.PreviousEncryptionKeys = []string{"k1", "k2"}
+	c.Webhooks.Secret = "wh-secret-0123456789"
+	got := map[string][]string{}
+	for _, s := range c.Secrets() {
+		got[s.Key] = s.Values
+	}
+	want := map[string][]string{
+		"database.password":             nil,
+		"redis.password":                {"r-pass"},
+		"redis.sentinel_password":       nil,
+		"auth.encryption_key":           nil,
+		"auth.previous_encryption_keys": {"k1", "k2"},
+		"webhooks.secret":               {"wh-secret-0123456789"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Secrets (-want +got):\n%s", diff)
 	}
 }

@@ -22,6 +22,7 @@ func TestSystemConfigMasksSecrets(t *testing.T) {
 		}
 		c.Redis.SentinelPassword = sentinelPass
 		c.Auth.EncryptionKey = key
+		c.Webhooks.Secret = sentinelPass
 	})
 	code, _, body := get(t, e, "GET", "/api/v1/system/config")
 	if code != http.StatusOK {
@@ -47,8 +48,10 @@ func TestSystemConfigMasksSecrets(t *testing.T) {
 	if out.Data.App.Name == "" || out.Data.Queue.MaxQueueSize <= 0 {
 		t.Errorf("config view misses settings: %+v", out.Data)
 	}
-	if out.Data.Secrets["redis.sentinel_password"] != "****" || out.Data.Secrets["auth.encryption_key"] != "****" {
-		t.Errorf("secrets = %v, want redis.sentinel_password and auth.encryption_key shown as ****", out.Data.Secrets)
+	for _, k := range []string{"redis.sentinel_password", "auth.encryption_key", "webhooks.secret"} {
+		if out.Data.Secrets[k] != "****" {
+			t.Errorf("secrets = %v, want %s shown as ****", out.Data.Secrets, k)
+		}
 	}
 	if _, ok := out.Data.Secrets["redis.password"]; ok {
 		t.Errorf("an unset secret is listed: %v", out.Data.Secrets)
