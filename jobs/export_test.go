@@ -50,3 +50,11 @@ func FairShareKeys(d *Dispatcher, modelID int) (clocks, callers string) {
 	k := d.slots.keys(modelID)
 	return k[4], k[5]
 }
+
+// SetWalkPage sets how many tasks the reconciler reads at a time, until
+// the test ends.
+func SetWalkPage(t testing.TB, n int) {
+	old := walkPage
+	walkPage = n
+	t.Cleanup(func() { walkPage = old })
+}

@@ -60,3 +60,59 @@ func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcilerWindowPagesThroughTies: pending tasks that changed in the
+// reconciler's window of recent changes and that Redis lost are all found
+// in one round, read a page at a time by (updated_at, id), when many share
+// one updated_at across page boundaries.
+func TestReconcilerWindowPagesThroughTies(t *testing.T) {
+	e := apptest.New(t, func(c *config.Config) { c.Queue.ReconcileInterval = config.Duration(time.Minute) })
+	ctx := context.Background()
+	m := e.Simulator("window", 1, map[string]any{"latency_ms": 0})
+	if code := e.Do("PUT", "/api/v1/models/"+strconv.Itoa(m.ID)+"/status", map[string]any{"status": "offline"}, nil); code != http.StatusOK {
+		t.Fatalf("set model offline: status %d", code)
+	}
+	const n = 23
+	for range n {
+		submit(e, m.ID, 2, "parked")
+	}
+	ids, err := e.App.Store.Client.Task.Query().Where(task.ModelID(m.ID)).IDs(ctx)
+	if err != nil || len(ids) != n {
+		t.Fatalf("tasks: %d, %v", len(ids), err)
+	}
+	// The window of a round with a one-minute interval ends two minutes
+	// ago: the tasks changed 150 s ago, 9 of them at one instant and 14 at
+	// another, so that pages of 5 split both groups.
+	at := time.Now().Add(-150 * time.Second).Truncate(time.Millisecond)
+	for i, id := range ids {
+		when := at
+		if i >= 9 {
+			when = at.Add(time.Millisecond)
+		}
+		if err := e.App.Store.Client.Task.UpdateOneID(id).SetUpdatedAt(when).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := jobs.ParkedKeys(e.App.Dispatcher, m.ID)
+	for _, k := range keys {
+		if err := e.Shared.Redis.Del(ctx, k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs.SetWalkPage(t, 5)
+	jobs.SetSweep(e.App.Reconciler, 1) // the sweep finds one task a round at most
+	if err := e.App.Reconciler.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var parked int64
+	for _, k := range keys {
+		c, err := e.Shared.Redis.ZCard(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parked += c
+	}
+	if parked != n {
+		t.Fatalf("after one round %d of %d tasks parked again; the window's pages skipped some", parked, n)
+	}
+}
