@@ -440,3 +440,56 @@ func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
 		t.Fatalf("stale full count = %d, want 5 read afresh", n)
 	}
 }
+
+// A costly count (a large backlog) is reused for ten times what it took
+// before a refresh, and stays usable for thirty times: the database
+// spends at most about a tenth of its time counting however fast tasks
+// arrive.
+func TestCostlyBacklogCountIsReusedLonger(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.tasks(t, 2)
+	b := f.svc.backlog
+	key := f.model.ID
+	// A count that took 200 ms, read 1.5 s ago: past backlogTTL, within
+	// ten times its cost. It answers, and no refresh starts.
+	b.mu.Lock()
+	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-1500 * time.Millisecond), took: 200 * time.Millisecond}
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 7 {
+		t.Fatalf("costly count within its reuse time = %d, want the cached 7", n)
+	}
+	b.mu.Lock()
+	reading := b.m[key].reading
+	b.mu.Unlock()
+	if reading {
+		t.Fatal("a costly count within ten times its cost started a refresh")
+	}
+	// Read 10 s ago: past thirty times its cost (6 s, above backlogStale's
+	// 5 s floor), so it is read afresh.
+	b.mu.Lock()
+	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-10 * time.Second), took: 200 * time.Millisecond}
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 2 {
+		t.Fatalf("costly count past thirty times its cost = %d, want 2 read afresh", n)
+	}
+	// Read 5.5 s ago: past its reuse time and backlogStale's floor, not
+	// past thirty times its cost: it answers at once and one refresh
+	// brings the true 2.
+	b.mu.Lock()
+	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-5500 * time.Millisecond), took: 200 * time.Millisecond}
+	b.mu.Unlock()
+	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 7 {
+		t.Fatalf("costly count past its reuse time = %d, want the cached 7 at once", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, _ := b.pending(ctx, f.svc, key, fitsAll); n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("costly count never refreshed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
