@@ -79,6 +79,8 @@ type App struct {
 	metricsServer *http.Server
 	// onStopping runs when Shutdown begins (OnStopping).
 	onStopping []func()
+	// components are what Start started, in order (components.go).
+	components []component
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	closers    []func() error
@@ -194,9 +196,13 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 	if err := a.Bus.Start(ctx); err != nil {
 		return err
 	}
-	a.wg.Add(2)
-	go func() { defer a.wg.Done(); a.Reconciler.Run(ctx) }()
-	go func() { defer a.wg.Done(); a.DueScanner.Run(ctx) }()
+	// The bus outlives everything that publishes; Bus.Stop logs what it
+	// could not send (Redis down is no error of the shutdown).
+	a.started("event bus", busDrain, func(ctx context.Context) error { _ = a.Bus.Stop(ctx); return nil })
+	// The service's own goroutines stop once nothing calls it.
+	a.started("service", serviceDrain, a.Service.Close)
+	a.startLoop(ctx, "reconciler", loopStop, a.Reconciler.Run)
+	a.startLoop(ctx, "due scanner", loopStop, a.DueScanner.Run)
 	select {
 	case <-a.Bus.Ready():
 	case <-time.After(10 * time.Second):
@@ -213,8 +219,9 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 		}
 		a.Webhooks = ws
 		a.Service.OnWebhook(ws.Wake)
-		a.wg.Add(1)
-		go func() { defer a.wg.Done(); ws.Run(ctx) }()
+		// The sender waits for the deliveries in flight, each bounded by
+		// webhooks.timeout.
+		a.startLoop(ctx, "webhook sender", a.Config.Webhooks.Timeout.D()+loopStop, ws.Run)
 	}
 	if a.Role == RoleAPI || a.Role == RoleAll {
 		h, err := handler(a)
@@ -349,29 +356,21 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.cancel()
 	}
 	a.wg.Wait()
-	// Nothing calls the service any more: stop its cache refreshes and
-	// group-commit hand-offs (their events go out with the bus's drain).
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), serviceDrain)
-	if err := a.Service.Close(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("close the service: %w", err))
-	}
-	cancel()
-	// Let queued events reach Redis before it is closed; Stop logs what
-	// it could not send (Redis down is no error of the shutdown).
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), busDrain)
-	_ = a.Bus.Stop(bctx)
-	cancel()
-	errs = append(errs, a.closeAll())
+	errs = append(errs, a.stopComponents(ctx), a.closeAll())
 	return errors.Join(errs...)
 }
 
-// serviceDrain bounds how long Shutdown waits for the service's own
-// goroutines: a group-commit batch holds its statements' timeout
-// (scheduler's flushTimeout) at most.
-const serviceDrain = 30 * time.Second
-
-// busDrain bounds how long Shutdown waits for queued events to reach Redis.
-const busDrain = 2 * time.Second
+// How long Shutdown waits for each component to stop.
+const (
+	// loopStop: the reconciler cancels its round and releases its lease
+	// (jobs.releaseWait), the due scanner ends its round.
+	loopStop = 10 * time.Second
+	// serviceDrain: a group-commit batch holds its statements' timeout
+	// (scheduler's flushTimeout) at most.
+	serviceDrain = 30 * time.Second
+	// busDrain: queued events reach Redis before it is closed.
+	busDrain = 2 * time.Second
+)
 
 func (a *App) closeAll() error {
 	var errs []error
