@@ -68,7 +68,8 @@ type Worker struct {
 	pollInterval time.Duration
 	serverCfg    asynq.Config
 
-	// inflight counts running handlers and queued slot releases, so
+	// inflight counts running handlers, their heartbeats and queued slot
+	// releases, so
 	// Shutdown can wait for the ones asynq abandons at the end of the
 	// grace period.
 	inflight sync.WaitGroup
@@ -488,7 +489,13 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt schedule
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	go w.heartbeat(hbCtx, m.ID, t.ID)
+	// The heartbeat ends with the handler (stopHB); Shutdown waits for it
+	// with the handlers (inflight).
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		w.heartbeat(hbCtx, m.ID, t.ID)
+	}()
 
 	started := time.Now()
 	var streamed bool
