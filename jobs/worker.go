@@ -69,9 +69,8 @@ type Worker struct {
 	serverCfg    asynq.Config
 
 	// inflight counts running handlers, their heartbeats and queued slot
-	// releases, so
-	// Shutdown can wait for the ones asynq abandons at the end of the
-	// grace period.
+	// releases, so Shutdown can wait for the ones asynq abandons at the
+	// end of the grace period.
 	inflight sync.WaitGroup
 	releases *releaser
 }
