@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/config"
 )
@@ -31,10 +33,19 @@ var (
 	cliErr  error
 )
 
+// TestMain removes the CLI binary it built and fails the package's tests
+// if any goroutine outlives them (apptest.LeakOptions lists the
+// third-party ones no API stops).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if cliDir != "" {
 		os.RemoveAll(cliDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(apptest.LeakOptions()...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
