@@ -231,7 +231,11 @@ func (s *Service) Redeliver(ctx context.Context, id int) (*ent.WebhookDelivery, 
 	now := s.now()
 	n, err := s.db.WebhookDelivery.Update().Where(webhookdelivery.ID(id)).
 		SetStatus(domain.WebhookPending).SetNextAttemptAt(now).SetGiveUpAt(now.Add(s.cfg.Webhooks.MaxAge.D())).
-		ClearDeliveredAt().Save(ctx)
+		ClearDeliveredAt().
+		// Taken from a sender with a try in flight: that try is recorded
+		// and this redelivery follows it (webhooks.Sender.record). The
+		// lease stays, so no second try starts beside it.
+		SetOwner("").Save(ctx)
 	if err != nil {
 		return nil, dbErr(err, "webhook delivery", id)
 	}

@@ -365,6 +365,13 @@ func Backoff(first, maxDelay time.Duration, attempt int) time.Duration {
 
 // record stores one try and what follows: delivered, the next retry, or
 // given up. Both writes apply only while token still owns the row.
+//
+// A redelivery asked while the try was in flight wins: Service.Redeliver
+// takes the row from its owner (and leaves the lease, so that no second
+// try starts beside this one). The try is then recorded, the lease freed,
+// and the row stays pending for the redelivery, which the next round
+// sends as the following attempt. Without that the try's outcome
+// (delivered, say) overwrote the redelivery, and it was never sent.
 func (s *Sender) record(ctx context.Context, d *ent.WebhookDelivery, token string, attempt int, o outcome) error {
 	now := s.now()
 	tx, err := s.db.Tx(ctx)
@@ -388,6 +395,14 @@ func (s *Sender) record(ctx context.Context, d *ent.WebhookDelivery, token strin
 		upd.SetNextAttemptAt(next)
 	}
 	n, err := upd.Save(ctx)
+	if err == nil && n == 0 {
+		// Redelivered meanwhile (no owner, pending, this try not yet
+		// counted), or no longer ours (another owner: the lease expired).
+		n, err = tx.WebhookDelivery.Update().Where(webhookdelivery.ID(d.ID), webhookdelivery.Owner(""),
+			webhookdelivery.StatusEQ(domain.WebhookPending), webhookdelivery.AttemptsLT(attempt)).
+			SetAttempts(attempt).SetNillableLastStatusCode(o.code).SetLastError(o.err).
+			ClearLeaseUntil().Save(ctx)
+	}
 	if err == nil && n == 0 {
 		err = fmt.Errorf("delivery %d: lease lost before the attempt was recorded", d.ID)
 	}

@@ -432,3 +432,59 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("malformed: %v", err)
 	}
 }
+
+// A redelivery asked while a try is still in flight is not lost: the try
+// is recorded, and the delivery is sent once more as the next attempt.
+// (The try's outcome used to overwrite the redelivery's pending status.)
+func TestRedeliveryDuringATryIsNotLost(t *testing.T) {
+	type try struct{ delivery, attempt int }
+	tries := make(chan try, 10)
+	release := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		var tr try
+		tr.delivery, _ = strconv.Atoi(req.Header.Get(webhooks.DeliveryHeader))
+		tr.attempt, _ = strconv.Atoi(req.Header.Get(webhooks.AttemptHeader))
+		tries <- tr
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			<-release // answered once the test has asked for the redelivery
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	e := apptest.New(t, hookConfig(nil))
+	m := e.Simulator("hook-inflight", 1, map[string]any{"latency_ms": 1})
+	task := e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "hi", "callback_url": srv.URL})
+	var first try
+	select {
+	case first = <-tries:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first try never came")
+	}
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/webhooks/deliveries/%d/redeliver", first.delivery), nil, nil); code != http.StatusAccepted {
+		t.Fatalf("redeliver: %d", code)
+	}
+	close(release)
+	select {
+	case second := <-tries:
+		if second.delivery != first.delivery || second.attempt != 2 {
+			t.Fatalf("second try = %+v, want delivery %d attempt 2", second, first.delivery)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the redelivery asked during the first try was never sent")
+	}
+	ds := waitDelivered(t, e, task.ID, 1)
+	if d := ds[0]; d.Attempts != 2 || len(d.AttemptHistory) != 2 {
+		t.Fatalf("delivery = %+v, want 2 attempts recorded", d)
+	}
+}
