@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/procfs"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmsched/llm-scheduler/mysqltest"
 	"github.com/llmsched/llm-scheduler/redistest"
 )
 
@@ -467,77 +468,28 @@ func stopProcs(ps []*scaleProc) {
 // scaleDB is the database the scaling mode creates on its MariaDB.
 const scaleDB = "llmsched_scale"
 
-// mariaDB is a private MariaDB server (mariadb-install-db + mariadbd on a
-// loopback port, data under a temporary directory).
+// mariaDB is the scaling mode's private MariaDB (package mysqltest) and a
+// connection to it.
 type mariaDB struct {
+	srv  *mysqltest.Server
 	port int
-	cmd  *exec.Cmd
-	done chan struct{}
 	db   *sql.DB
 }
 
 func startMariaDB(ctx context.Context, dir string) (*mariaDB, error) {
-	server, err := exec.LookPath("mariadbd")
+	srv, err := mysqltest.Start(ctx, dir, mysqltest.Options{Args: []string{"--max-connections=1000"}, DieWithParent: true})
 	if err != nil {
-		return nil, fmt.Errorf("the scaling mode starts its own MariaDB: mariadbd not found (apt-get install mariadb-server): %w", err)
+		return nil, fmt.Errorf("the scaling mode starts its own MariaDB: %w", err)
 	}
-	data := filepath.Join(dir, "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	db, err := sql.Open("mysql", srv.DSN(""))
+	if err != nil {
+		srv.Stop()
 		return nil, err
 	}
-	var asRoot []string
-	if os.Geteuid() == 0 {
-		asRoot = []string{"--user=root"}
-	}
-	install := exec.CommandContext(ctx, "mariadb-install-db", append([]string{"--no-defaults", "--datadir=" + data,
-		"--auth-root-authentication-method=normal", "--skip-test-db"}, asRoot...)...)
-	if out, err := install.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
-	}
-	ports, err := redistest.FreePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	m := &mariaDB{port: ports[0], done: make(chan struct{})}
-	m.cmd = exec.Command(server, append([]string{"--no-defaults", "--datadir=" + data, "--port=" + strconv.Itoa(m.port),
-		"--bind-address=127.0.0.1", "--socket=" + filepath.Join(dir, "mysqld.sock"), "--pid-file=" + filepath.Join(dir, "mysqld.pid"),
-		"--skip-log-bin", "--max-connections=1000"}, asRoot...)...)
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start mariadbd: %w", err)
-	}
-	go func() { _ = m.cmd.Wait(); close(m.done) }()
-	m.db, err = sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", m.port))
-	if err != nil {
-		m.stop()
-		return nil, err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := m.db.PingContext(ctx)
-		if err == nil {
-			return m, nil
-		}
-		select {
-		case <-m.done:
-			return nil, fmt.Errorf("mariadbd exited at start (log %s)", filepath.Join(dir, "server.log"))
-		default:
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			m.stop()
-			return nil, fmt.Errorf("mariadbd on port %d does not answer: %w", m.port, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &mariaDB{srv: srv, port: srv.Port, db: db}, nil
 }
 
-func (m *mariaDB) pid() int { return m.cmd.Process.Pid }
+func (m *mariaDB) pid() int { return m.srv.PID() }
 
 func (m *mariaDB) reset(ctx context.Context) error {
 	for _, q := range []string{"DROP DATABASE IF EXISTS " + scaleDB, "CREATE DATABASE " + scaleDB} {
@@ -571,16 +523,8 @@ func (m *mariaDB) status(ctx context.Context) (map[string]int64, error) {
 }
 
 func (m *mariaDB) stop() {
-	if m.db != nil {
-		_ = m.db.Close()
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
+	_ = m.db.Close()
+	m.srv.Stop()
 }
 
 // scaleRedis is the bench's own Redis: one server, or a Redis Cluster.

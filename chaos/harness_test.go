@@ -27,6 +27,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/llmsched/llm-scheduler/mysqltest"
 )
 
 // services are the private MariaDB and Redis of this test binary.
@@ -157,78 +159,26 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
-// MariaDB is a private mariadbd on its own data directory and port,
-// without grant tables (any user, no password).
-type MariaDB struct {
-	Port int
-	dir  string
-	cmd  *exec.Cmd
-}
+// MariaDB is the private mariadbd (package mysqltest), with relaxed
+// durability (these tests stop and start it, they do not measure it).
+type MariaDB struct{ *mysqltest.Server }
 
 func newMariaDB(dir string) (*MariaDB, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	out, err := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
-		"--user=root", "--skip-test-db", "--auth-root-authentication-method=normal").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
-	}
-	port, err := freePort()
+	s, err := mysqltest.Start(context.Background(), dir, mysqltest.Options{Args: []string{
+		"--skip-grant-tables", "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2", "--max-connections=500"}})
 	if err != nil {
 		return nil, err
 	}
-	m := &MariaDB{Port: port, dir: dir}
-	return m, m.Start()
+	return &MariaDB{s}, nil
 }
 
-// Start starts the server and waits until it takes connections.
-func (m *MariaDB) Start() error {
-	log, err := os.OpenFile(filepath.Join(m.dir, "mariadbd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	m.cmd = exec.Command("mariadbd", "--no-defaults", "--datadir="+filepath.Join(m.dir, "data"),
-		"--socket="+filepath.Join(m.dir, "mysqld.sock"), "--pid-file="+filepath.Join(m.dir, "mysqld.pid"),
-		fmt.Sprintf("--port=%d", m.Port), "--bind-address=127.0.0.1", "--user=root",
-		"--skip-grant-tables", "--skip-log-bin", "--innodb-buffer-pool-size=128M",
-		"--innodb-flush-log-at-trx-commit=2", "--max-connections=500")
-	m.cmd.Stdout, m.cmd.Stderr = log, log
-	if err := m.cmd.Start(); err != nil {
-		return fmt.Errorf("start mariadbd: %w", err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", m.Port))
-		if err == nil {
-			err = db.Ping()
-			db.Close()
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mariadbd did not answer on port %d: %w", m.Port, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// Stop shuts the server down cleanly (SIGTERM) and waits for it.
-func (m *MariaDB) Stop() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
-	m.cmd = nil
-}
+// Start starts the server again after Stop (same port and data).
+func (m *MariaDB) Start() error { return m.Server.Start(context.Background()) }
 
 // DB opens a connection to database name.
 func (m *MariaDB) DB(t testing.TB, name string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/%s?parseTime=true&loc=UTC", m.Port, name))
+	db, err := sql.Open("mysql", m.DSN(name))
 	if err != nil {
 		t.Fatal(err)
 	}
