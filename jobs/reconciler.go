@@ -391,9 +391,10 @@ var walkPage = 500
 // intake (tens of thousands of tasks changed per interval) took minutes
 // and held the database the whole time.
 func (r *Reconciler) walkWindow(ctx context.Context, models map[int]*ent.Model, chains map[int][]*ent.Model, since, until time.Time) error {
-	where := []predicate.Task{task.StatusEQ(domain.StatusPending), task.Scheduled(false), task.UpdatedAtLT(until), task.UpdatedAtGTE(since)}
+	window := []predicate.Task{task.StatusEQ(domain.StatusPending), task.Scheduled(false), task.UpdatedAtLT(until)}
+	from := []predicate.Task{task.UpdatedAtGTE(since)}
 	for {
-		ts, err := r.db.Task.Query().Where(where...).
+		ts, err := r.db.Task.Query().Where(window...).Where(from...).
 			Order(ent.Asc(task.FieldUpdatedAt), ent.Asc(task.FieldID)).Limit(walkPage).All(ctx)
 		if err != nil {
 			return fmt.Errorf("list changed pending tasks: %w", err)
@@ -408,8 +409,7 @@ func (r *Reconciler) walkWindow(ctx context.Context, models map[int]*ent.Model, 
 			return nil
 		}
 		last := ts[len(ts)-1]
-		where = []predicate.Task{task.StatusEQ(domain.StatusPending), task.Scheduled(false), task.UpdatedAtLT(until),
-			task.UpdatedAtGTE(last.UpdatedAt), task.Not(task.And(task.UpdatedAt(last.UpdatedAt), task.IDLTE(last.ID)))}
+		from = []predicate.Task{task.UpdatedAtGTE(last.UpdatedAt), task.Not(task.And(task.UpdatedAt(last.UpdatedAt), task.IDLTE(last.ID)))}
 	}
 }
 

@@ -47,14 +47,7 @@ func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
 		if err := e.App.Reconciler.Once(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var parked int64
-		for _, k := range keys {
-			c, err := e.Shared.Redis.ZCard(ctx, k).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			parked += c
-		}
+		parked := parkedIn(t, e, keys)
 		if want := int64(round * chunk); parked != want {
 			t.Fatalf("after round %d: %d tasks parked again, want %d", round, parked, want)
 		}
@@ -104,15 +97,22 @@ func TestReconcilerWindowPagesThroughTies(t *testing.T) {
 	if err := e.App.Reconciler.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
+	parked := parkedIn(t, e, keys)
+	if parked != n {
+		t.Fatalf("after one round %d of %d tasks parked again; the window's pages skipped some", parked, n)
+	}
+}
+
+// parkedIn counts the tasks parked under a model's parked-queue keys.
+func parkedIn(t *testing.T, e *apptest.Env, keys []string) int64 {
+	t.Helper()
 	var parked int64
 	for _, k := range keys {
-		c, err := e.Shared.Redis.ZCard(ctx, k).Result()
+		c, err := e.Shared.Redis.ZCard(context.Background(), k).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		parked += c
 	}
-	if parked != n {
-		t.Fatalf("after one round %d of %d tasks parked again; the window's pages skipped some", parked, n)
-	}
+	return parked
 }

@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // the driver DB opens
+	_ "github.com/go-sql-driver/mysql" // the driver DSN is for
+
+	"github.com/llmsched/llm-scheduler/redistest"
 )
 
 // Server is one private mariadbd.
@@ -44,7 +45,8 @@ type Options struct {
 }
 
 // Start creates a data directory under dir and starts the server on a free
-// port, returning once it takes connections.
+// port (redistest.FreePorts: one allocator for every private server of a
+// process), returning once it takes connections.
 func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	if _, err := exec.LookPath("mariadbd"); err != nil {
 		return nil, fmt.Errorf("mariadbd not found (apt-get install mariadb-server): %w", err)
@@ -57,11 +59,11 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	if out, err := install.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("mariadb-install-db: %v: %s", err, out)
 	}
-	port, err := freePort()
+	ports, err := redistest.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, dir: dir, opts: o}
+	s := &Server{Port: ports[0], dir: dir, opts: o}
 	return s, s.Start(ctx)
 }
 
@@ -71,15 +73,6 @@ func asRoot() []string {
 		return []string{"--user=root"}
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start starts the server (again, after Stop) on its port and data, and
