@@ -207,14 +207,19 @@ func (r *Reconciler) Once(ctx context.Context) error {
 	if n == 0 {
 		if r.flushSeen.IsZero() {
 			r.flushSeen = time.Now()
-			r.log.Warn("reconciler: redis lost its data; re-admitting unfinished tasks after one heartbeat")
+			r.log.Warn("reconciler: redis lost its data; re-admitting unfinished tasks after one lease period")
 		}
 		running, err := r.db.Task.Query().Where(task.StatusEQ(domain.StatusRunning)).Exist(ctx)
 		if err != nil {
 			return fmt.Errorf("look for running tasks: %w", err)
 		}
-		if running && time.Since(r.flushSeen) < r.leaseTTL/2 {
-			return nil // let running workers restore their leases first
+		if running && time.Since(r.flushSeen) < r.leaseTTL {
+			// Let running workers restore their leases first. A live
+			// worker renews every third of the lease TTL; a whole TTL
+			// is what a lease promises, and leaves room for a heartbeat
+			// late on a loaded host (half a TTL did not: under load a
+			// slot went out beside a running task).
+			return nil
 		}
 		full = true
 		// Slots are handed out again from here on (see Slots.grantable).
@@ -293,9 +298,9 @@ func (r *Reconciler) marks(ctx context.Context, models []*ent.Model, full bool) 
 		if !ok {
 			first = time.Now()
 			r.lostSeen[id] = first
-			r.log.Warn("reconciler: redis lost a model's keys; re-admitting its tasks after one heartbeat", "model_id", id)
+			r.log.Warn("reconciler: redis lost a model's keys; re-admitting its tasks after one lease period", "model_id", id)
 		}
-		if time.Since(first) >= r.leaseTTL/2 {
+		if time.Since(first) >= r.leaseTTL { // as after a whole flush
 			due = append(due, id)
 		}
 	}
