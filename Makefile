@@ -12,7 +12,7 @@ test:
 # written to chaos-report.md (see docs/reliability.md).
 chaos:
 	LLMSCHED_TEST_BACKEND=mysql CHAOS_REPORT=$(CURDIR)/chaos-report.md \
-		go test -tags chaos -count=1 -timeout 20m -v -run 'TestChaos$$' ./chaos
+		go test -tags chaos -count=1 -timeout 20m -v -run 'TestChaos$$' ./internal/chaos
 
 # Each fuzz target for FUZZTIME (default 10s).
 fuzz:

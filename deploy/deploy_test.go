@@ -18,9 +18,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/secrets"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
 
 type compose struct {

@@ -10,8 +10,8 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // APIKey is the model entity for the APIKey schema.

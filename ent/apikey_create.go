@@ -11,8 +11,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // APIKeyCreate is the builder for creating a APIKey entity.

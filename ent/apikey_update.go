@@ -12,9 +12,9 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // APIKeyUpdate is the builder for updating APIKey entities.

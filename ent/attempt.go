@@ -9,9 +9,9 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // Attempt is the model entity for the Attempt schema.

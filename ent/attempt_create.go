@@ -11,9 +11,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // AttemptCreate is the builder for creating a Attempt entity.

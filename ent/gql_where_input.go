@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // ModelWhereInput represents a where input for filtering Model queries.

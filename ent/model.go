@@ -10,8 +10,8 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/model"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // Model is the model entity for the Model schema.

@@ -12,10 +12,10 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // ModelUpdate is the builder for updating Model entities.

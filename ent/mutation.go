@@ -11,7 +11,6 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
@@ -19,6 +18,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
 	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 const (

@@ -10,9 +10,9 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // Task is the model entity for the Task schema.

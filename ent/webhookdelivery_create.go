@@ -11,10 +11,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
 	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // WebhookDeliveryCreate is the builder for creating a WebhookDelivery entity.

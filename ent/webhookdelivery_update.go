@@ -11,11 +11,11 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
 	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // WebhookDeliveryUpdate is the builder for updating WebhookDelivery entities.

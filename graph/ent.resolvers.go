@@ -9,10 +9,10 @@ import (
 	"context"
 
 	"entgo.io/contrib/entgql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/graph/nodeid"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Tasks is the resolver for the tasks field.

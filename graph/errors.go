@@ -12,8 +12,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // ErrorPresenter gives every resolver error extensions.code from the same

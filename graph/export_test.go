@@ -3,7 +3,7 @@ package graph
 import (
 	"context"
 
-	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/internal/events"
 )
 
 // TaskOutput runs the taskOutput subscription of r as the websocket

@@ -16,11 +16,11 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/graph/nodeid"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -3177,7 +3177,7 @@ func (ec *executionContext) field_Mutation_setModelStatus_args(ctx context.Conte
 	args["id"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "status",
 		func(ctx context.Context, v any) (domain.ModelStatus, error) {
-			return ec.unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, v)
+			return ec.unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3726,7 +3726,7 @@ func (ec *executionContext) _APIKey_modelBudgets(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*domain.ModelBudget) graphql.Marshaler {
-			return ec.marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, selections, v)
+			return ec.marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudgetᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3827,7 +3827,7 @@ func (ec *executionContext) _APIKey_usage(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
-			return ec.marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx, selections, v)
+			return ec.marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐKeyUsage(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3997,7 +3997,7 @@ func (ec *executionContext) _Attempt_status(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.AttemptStatus) graphql.Marshaler {
-			return ec.marshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐAttemptStatus(ctx, selections, v)
+			return ec.marshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐAttemptStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4696,7 +4696,7 @@ func (ec *executionContext) _CostDay_byModel(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
-			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLineᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4728,7 +4728,7 @@ func (ec *executionContext) _CostDay_byCaller(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
-			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLineᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4921,7 +4921,7 @@ func (ec *executionContext) _CostReport_days(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostDay) graphql.Marshaler {
-			return ec.marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDayᚄ(ctx, selections, v)
+			return ec.marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostDayᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -4999,7 +4999,7 @@ func (ec *executionContext) _CostReport_byModel(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
-			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLineᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5031,7 +5031,7 @@ func (ec *executionContext) _CostReport_byCaller(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
-			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx, selections, v)
+			return ec.marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLineᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5449,7 +5449,7 @@ func (ec *executionContext) _DashboardStats_perModel(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.ModelStat) graphql.Marshaler {
-			return ec.marshalNModelStat2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelStatᚄ(ctx, selections, v)
+			return ec.marshalNModelStat2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelStatᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5481,7 +5481,7 @@ func (ec *executionContext) _DashboardStats_perCaller(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*scheduler.CallerStat) graphql.Marshaler {
-			return ec.marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStatᚄ(ctx, selections, v)
+			return ec.marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCallerStatᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5858,7 +5858,7 @@ func (ec *executionContext) _KeyUsage_day(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
-			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐBudgetWindow(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5890,7 +5890,7 @@ func (ec *executionContext) _KeyUsage_month(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
-			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐBudgetWindow(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5922,7 +5922,7 @@ func (ec *executionContext) _KeyUsage_models(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []scheduler.ModelUsage) graphql.Marshaler {
-			return ec.marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsageᚄ(ctx, selections, v)
+			return ec.marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelUsageᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6000,7 +6000,7 @@ func (ec *executionContext) _Model_type(ctx context.Context, field graphql.Colle
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.ModelType) graphql.Marshaler {
-			return ec.marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, selections, v)
+			return ec.marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6023,7 +6023,7 @@ func (ec *executionContext) _Model_status(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.ModelStatus) graphql.Marshaler {
-			return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, selections, v)
+			return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6554,7 +6554,7 @@ func (ec *executionContext) _ModelStat_status(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.ModelStatus) graphql.Marshaler {
-			return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, selections, v)
+			return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6669,7 +6669,7 @@ func (ec *executionContext) _ModelUsage_day(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
-			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐBudgetWindow(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6701,7 +6701,7 @@ func (ec *executionContext) _ModelUsage_month(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
-			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx, selections, v)
+			return ec.marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐBudgetWindow(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7732,7 +7732,7 @@ func (ec *executionContext) _Query_dashboardStats(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.DashboardStats) graphql.Marshaler {
-			return ec.marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDashboardStats(ctx, selections, v)
+			return ec.marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDashboardStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7765,7 +7765,7 @@ func (ec *executionContext) _Query_taskStatsByDate(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*scheduler.DayStats) graphql.Marshaler {
-			return ec.marshalNDayStats2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDayStatsᚄ(ctx, selections, v)
+			return ec.marshalNDayStats2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDayStatsᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7809,7 +7809,7 @@ func (ec *executionContext) _Query_costReport(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.CostReport) graphql.Marshaler {
-			return ec.marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostReport(ctx, selections, v)
+			return ec.marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostReport(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7884,7 +7884,7 @@ func (ec *executionContext) _Query_myUsage(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
-			return ec.marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx, selections, v)
+			return ec.marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐKeyUsage(ctx, selections, v)
 		},
 		true,
 		false,
@@ -7916,7 +7916,7 @@ func (ec *executionContext) _Query_systemHealth(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.Health) graphql.Marshaler {
-			return ec.marshalNSystemHealth2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐHealth(ctx, selections, v)
+			return ec.marshalNSystemHealth2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐHealth(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8079,7 +8079,7 @@ func (ec *executionContext) _StatusCount_status(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
-			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, selections, v)
+			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8170,7 +8170,7 @@ func (ec *executionContext) _Subscription_taskEvents(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *events.TaskEvent) graphql.Marshaler {
-			return ec.marshalNTaskEvent2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋeventsᚐTaskEvent(ctx, selections, v)
+			return ec.marshalNTaskEvent2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋeventsᚐTaskEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8214,7 +8214,7 @@ func (ec *executionContext) _Subscription_taskOutput(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *events.OutputChunk) graphql.Marshaler {
-			return ec.marshalNOutputChunk2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋeventsᚐOutputChunk(ctx, selections, v)
+			return ec.marshalNOutputChunk2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋeventsᚐOutputChunk(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8257,7 +8257,7 @@ func (ec *executionContext) _Subscription_dashboardStatsUpdated(ctx context.Cont
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *scheduler.DashboardStats) graphql.Marshaler {
-			return ec.marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDashboardStats(ctx, selections, v)
+			return ec.marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDashboardStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8312,7 +8312,7 @@ func (ec *executionContext) _SystemHealth_database(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.Dependency) graphql.Marshaler {
-			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDependency(ctx, selections, v)
+			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDependency(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8344,7 +8344,7 @@ func (ec *executionContext) _SystemHealth_redis(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.Dependency) graphql.Marshaler {
-			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDependency(ctx, selections, v)
+			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDependency(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8376,7 +8376,7 @@ func (ec *executionContext) _SystemHealth_workers(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v scheduler.Dependency) graphql.Marshaler {
-			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDependency(ctx, selections, v)
+			return ec.marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDependency(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8523,7 +8523,7 @@ func (ec *executionContext) _Task_type(ctx context.Context, field graphql.Collec
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskType) graphql.Marshaler {
-			return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, selections, v)
+			return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8592,7 +8592,7 @@ func (ec *executionContext) _Task_status(ctx context.Context, field graphql.Coll
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
-			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, selections, v)
+			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9497,7 +9497,7 @@ func (ec *executionContext) _TaskEvent_type(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskType) graphql.Marshaler {
-			return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, selections, v)
+			return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9520,7 +9520,7 @@ func (ec *executionContext) _TaskEvent_from(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *domain.TaskStatus) graphql.Marshaler {
-			return ec.marshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, selections, v)
+			return ec.marshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, selections, v)
 		},
 		true,
 		false,
@@ -9543,7 +9543,7 @@ func (ec *executionContext) _TaskEvent_to(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
-			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, selections, v)
+			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9897,7 +9897,7 @@ func (ec *executionContext) _WebhookDelivery_event(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
-			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, selections, v)
+			return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9943,7 +9943,7 @@ func (ec *executionContext) _WebhookDelivery_status(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v domain.WebhookStatus) graphql.Marshaler {
-			return ec.marshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐWebhookStatus(ctx, selections, v)
+			return ec.marshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐWebhookStatus(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11273,7 +11273,7 @@ func (ec *executionContext) unmarshalInputCreateAPIKeyInput(ctx context.Context,
 			it.TokensPerMonth = data
 		case "modelBudgets":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("modelBudgets"))
-			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, v)
+			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudgetᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -11329,7 +11329,7 @@ func (ec *executionContext) unmarshalInputCreateModelInput(ctx context.Context, 
 			it.Name = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
-			data, err := ec.unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, v)
+			data, err := ec.unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -11350,7 +11350,7 @@ func (ec *executionContext) unmarshalInputCreateModelInput(ctx context.Context, 
 			it.MaxWorkers = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -11427,7 +11427,7 @@ func (ec *executionContext) unmarshalInputCreateTaskInput(ctx context.Context, o
 			it.ModelID = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
-			data, err := ec.unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, v)
+			data, err := ec.unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -11816,56 +11816,56 @@ func (ec *executionContext) unmarshalInputModelWhereInput(ctx context.Context, o
 			it.NameContainsFold = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
-			data, err := ec.unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, v)
+			data, err := ec.unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Type = data
 		case "typeNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeNEQ"))
-			data, err := ec.unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, v)
+			data, err := ec.unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeNEQ = data
 		case "typeIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeIn"))
-			data, err := ec.unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelTypeᚄ(ctx, v)
+			data, err := ec.unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelTypeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeIn = data
 		case "typeNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeNotIn"))
-			data, err := ec.unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelTypeᚄ(ctx, v)
+			data, err := ec.unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelTypeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeNotIn = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Status = data
 		case "statusNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNEQ"))
-			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.StatusNEQ = data
 		case "statusIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusIn"))
-			data, err := ec.unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatusᚄ(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatusᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.StatusIn = data
 		case "statusNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNotIn"))
-			data, err := ec.unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatusᚄ(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatusᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12411,7 +12411,7 @@ func (ec *executionContext) unmarshalInputTaskEventFilter(ctx context.Context, o
 			it.ModelIDs = data
 		case "statuses":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statuses"))
-			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatusᚄ(ctx, v)
+			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatusᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12618,28 +12618,28 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 			it.ModelIDNotIn = data
 		case "type":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
-			data, err := ec.unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, v)
+			data, err := ec.unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Type = data
 		case "typeNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeNEQ"))
-			data, err := ec.unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, v)
+			data, err := ec.unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeNEQ = data
 		case "typeIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeIn"))
-			data, err := ec.unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskTypeᚄ(ctx, v)
+			data, err := ec.unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskTypeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.TypeIn = data
 		case "typeNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("typeNotIn"))
-			data, err := ec.unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskTypeᚄ(ctx, v)
+			data, err := ec.unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskTypeᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12702,28 +12702,28 @@ func (ec *executionContext) unmarshalInputTaskWhereInput(ctx context.Context, ob
 			it.PriorityLTE = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, v)
+			data, err := ec.unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Status = data
 		case "statusNEQ":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNEQ"))
-			data, err := ec.unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, v)
+			data, err := ec.unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.StatusNEQ = data
 		case "statusIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusIn"))
-			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatusᚄ(ctx, v)
+			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatusᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.StatusIn = data
 		case "statusNotIn":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statusNotIn"))
-			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatusᚄ(ctx, v)
+			data, err := ec.unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatusᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13808,7 +13808,7 @@ func (ec *executionContext) unmarshalInputUpdateAPIKeyInput(ctx context.Context,
 			it.TokensPerMonth = data
 		case "modelBudgets":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("modelBudgets"))
-			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx, v)
+			data, err := ec.unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudgetᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13878,7 +13878,7 @@ func (ec *executionContext) unmarshalInputUpdateModelInput(ctx context.Context, 
 			it.MaxWorkers = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, v)
+			data, err := ec.unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -16564,13 +16564,13 @@ func (ec *executionContext) marshalNAttempt2ᚖgithubᚗcomᚋllmschedᚋllmᚑs
 	return ec._Attempt(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐAttemptStatus(ctx context.Context, v any) (domain.AttemptStatus, error) {
+func (ec *executionContext) unmarshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐAttemptStatus(ctx context.Context, v any) (domain.AttemptStatus, error) {
 	var res domain.AttemptStatus
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐAttemptStatus(ctx context.Context, sel ast.SelectionSet, v domain.AttemptStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNAttemptStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐAttemptStatus(ctx context.Context, sel ast.SelectionSet, v domain.AttemptStatus) graphql.Marshaler {
 	return v
 }
 
@@ -16588,15 +16588,15 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
-func (ec *executionContext) marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐBudgetWindow(ctx context.Context, sel ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
+func (ec *executionContext) marshalNBudgetWindow2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐBudgetWindow(ctx context.Context, sel ast.SelectionSet, v scheduler.BudgetWindow) graphql.Marshaler {
 	return ec._BudgetWindow(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStatᚄ(ctx context.Context, sel ast.SelectionSet, v []*scheduler.CallerStat) graphql.Marshaler {
+func (ec *executionContext) marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCallerStatᚄ(ctx context.Context, sel ast.SelectionSet, v []*scheduler.CallerStat) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStat(ctx, sel, v[i])
+		return ec.marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCallerStat(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16608,7 +16608,7 @@ func (ec *executionContext) marshalNCallerStat2ᚕᚖgithubᚗcomᚋllmschedᚋl
 	return ret
 }
 
-func (ec *executionContext) marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCallerStat(ctx context.Context, sel ast.SelectionSet, v *scheduler.CallerStat) graphql.Marshaler {
+func (ec *executionContext) marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCallerStat(ctx context.Context, sel ast.SelectionSet, v *scheduler.CallerStat) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CallerStat!")
 		return graphql.Null
@@ -16616,15 +16616,15 @@ func (ec *executionContext) marshalNCallerStat2ᚖgithubᚗcomᚋllmschedᚋllm�
 	return ec._CallerStat(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDay(ctx context.Context, sel ast.SelectionSet, v scheduler.CostDay) graphql.Marshaler {
+func (ec *executionContext) marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostDay(ctx context.Context, sel ast.SelectionSet, v scheduler.CostDay) graphql.Marshaler {
 	return ec._CostDay(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDayᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostDay) graphql.Marshaler {
+func (ec *executionContext) marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostDayᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostDay) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostDay(ctx, sel, v[i])
+		return ec.marshalNCostDay2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostDay(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16636,15 +16636,15 @@ func (ec *executionContext) marshalNCostDay2ᚕgithubᚗcomᚋllmschedᚋllmᚑs
 	return ret
 }
 
-func (ec *executionContext) marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLine(ctx context.Context, sel ast.SelectionSet, v scheduler.CostLine) graphql.Marshaler {
+func (ec *executionContext) marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLine(ctx context.Context, sel ast.SelectionSet, v scheduler.CostLine) graphql.Marshaler {
 	return ec._CostLine(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLineᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
+func (ec *executionContext) marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLineᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.CostLine) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostLine(ctx, sel, v[i])
+		return ec.marshalNCostLine2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostLine(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16656,7 +16656,7 @@ func (ec *executionContext) marshalNCostLine2ᚕgithubᚗcomᚋllmschedᚋllmᚑ
 	return ret
 }
 
-func (ec *executionContext) marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐCostReport(ctx context.Context, sel ast.SelectionSet, v *scheduler.CostReport) graphql.Marshaler {
+func (ec *executionContext) marshalNCostReport2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐCostReport(ctx context.Context, sel ast.SelectionSet, v *scheduler.CostReport) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CostReport!")
 		return graphql.Null
@@ -16716,7 +16716,7 @@ func (ec *executionContext) marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCurso
 	return v
 }
 
-func (ec *executionContext) marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDashboardStats(ctx context.Context, sel ast.SelectionSet, v *scheduler.DashboardStats) graphql.Marshaler {
+func (ec *executionContext) marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDashboardStats(ctx context.Context, sel ast.SelectionSet, v *scheduler.DashboardStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DashboardStats!")
 		return graphql.Null
@@ -16724,11 +16724,11 @@ func (ec *executionContext) marshalNDashboardStats2ᚖgithubᚗcomᚋllmschedᚋ
 	return ec._DashboardStats(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDayStats2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDayStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*scheduler.DayStats) graphql.Marshaler {
+func (ec *executionContext) marshalNDayStats2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDayStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*scheduler.DayStats) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNDayStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDayStats(ctx, sel, v[i])
+		return ec.marshalNDayStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDayStats(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16740,7 +16740,7 @@ func (ec *executionContext) marshalNDayStats2ᚕᚖgithubᚗcomᚋllmschedᚋllm
 	return ret
 }
 
-func (ec *executionContext) marshalNDayStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDayStats(ctx context.Context, sel ast.SelectionSet, v *scheduler.DayStats) graphql.Marshaler {
+func (ec *executionContext) marshalNDayStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDayStats(ctx context.Context, sel ast.SelectionSet, v *scheduler.DayStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DayStats!")
 		return graphql.Null
@@ -16748,7 +16748,7 @@ func (ec *executionContext) marshalNDayStats2ᚖgithubᚗcomᚋllmschedᚋllmᚑ
 	return ec._DayStats(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐDependency(ctx context.Context, sel ast.SelectionSet, v scheduler.Dependency) graphql.Marshaler {
+func (ec *executionContext) marshalNDependency2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐDependency(ctx context.Context, sel ast.SelectionSet, v scheduler.Dependency) graphql.Marshaler {
 	return ec._Dependency(ctx, sel, &v)
 }
 
@@ -16823,7 +16823,7 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
-func (ec *executionContext) marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+func (ec *executionContext) marshalNKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "KeyUsage!")
 		return graphql.Null
@@ -16857,11 +16857,11 @@ func (ec *executionContext) marshalNModel2ᚖgithubᚗcomᚋllmschedᚋllmᚑsch
 	return ec._Model(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx context.Context, sel ast.SelectionSet, v []*domain.ModelBudget) graphql.Marshaler {
+func (ec *executionContext) marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudgetᚄ(ctx context.Context, sel ast.SelectionSet, v []*domain.ModelBudget) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx, sel, v[i])
+		return ec.marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudget(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16873,7 +16873,7 @@ func (ec *executionContext) marshalNModelBudget2ᚕᚖgithubᚗcomᚋllmschedᚋ
 	return ret
 }
 
-func (ec *executionContext) marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx context.Context, sel ast.SelectionSet, v *domain.ModelBudget) graphql.Marshaler {
+func (ec *executionContext) marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudget(ctx context.Context, sel ast.SelectionSet, v *domain.ModelBudget) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ModelBudget!")
 		return graphql.Null
@@ -16881,7 +16881,7 @@ func (ec *executionContext) marshalNModelBudget2ᚖgithubᚗcomᚋllmschedᚋllm
 	return ec._ModelBudget(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx context.Context, v any) (*domain.ModelBudget, error) {
+func (ec *executionContext) unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudget(ctx context.Context, v any) (*domain.ModelBudget, error) {
 	res, err := ec.unmarshalInputModelBudgetInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -16913,15 +16913,15 @@ func (ec *executionContext) marshalNModelOrderField2ᚖgithubᚗcomᚋllmsched�
 	return v
 }
 
-func (ec *executionContext) marshalNModelStat2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelStat(ctx context.Context, sel ast.SelectionSet, v scheduler.ModelStat) graphql.Marshaler {
+func (ec *executionContext) marshalNModelStat2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelStat(ctx context.Context, sel ast.SelectionSet, v scheduler.ModelStat) graphql.Marshaler {
 	return ec._ModelStat(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNModelStat2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelStatᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.ModelStat) graphql.Marshaler {
+func (ec *executionContext) marshalNModelStat2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelStatᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.ModelStat) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNModelStat2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelStat(ctx, sel, v[i])
+		return ec.marshalNModelStat2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelStat(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16933,35 +16933,35 @@ func (ec *executionContext) marshalNModelStat2ᚕgithubᚗcomᚋllmschedᚋllm�
 	return ret
 }
 
-func (ec *executionContext) unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx context.Context, v any) (domain.ModelStatus, error) {
+func (ec *executionContext) unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx context.Context, v any) (domain.ModelStatus, error) {
 	var res domain.ModelStatus
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx context.Context, sel ast.SelectionSet, v domain.ModelStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx context.Context, sel ast.SelectionSet, v domain.ModelStatus) graphql.Marshaler {
 	return v
 }
 
-func (ec *executionContext) unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx context.Context, v any) (domain.ModelType, error) {
+func (ec *executionContext) unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx context.Context, v any) (domain.ModelType, error) {
 	var res domain.ModelType
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx context.Context, sel ast.SelectionSet, v domain.ModelType) graphql.Marshaler {
+func (ec *executionContext) marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx context.Context, sel ast.SelectionSet, v domain.ModelType) graphql.Marshaler {
 	return v
 }
 
-func (ec *executionContext) marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsage(ctx context.Context, sel ast.SelectionSet, v scheduler.ModelUsage) graphql.Marshaler {
+func (ec *executionContext) marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelUsage(ctx context.Context, sel ast.SelectionSet, v scheduler.ModelUsage) graphql.Marshaler {
 	return ec._ModelUsage(ctx, sel, &v)
 }
 
-func (ec *executionContext) marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.ModelUsage) graphql.Marshaler {
+func (ec *executionContext) marshalNModelUsage2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelUsageᚄ(ctx context.Context, sel ast.SelectionSet, v []scheduler.ModelUsage) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐModelUsage(ctx, sel, v[i])
+		return ec.marshalNModelUsage2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐModelUsage(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -16998,7 +16998,7 @@ func (ec *executionContext) marshalNOrderDirection2entgoᚗioᚋcontribᚋentgql
 	return v
 }
 
-func (ec *executionContext) marshalNOutputChunk2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋeventsᚐOutputChunk(ctx context.Context, sel ast.SelectionSet, v *events.OutputChunk) graphql.Marshaler {
+func (ec *executionContext) marshalNOutputChunk2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋeventsᚐOutputChunk(ctx context.Context, sel ast.SelectionSet, v *events.OutputChunk) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OutputChunk!")
 		return graphql.Null
@@ -17056,7 +17056,7 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
-func (ec *executionContext) marshalNSystemHealth2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐHealth(ctx context.Context, sel ast.SelectionSet, v *scheduler.Health) graphql.Marshaler {
+func (ec *executionContext) marshalNSystemHealth2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐHealth(ctx context.Context, sel ast.SelectionSet, v *scheduler.Health) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SystemHealth!")
 		return graphql.Null
@@ -17096,7 +17096,7 @@ func (ec *executionContext) marshalNTaskConnection2ᚖgithubᚗcomᚋllmschedᚋ
 	return ec._TaskConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNTaskEvent2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋeventsᚐTaskEvent(ctx context.Context, sel ast.SelectionSet, v *events.TaskEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNTaskEvent2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋeventsᚐTaskEvent(ctx context.Context, sel ast.SelectionSet, v *events.TaskEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "TaskEvent!")
 		return graphql.Null
@@ -17123,23 +17123,23 @@ func (ec *executionContext) marshalNTaskOrderField2ᚖgithubᚗcomᚋllmschedᚋ
 	return v
 }
 
-func (ec *executionContext) unmarshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx context.Context, v any) (domain.TaskStatus, error) {
+func (ec *executionContext) unmarshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx context.Context, v any) (domain.TaskStatus, error) {
 	var res domain.TaskStatus
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx context.Context, sel ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx context.Context, sel ast.SelectionSet, v domain.TaskStatus) graphql.Marshaler {
 	return v
 }
 
-func (ec *executionContext) unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx context.Context, v any) (domain.TaskType, error) {
+func (ec *executionContext) unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx context.Context, v any) (domain.TaskType, error) {
 	var res domain.TaskType
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx context.Context, sel ast.SelectionSet, v domain.TaskType) graphql.Marshaler {
+func (ec *executionContext) marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx context.Context, sel ast.SelectionSet, v domain.TaskType) graphql.Marshaler {
 	return v
 }
 
@@ -17188,13 +17188,13 @@ func (ec *executionContext) marshalNWebhookDelivery2ᚖgithubᚗcomᚋllmsched�
 	return ec._WebhookDelivery(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐWebhookStatus(ctx context.Context, v any) (domain.WebhookStatus, error) {
+func (ec *executionContext) unmarshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐWebhookStatus(ctx context.Context, v any) (domain.WebhookStatus, error) {
 	var res domain.WebhookStatus
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐWebhookStatus(ctx context.Context, sel ast.SelectionSet, v domain.WebhookStatus) graphql.Marshaler {
+func (ec *executionContext) marshalNWebhookStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐWebhookStatus(ctx context.Context, sel ast.SelectionSet, v domain.WebhookStatus) graphql.Marshaler {
 	return v
 }
 
@@ -17562,7 +17562,7 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
-func (ec *executionContext) marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
+func (ec *executionContext) marshalOKeyUsage2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋschedulerᚐKeyUsage(ctx context.Context, sel ast.SelectionSet, v *scheduler.KeyUsage) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -17594,7 +17594,7 @@ func (ec *executionContext) marshalOModel2ᚖgithubᚗcomᚋllmschedᚋllmᚑsch
 	return ec._Model(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudgetᚄ(ctx context.Context, v any) ([]*domain.ModelBudget, error) {
+func (ec *executionContext) unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudgetᚄ(ctx context.Context, v any) ([]*domain.ModelBudget, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17603,7 +17603,7 @@ func (ec *executionContext) unmarshalOModelBudgetInput2ᚕᚖgithubᚗcomᚋllms
 	res := make([]*domain.ModelBudget, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelBudget(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNModelBudgetInput2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelBudget(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17648,7 +17648,7 @@ func (ec *executionContext) unmarshalOModelOrder2ᚕᚖgithubᚗcomᚋllmsched�
 	return res, nil
 }
 
-func (ec *executionContext) unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatusᚄ(ctx context.Context, v any) ([]domain.ModelStatus, error) {
+func (ec *executionContext) unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatusᚄ(ctx context.Context, v any) ([]domain.ModelStatus, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17657,7 +17657,7 @@ func (ec *executionContext) unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋl
 	res := make([]domain.ModelStatus, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17665,14 +17665,14 @@ func (ec *executionContext) unmarshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋl
 	return res, nil
 }
 
-func (ec *executionContext) marshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.ModelStatus) graphql.Marshaler {
+func (ec *executionContext) marshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.ModelStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx, sel, v[i])
+		return ec.marshalNModelStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -17684,7 +17684,7 @@ func (ec *executionContext) marshalOModelStatus2ᚕgithubᚗcomᚋllmschedᚋllm
 	return ret
 }
 
-func (ec *executionContext) unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx context.Context, v any) (*domain.ModelStatus, error) {
+func (ec *executionContext) unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx context.Context, v any) (*domain.ModelStatus, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17693,14 +17693,14 @@ func (ec *executionContext) unmarshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋl
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelStatus(ctx context.Context, sel ast.SelectionSet, v *domain.ModelStatus) graphql.Marshaler {
+func (ec *executionContext) marshalOModelStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelStatus(ctx context.Context, sel ast.SelectionSet, v *domain.ModelStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return v
 }
 
-func (ec *executionContext) unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelTypeᚄ(ctx context.Context, v any) ([]domain.ModelType, error) {
+func (ec *executionContext) unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelTypeᚄ(ctx context.Context, v any) ([]domain.ModelType, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17709,7 +17709,7 @@ func (ec *executionContext) unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllm
 	res := make([]domain.ModelType, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17717,14 +17717,14 @@ func (ec *executionContext) unmarshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllm
 	return res, nil
 }
 
-func (ec *executionContext) marshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.ModelType) graphql.Marshaler {
+func (ec *executionContext) marshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.ModelType) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx, sel, v[i])
+		return ec.marshalNModelType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -17736,7 +17736,7 @@ func (ec *executionContext) marshalOModelType2ᚕgithubᚗcomᚋllmschedᚋllm�
 	return ret
 }
 
-func (ec *executionContext) unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx context.Context, v any) (*domain.ModelType, error) {
+func (ec *executionContext) unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx context.Context, v any) (*domain.ModelType, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17745,7 +17745,7 @@ func (ec *executionContext) unmarshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllm
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐModelType(ctx context.Context, sel ast.SelectionSet, v *domain.ModelType) graphql.Marshaler {
+func (ec *executionContext) marshalOModelType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐModelType(ctx context.Context, sel ast.SelectionSet, v *domain.ModelType) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
@@ -17901,7 +17901,7 @@ func (ec *executionContext) unmarshalOTaskOrder2ᚕᚖgithubᚗcomᚋllmschedᚋ
 	return res, nil
 }
 
-func (ec *executionContext) unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatusᚄ(ctx context.Context, v any) ([]domain.TaskStatus, error) {
+func (ec *executionContext) unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatusᚄ(ctx context.Context, v any) ([]domain.TaskStatus, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17910,7 +17910,7 @@ func (ec *executionContext) unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋll
 	res := make([]domain.TaskStatus, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17918,14 +17918,14 @@ func (ec *executionContext) unmarshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋll
 	return res, nil
 }
 
-func (ec *executionContext) marshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.TaskStatus) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.TaskStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx, sel, v[i])
+		return ec.marshalNTaskStatus2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -17937,7 +17937,7 @@ func (ec *executionContext) marshalOTaskStatus2ᚕgithubᚗcomᚋllmschedᚋllm�
 	return ret
 }
 
-func (ec *executionContext) unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx context.Context, v any) (*domain.TaskStatus, error) {
+func (ec *executionContext) unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx context.Context, v any) (*domain.TaskStatus, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17946,14 +17946,14 @@ func (ec *executionContext) unmarshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋll
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskStatus(ctx context.Context, sel ast.SelectionSet, v *domain.TaskStatus) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskStatus2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskStatus(ctx context.Context, sel ast.SelectionSet, v *domain.TaskStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return v
 }
 
-func (ec *executionContext) unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskTypeᚄ(ctx context.Context, v any) ([]domain.TaskType, error) {
+func (ec *executionContext) unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskTypeᚄ(ctx context.Context, v any) ([]domain.TaskType, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17962,7 +17962,7 @@ func (ec *executionContext) unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllm�
 	res := make([]domain.TaskType, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -17970,14 +17970,14 @@ func (ec *executionContext) unmarshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllm�
 	return res, nil
 }
 
-func (ec *executionContext) marshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.TaskType) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []domain.TaskType) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx, sel, v[i])
+		return ec.marshalNTaskType2githubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -17989,7 +17989,7 @@ func (ec *executionContext) marshalOTaskType2ᚕgithubᚗcomᚋllmschedᚋllmᚑ
 	return ret
 }
 
-func (ec *executionContext) unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx context.Context, v any) (*domain.TaskType, error) {
+func (ec *executionContext) unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx context.Context, v any) (*domain.TaskType, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -17998,7 +17998,7 @@ func (ec *executionContext) unmarshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllm�
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋdomainᚐTaskType(ctx context.Context, sel ast.SelectionSet, v *domain.TaskType) graphql.Marshaler {
+func (ec *executionContext) marshalOTaskType2ᚖgithubᚗcomᚋllmschedᚋllmᚑschedulerᚋinternalᚋdomainᚐTaskType(ctx context.Context, sel ast.SelectionSet, v *domain.TaskType) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/llmsched/llm-scheduler/apikeys"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/internal/apikeys"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // gid is a GraphQL ID as the API documents it (docs/graphql.md): base64

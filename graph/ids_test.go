@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/store"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/store"
 )
 
 // A fresh database numbers rows from 1 in every table: REST shows and takes

@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them

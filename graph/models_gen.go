@@ -5,8 +5,8 @@ package graph
 import (
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 type CreateAPIKeyInput struct {

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/domain"
-	"github.com/llmsched/llm-scheduler/events"
 	"github.com/llmsched/llm-scheduler/graph"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
 )
 
 // gatedStream is an OpenAI-compatible server whose one streamed answer

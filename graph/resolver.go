@@ -8,11 +8,11 @@ import (
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/metrics"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/metrics"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Resolver holds the dependencies of every resolver. Resolvers are thin:

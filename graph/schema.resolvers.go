@@ -8,11 +8,11 @@ package graph
 import (
 	"context"
 
-	"github.com/llmsched/llm-scheduler/apikeys"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/apikeys"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Role is the resolver for the role field.

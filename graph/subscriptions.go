@@ -7,10 +7,10 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Subscriptions read the event bus through bounded buffers (Resolver.Buffer)
@@ -197,7 +197,7 @@ func (r *Resolver) taskEvents(ctx context.Context, filter *TaskEventFilter) (<-c
 // A subscriber that joins mid-answer first gets what the current attempt
 // has streamed so far, then the live chunks: the subscription to the bus
 // is taken before the chunks kept so far are read, and every chunk is
-// kept before it is published (events/output.go), so nothing falls in
+// kept before it is published (internal/events/output.go), so nothing falls in
 // between; chunks both read and received (by attempt and seq) go out once.
 func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.OutputChunk, error) {
 	if err := r.startSubscription(ctx); err != nil {

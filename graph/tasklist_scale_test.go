@@ -12,10 +12,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // sqlRecorder keeps the SQL of the task queries that GraphQL operations

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/domain"
-	"github.com/llmsched/llm-scheduler/webhooks"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/webhooks"
 )
 
 // Webhooks over GraphQL: a key's secret shown once by createAPIKey,

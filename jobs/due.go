@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // DueScanner admits scheduled tasks (run_at / delay_seconds) when they come

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // scheduleIn submits a task that should run d from now and checks that it

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/providers/fakeopenai"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/providers/fakeopenai"
 )
 
 func fakeServer(t *testing.T) *fakeopenai.Server {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // TestReconcilerAdmitsTaskNeverEnqueued covers the gap between the

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/providers"
+	"github.com/llmsched/llm-scheduler/internal/providers"
 )
 
 // Per-model rate limits: a model's config may set rpm (requests per

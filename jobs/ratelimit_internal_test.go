@@ -8,7 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/providers"
+	"github.com/llmsched/llm-scheduler/internal/providers"
 )
 
 func newTestSlots(t *testing.T) *Slots {

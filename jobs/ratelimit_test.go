@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/domain"
-	"github.com/llmsched/llm-scheduler/providers/fakeopenai"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/providers/fakeopenai"
 )
 
 // TestRPMPacesStartsAcrossTheModel submits 20 tasks at once to a model with

@@ -11,12 +11,12 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Reconciler keeps Redis in step with the database, the system of record.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 	"github.com/llmsched/llm-scheduler/jobs"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/config"
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/internal/config"
 )
 
 // rankBand separates priorities in a parked queue's score: a higher

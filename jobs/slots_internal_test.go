@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/broker"
+	"github.com/llmsched/llm-scheduler/internal/broker"
 )
 
 func TestSlotsGrantNothingWhileTheEpochIsMissing(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/broker"
+	"github.com/llmsched/llm-scheduler/internal/broker"
 )
 
 // TestIdleGateLooksOnlyAtChecksAndAfterWakeUps: once quiet, the gate sets

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/jobs"
 )
 

@@ -15,14 +15,14 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/llmsched/llm-scheduler/broker"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/providers"
-	"github.com/llmsched/llm-scheduler/scheduler"
-	"github.com/llmsched/llm-scheduler/secrets"
+	"github.com/llmsched/llm-scheduler/internal/broker"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/providers"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
 
 // Hooks observe the worker (metrics). Every field may be nil.
@@ -501,7 +501,7 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt schedule
 	defer func() {
 		if streamed {
 			// The outcome is stored (or the task went back to its queue):
-			// the chunks kept for late readers may go (events/output.go).
+			// the chunks kept for late readers may go (internal/events/output.go).
 			w.bus.ForgetOutput(t.ID, running.Attempts)
 		}
 	}()

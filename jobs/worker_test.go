@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 	"github.com/llmsched/llm-scheduler/jobs"
 )
 

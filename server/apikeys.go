@@ -4,10 +4,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apikeys"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/apikeys"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // API keys over REST: an admin lists, creates and changes keys (weight and

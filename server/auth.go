@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apikeys"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/apikeys"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Principal is who makes a request.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // A key with 1,000 tokens a day is refused with 429 once its recorded

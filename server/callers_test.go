@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // Without auth, a task records the caller label of its request, or

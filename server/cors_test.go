@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/providers/fakeopenai"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/providers/fakeopenai"
 )
 
 // sdkBrowserHeaders are the request headers the openai npm SDK (6.x, with

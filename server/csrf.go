@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // CodeUnsupportedMediaType is the error code of a state-changing request

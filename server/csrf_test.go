@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // send makes one request with exactly the given headers (no default

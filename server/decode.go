@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // decodeJSON reads a JSON object body into dst strictly: the body must be

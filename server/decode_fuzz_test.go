@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // FuzzDecodeBodies feeds arbitrary bytes to the strict JSON decoder of the

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/apptest"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 // An unavailable dependency answers 503 with Retry-After, like every

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llmsched/llm-scheduler/apptest"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
 )
 
 type created struct {

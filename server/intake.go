@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // errStopping is what a client that submits work to a stopping process is

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hibiken/asynqmon"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 func init() { mounts = append(mounts, mountMonitoring) }

@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
-	"github.com/llmsched/llm-scheduler/providers"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/providers"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // The OpenAI-compatible front door: /v1/chat/completions, /v1/embeddings

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // embeddingInputs reads an embeddings request's input: a string or an

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // openAIError is an error of the OpenAI front door in OpenAI's shape,

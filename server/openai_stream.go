@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/events"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/events"
 )
 
 // chatStream writes a streamed chat completion as server-sent events, as

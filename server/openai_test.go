@@ -19,10 +19,10 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/providers/fakeopenai"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/providers/fakeopenai"
 )
 
 // The OpenAI front door, driven by the official Go SDK (openai-go) as an

@@ -3,9 +3,9 @@ package server
 import (
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // taskView is a task as the REST API shows it.

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/secrets"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/secrets"
 	"github.com/llmsched/llm-scheduler/server"
 )
 

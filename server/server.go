@@ -10,10 +10,10 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/app"
-	"github.com/llmsched/llm-scheduler/metrics"
-	"github.com/llmsched/llm-scheduler/requestid"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/app"
+	"github.com/llmsched/llm-scheduler/internal/metrics"
+	"github.com/llmsched/llm-scheduler/internal/requestid"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Server is the HTTP side of an api process.

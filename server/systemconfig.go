@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/llmsched/llm-scheduler/config"
-	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 func init() {

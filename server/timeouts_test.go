@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/apptest"
-	"github.com/llmsched/llm-scheduler/config"
+	"github.com/llmsched/llm-scheduler/internal/apptest"
+	"github.com/llmsched/llm-scheduler/internal/config"
 )
 
 // timeoutEnv is a process with short HTTP timeouts.

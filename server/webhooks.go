@@ -4,9 +4,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // Completion webhooks over REST (docs/webhooks.md): a task's deliveries

@@ -9,7 +9,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/apikey"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // A websocket authenticates once, in connection_init, and may stay open

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // ID filters vertices based on their ID field.

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 
-	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // Model is a registered LLM endpoint that tasks run against.

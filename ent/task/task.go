@@ -9,7 +9,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/llmsched/llm-scheduler/domain"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 const (

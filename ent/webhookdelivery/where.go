@@ -7,8 +7,8 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/llmsched/llm-scheduler/domain"
 	"github.com/llmsched/llm-scheduler/ent/predicate"
+	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
 // ID filters vertices based on their ID field.

@@ -43,7 +43,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/ent/webhookattempt"
 	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
-	"github.com/llmsched/llm-scheduler/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // GraphQL type names of the objects that have ids, and their tables.

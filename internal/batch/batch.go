@@ -4,7 +4,7 @@
 // batches grow by themselves, and one flush is in flight at a time.
 //
 // The jobs releaser, the jobs waker and the events outbox use it. The
-// scheduler's group commit (scheduler/group.go) does not: its callers wait
+// scheduler's group commit (internal/scheduler/group.go) does not: its callers wait
 // for their own results and the first one runs the flush itself, which
 // saves a goroutine switch on the hot path that a background loop would add.
 package batch

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Provider conformance against an OpenAI-compatible server written
 # elsewhere: @dwmkerr/mock-llm from the npm registry (pinned in
-# providers/conformance/package-lock.json, installed into
-# providers/conformance/node_modules, which this step owns and reuses while
+# internal/providers/conformance/package-lock.json, installed into
+# internal/providers/conformance/node_modules, which this step owns and reuses while
 # the lock file is unchanged), started on loopback with the rules in
-# providers/conformance/mock-llm.yaml. The Go tests behind the build tag
+# internal/providers/conformance/mock-llm.yaml. The Go tests behind the build tag
 # conformance run every task type, streamed and plain, embeddings and the
 # error shapes through the real scheduler against it.
 set -euo pipefail
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
 ensure_node
-dir=providers/conformance
+dir=internal/providers/conformance
 stamp="$dir/node_modules/.lock-sha"
 want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -39,8 +39,8 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 
-step "provider conformance: go test -tags conformance ./providers/conformance/"
-if ! LLMSCHED_MOCK_LLM_URL="http://127.0.0.1:$port" go test -tags conformance -count=1 ./providers/conformance/; then
+step "provider conformance: go test -tags conformance ./internal/providers/conformance/"
+if ! LLMSCHED_MOCK_LLM_URL="http://127.0.0.1:$port" go test -tags conformance -count=1 ./internal/providers/conformance/; then
   echo "--- mock-llm log" >&2
   cat "$log" >&2
   exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Security suite (issue 14): the attacks of security/attack_test.go (build
+# Security suite (issue 14): the attacks of internal/security/attack_test.go (build
 # tag security) against the real llm-scheduler binary in production mode
 # (auth on, encryption key), first on the embedded default (SQLite +
 # in-process Redis), then on MySQL + Redis: GraphQL fragment fan-out, a
@@ -40,7 +40,7 @@ run_suite() {
   done
   step "security suite on $backend"
   if ! LLMSCHED_BIN="$work/llm-scheduler" LLMSCHED_CONFIG="$work/$backend.yaml" LLMSCHED_URL="http://127.0.0.1:$port" \
-      LLMSCHED_LOG="$work/$backend.log" go test -tags security -count=1 ./security/; then
+      LLMSCHED_LOG="$work/$backend.log" go test -tags security -count=1 ./internal/security/; then
     echo "--- server log ($backend)" >&2
     tail -n 200 "$work/$backend.log" >&2
     exit 1

@@ -11,8 +11,8 @@ source scripts/lib.sh
 fuzztime=${FUZZTIME:-10s}
 targets=(
   "./server FuzzDecodeBodies"
-  "./config FuzzLoad"
-  "./providers FuzzCustomTemplate"
+  "./internal/config FuzzLoad"
+  "./internal/providers FuzzCustomTemplate"
 )
 for t in "${targets[@]}"; do
   set -- $t

@@ -5,7 +5,7 @@
 # replica, 3 sentinels) from Debian's redis-server on loopback ports from
 # 64700 up (redistest), runs the dispatch, limits, cancel, retry, wake-up,
 # event and subscription suites against each, then the failover scenarios
-# (chaos/failover_test.go): a master SIGKILLed under 1,000 tasks, 0 lost,
+# (internal/chaos/failover_test.go): a master SIGKILLed under 1,000 tasks, 0 lost,
 # 0 run twice, max_workers held.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-go build -o "$dir/redis-topology" ./redistest/cmd/redis-topology
+go build -o "$dir/redis-topology" ./internal/redistest/cmd/redis-topology
 
 # start_topology KIND: starts it in the background and exports the
 # TEST_REDIS_* variable it prints.
@@ -56,7 +56,7 @@ start_topology cluster
 # -p 1: a Cluster has only database 0, and a database holds one
 # deployment's asynq queues (broker.claimAsynq); tests of two packages at
 # once would be two deployments on it. Each test's cleanup frees it.
-LLMSCHED_TEST_BACKEND=mysql go test -p 1 -count=1 -timeout 8m ./jobs/ ./scheduler/
+LLMSCHED_TEST_BACKEND=mysql go test -p 1 -count=1 -timeout 8m ./jobs/ ./internal/scheduler/
 LLMSCHED_TEST_BACKEND=mysql go test -count=1 -timeout 8m -run 'Subscri' ./graph/
 unset TEST_REDIS_CLUSTER
 start_topology sentinel
@@ -65,7 +65,7 @@ LLMSCHED_TEST_BACKEND=mysql go test -count=1 -timeout 8m \
 unset TEST_REDIS_SENTINEL
 
 if ! LLMSCHED_TEST_BACKEND=mysql go test -tags clustered -count=1 -timeout 10m \
-  -run 'TestSentinelFailover|TestClusterFailover' -v ./chaos >"$dir/failover.log" 2>&1; then
+  -run 'TestSentinelFailover|TestClusterFailover' -v ./internal/chaos >"$dir/failover.log" 2>&1; then
   tail -100 "$dir/failover.log"
   exit 1
 fi

@@ -12,4 +12,4 @@ source scripts/lib.sh
 for bin in mariadbd mariadb-install-db redis-server; do
   command -v "$bin" >/dev/null || apt_install mariadb-server redis-server
 done
-LLMSCHED_TEST_BACKEND=mysql go test -tags chaos -count=1 -timeout 20m -run 'TestChaos$' ./chaos
+LLMSCHED_TEST_BACKEND=mysql go test -tags chaos -count=1 -timeout 20m -run 'TestChaos$' ./internal/chaos

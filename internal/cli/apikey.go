@@ -1,0 +1,329 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llmsched/llm-scheduler/internal/apikeys"
+	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
+	"github.com/llmsched/llm-scheduler/internal/secrets"
+	"github.com/llmsched/llm-scheduler/internal/store"
+)
+
+const apikeyUsage = `usage:
+  llm-scheduler apikey create --name NAME --role admin|operator|submitter|viewer [SETTINGS] [--config FILE]
+  llm-scheduler apikey update ID SETTINGS [--config FILE]
+  llm-scheduler apikey list [--config FILE]
+  llm-scheduler apikey revoke ID [--config FILE]
+
+SETTINGS (docs/fairness.md); update changes only the ones given:
+  --weight N                 share of a model's slots against other callers, 1..1000 (default 1)
+  --tokens-per-day N         cap per UTC day; 0 removes it
+  --tokens-per-month N       cap per calendar month; 0 removes it
+  --model-budget ID:day=N,month=N
+                             a cap on one model (repeatable; day or month may be left out);
+                             given at all, the list replaces the key's model caps
+  --no-model-budgets         removes every model cap (update)
+
+The key is printed once by create; only its SHA-256 is stored.
+`
+
+// modelBudgetFlags collects repeated --model-budget ID:day=N,month=N.
+type modelBudgetFlags struct {
+	set bool
+	bs  []domain.ModelBudget
+}
+
+func (m *modelBudgetFlags) String() string { return "" }
+
+func (m *modelBudgetFlags) Set(v string) error {
+	id, rest, ok := strings.Cut(v, ":")
+	n, err := strconv.Atoi(id)
+	if !ok || err != nil || n <= 0 {
+		return fmt.Errorf("want MODEL_ID:day=N,month=N with a positive model id, got %q", v)
+	}
+	b := domain.ModelBudget{ModelID: n}
+	for _, part := range strings.Split(rest, ",") {
+		k, val, ok := strings.Cut(part, "=")
+		tokens, err := strconv.Atoi(val)
+		if !ok || err != nil || tokens <= 0 {
+			return fmt.Errorf("%q: want day=N or month=N with a positive number of tokens", part)
+		}
+		switch k {
+		case "day":
+			b.TokensPerDay = &tokens
+		case "month":
+			b.TokensPerMonth = &tokens
+		default:
+			return fmt.Errorf("%q: the period must be day or month", part)
+		}
+	}
+	m.set = true
+	m.bs = append(m.bs, b)
+	return nil
+}
+
+// keySettings reads the settings flags that were given on the command line.
+func keySettings(fs *flag.FlagSet, weight, perDay, perMonth *int, budgets *modelBudgetFlags, noBudgets bool) (apikeys.Settings, error) {
+	var st apikeys.Settings
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "weight":
+			st.Weight = weight
+		case "tokens-per-day":
+			st.TokensPerDay = perDay
+		case "tokens-per-month":
+			st.TokensPerMonth = perMonth
+		}
+	})
+	switch {
+	case budgets.set && noBudgets:
+		return st, errors.New("--model-budget and --no-model-budgets exclude each other")
+	case budgets.set:
+		st.ModelBudgets = &budgets.bs
+	case noBudgets:
+		empty := []domain.ModelBudget{}
+		st.ModelBudgets = &empty
+	}
+	return st, nil
+}
+
+// settingsError names the flag behind an invalid setting.
+func settingsError(cmd string, err error) error {
+	var ie *apikeys.InvalidError
+	if errors.As(err, &ie) {
+		flagName := "--" + strings.ReplaceAll(ie.Field, "_", "-")
+		if strings.HasPrefix(ie.Field, "model_budgets") {
+			flagName = "--model-budget (" + ie.Field + ")"
+		}
+		return fmt.Errorf("apikey %s: %s %s", cmd, flagName, ie.Message)
+	}
+	return err
+}
+
+func optInt(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(*p)
+}
+
+func modelBudgetsText(bs []domain.ModelBudget) string {
+	if len(bs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		var p []string
+		if b.TokensPerDay != nil {
+			p = append(p, "day="+strconv.Itoa(*b.TokensPerDay))
+		}
+		if b.TokensPerMonth != nil {
+			p = append(p, "month="+strconv.Itoa(*b.TokensPerMonth))
+		}
+		parts[i] = strconv.Itoa(b.ModelID) + ":" + strings.Join(p, ",")
+	}
+	return strings.Join(parts, " ")
+}
+
+// openStore opens (and migrates, when the configuration allows) the
+// database that fs's --config names.
+func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.Store, *config.Config, []string, error) {
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.Database.Driver == "sqlite" || cfg.Database.AutoMigrate {
+		if err := st.Migrate(ctx); err != nil {
+			_ = st.Close()
+			return nil, nil, nil, err
+		}
+	}
+	return st, cfg, fs.Args(), nil
+}
+
+func apikeyCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(apikeyUsage)
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "who or what uses the key")
+	role := fs.String("role", "", "admin, operator, submitter or viewer")
+	weight := fs.Int("weight", 1, "share of a model's slots against other callers, 1..1000")
+	perDay := fs.Int("tokens-per-day", 0, "token cap per UTC day (0: none)")
+	perMonth := fs.Int("tokens-per-month", 0, "token cap per calendar month (0: none)")
+	var budgets modelBudgetFlags
+	fs.Var(&budgets, "model-budget", "ID:day=N,month=N, a token cap on one model (repeatable)")
+	noBudgets := fs.Bool("no-model-budgets", false, "remove every model cap")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	switch sub {
+	case "create", "update", "list", "revoke":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, apikeyUsage)
+		return nil
+	default:
+		return fmt.Errorf("unknown apikey command %q\n%s", sub, apikeyUsage)
+	}
+	// Flags may follow the positional id: revoke 3 --config x.yaml.
+	var positional []string
+	if (sub == "revoke" || sub == "update") && len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		positional, args = args[:1], args[1:]
+	}
+	st, cfg, rest, err := openStore(ctx, fs, args)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	positional = append(positional, rest...)
+	// Webhook secrets are sealed like provider secrets.
+	if err := secrets.Resolve(cfg, newLogger(cfg, stderr)); err != nil {
+		return err
+	}
+	kr, err := secrets.FromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	svc := apikeys.New(st.Client, apikeys.WithSealer(kr.Seal))
+	settings, err := keySettings(fs, weight, perDay, perMonth, &budgets, *noBudgets)
+	if err != nil {
+		return fmt.Errorf("apikey %s: %w", sub, err)
+	}
+	switch sub {
+	case "create":
+		if settings.ModelBudgets != nil && len(*settings.ModelBudgets) == 0 {
+			settings.ModelBudgets = nil
+		}
+		c, err := svc.CreateWith(ctx, *name, *role, settings)
+		if err != nil {
+			return settingsError(sub, err)
+		}
+		fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
+		fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
+		fmt.Fprintln(stdout, "Store them now: they are not shown again. Send the key as: Authorization: Bearer <key>")
+		return nil
+	case "update":
+		if len(positional) != 1 {
+			return fmt.Errorf("apikey update takes one key id\n%s", apikeyUsage)
+		}
+		id, err := strconv.Atoi(positional[0])
+		if err != nil || id <= 0 {
+			return fmt.Errorf("apikey update: id must be a positive integer, got %q", positional[0])
+		}
+		if settings == (apikeys.Settings{}) {
+			return fmt.Errorf("apikey update: give at least one of --weight, --tokens-per-day, --tokens-per-month, --model-budget, --no-model-budgets\n%s", apikeyUsage)
+		}
+		k, err := svc.Update(ctx, id, settings)
+		if err != nil {
+			return settingsError(sub, err)
+		}
+		fmt.Fprintf(stdout, "updated API key %d (%s): weight %d, tokens per day %s, per month %s, model caps %s\n",
+			k.ID, k.Name, k.Weight, optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets))
+		return nil
+	case "list":
+		ks, err := svc.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tWEIGHT\tTOKENS/DAY\tTOKENS/MONTH\tMODEL CAPS\tCREATED\tLAST USED\tREVOKED")
+		ts := func(t *time.Time) string {
+			if t == nil {
+				return "-"
+			}
+			return t.UTC().Format(time.RFC3339)
+		}
+		for _, k := range ks {
+			created := k.CreatedAt
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.Weight,
+				optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets), ts(&created), ts(k.LastUsedAt), ts(k.RevokedAt))
+		}
+		return tw.Flush()
+	default: // revoke
+		if len(positional) != 1 {
+			return fmt.Errorf("apikey revoke takes one key id\n%s", apikeyUsage)
+		}
+		id, err := strconv.Atoi(positional[0])
+		if err != nil || id <= 0 {
+			return fmt.Errorf("apikey revoke: id must be a positive integer, got %q", positional[0])
+		}
+		k, err := svc.Revoke(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked API key %d (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+		return nil
+	}
+}
+
+const secretsUsage = `usage:
+  llm-scheduler secrets rewrap [--config FILE]
+      re-encrypt every model's provider credentials with auth.encryption_key
+      (after a rotation, or after turning encryption on); see docs/security.md
+  llm-scheduler secrets genkey
+      print a new random encryption key (base64, 32 bytes)
+`
+
+func secretsCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(secretsUsage)
+	}
+	switch args[0] {
+	case "genkey":
+		fmt.Fprintln(stdout, secrets.GenerateKey())
+		return nil
+	case "rewrap":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, secretsUsage)
+		return nil
+	default:
+		return fmt.Errorf("unknown secrets command %q\n%s", args[0], secretsUsage)
+	}
+	fs := flag.NewFlagSet("secrets rewrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, err := loadConfig(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	if err := secrets.Resolve(cfg, log); err != nil {
+		return err
+	}
+	kr, err := secrets.FromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := secrets.Rewrap(ctx, st.Client, kr, scheduler.IsSecretKey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-encrypted the secrets of %d models with key %s\n", n, kr.KeyID())
+	k, err := secrets.RewrapWebhookSecrets(ctx, st.Client, kr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-encrypted the webhook secrets of %d API keys with key %s\n", k, kr.KeyID())
+	return nil
+}
