@@ -413,110 +413,156 @@ func LoadLookup(path string, lookup func(string) (string, bool)) (*Config, error
 }
 
 // applyEnv overrides settings with environment variables (README.md lists
-// them).
+// them), section by section, and returns every malformed value.
 func applyEnv(c *Config, lookup func(string) (string, bool)) error {
-	getenv := func(k string) string {
-		v, _ := lookup(k)
-		return v
+	e := &envReader{lookup: lookup}
+	e.applyServer(c)
+	e.applyDatabase(c)
+	e.applyRedis(c)
+	e.applyQueue(c)
+	e.applyRest(c)
+	return errors.Join(e.errs...)
+}
+
+// envReader reads environment variables into settings and collects the
+// values it cannot parse, each naming its variable.
+type envReader struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (e *envReader) get(key string) string {
+	v, _ := e.lookup(key)
+	return v
+}
+
+// str sets dst when the variable holds a non-empty value.
+func (e *envReader) str(key string, dst *string) {
+	if v := e.get(key); v != "" {
+		*dst = v
 	}
-	str := func(key string, dst *string) {
-		if v := getenv(key); v != "" {
-			*dst = v
+}
+
+// orEmpty is for values where the empty string means something (no
+// password, no key prefix): set, even to "", it sets the value.
+func (e *envReader) orEmpty(key string, dst *string) {
+	if v, ok := e.lookup(key); ok {
+		*dst = v
+	}
+}
+
+func (e *envReader) list(key string, dst *[]string) {
+	if v := e.get(key); v != "" {
+		*dst = splitList(v)
+	}
+}
+
+func (e *envReader) num(key string, dst *int) {
+	if v := e.get(key); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("environment %s must be an integer, got %q", key, v))
+			return
 		}
+		*dst = n
 	}
-	// orEmpty is for values where the empty string means something (no
-	// password, no key prefix): set, even to "", it sets the value.
-	orEmpty := func(key string, dst *string) {
-		if v, ok := lookup(key); ok {
-			*dst = v
+}
+
+func (e *envReader) flag(key string, dst *bool) {
+	if b, ok := e.parseFlag(key); ok {
+		*dst = b
+	}
+}
+
+// optionalFlag is flag for settings whose unset state means "decide from
+// other settings".
+func (e *envReader) optionalFlag(key string, dst **bool) {
+	if b, ok := e.parseFlag(key); ok {
+		*dst = &b
+	}
+}
+
+// parseFlag reports the variable's boolean value and whether it holds one.
+func (e *envReader) parseFlag(key string) (value, ok bool) {
+	v := e.get(key)
+	if v == "" {
+		return false, false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("environment %s must be true or false, got %q", key, v))
+		return false, false
+	}
+	return b, true
+}
+
+func (e *envReader) duration(key string, dst *Duration) {
+	if v := e.get(key); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("environment %s: %w", key, err))
+			return
 		}
+		*dst = d
 	}
-	var errs []error
-	num := func(key string, dst *int) {
-		if v := getenv(key); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("environment %s must be an integer, got %q", key, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	boolean := func(key string, dst **bool) {
-		if v := getenv(key); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("environment %s must be true or false, got %q", key, v))
-				return
-			}
-			*dst = &b
-		}
-	}
-	str("APP_ENV", &c.App.Env)
-	str("SERVER_HOST", &c.Server.Host)
-	num("SERVER_PORT", &c.Server.Port)
-	if v := getenv("CORS_ORIGINS"); v != "" {
-		c.Server.CORSOrigins = splitList(v)
-	}
-	str("DB_DRIVER", &c.Database.Driver)
-	str("DB_HOST", &c.Database.Host)
-	num("DB_PORT", &c.Database.Port)
-	str("DB_USER", &c.Database.Username)
-	orEmpty("DB_PASSWORD", &c.Database.Password)
-	str("DB_NAME", &c.Database.Database)
-	str("DB_SQLITE_PATH", &c.Database.SQLitePath)
-	if v := getenv("REDIS_HOST"); v != "" {
+}
+
+func (e *envReader) applyServer(c *Config) {
+	e.str("APP_ENV", &c.App.Env)
+	e.str("SERVER_HOST", &c.Server.Host)
+	e.num("SERVER_PORT", &c.Server.Port)
+	e.list("CORS_ORIGINS", &c.Server.CORSOrigins)
+	e.duration("SHUTDOWN_GRACE", &c.Server.ShutdownGrace)
+	e.duration("OPENAI_QUEUE_TIMEOUT", &c.Server.OpenAIQueueTimeout)
+	e.duration("SERVER_DRAIN_WINDOW", &c.Server.DrainWindow)
+}
+
+func (e *envReader) applyDatabase(c *Config) {
+	e.str("DB_DRIVER", &c.Database.Driver)
+	e.str("DB_HOST", &c.Database.Host)
+	e.num("DB_PORT", &c.Database.Port)
+	e.str("DB_USER", &c.Database.Username)
+	e.orEmpty("DB_PASSWORD", &c.Database.Password)
+	e.str("DB_NAME", &c.Database.Database)
+	e.str("DB_SQLITE_PATH", &c.Database.SQLitePath)
+}
+
+func (e *envReader) applyRedis(c *Config) {
+	if v := e.get("REDIS_HOST"); v != "" {
 		c.Redis.Host = v
 		c.Redis.Embedded = false
 	}
-	num("REDIS_PORT", &c.Redis.Port)
-	num("REDIS_DB", &c.Redis.DB)
-	orEmpty("REDIS_PASSWORD", &c.Redis.Password)
-	orEmpty("REDIS_KEY_PREFIX", &c.Redis.KeyPrefix)
-	str("REDIS_SENTINEL_MASTER", &c.Redis.SentinelMaster)
-	if v := getenv("REDIS_SENTINEL_ADDRS"); v != "" {
-		c.Redis.SentinelAddrs = splitList(v)
-	}
-	if v := getenv("REDIS_CLUSTER_ADDRS"); v != "" {
-		c.Redis.ClusterAddrs = splitList(v)
-	}
-	num("QUEUE_MAX_QUEUE_SIZE", &c.Queue.MaxQueueSize)
-	num("QUEUE_MAX_RETRIES", &c.Queue.MaxRetries)
-	str("QUEUE_STRATEGY", &c.Queue.Strategy)
-	for key, dst := range map[string]*Duration{
-		"QUEUE_TASK_TIMEOUT": &c.Queue.TaskTimeout, "QUEUE_RETRY_DELAY": &c.Queue.RetryDelay,
-		"QUEUE_POLL_INTERVAL": &c.Queue.PollInterval, "SHUTDOWN_GRACE": &c.Server.ShutdownGrace,
-		"QUEUE_IDLE_CHECK_INTERVAL": &c.Queue.IdleCheckInterval, "QUEUE_LEADER_LEASE_TTL": &c.Queue.LeaderLeaseTTL, "OPENAI_QUEUE_TIMEOUT": &c.Server.OpenAIQueueTimeout,
-		"SERVER_DRAIN_WINDOW": &c.Server.DrainWindow,
-	} {
-		if v := getenv(key); v != "" {
-			d, err := parseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("environment %s: %w", key, err))
-				continue
-			}
-			*dst = d
-		}
-	}
-	num("WORKER_MAX_WORKERS", &c.Worker.MaxWorkers)
-	num("WORKER_DEFAULT_WORKERS", &c.Worker.DefaultWorkers)
-	boolean("AUTH_ENABLED", &c.Auth.Enabled)
-	str("ENCRYPTION_KEY", &c.Auth.EncryptionKey)
-	if v := getenv("PROVIDERS_ALLOW_HOSTS"); v != "" {
-		c.Providers.AllowHosts = splitList(v)
-	}
-	str("WEBHOOKS_SECRET", &c.Webhooks.Secret)
-	if v := getenv("WEBHOOKS_ALLOW_PRIVATE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("environment WEBHOOKS_ALLOW_PRIVATE must be true or false, got %q", v))
-		} else {
-			c.Webhooks.AllowPrivate = b
-		}
-	}
-	str("LOG_LEVEL", &c.Log.Level)
-	str("LOG_FORMAT", &c.Log.Format)
-	return errors.Join(errs...)
+	e.num("REDIS_PORT", &c.Redis.Port)
+	e.num("REDIS_DB", &c.Redis.DB)
+	e.orEmpty("REDIS_PASSWORD", &c.Redis.Password)
+	e.orEmpty("REDIS_KEY_PREFIX", &c.Redis.KeyPrefix)
+	e.str("REDIS_SENTINEL_MASTER", &c.Redis.SentinelMaster)
+	e.list("REDIS_SENTINEL_ADDRS", &c.Redis.SentinelAddrs)
+	e.list("REDIS_CLUSTER_ADDRS", &c.Redis.ClusterAddrs)
+}
+
+func (e *envReader) applyQueue(c *Config) {
+	e.num("QUEUE_MAX_QUEUE_SIZE", &c.Queue.MaxQueueSize)
+	e.num("QUEUE_MAX_RETRIES", &c.Queue.MaxRetries)
+	e.str("QUEUE_STRATEGY", &c.Queue.Strategy)
+	e.duration("QUEUE_TASK_TIMEOUT", &c.Queue.TaskTimeout)
+	e.duration("QUEUE_RETRY_DELAY", &c.Queue.RetryDelay)
+	e.duration("QUEUE_POLL_INTERVAL", &c.Queue.PollInterval)
+	e.duration("QUEUE_IDLE_CHECK_INTERVAL", &c.Queue.IdleCheckInterval)
+	e.duration("QUEUE_LEADER_LEASE_TTL", &c.Queue.LeaderLeaseTTL)
+}
+
+// applyRest reads the worker, auth, providers, webhooks and log settings.
+func (e *envReader) applyRest(c *Config) {
+	e.num("WORKER_MAX_WORKERS", &c.Worker.MaxWorkers)
+	e.num("WORKER_DEFAULT_WORKERS", &c.Worker.DefaultWorkers)
+	e.optionalFlag("AUTH_ENABLED", &c.Auth.Enabled)
+	e.str("ENCRYPTION_KEY", &c.Auth.EncryptionKey)
+	e.list("PROVIDERS_ALLOW_HOSTS", &c.Providers.AllowHosts)
+	e.str("WEBHOOKS_SECRET", &c.Webhooks.Secret)
+	e.flag("WEBHOOKS_ALLOW_PRIVATE", &c.Webhooks.AllowPrivate)
+	e.str("LOG_LEVEL", &c.Log.Level)
+	e.str("LOG_FORMAT", &c.Log.Format)
 }
 
 func splitList(v string) []string {
@@ -530,12 +576,29 @@ func splitList(v string) []string {
 }
 
 // Validate checks every setting and returns all problems, each naming its key.
+// It also fills the defaults that depend on other settings (app.env,
+// server.host).
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var p problems
+	c.validateServer(&p)
+	c.validateDatabase(&p)
+	c.validateRedis(&p)
+	c.validateQueue(&p)
+	c.validateWorkerAndLog(&p)
+	c.validateWebhooks(&p)
+	return errors.Join(p...)
+}
+
+// problems collects what Validate finds wrong.
+type problems []error
+
+func (p *problems) bad(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+// validateServer checks app.env and the server section.
+func (c *Config) validateServer(p *problems) {
 	c.App.Env = cmp.Or(c.App.Env, "development")
 	if c.App.Env != "development" && c.App.Env != "production" && c.App.Env != "test" {
-		bad("app.env must be development, production or test, got %q", c.App.Env)
+		p.bad("app.env must be development, production or test, got %q", c.App.Env)
 	}
 	if c.Server.Host == "" {
 		c.Server.Host = "127.0.0.1"
@@ -545,23 +608,23 @@ func (c *Config) Validate() error {
 	}
 	for _, o := range c.Server.CORSOrigins {
 		if u, err := url.Parse(o); o == "*" || o == "null" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Host == "*" || (u.Path != "" && u.Path != "/") {
-			bad("server.cors_origins must list exact origins like https://dashboard.example.com, got %q", o)
+			p.bad("server.cors_origins must list exact origins like https://dashboard.example.com, got %q", o)
 		}
 	}
 	if c.Production() && !c.AuthEnabled() {
-		bad("auth.enabled must not be false when app.env is production: every request would act as admin")
+		p.bad("auth.enabled must not be false when app.env is production: every request would act as admin")
 	}
 	if c.Server.Port < 0 || c.Server.Port > 65535 {
-		bad("server.port must be between 0 and 65535, got %d", c.Server.Port)
+		p.bad("server.port must be between 0 and 65535, got %d", c.Server.Port)
 	}
 	if c.Server.MaxBodyBytes <= 0 {
-		bad("server.max_body_bytes must be positive, got %d", c.Server.MaxBodyBytes)
+		p.bad("server.max_body_bytes must be positive, got %d", c.Server.MaxBodyBytes)
 	}
 	if c.Server.ShutdownGrace < 0 {
-		bad("server.shutdown_grace must not be negative, got %s", c.Server.ShutdownGrace)
+		p.bad("server.shutdown_grace must not be negative, got %s", c.Server.ShutdownGrace)
 	}
 	if d := c.Server.OpenAIQueueTimeout.D(); d <= 0 || d > 24*time.Hour {
-		bad("server.openai_queue_timeout must be more than 0s and at most 24h, got %s", c.Server.OpenAIQueueTimeout)
+		p.bad("server.openai_queue_timeout must be more than 0s and at most 24h, got %s", c.Server.OpenAIQueueTimeout)
 	}
 	for _, d := range []struct {
 		key string
@@ -571,147 +634,162 @@ func (c *Config) Validate() error {
 		{"server.idle_timeout", c.Server.IdleTimeout}, {"server.graphql_timeout", c.Server.GraphQLTimeout},
 	} {
 		if d.v <= 0 {
-			bad("%s must be positive, got %s", d.key, d.v)
+			p.bad("%s must be positive, got %s", d.key, d.v)
 		}
 	}
 	if c.Server.DrainWindow < 0 {
-		bad("server.drain_window must not be negative, got %s", c.Server.DrainWindow)
+		p.bad("server.drain_window must not be negative, got %s", c.Server.DrainWindow)
 	}
+}
+
+func (c *Config) validateDatabase(p *problems) {
 	switch c.Database.Driver {
 	case "sqlite":
 		if c.Database.SQLitePath == "" {
-			bad("database.sqlite_path must be set when database.driver is sqlite")
+			p.bad("database.sqlite_path must be set when database.driver is sqlite")
 		}
 	case "mysql":
 		if c.Database.Host == "" {
-			bad("database.host must be set when database.driver is mysql")
+			p.bad("database.host must be set when database.driver is mysql")
 		}
 		if c.Database.Port <= 0 || c.Database.Port > 65535 {
-			bad("database.port must be between 1 and 65535, got %d", c.Database.Port)
+			p.bad("database.port must be between 1 and 65535, got %d", c.Database.Port)
 		}
 		if c.Database.Database == "" {
-			bad("database.database must be set when database.driver is mysql")
+			p.bad("database.database must be set when database.driver is mysql")
 		}
 	default:
-		bad("database.driver must be mysql or sqlite, got %q", c.Database.Driver)
+		p.bad("database.driver must be mysql or sqlite, got %q", c.Database.Driver)
 	}
 	if c.Database.MaxOpenConns <= 0 {
-		bad("database.max_open_conns must be positive, got %d", c.Database.MaxOpenConns)
+		p.bad("database.max_open_conns must be positive, got %d", c.Database.MaxOpenConns)
 	}
+}
+
+func (c *Config) validateRedis(p *problems) {
 	if !c.Redis.Embedded && c.Redis.SentinelMaster == "" && len(c.Redis.ClusterAddrs) == 0 {
 		if c.Redis.Host == "" {
-			bad("redis.host must be set unless redis.embedded is true")
+			p.bad("redis.host must be set unless redis.embedded is true")
 		}
 		if c.Redis.Port <= 0 || c.Redis.Port > 65535 {
-			bad("redis.port must be between 1 and 65535, got %d", c.Redis.Port)
+			p.bad("redis.port must be between 1 and 65535, got %d", c.Redis.Port)
 		}
 	}
 	if c.Redis.PoolSize <= 0 {
-		bad("redis.pool_size must be positive, got %d", c.Redis.PoolSize)
+		p.bad("redis.pool_size must be positive, got %d", c.Redis.PoolSize)
 	}
 	if c.Redis.DB < 0 || c.Redis.DB > 15 {
-		bad("redis.db must be between 0 and 15, got %d", c.Redis.DB)
+		p.bad("redis.db must be between 0 and 15, got %d", c.Redis.DB)
 	}
 	if c.Redis.SentinelMaster != "" && len(c.Redis.SentinelAddrs) == 0 {
-		bad("redis.sentinel_addrs must list at least one address when redis.sentinel_master is set")
+		p.bad("redis.sentinel_addrs must list at least one address when redis.sentinel_master is set")
 	}
 	if c.Redis.KeyPrefix == "" {
-		bad("redis.key_prefix must not be empty")
+		p.bad("redis.key_prefix must not be empty")
 	} else if strings.ContainsAny(c.Redis.KeyPrefix, "{}") {
 		// Keys carry Redis Cluster hash tags built on the prefix
 		// ({prefix:model:N}, {prefix:epoch}): a brace in it would move keys
 		// a script reads together into different hash slots.
-		bad("redis.key_prefix must not contain '{' or '}', got %q", c.Redis.KeyPrefix)
+		p.bad("redis.key_prefix must not contain '{' or '}', got %q", c.Redis.KeyPrefix)
 	}
+}
+
+func (c *Config) validateQueue(p *problems) {
 	q := c.Queue
 	if q.MaxQueueSize < 1 {
-		bad("queue.max_queue_size must be at least 1, got %d", q.MaxQueueSize)
+		p.bad("queue.max_queue_size must be at least 1, got %d", q.MaxQueueSize)
 	}
 	if q.TaskTimeout <= 0 {
-		bad("queue.task_timeout must be positive, got %s", q.TaskTimeout)
+		p.bad("queue.task_timeout must be positive, got %s", q.TaskTimeout)
 	}
 	if q.MaxRetries < 0 || q.MaxRetries > 100 {
-		bad("queue.max_retries must be between 0 and 100, got %d", q.MaxRetries)
+		p.bad("queue.max_retries must be between 0 and 100, got %d", q.MaxRetries)
 	}
 	if q.RetryDelay < 0 {
-		bad("queue.retry_delay must not be negative, got %s", q.RetryDelay)
+		p.bad("queue.retry_delay must not be negative, got %s", q.RetryDelay)
 	}
 	if q.MaxRetryDelay < q.RetryDelay {
-		bad("queue.max_retry_delay must be at least queue.retry_delay (%s), got %s", q.RetryDelay, q.MaxRetryDelay)
+		p.bad("queue.max_retry_delay must be at least queue.retry_delay (%s), got %s", q.RetryDelay, q.MaxRetryDelay)
 	}
 	if q.Strategy != "strict" && q.Strategy != "weighted" {
-		bad("queue.strategy must be strict or weighted, got %q", q.Strategy)
+		p.bad("queue.strategy must be strict or weighted, got %q", q.Strategy)
 	}
 	for _, name := range []string{"high", "medium", "low"} {
 		if q.Strategy == "weighted" && q.Weights[name] < 1 {
-			bad("queue.weights.%s must be at least 1 when queue.strategy is weighted, got %d", name, q.Weights[name])
+			p.bad("queue.weights.%s must be at least 1 when queue.strategy is weighted, got %d", name, q.Weights[name])
 		}
 	}
 	if q.MaxInputBytes < 1 {
-		bad("queue.max_input_bytes must be positive, got %d", q.MaxInputBytes)
+		p.bad("queue.max_input_bytes must be positive, got %d", q.MaxInputBytes)
 	}
 	if q.MaxBatchSize < 1 {
-		bad("queue.max_batch_size must be positive, got %d", q.MaxBatchSize)
+		p.bad("queue.max_batch_size must be positive, got %d", q.MaxBatchSize)
 	}
 	if q.PollInterval <= 0 || q.PollInterval.D() > 5*time.Second {
-		bad("queue.poll_interval must be between 1ms and 5s, got %s", q.PollInterval)
+		p.bad("queue.poll_interval must be between 1ms and 5s, got %s", q.PollInterval)
 	}
 	if q.IdleCheckInterval < 0 || q.IdleCheckInterval.D() > time.Minute ||
 		(q.IdleCheckInterval > 0 && q.IdleCheckInterval.D() < 10*time.Millisecond) {
-		bad("queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got %s", q.IdleCheckInterval)
+		p.bad("queue.idle_check_interval must be 0 (wake-ups off) or between 10ms and 1m, got %s", q.IdleCheckInterval)
 	}
 	if q.ReconcileInterval <= 0 {
-		bad("queue.reconcile_interval must be positive, got %s", q.ReconcileInterval)
+		p.bad("queue.reconcile_interval must be positive, got %s", q.ReconcileInterval)
 	}
 	if q.LeaseTTL.D() < time.Second {
-		bad("queue.lease_ttl must be at least 1s, got %s", q.LeaseTTL)
+		p.bad("queue.lease_ttl must be at least 1s, got %s", q.LeaseTTL)
 	}
 	if q.LeaderLeaseTTL.D() < time.Second {
-		bad("queue.leader_lease_ttl must be at least 1s, got %s", q.LeaderLeaseTTL)
+		p.bad("queue.leader_lease_ttl must be at least 1s, got %s", q.LeaderLeaseTTL)
 	}
 	if q.MaxScheduleAhead.D() < time.Minute || q.MaxScheduleAhead.D() > 10*365*24*time.Hour {
-		bad("queue.max_schedule_ahead must be between 1m and 87600h (10 years), got %s", q.MaxScheduleAhead)
+		p.bad("queue.max_schedule_ahead must be between 1m and 87600h (10 years), got %s", q.MaxScheduleAhead)
 	}
 	if q.ScheduleCheckInterval.D() < 10*time.Millisecond || q.ScheduleCheckInterval.D() > time.Minute {
-		bad("queue.schedule_check_interval must be between 10ms and 1m, got %s", q.ScheduleCheckInterval)
+		p.bad("queue.schedule_check_interval must be between 10ms and 1m, got %s", q.ScheduleCheckInterval)
 	}
+}
+
+// validateWorkerAndLog checks the worker, log and providers sections.
+func (c *Config) validateWorkerAndLog(p *problems) {
 	if c.Worker.MaxWorkers < 1 || c.Worker.MaxWorkers > 10000 {
-		bad("worker.max_workers must be between 1 and 10000, got %d", c.Worker.MaxWorkers)
+		p.bad("worker.max_workers must be between 1 and 10000, got %d", c.Worker.MaxWorkers)
 	}
 	if c.Worker.DefaultWorkers < 1 || c.Worker.DefaultWorkers > c.Worker.MaxWorkers {
-		bad("worker.default_workers must be between 1 and worker.max_workers (%d), got %d", c.Worker.MaxWorkers, c.Worker.DefaultWorkers)
+		p.bad("worker.default_workers must be between 1 and worker.max_workers (%d), got %d", c.Worker.MaxWorkers, c.Worker.DefaultWorkers)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
+		p.bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format must be text or json, got %q", c.Log.Format)
+		p.bad("log.format must be text or json, got %q", c.Log.Format)
 	}
 	if _, err := outbound.New(outbound.Config{AllowHosts: c.Providers.AllowHosts}); err != nil {
-		errs = append(errs, err)
+		*p = append(*p, err)
 	}
+}
+
+func (c *Config) validateWebhooks(p *problems) {
 	w := c.Webhooks
 	if w.Timeout.D() < 10*time.Millisecond || w.Timeout.D() > 5*time.Minute {
-		bad("webhooks.timeout must be between 10ms and 5m, got %s", w.Timeout)
+		p.bad("webhooks.timeout must be between 10ms and 5m, got %s", w.Timeout)
 	}
 	if w.RetryDelay.D() < time.Millisecond || w.RetryDelay.D() > w.MaxRetryDelay.D() {
-		bad("webhooks.retry_delay must be at least 1ms and at most webhooks.max_retry_delay (%s), got %s", w.MaxRetryDelay, w.RetryDelay)
+		p.bad("webhooks.retry_delay must be at least 1ms and at most webhooks.max_retry_delay (%s), got %s", w.MaxRetryDelay, w.RetryDelay)
 	}
 	if w.MaxAge.D() < time.Second || w.MaxAge.D() > 30*24*time.Hour {
-		bad("webhooks.max_age must be between 1s and 720h, got %s", w.MaxAge)
+		p.bad("webhooks.max_age must be between 1s and 720h, got %s", w.MaxAge)
 	}
 	if w.PollInterval.D() < 10*time.Millisecond || w.PollInterval.D() > time.Minute {
-		bad("webhooks.poll_interval must be between 10ms and 1m, got %s", w.PollInterval)
+		p.bad("webhooks.poll_interval must be between 10ms and 1m, got %s", w.PollInterval)
 	}
 	if w.Concurrency < 1 || w.Concurrency > 1000 {
-		bad("webhooks.concurrency must be between 1 and 1000, got %d", w.Concurrency)
+		p.bad("webhooks.concurrency must be between 1 and 1000, got %d", w.Concurrency)
 	}
 	if w.Secret != "" && len(w.Secret) < 16 {
-		bad("webhooks.secret must be at least 16 characters, got %d", len(w.Secret))
+		p.bad("webhooks.secret must be at least 16 characters, got %d", len(w.Secret))
 	}
-	return errors.Join(errs...)
 }
 
 // WebhookPolicy builds the outbound policy of callback URLs: the
