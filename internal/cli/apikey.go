@@ -155,23 +155,34 @@ func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.Sto
 	return st, cfg, fs.Args(), nil
 }
 
+// apikeyFlags are the flags every apikey subcommand accepts.
+type apikeyFlags struct {
+	fs                       *flag.FlagSet
+	name, role               *string
+	weight, perDay, perMonth *int
+	budgets                  modelBudgetFlags
+	noBudgets                *bool
+}
+
+func newAPIKeyFlags(sub string, stderr io.Writer) *apikeyFlags {
+	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &apikeyFlags{fs: fs}
+	f.name = fs.String("name", "", "who or what uses the key")
+	f.role = fs.String("role", "", "admin, operator, submitter or viewer")
+	f.weight = fs.Int("weight", 1, "share of a model's slots against other callers, 1..1000")
+	f.perDay = fs.Int("tokens-per-day", 0, "token cap per UTC day (0: none)")
+	f.perMonth = fs.Int("tokens-per-month", 0, "token cap per calendar month (0: none)")
+	fs.Var(&f.budgets, "model-budget", "ID:day=N,month=N, a token cap on one model (repeatable)")
+	f.noBudgets = fs.Bool("no-model-budgets", false, "remove every model cap")
+	return f
+}
+
 func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(apikeyUsage)
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	name := fs.String("name", "", "who or what uses the key")
-	role := fs.String("role", "", "admin, operator, submitter or viewer")
-	weight := fs.Int("weight", 1, "share of a model's slots against other callers, 1..1000")
-	perDay := fs.Int("tokens-per-day", 0, "token cap per UTC day (0: none)")
-	perMonth := fs.Int("tokens-per-month", 0, "token cap per calendar month (0: none)")
-	var budgets modelBudgetFlags
-	fs.Var(&budgets, "model-budget", "ID:day=N,month=N, a token cap on one model (repeatable)")
-	noBudgets := fs.Bool("no-model-budgets", false, "remove every model cap")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	switch sub {
 	case "create", "update", "list", "revoke":
 	case "help", "-h", "--help":
@@ -180,12 +191,15 @@ func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("unknown apikey command %q\n%s", sub, apikeyUsage)
 	}
+	f := newAPIKeyFlags(sub, stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	// Flags may follow the positional id: revoke 3 --config x.yaml.
 	var positional []string
 	if (sub == "revoke" || sub == "update") && len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		positional, args = args[:1], args[1:]
 	}
-	st, cfg, rest, err := openStore(ctx, fs, args)
+	st, cfg, rest, err := openStore(ctx, f.fs, args)
 	if err != nil {
 		return err
 	}
@@ -200,75 +214,97 @@ func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	svc := apikeys.New(st.Client, apikeys.WithSealer(kr.Seal))
-	settings, err := keySettings(fs, weight, perDay, perMonth, &budgets, *noBudgets)
+	settings, err := keySettings(f.fs, f.weight, f.perDay, f.perMonth, &f.budgets, *f.noBudgets)
 	if err != nil {
 		return fmt.Errorf("apikey %s: %w", sub, err)
 	}
 	switch sub {
 	case "create":
-		if settings.ModelBudgets != nil && len(*settings.ModelBudgets) == 0 {
-			settings.ModelBudgets = nil
-		}
-		c, err := svc.CreateWith(ctx, *name, *role, settings)
-		if err != nil {
-			return settingsError(sub, err)
-		}
-		fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
-		fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
-		fmt.Fprintln(stdout, "Store them now: they are not shown again. Send the key as: Authorization: Bearer <key>")
-		return nil
+		return apikeyCreate(ctx, svc, *f.name, *f.role, settings, stdout)
 	case "update":
-		if len(positional) != 1 {
-			return fmt.Errorf("apikey update takes one key id\n%s", apikeyUsage)
-		}
-		id, err := strconv.Atoi(positional[0])
-		if err != nil || id <= 0 {
-			return fmt.Errorf("apikey update: id must be a positive integer, got %q", positional[0])
-		}
-		if settings == (apikeys.Settings{}) {
-			return fmt.Errorf("apikey update: give at least one of --weight, --tokens-per-day, --tokens-per-month, --model-budget, --no-model-budgets\n%s", apikeyUsage)
-		}
-		k, err := svc.Update(ctx, id, settings)
-		if err != nil {
-			return settingsError(sub, err)
-		}
-		fmt.Fprintf(stdout, "updated API key %d (%s): weight %d, tokens per day %s, per month %s, model caps %s\n",
-			k.ID, k.Name, k.Weight, optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets))
-		return nil
+		return apikeyUpdate(ctx, svc, positional, settings, stdout)
 	case "list":
-		ks, err := svc.List(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tWEIGHT\tTOKENS/DAY\tTOKENS/MONTH\tMODEL CAPS\tCREATED\tLAST USED\tREVOKED")
-		ts := func(t *time.Time) string {
-			if t == nil {
-				return "-"
-			}
-			return t.UTC().Format(time.RFC3339)
-		}
-		for _, k := range ks {
-			created := k.CreatedAt
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.Weight,
-				optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets), ts(&created), ts(k.LastUsedAt), ts(k.RevokedAt))
-		}
-		return tw.Flush()
-	default: // revoke
-		if len(positional) != 1 {
-			return fmt.Errorf("apikey revoke takes one key id\n%s", apikeyUsage)
-		}
-		id, err := strconv.Atoi(positional[0])
-		if err != nil || id <= 0 {
-			return fmt.Errorf("apikey revoke: id must be a positive integer, got %q", positional[0])
-		}
-		k, err := svc.Revoke(ctx, id)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked API key %d (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
-		return nil
+		return apikeyList(ctx, svc, stdout)
+	default:
+		return apikeyRevoke(ctx, svc, positional, stdout)
 	}
+}
+
+// keyID reads the one positional key id of update and revoke.
+func keyID(sub string, positional []string) (int, error) {
+	if len(positional) != 1 {
+		return 0, fmt.Errorf("apikey %s takes one key id\n%s", sub, apikeyUsage)
+	}
+	id, err := strconv.Atoi(positional[0])
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("apikey %s: id must be a positive integer, got %q", sub, positional[0])
+	}
+	return id, nil
+}
+
+func apikeyCreate(ctx context.Context, svc *apikeys.Service, name, role string, settings apikeys.Settings, stdout io.Writer) error {
+	if settings.ModelBudgets != nil && len(*settings.ModelBudgets) == 0 {
+		settings.ModelBudgets = nil
+	}
+	c, err := svc.CreateWith(ctx, name, role, settings)
+	if err != nil {
+		return settingsError("create", err)
+	}
+	fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
+	fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
+	fmt.Fprintln(stdout, "Store them now: they are not shown again. Send the key as: Authorization: Bearer <key>")
+	return nil
+}
+
+func apikeyUpdate(ctx context.Context, svc *apikeys.Service, positional []string, settings apikeys.Settings, stdout io.Writer) error {
+	id, err := keyID("update", positional)
+	if err != nil {
+		return err
+	}
+	if settings == (apikeys.Settings{}) {
+		return fmt.Errorf("apikey update: give at least one of --weight, --tokens-per-day, --tokens-per-month, --model-budget, --no-model-budgets\n%s", apikeyUsage)
+	}
+	k, err := svc.Update(ctx, id, settings)
+	if err != nil {
+		return settingsError("update", err)
+	}
+	fmt.Fprintf(stdout, "updated API key %d (%s): weight %d, tokens per day %s, per month %s, model caps %s\n",
+		k.ID, k.Name, k.Weight, optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets))
+	return nil
+}
+
+func apikeyList(ctx context.Context, svc *apikeys.Service, stdout io.Writer) error {
+	ks, err := svc.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tWEIGHT\tTOKENS/DAY\tTOKENS/MONTH\tMODEL CAPS\tCREATED\tLAST USED\tREVOKED")
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, k := range ks {
+		created := k.CreatedAt
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s…\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.Weight,
+			optInt(k.TokensPerDay), optInt(k.TokensPerMonth), modelBudgetsText(k.ModelBudgets), ts(&created), ts(k.LastUsedAt), ts(k.RevokedAt))
+	}
+	return tw.Flush()
+}
+
+func apikeyRevoke(ctx context.Context, svc *apikeys.Service, positional []string, stdout io.Writer) error {
+	id, err := keyID("revoke", positional)
+	if err != nil {
+		return err
+	}
+	k, err := svc.Revoke(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked API key %d (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+	return nil
 }
 
 const secretsUsage = `usage:

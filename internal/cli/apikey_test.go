@@ -82,53 +82,18 @@ func intp(p *int) string {
 // reports over REST and applies (a submission over the day cap gets 429).
 // Bad values exit non-zero naming the flag, and write nothing.
 func TestCLIAPIKeyWeightAndBudgets(t *testing.T) {
-	sh := apptest.NewShared(t, func(c *config.Config) {
-		on := true
-		c.Auth.Enabled = &on
-	})
-	env := sh.Start(t, app.RoleAll)
-	cfg := databaseConfig(t, sh.Config)
-	secretRe := regexp.MustCompile(`(?m)^\s+(\S{20,})\s*$`)
-	idRe := regexp.MustCompile(`created API key (\d+)`)
-
-	res := adminCLI(t, cfg, "apikey", "create", "--name", "root", "--role", "admin")
-	m := secretRe.FindStringSubmatch(res.stdout)
-	if res.code != 0 || m == nil {
-		t.Fatalf("create admin: exit %d", res.code)
-	}
-	admin := []string{"Authorization", "Bearer " + m[1]}
-	var model struct{ Data apptest.Model }
-	if code := env.Do("POST", "/api/v1/models", map[string]any{"name": "cli-keys", "type": "simulator", "max_workers": 1,
-		"config": map[string]any{"latency_ms": 1, "output_tokens": 2}}, &model, admin...); code != http.StatusCreated {
-		t.Fatalf("create model: %d", code)
-	}
-	mid := model.Data.ID
-
-	res = adminCLI(t, cfg, "apikey", "create", "--name", "team-a", "--role", "submitter", "--weight", "3",
-		"--tokens-per-day", "1000", "--tokens-per-month", "50000", "--model-budget", fmt.Sprintf("%d:day=100,month=5000", mid))
-	m, idm := secretRe.FindStringSubmatch(res.stdout), idRe.FindStringSubmatch(res.stdout)
+	f := newKeyFixture(t)
+	res := adminCLI(t, f.cfg, "apikey", "create", "--name", "team-a", "--role", "submitter", "--weight", "3",
+		"--tokens-per-day", "1000", "--tokens-per-month", "50000", "--model-budget", fmt.Sprintf("%d:day=100,month=5000", f.mid))
+	m, idm := keySecretRe.FindStringSubmatch(res.stdout), keyIDRe.FindStringSubmatch(res.stdout)
 	if res.code != 0 || m == nil || idm == nil || !strings.Contains(res.stdout, "weight 3") {
 		t.Fatalf("create team-a: exit %d", res.code)
 	}
 	teamKey := m[1]
 	id, _ := strconv.Atoi(idm[1])
-	get := func() keyView {
-		t.Helper()
-		var out struct{ Data []keyView }
-		if code := env.Do("GET", "/api/v1/apikeys", nil, &out, admin...); code != http.StatusOK {
-			t.Fatalf("list keys: %d", code)
-		}
-		for _, k := range out.Data {
-			if k.ID == id {
-				return k
-			}
-		}
-		t.Fatalf("key %d not listed: %+v", id, out.Data)
-		return keyView{}
-	}
-	k := get()
+	k := f.key(id)
 	if k.Weight != 3 || intp(k.TokensPerDay) != "1000" || intp(k.TokensPerMonth) != "50000" || len(k.ModelBudgets) != 1 ||
-		k.ModelBudgets[0].ModelID != mid || intp(k.ModelBudgets[0].TokensPerDay) != "100" || intp(k.ModelBudgets[0].TokensPerMonth) != "5000" {
+		k.ModelBudgets[0].ModelID != f.mid || intp(k.ModelBudgets[0].TokensPerDay) != "100" || intp(k.ModelBudgets[0].TokensPerMonth) != "5000" {
 		t.Fatalf("after create: %+v", k)
 	}
 
@@ -138,21 +103,84 @@ func TestCLIAPIKeyWeightAndBudgets(t *testing.T) {
 		Error struct{ Code, Message string }
 	}
 	long := strings.Repeat("many words here ", 60)
-	if code := env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": mid, "type": "text-generation", "input": long}, &refused,
+	if code := f.env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": f.mid, "type": "text-generation", "input": long}, &refused,
 		"Authorization", "Bearer "+teamKey); code != http.StatusTooManyRequests || refused.Error.Code != "BUDGET_EXCEEDED" {
 		t.Fatalf("submission over the CLI-set model cap: %d %+v, want 429 BUDGET_EXCEEDED", code, refused)
 	}
 
-	res = adminCLI(t, cfg, "apikey", "update", strconv.Itoa(id), "--weight", "5", "--tokens-per-day", "0", "--no-model-budgets")
+	res = adminCLI(t, f.cfg, "apikey", "update", strconv.Itoa(id), "--weight", "5", "--tokens-per-day", "0", "--no-model-budgets")
 	if res.code != 0 || !strings.Contains(res.stdout, "weight 5") {
 		t.Fatalf("update: exit %d", res.code)
 	}
-	k = get()
+	k = f.key(id)
 	if k.Weight != 5 || k.TokensPerDay != nil || intp(k.TokensPerMonth) != "50000" || len(k.ModelBudgets) != 0 {
 		t.Fatalf("after update (weight 5, day cap removed, month kept, model caps removed): %+v", k)
 	}
+	f.assertBadValuesWriteNothing(id)
+}
 
-	// Bad values: non-zero exit, the flag named, nothing written.
+var (
+	keySecretRe = regexp.MustCompile(`(?m)^\s+(\S{20,})\s*$`)
+	keyIDRe     = regexp.MustCompile(`created API key (\d+)`)
+)
+
+// keyFixture is a running server with auth on, an admin key created by
+// the CLI, a config file naming its database and one simulator model.
+type keyFixture struct {
+	t     *testing.T
+	env   *apptest.Env
+	cfg   string
+	admin []string
+	mid   int
+}
+
+func newKeyFixture(t *testing.T) *keyFixture {
+	sh := apptest.NewShared(t, func(c *config.Config) {
+		on := true
+		c.Auth.Enabled = &on
+	})
+	f := &keyFixture{t: t, env: sh.Start(t, app.RoleAll), cfg: databaseConfig(t, sh.Config)}
+	res := adminCLI(t, f.cfg, "apikey", "create", "--name", "root", "--role", "admin")
+	m := keySecretRe.FindStringSubmatch(res.stdout)
+	if res.code != 0 || m == nil {
+		t.Fatalf("create admin: exit %d", res.code)
+	}
+	f.admin = []string{"Authorization", "Bearer " + m[1]}
+	var model struct{ Data apptest.Model }
+	if code := f.env.Do("POST", "/api/v1/models", map[string]any{"name": "cli-keys", "type": "simulator", "max_workers": 1,
+		"config": map[string]any{"latency_ms": 1, "output_tokens": 2}}, &model, f.admin...); code != http.StatusCreated {
+		t.Fatalf("create model: %d", code)
+	}
+	f.mid = model.Data.ID
+	return f
+}
+
+// keys lists every key over REST as the admin.
+func (f *keyFixture) keys() []keyView {
+	f.t.Helper()
+	var out struct{ Data []keyView }
+	if code := f.env.Do("GET", "/api/v1/apikeys", nil, &out, f.admin...); code != http.StatusOK {
+		f.t.Fatalf("list keys: %d", code)
+	}
+	return out.Data
+}
+
+func (f *keyFixture) key(id int) keyView {
+	f.t.Helper()
+	ks := f.keys()
+	for _, k := range ks {
+		if k.ID == id {
+			return k
+		}
+	}
+	f.t.Fatalf("key %d not listed: %+v", id, ks)
+	return keyView{}
+}
+
+// assertBadValuesWriteNothing: bad values exit non-zero naming the flag,
+// and leave key id (weight 5, month cap 50000, no model caps) unchanged.
+func (f *keyFixture) assertBadValuesWriteNothing(id int) {
+	t := f.t
 	for _, bad := range []struct {
 		args []string
 		want string
@@ -160,30 +188,26 @@ func TestCLIAPIKeyWeightAndBudgets(t *testing.T) {
 		{[]string{"--weight", "0"}, "--weight"},
 		{[]string{"--weight", "7", "--tokens-per-month", "-5"}, "--tokens-per-month"},
 		{[]string{"--weight", "7", "--model-budget", "99999:day=5"}, "model_budgets[0].model_id"},
-		{[]string{"--model-budget", fmt.Sprintf("%d:week=5", mid)}, "day or month"},
+		{[]string{"--model-budget", fmt.Sprintf("%d:week=5", f.mid)}, "day or month"},
 		{[]string{}, "give at least one"},
 	} {
-		res = adminCLI(t, cfg, append([]string{"apikey", "update", strconv.Itoa(id)}, bad.args...)...)
+		res := adminCLI(t, f.cfg, append([]string{"apikey", "update", strconv.Itoa(id)}, bad.args...)...)
 		if res.code == 0 || !strings.Contains(res.stderr, bad.want) {
 			t.Fatalf("update %v: exit %d, stderr %q; want a failure naming %s", bad.args, res.code, res.stderr, bad.want)
 		}
 	}
-	res = adminCLI(t, cfg, "apikey", "create", "--name", "bad", "--role", "viewer", "--weight", "1001")
+	res := adminCLI(t, f.cfg, "apikey", "create", "--name", "bad", "--role", "viewer", "--weight", "1001")
 	if res.code == 0 || !strings.Contains(res.stderr, "--weight") {
 		t.Fatalf("create with weight 1001: exit %d", res.code)
 	}
-	if k2 := get(); k2.Weight != 5 || intp(k2.TokensPerMonth) != "50000" || len(k2.ModelBudgets) != 0 {
+	if k2 := f.key(id); k2.Weight != 5 || intp(k2.TokensPerMonth) != "50000" || len(k2.ModelBudgets) != 0 {
 		t.Fatalf("a refused update changed the key: %+v", k2)
 	}
-	res = adminCLI(t, cfg, "apikey", "list")
+	res = adminCLI(t, f.cfg, "apikey", "list")
 	if res.code != 0 || !regexp.MustCompile(`team-a\s+submitter\s+\S+\s+5\s+-\s+50000\s+-`).MatchString(res.stdout) {
 		t.Fatalf("list does not show team-a's weight 5 and caps: exit %d", res.code)
 	}
-	for _, k := range func() []keyView {
-		var out struct{ Data []keyView }
-		env.Do("GET", "/api/v1/apikeys", nil, &out, admin...)
-		return out.Data
-	}() {
+	for _, k := range f.keys() {
 		if k.Name == "bad" {
 			t.Fatalf("a refused create wrote key %+v", k)
 		}

@@ -46,63 +46,13 @@ func TestFreshRunEmbeddedDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	port := freePort(t)
-	cmd := exec.Command(bin)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, fmt.Sprintf("SERVER_PORT=%d", port)}
-	logs := &apptest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("scheduler exited with %v\n%s", err, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("scheduler did not stop on SIGTERM\n%s", logs.String())
-		}
-	}()
+	logs := startFreshBinary(t, dir, port)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/api/v1/system/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never answered 200: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	var models struct {
-		Data []struct {
-			ID   int
-			Name string
-			Type string
-		}
-	}
-	getJSON(t, base+"/api/v1/models", &models)
-	demo := 0
-	for _, m := range models.Data {
-		if m.Name == "demo-simulator" && m.Type == "simulator" {
-			demo = m.ID
-		}
-	}
-	if demo == 0 {
-		t.Fatalf("no demo-simulator model: %+v", models.Data)
-	}
+	waitHealthy(t, base, deadline, logs)
+	demo := demoSimulatorID(t, base)
 	body := fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "Hello, scheduler", "priority": 2}`, demo)
 	resp, err := http.Post(base+"/api/v1/tasks", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -135,6 +85,73 @@ func TestFreshRunEmbeddedDefault(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "data", "llm-scheduler.db")); err != nil {
 		t.Fatalf("no SQLite file under ./data: %v", err)
 	}
+}
+
+// startFreshBinary starts the built binary in dir with nothing but
+// SERVER_PORT set and returns its combined output; at the end of the test
+// it is stopped with SIGTERM and must exit cleanly within 30s.
+func startFreshBinary(t *testing.T, dir string, port int) *apptest.SyncBuffer {
+	cmd := exec.Command(buildBinary(t))
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, fmt.Sprintf("SERVER_PORT=%d", port)}
+	logs := &apptest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("scheduler exited with %v\n%s", err, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("scheduler did not stop on SIGTERM\n%s", logs.String())
+		}
+	})
+	return logs
+}
+
+// waitHealthy waits until the health endpoint answers 200.
+func waitHealthy(t *testing.T, base string, deadline time.Time, logs *apptest.SyncBuffer) {
+	t.Helper()
+	for {
+		resp, err := http.Get(base + "/api/v1/system/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never answered 200: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// demoSimulatorID finds the seeded demo-simulator model.
+func demoSimulatorID(t *testing.T, base string) int {
+	t.Helper()
+	var models struct {
+		Data []struct {
+			ID   int
+			Name string
+			Type string
+		}
+	}
+	getJSON(t, base+"/api/v1/models", &models)
+	for _, m := range models.Data {
+		if m.Name == "demo-simulator" && m.Type == "simulator" {
+			return m.ID
+		}
+	}
+	t.Fatalf("no demo-simulator model: %+v", models.Data)
+	return 0
 }
 
 func getJSON(t *testing.T, url string, out any) {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -111,65 +112,89 @@ func (p paramFlags) Set(s string) error {
 	return nil
 }
 
+// submitFlags are the flags of task submit besides the common ones.
+type submitFlags struct {
+	model, typ, prio, runAt, idem, callback *string
+	params                                  paramFlags
+	maxRetries, timeoutSecs                 *int
+	delay, timeout                          *time.Duration
+	wait                                    *bool
+}
+
+func registerSubmitFlags(fs *flag.FlagSet) *submitFlags {
+	f := &submitFlags{params: paramFlags{}}
+	f.model = fs.String("model", "", "model name or ID (required)")
+	f.typ = fs.String("type", "text-generation", "text-generation, translation, summarization, embedding or custom")
+	f.prio = fs.String("priority", "", "high, medium (default) or low (or 3, 2, 1)")
+	fs.Var(f.params, "param", "a type-specific setting key=value (repeatable): target_language=French, max_tokens=200")
+	f.maxRetries = fs.Int("max-retries", -1, "automatic retries (default: the server's queue.max_retries)")
+	f.timeoutSecs = fs.Int("timeout-seconds", 0, "per-attempt timeout (default: the server's queue.task_timeout)")
+	f.runAt = fs.String("run-at", "", "run at this RFC 3339 time instead of now")
+	f.delay = fs.Duration("delay", 0, "run after this long (30s, 5m, 2h)")
+	f.idem = fs.String("idempotency-key", "", "a repeated submit with the same key returns the first task")
+	f.callback = fs.String("callback-url", "", "POST a signed completion webhook here when the task ends (docs/webhooks.md)")
+	f.wait = fs.Bool("wait", false, "wait for the task to end, streaming its output; the exit code says how it ended")
+	f.timeout = fs.Duration("timeout", 0, "with --wait: give up after this long (exit 6); 0 waits forever")
+	return f
+}
+
+// body checks the flags and builds the request body for input; the model
+// ID is added once the model is resolved.
+func (f *submitFlags) body(input string) (map[string]any, error) {
+	body := map[string]any{"type": *f.typ, "input": input}
+	if *f.prio != "" {
+		p, ok := priorities[strings.ToLower(*f.prio)]
+		if !ok {
+			return nil, usageErr("--priority must be high, medium or low (or 3, 2, 1), got %q", *f.prio)
+		}
+		body["priority"] = p
+	}
+	if len(f.params) > 0 {
+		body["params"] = map[string]any(f.params)
+	}
+	if *f.maxRetries >= 0 {
+		body["max_retries"] = *f.maxRetries
+	}
+	if *f.timeoutSecs > 0 {
+		body["timeout_seconds"] = *f.timeoutSecs
+	}
+	if *f.callback != "" {
+		body["callback_url"] = *f.callback
+	}
+	if *f.runAt != "" && *f.delay != 0 {
+		return nil, usageErr("--run-at and --delay cannot be combined")
+	}
+	if *f.runAt != "" {
+		body["run_at"] = *f.runAt
+	}
+	if *f.delay != 0 {
+		if *f.delay < 0 || *f.delay%time.Second != 0 {
+			return nil, usageErr("--delay must be a positive whole number of seconds, got %s", *f.delay)
+		}
+		body["delay_seconds"] = int(*f.delay / time.Second)
+	}
+	return body, nil
+}
+
 func taskSubmit(args []string, o IO) error {
 	fs := newFlags("task submit", o)
 	var c common
 	c.register(fs, o)
-	model := fs.String("model", "", "model name or ID (required)")
-	typ := fs.String("type", "text-generation", "text-generation, translation, summarization, embedding or custom")
-	prio := fs.String("priority", "", "high, medium (default) or low (or 3, 2, 1)")
-	params := paramFlags{}
-	fs.Var(params, "param", "a type-specific setting key=value (repeatable): target_language=French, max_tokens=200")
-	maxRetries := fs.Int("max-retries", -1, "automatic retries (default: the server's queue.max_retries)")
-	timeoutSecs := fs.Int("timeout-seconds", 0, "per-attempt timeout (default: the server's queue.task_timeout)")
-	runAt := fs.String("run-at", "", "run at this RFC 3339 time instead of now")
-	delay := fs.Duration("delay", 0, "run after this long (30s, 5m, 2h)")
-	idem := fs.String("idempotency-key", "", "a repeated submit with the same key returns the first task")
-	callback := fs.String("callback-url", "", "POST a signed completion webhook here when the task ends (docs/webhooks.md)")
-	wait := fs.Bool("wait", false, "wait for the task to end, streaming its output; the exit code says how it ended")
-	timeout := fs.Duration("timeout", 0, "with --wait: give up after this long (exit 6); 0 waits forever")
+	f := registerSubmitFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if *model == "" {
+	if *f.model == "" {
 		return usageErr("task submit: --model is required")
 	}
 	input, err := readInput(pos, o.Stdin)
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"type": *typ, "input": input}
-	if *prio != "" {
-		p, ok := priorities[strings.ToLower(*prio)]
-		if !ok {
-			return usageErr("--priority must be high, medium or low (or 3, 2, 1), got %q", *prio)
-		}
-		body["priority"] = p
-	}
-	if len(params) > 0 {
-		body["params"] = map[string]any(params)
-	}
-	if *maxRetries >= 0 {
-		body["max_retries"] = *maxRetries
-	}
-	if *timeoutSecs > 0 {
-		body["timeout_seconds"] = *timeoutSecs
-	}
-	if *callback != "" {
-		body["callback_url"] = *callback
-	}
-	if *runAt != "" && *delay != 0 {
-		return usageErr("--run-at and --delay cannot be combined")
-	}
-	if *runAt != "" {
-		body["run_at"] = *runAt
-	}
-	if *delay != 0 {
-		if *delay < 0 || *delay%time.Second != 0 {
-			return usageErr("--delay must be a positive whole number of seconds, got %s", *delay)
-		}
-		body["delay_seconds"] = int(*delay / time.Second)
+	body, err := f.body(input)
+	if err != nil {
+		return err
 	}
 	cl, err := newClient(c)
 	if err != nil {
@@ -177,31 +202,41 @@ func taskSubmit(args []string, o IO) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	modelID, err := resolveModel(ctx, cl, *model)
+	t, err := postTask(ctx, cl, *f.model, *f.idem, body)
 	if err != nil {
 		return err
 	}
-	body["model_id"] = modelID
-	var headers []string
-	if *idem != "" {
-		headers = []string{"Idempotency-Key", *idem}
-	}
-	var t task
-	if err := cl.do(ctx, "POST", "/api/v1/tasks", body, &t, headers...); err != nil {
-		return err
-	}
-	if !*wait {
+	if !*f.wait {
 		if c.json {
 			return writeJSON(o.Stdout, t)
 		}
 		fmt.Fprintf(o.Stdout, "%d\n", t.ID)
-		fmt.Fprintf(o.Stderr, "task %d %s%s\n", t.ID, t.Status, reasonSuffix(&t))
+		fmt.Fprintf(o.Stderr, "task %d %s%s\n", t.ID, t.Status, reasonSuffix(t))
 		return nil
 	}
 	if !c.json {
 		fmt.Fprintf(o.Stderr, "task %d submitted\n", t.ID)
 	}
-	return follow(ctx, cl, t.ID, c.json, *timeout, o, true)
+	return follow(ctx, cl, t.ID, c.json, *f.timeout, o, true)
+}
+
+// postTask resolves the model reference and submits body, with an
+// Idempotency-Key header when idem is set.
+func postTask(ctx context.Context, cl *client, model, idem string, body map[string]any) (*task, error) {
+	modelID, err := resolveModel(ctx, cl, model)
+	if err != nil {
+		return nil, err
+	}
+	body["model_id"] = modelID
+	var headers []string
+	if idem != "" {
+		headers = []string{"Idempotency-Key", idem}
+	}
+	var t task
+	if err := cl.do(ctx, "POST", "/api/v1/tasks", body, &t, headers...); err != nil {
+		return nil, err
+	}
+	return &t, nil
 }
 
 // readInput is the positional input, or stdin for "-" or none.
