@@ -54,6 +54,20 @@ func TestE2ECostOfEveryAttemptAddsUp(t *testing.T) {
 		t.Errorf("task tokens %d, want the attempts' sum %d", got.TotalTokens, tokens)
 	}
 
+	assertRESTCostReport(t, e, m.ID, sum)
+	assertGraphQLCostReport(t, e, m.ID, sum)
+
+	var eb apptest.ErrorBody
+	body["name"], body["input_price"] = "bad-price", -1
+	if code := e.Do("POST", "/api/v1/models", body, &eb); code != http.StatusBadRequest || eb.Error.Field != "input_price" {
+		t.Errorf("negative price: %d %+v, want 400 naming input_price", code, eb)
+	}
+}
+
+// assertRESTCostReport: the REST cost report's total, today's total and
+// the totals by model and by caller all equal sum, marked estimated.
+func assertRESTCostReport(t *testing.T, e *apptest.Env, modelID int, sum float64) {
+	t.Helper()
 	var rep struct {
 		Data struct {
 			Cost      float64
@@ -86,7 +100,7 @@ func TestE2ECostOfEveryAttemptAddsUp(t *testing.T) {
 	if !near(r.Cost, sum) || !r.Estimated || len(r.Days) != 7 || !near(r.Days[6].Cost, sum) {
 		t.Fatalf("cost report total %v (estimated %v), today %+v; want %v", r.Cost, r.Estimated, r.Days[len(r.Days)-1], sum)
 	}
-	if len(r.ByModel) != 1 || r.ByModel[0].ModelID != m.ID || r.ByModel[0].Name != "priced" || !near(r.ByModel[0].Cost, sum) {
+	if len(r.ByModel) != 1 || r.ByModel[0].ModelID != modelID || r.ByModel[0].Name != "priced" || !near(r.ByModel[0].Cost, sum) {
 		t.Errorf("by model = %+v", r.ByModel)
 	}
 	if len(r.ByCaller) != 1 || r.ByCaller[0].Name != "team-a" || !near(r.ByCaller[0].Cost, sum) || r.ByCaller[0].Attempts != 2 {
@@ -95,7 +109,12 @@ func TestE2ECostOfEveryAttemptAddsUp(t *testing.T) {
 	if d := r.Days[6]; len(d.ByCaller) != 1 || d.ByCaller[0].Name != "team-a" || len(d.ByModel) != 1 {
 		t.Errorf("today by model %+v by caller %+v", d.ByModel, d.ByCaller)
 	}
+}
 
+// assertGraphQLCostReport: GraphQL reports the same cost and the model's
+// prices.
+func assertGraphQLCostReport(t *testing.T, e *apptest.Env, modelID int, sum float64) {
+	t.Helper()
 	var gq struct {
 		Data struct {
 			CostReport struct {
@@ -108,16 +127,10 @@ func TestE2ECostOfEveryAttemptAddsUp(t *testing.T) {
 			Model struct{ InputPrice, OutputPrice float64 }
 		}
 	}
-	q := fmt.Sprintf(`{ costReport(days: 1) { cost byCaller { name cost } } model(id: %d) { inputPrice outputPrice } }`, m.ID)
+	q := fmt.Sprintf(`{ costReport(days: 1) { cost byCaller { name cost } } model(id: %d) { inputPrice outputPrice } }`, modelID)
 	if code := e.Do("POST", "/graphql", map[string]any{"query": q}, &gq); code != http.StatusOK || !near(gq.Data.CostReport.Cost, sum) ||
 		gq.Data.Model.InputPrice != 2 || gq.Data.Model.OutputPrice != 10 {
 		t.Errorf("graphql cost report: %d %+v", code, gq.Data)
-	}
-
-	var eb apptest.ErrorBody
-	body["name"], body["input_price"] = "bad-price", -1
-	if code := e.Do("POST", "/api/v1/models", body, &eb); code != http.StatusBadRequest || eb.Error.Field != "input_price" {
-		t.Errorf("negative price: %d %+v, want 400 naming input_price", code, eb)
 	}
 }
 

@@ -458,99 +458,122 @@ func (p *Custom) finishUsage(u Usage, req Request, output string) (Usage, string
 func (p *Custom) readStream(ctx context.Context, body io.Reader, req Request, stream StreamFunc) (Result, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	var out strings.Builder
-	var u Usage
-	done := false
-	var data []byte
-	handle := func(piece []byte) error {
-		if bytes.Equal(bytes.TrimSpace(piece), []byte("[DONE]")) {
-			done = true
-			return nil
-		}
-		if !gjson.ValidBytes(piece) {
-			return Retryable(fmt.Errorf("a streamed piece is not JSON: %s", snippet(piece)))
-		}
-		if e := gjson.GetBytes(piece, "error"); e.Exists() && !gjson.GetBytes(piece, p.cfg.ChunkPath).Exists() {
-			msg := gjson.GetBytes(piece, "error.message").String()
-			if msg == "" {
-				msg = e.String()
-			}
-			kind := KindRetryable
-			if IsContextLength(msg) {
-				kind = KindPermanent
-			}
-			return &Error{Kind: kind, Err: errors.New(msg)}
-		}
-		if t := gjson.GetBytes(piece, p.cfg.ChunkPath).String(); t != "" {
-			out.WriteString(t)
-			if stream != nil {
-				if err := stream(t); err != nil {
-					return &Error{Kind: KindRetryable, Err: err}
-				}
-			}
-		}
-		u = p.usage(piece, u)
-		if p.cfg.DonePath != "" && gjson.GetBytes(piece, p.cfg.DonePath).Bool() {
-			done = true
-		}
-		return nil
-	}
-	fail := func(err error) (Result, error) {
-		var pe *Error
-		if errors.As(err, &pe) {
-			cp := *pe
-			cp.Partial = out.String()
-			return Result{}, &cp
-		}
-		return Result{}, transportError(ctx, err, out.String())
-	}
-	for !done && sc.Scan() {
-		line := sc.Bytes()
-		if p.cfg.Stream == "ndjson" {
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			if err := handle(line); err != nil {
-				return fail(err)
-			}
-			continue
-		}
-		// SSE: data lines accumulate until a blank line ends the event.
-		switch {
-		case len(line) == 0:
-			if len(data) > 0 {
-				ev := data
-				data = nil
-				if err := handle(ev); err != nil {
-					return fail(err)
-				}
-			}
-		case bytes.HasPrefix(line, []byte("data:")):
-			v := bytes.TrimPrefix(line[5:], []byte(" "))
-			if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, v...)
+	r := &streamReader{p: p, stream: stream}
+	for !r.done && sc.Scan() {
+		if err := r.line(sc.Bytes()); err != nil {
+			return r.fail(ctx, err)
 		}
 	}
-	if err := sc.Err(); err != nil && !done {
-		return fail(err)
+	if err := sc.Err(); err != nil && !r.done {
+		return r.fail(ctx, err)
 	}
-	if !done && len(data) > 0 {
+	if !r.done && len(r.data) > 0 {
 		// A last event without its blank line.
-		if err := handle(data); err != nil {
-			return fail(err)
+		if err := r.piece(r.data); err != nil {
+			return r.fail(ctx, err)
 		}
 	}
-	if !done && (p.cfg.Stream == "sse" || p.cfg.DonePath != "") {
-		return fail(Retryable(errors.New("the stream ended before the answer was finished")))
+	if !r.done && (p.cfg.Stream == "sse" || p.cfg.DonePath != "") {
+		return r.fail(ctx, Retryable(errors.New("the stream ended before the answer was finished")))
 	}
 	if ctx.Err() != nil {
-		return fail(ctx.Err())
+		return r.fail(ctx, ctx.Err())
 	}
-	res := Result{Output: out.String(), FinishReason: FinishUnknown}
-	res.Usage, res.TokenSource = p.finishUsage(u, req, res.Output)
+	res := Result{Output: r.out.String(), FinishReason: FinishUnknown}
+	res.Usage, res.TokenSource = p.finishUsage(r.u, req, res.Output)
 	return res, nil
+}
+
+// streamReader is the state of one streamed answer: the text so far, the
+// usage reported so far, whether the provider said it is done, and (SSE)
+// the data lines of the event being read.
+type streamReader struct {
+	p      *Custom
+	stream StreamFunc
+	out    strings.Builder
+	u      Usage
+	done   bool
+	data   []byte
+}
+
+// line takes one line of the body: a whole piece for ndjson; for SSE, data
+// lines accumulate until a blank line ends the event.
+func (r *streamReader) line(line []byte) error {
+	if r.p.cfg.Stream == "ndjson" {
+		if len(bytes.TrimSpace(line)) == 0 {
+			return nil
+		}
+		return r.piece(line)
+	}
+	switch {
+	case len(line) == 0:
+		if len(r.data) > 0 {
+			ev := r.data
+			r.data = nil
+			return r.piece(ev)
+		}
+	case bytes.HasPrefix(line, []byte("data:")):
+		v := bytes.TrimPrefix(line[5:], []byte(" "))
+		if len(r.data) > 0 {
+			r.data = append(r.data, '\n')
+		}
+		r.data = append(r.data, v...)
+	}
+	return nil
+}
+
+// piece reads one streamed JSON piece (or [DONE]): its text goes to the
+// output and the stream callback, its usage and done flag are noted.
+func (r *streamReader) piece(piece []byte) error {
+	cfg := r.p.cfg
+	if bytes.Equal(bytes.TrimSpace(piece), []byte("[DONE]")) {
+		r.done = true
+		return nil
+	}
+	if !gjson.ValidBytes(piece) {
+		return Retryable(fmt.Errorf("a streamed piece is not JSON: %s", snippet(piece)))
+	}
+	if e := gjson.GetBytes(piece, "error"); e.Exists() && !gjson.GetBytes(piece, cfg.ChunkPath).Exists() {
+		return streamedError(piece, e)
+	}
+	if t := gjson.GetBytes(piece, cfg.ChunkPath).String(); t != "" {
+		r.out.WriteString(t)
+		if r.stream != nil {
+			if err := r.stream(t); err != nil {
+				return &Error{Kind: KindRetryable, Err: err}
+			}
+		}
+	}
+	r.u = r.p.usage(piece, r.u)
+	if cfg.DonePath != "" && gjson.GetBytes(piece, cfg.DonePath).Bool() {
+		r.done = true
+	}
+	return nil
+}
+
+// streamedError is the error a provider sent in place of a piece:
+// permanent when the input was too long, retryable otherwise.
+func streamedError(piece []byte, e gjson.Result) error {
+	msg := gjson.GetBytes(piece, "error.message").String()
+	if msg == "" {
+		msg = e.String()
+	}
+	kind := KindRetryable
+	if IsContextLength(msg) {
+		kind = KindPermanent
+	}
+	return &Error{Kind: kind, Err: errors.New(msg)}
+}
+
+// fail returns err carrying the text streamed so far.
+func (r *streamReader) fail(ctx context.Context, err error) (Result, error) {
+	var pe *Error
+	if errors.As(err, &pe) {
+		cp := *pe
+		cp.Partial = r.out.String()
+		return Result{}, &cp
+	}
+	return Result{}, transportError(ctx, err, r.out.String())
 }
 
 // Embed sends the rendered request and reads the vector at embedding_path.
