@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,10 +67,6 @@ func childEnv(over map[string]string) []string {
 // startChild re-executes this binary as `serve` against cfg's MySQL and
 // Redis, with the bench's database name and Redis database number.
 func startChild(ctx context.Context, cfg *config.Config, configPath string, rdb redis.UniversalClient, stderr io.Writer) (*sut, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -78,8 +75,7 @@ func startChild(ctx context.Context, cfg *config.Config, configPath string, rdb 
 	if configPath != "" {
 		args = append(args, "--config", configPath)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = childEnv(map[string]string{
+	env := childEnv(map[string]string{
 		"DB_DRIVER": "mysql", "DB_HOST": cfg.Database.Host, "DB_PORT": strconv.Itoa(cfg.Database.Port),
 		"DB_USER": cfg.Database.Username, "DB_PASSWORD": cfg.Database.Password, "DB_NAME": cfg.Database.Database,
 		"REDIS_HOST": cfg.Redis.Host, "REDIS_PORT": strconv.Itoa(cfg.Redis.Port), "REDIS_DB": strconv.Itoa(cfg.Redis.DB),
@@ -88,15 +84,54 @@ func startChild(ctx context.Context, cfg *config.Config, configPath string, rdb 
 		"QUEUE_MAX_QUEUE_SIZE": strconv.Itoa(cfg.Queue.MaxQueueSize),
 		"QUEUE_POLL_INTERVAL":  cfg.Queue.PollInterval.String(),
 		"LOG_LEVEL":            "warn", "AUTH_ENABLED": "false", "APP_ENV": "development",
+		"SERVER_DRAIN_WINDOW": "0s",
 	})
+	s, err := startServe(ctx, args, env, port, stderr)
+	if err != nil {
+		return nil, err
+	}
+	s.prefix, s.rdb = cfg.Redis.KeyPrefix, rdb
+	return s, nil
+}
+
+// startEmbeddedChild re-executes this binary as a plain `serve` on the
+// embedded default, as a newcomer runs it (no database or Redis settings),
+// with its SQLite file in dir.
+func startEmbeddedChild(ctx context.Context, dir string, stderr io.Writer) (*sut, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "DB_") && !strings.HasPrefix(k, "REDIS_") && k != "CONFIG_FILE" {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "DB_SQLITE_PATH="+filepath.Join(dir, "idle.db"), "SERVER_HOST=127.0.0.1",
+		"SERVER_PORT="+strconv.Itoa(port), "LOG_LEVEL=warn",
+		// No load balancer waits on the bench's processes.
+		"SERVER_DRAIN_WINDOW=0s")
+	return startServe(ctx, []string{"serve"}, env, port, stderr)
+}
+
+// startServe starts this binary with args and env and waits until it
+// answers its health check on port.
+func startServe(ctx context.Context, args, env []string, port int, stderr io.Writer) (*sut, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = env
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start scheduler child: %w", err)
 	}
-	s := &sut{url: fmt.Sprintf("http://127.0.0.1:%d", port), prefix: cfg.Redis.KeyPrefix, rdb: rdb,
-		pid: cmd.Process.Pid, child: cmd, childErr: make(chan error, 1)}
+	s := &sut{url: fmt.Sprintf("http://127.0.0.1:%d", port), pid: cmd.Process.Pid, child: cmd, childErr: make(chan error, 1)}
 	go func() { s.childErr <- cmd.Wait() }()
 	if err := s.waitHealthy(ctx, 90*time.Second); err != nil {
 		s.stop()
