@@ -17,8 +17,8 @@ import (
 
 // Tasks is the resolver for the tasks field.
 func (r *modelResolver) Tasks(ctx context.Context, obj *ent.Model, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput) (*ent.TaskConnection, error) {
-	return r.Svc.TaskConnection(ctx, scheduler.Window{After: after, First: first, Before: before, Last: last}, orderBy, where,
-		scheduler.TaskScope{ModelID: obj.ID, Owner: r.Access.Owner(ctx)})
+	return r.taskConnection(ctx, window{After: after, First: first, Before: before, Last: last}, orderBy, where,
+		taskScope{ModelID: obj.ID, Owner: r.Access.Owner(ctx)})
 }
 
 // Node is the resolver for the node field.
@@ -54,7 +54,7 @@ func (r *queryResolver) Models(ctx context.Context, after *entgql.Cursor[int], f
 	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
-	return r.Svc.ModelConnection(ctx, scheduler.Window{After: after, First: first, Before: before, Last: last}, orderBy, where)
+	return r.modelConnection(ctx, window{After: after, First: first, Before: before, Last: last}, orderBy, where)
 }
 
 // Tasks is the resolver for the tasks field.
@@ -62,8 +62,8 @@ func (r *queryResolver) Tasks(ctx context.Context, after *entgql.Cursor[int], fi
 	if err := r.allow(ctx, domain.PermRead); err != nil {
 		return nil, err
 	}
-	return r.Svc.TaskConnection(ctx, scheduler.Window{After: after, First: first, Before: before, Last: last}, orderBy, where,
-		scheduler.TaskScope{Owner: r.Access.Owner(ctx)})
+	return r.taskConnection(ctx, window{After: after, First: first, Before: before, Last: last}, orderBy, where,
+		taskScope{Owner: r.Access.Owner(ctx)})
 }
 
 // Output is the resolver for the output field.

@@ -19,7 +19,10 @@ import (
 // they check the caller's permission and call the domain service; the event
 // bus feeds the subscriptions.
 type Resolver struct {
-	Svc    *scheduler.Service
+	Svc *scheduler.Service
+	// DB is read by the Relay connections alone (connections.go): entgql
+	// paginates ent queries. Everything else goes through Svc.
+	DB     *ent.Client
 	Bus    Events
 	Access Access
 	// Log receives internal errors (slog.Default when nil).
@@ -88,9 +91,9 @@ func NewSchema(r *Resolver) graphql.ExecutableSchema {
 }
 
 // pageCost is a connection's complexity: its selection once per item of the
-// page (scheduler.DefaultConnectionSize without first or last).
+// page (defaultConnectionSize without first or last).
 func pageCost(child int, first, last *int) int {
-	n := scheduler.DefaultConnectionSize
+	n := defaultConnectionSize
 	if first != nil {
 		n = *first
 	} else if last != nil {

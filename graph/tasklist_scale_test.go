@@ -35,7 +35,7 @@ type recordedSQL struct {
 func recordTaskSQL(sh *apptest.Shared) *sqlRecorder {
 	rec := &sqlRecorder{}
 	sh.BeforeStart = func(a *app.App) {
-		a.Service.DB().Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
+		a.Store.Client.Intercept(ent.InterceptFunc(func(next ent.Querier) ent.Querier {
 			return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
 				tq, ok := q.(*ent.TaskQuery)
 				if !ok || !graphql.HasOperationContext(ctx) {
@@ -88,7 +88,7 @@ func TestTaskConnectionAtScale(t *testing.T) {
 	env := sh.Start(t, app.RoleAll)
 	ctx := context.Background()
 	m := env.Simulator("scale", 1, nil)
-	db := env.App.Service.DB()
+	db := env.App.Store.Client
 
 	// 3,000 finished tasks (nothing for the dispatcher to do), created in
 	// threes at the same microsecond so that ties cross page boundaries.

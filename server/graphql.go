@@ -39,7 +39,7 @@ func mountGraphQL(s *Server) error {
 	checkOrigin := func(r *http.Request) bool { return originAllowed(r, origins) }
 	ws := newGorillaWebsocket(checkOrigin, websocketWriteTimeout)
 	h := graph.NewHandler(graph.HandlerOptions{
-		Resolver: &graph.Resolver{Svc: s.svc, Bus: s.app.Bus, Access: graphAccess{}, Log: s.log, Metrics: s.app.Metrics},
+		Resolver: &graph.Resolver{Svc: s.svc, DB: s.app.Store.Client, Bus: s.app.Bus, Access: graphAccess{}, Log: s.log, Metrics: s.app.Metrics},
 		Log:      s.log,
 		// Introspection follows server.introspection (off in production by default).
 		Introspection: cfg.IntrospectionEnabled(),

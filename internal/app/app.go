@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	// reports them once per api process rather than once per worker.
 	mo := metrics.Options{Log: log, RedisCommands: br.Commands}
 	if role != RoleWorker {
-		mo.Service = a.Service
+		mo.DB = st.Client
 	}
 	a.Metrics = metrics.New(mo)
 	a.Hooks = a.Metrics.WorkerHooks()

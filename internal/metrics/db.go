@@ -12,7 +12,6 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
-	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 var (
@@ -35,7 +34,7 @@ var (
 // dbCollector reads task counts on each scrape with two GROUP BY queries
 // that the task indexes (model_id, status, priority, ...) answer.
 type dbCollector struct {
-	svc *scheduler.Service
+	db  *ent.Client
 	log *slog.Logger
 }
 
@@ -57,7 +56,7 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *dbCollector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
-	db := c.svc.DB()
+	db := c.db
 	models, err := db.Model.Query().Where(model.DeletedAtIsNil()).All(ctx)
 	if err != nil {
 		return err

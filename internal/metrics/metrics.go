@@ -13,10 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 	"github.com/llmsched/llm-scheduler/internal/events"
 	"github.com/llmsched/llm-scheduler/internal/providers"
-	"github.com/llmsched/llm-scheduler/internal/scheduler"
 	"github.com/llmsched/llm-scheduler/jobs"
 )
 
@@ -38,8 +38,9 @@ type Metrics struct {
 
 // Options configure New.
 type Options struct {
-	// Service, when set, adds the database-derived gauges (api processes).
-	Service *scheduler.Service
+	// DB, when set, adds the database-derived gauges (api processes); the
+	// collector only reads it.
+	DB *ent.Client
 	// Log receives scrape errors.
 	Log *slog.Logger
 	// RedisCommands, when set, is the count of Redis commands the process
@@ -93,12 +94,12 @@ func New(o Options) *Metrics {
 			Help: "Redis commands this process sent (each command of a pipeline counts, a script call counts once).",
 		}, func() float64 { return float64(o.RedisCommands()) }))
 	}
-	if o.Service != nil {
+	if o.DB != nil {
 		log := o.Log
 		if log == nil {
 			log = slog.Default()
 		}
-		m.Registry.MustRegister(&dbCollector{svc: o.Service, log: log})
+		m.Registry.MustRegister(&dbCollector{db: o.DB, log: log})
 	}
 	return m
 }

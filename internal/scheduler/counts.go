@@ -83,8 +83,9 @@ type counts struct {
 	callers  countCache[[]CallerStat]
 }
 
-// statusCounts counts tasks by status (every status present, 0 if none).
-func (s *Service) statusCounts(ctx context.Context) (map[domain.TaskStatus]int, error) {
+// StatusCounts counts tasks by status (every status present, 0 if none),
+// cached when costly (see above). The map is the caller's own.
+func (s *Service) StatusCounts(ctx context.Context) (map[domain.TaskStatus]int, error) {
 	m, err := s.counts.byStatus.get(ctx, s, "task counts by status", func(ctx context.Context) (map[domain.TaskStatus]int, error) {
 		var rows []struct {
 			Status domain.TaskStatus `json:"status"`

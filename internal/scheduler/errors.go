@@ -98,6 +98,10 @@ func CodeOf(err error) Code {
 	return CodeInternal
 }
 
+// DBError is dbErr for adapters that read the database themselves (the
+// GraphQL connections): what and id name the row for a NOT_FOUND.
+func DBError(err error, what string, id int) error { return dbErr(err, what, id) }
+
 // dbErr wraps a database error: not-found stays not-found, everything else
 // means the database did not do what was asked.
 func dbErr(err error, what string, id int) error {

@@ -76,9 +76,3 @@ func New(o Options) *Service {
 // work in the caller or not at all; app closes it after everything that
 // calls it has stopped.
 func (s *Service) Close(ctx context.Context) error { return s.bg.close(ctx) }
-
-// Config returns the running configuration.
-func (s *Service) Config() *config.Config { return s.cfg }
-
-// DB returns the ent client (for read-only adapters such as entgql).
-func (s *Service) DB() *ent.Client { return s.db }

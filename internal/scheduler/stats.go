@@ -47,7 +47,7 @@ type ModelStat struct {
 
 // DashboardStats computes the overview.
 func (s *Service) DashboardStats(ctx context.Context) (*DashboardStats, error) {
-	byStatus, err := s.statusCounts(ctx)
+	byStatus, err := s.StatusCounts(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -595,7 +595,7 @@ func (s *Service) ListTasks(ctx context.Context, f TaskFilter, p Page) (TaskPage
 // (counts.go), which a big backlog makes costly to read every page.
 func (s *Service) listTotal(ctx context.Context, f TaskFilter, q *ent.TaskQuery) (int, error) {
 	if f.Type == "" && f.ModelID == 0 && f.Priority == 0 && f.APIKeyID == nil && f.Caller == "" {
-		byStatus, err := s.statusCounts(ctx)
+		byStatus, err := s.StatusCounts(ctx)
 		if err != nil {
 			return 0, err
 		}

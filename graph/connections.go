@@ -1,4 +1,4 @@
-package scheduler
+package graph
 
 import (
 	"context"
@@ -10,57 +10,56 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/llmsched/llm-scheduler/internal/domain"
-
 	"github.com/llmsched/llm-scheduler/ent"
-	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
-// This file holds the read side that cursor-paginated clients (the GraphQL
-// API) need: Relay connections with entgql's where-inputs and orderings,
-// node lookups, and ownership checks. Every method takes an owner: the API
-// key whose tasks alone the caller may see (a submitter), nil for everyone.
+// This file holds the Relay connections (cursor pagination with entgql's
+// where-inputs and orderings) that the task and model lists are read
+// through. They read Resolver.DB directly; the domain service supplies the
+// cached counts by status and the error kinds.
 
-// DefaultConnectionSize is the page size of a connection asked for without
-// first or last; MaxPageSize caps both.
-const DefaultConnectionSize = 20
+// defaultConnectionSize is the page size of a connection asked for without
+// first or last; scheduler.MaxPageSize caps both.
+const defaultConnectionSize = 20
 
-// Window is a Relay pagination window.
-type Window struct {
+// window is a Relay pagination window.
+type window struct {
 	After, Before *ent.Cursor
 	First, Last   *int
 }
 
-func (w *Window) validate() error {
+func (w *window) validate() error {
 	if w.First != nil && w.Last != nil {
-		return Invalid("first", "cannot be combined with last")
+		return scheduler.Invalid("first", "cannot be combined with last")
 	}
 	for _, p := range []struct {
 		name string
 		v    *int
 	}{{"first", w.First}, {"last", w.Last}} {
-		if p.v != nil && (*p.v < 0 || *p.v > MaxPageSize) {
-			return Invalid(p.name, "must be between 0 and %d, got %d", MaxPageSize, *p.v)
+		if p.v != nil && (*p.v < 0 || *p.v > scheduler.MaxPageSize) {
+			return scheduler.Invalid(p.name, "must be between 0 and %d, got %d", scheduler.MaxPageSize, *p.v)
 		}
 	}
 	if w.First == nil && w.Last == nil {
-		n := DefaultConnectionSize
+		n := defaultConnectionSize
 		w.First = &n
 	}
 	return nil
 }
 
-// TaskScope narrows a task connection.
-type TaskScope struct {
+// taskScope narrows a task connection.
+type taskScope struct {
 	// ModelID limits the connection to one model's tasks (0: all models).
 	ModelID int
 	// Owner limits it to the tasks one API key submitted (nil: everyone's).
 	Owner *int
 }
 
-// TaskConnection returns a page of tasks filtered by where and sorted by
+// taskConnection returns a page of tasks filtered by where and sorted by
 // orderBy (newest first when orderBy is empty).
 //
 // Two things keep the first page cheap on a table of millions of tasks:
@@ -74,10 +73,11 @@ type TaskScope struct {
 //   - totalCount is read only when it is selected, and pageInfo needs no
 //     count (entgql counted for either on every page). Unfiltered or
 //     filtered by status alone, the total comes from the cached counts by
-//     status (counts.go): on a big table it lags by about ten times the
-//     cost of a count, as the REST list's total and the dashboard do.
+//     status (scheduler.Service.StatusCounts): on a big table it lags by
+//     about ten times the cost of a count, as the REST list's total and
+//     the dashboard do.
 //     Other filters count the matching rows exactly.
-func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput, scope TaskScope) (*ent.TaskConnection, error) {
+func (r *Resolver) taskConnection(ctx context.Context, w window, orderBy []*ent.TaskOrder, where *ent.TaskWhereInput, scope taskScope) (*ent.TaskConnection, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.T
 		orderBy = []*ent.TaskOrder{{Direction: entgql.OrderDirectionDesc, Field: ent.TaskOrderFieldCreatedAt}}
 	}
 	orderBy = tieBreak(orderBy)
-	q := s.db.Task.Query()
+	q := r.DB.Task.Query()
 	if scope.ModelID != 0 {
 		q = q.Where(task.ModelID(scope.ModelID))
 	}
@@ -98,7 +98,8 @@ func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.T
 	}
 	sel, inGraphQL := connectionSelection(ctx)
 	if !inGraphQL {
-		// Not a GraphQL field: entgql fills in everything.
+		// Not resolving a GraphQL field (a direct call): entgql fills in
+		// everything.
 		conn, err := q.Paginate(ctx, w.After, w.First, w.Before, w.Last, opts...)
 		return conn, connErr(err, "task")
 	}
@@ -108,7 +109,7 @@ func (s *Service) TaskConnection(ctx context.Context, w Window, orderBy []*ent.T
 		return nil, connErr(err, "task")
 	}
 	if sel.totalCount || (sel.pageInfo && !sel.edges) {
-		total, err := s.connectionTotal(ctx, countQ, where, scope)
+		total, err := r.connectionTotal(ctx, countQ, where, scope)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +139,7 @@ func tieBreak(orderBy []*ent.TaskOrder) []*ent.TaskOrder {
 // connectionTotal counts the tasks of a connection: from the cached counts
 // by status when neither a scope nor a filter other than one status narrows
 // it, else exactly.
-func (s *Service) connectionTotal(ctx context.Context, q *ent.TaskQuery, where *ent.TaskWhereInput, scope TaskScope) (int, error) {
+func (r *Resolver) connectionTotal(ctx context.Context, q *ent.TaskQuery, where *ent.TaskWhereInput, scope taskScope) (int, error) {
 	if scope.ModelID == 0 && scope.Owner == nil {
 		var status *domain.TaskStatus
 		rest := ent.TaskWhereInput{}
@@ -147,7 +148,7 @@ func (s *Service) connectionTotal(ctx context.Context, q *ent.TaskQuery, where *
 			status, rest.Status = where.Status, nil
 		}
 		if reflect.DeepEqual(rest, ent.TaskWhereInput{}) {
-			byStatus, err := s.statusCounts(ctx)
+			byStatus, err := r.Svc.StatusCounts(ctx)
 			if err != nil {
 				return 0, err
 			}
@@ -219,10 +220,10 @@ func (sel connSelection) withoutCounts(ctx context.Context) context.Context {
 	return graphql.WithFieldContext(ctx, &fc)
 }
 
-// ModelConnection returns a page of models, by id unless orderBy says
+// modelConnection returns a page of models, by id unless orderBy says
 // otherwise. Deleted models are left out unless the filter asks for them
 // (where: {deletedAtNotNil: true}).
-func (s *Service) ModelConnection(ctx context.Context, w Window, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) (*ent.ModelConnection, error) {
+func (r *Resolver) modelConnection(ctx context.Context, w window, orderBy []*ent.ModelOrder, where *ent.ModelWhereInput) (*ent.ModelConnection, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func (s *Service) ModelConnection(ctx context.Context, w Window, orderBy []*ent.
 	if where != nil {
 		opts = append(opts, ent.WithModelFilter(where.Filter))
 	}
-	q := s.db.Model.Query()
+	q := r.DB.Model.Query()
 	if where == nil || !where.DeletedAtNotNil {
 		q = q.Where(model.DeletedAtIsNil())
 	}
@@ -247,115 +248,9 @@ func connErr(err error, what string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ge):
-		return &Error{Code: CodeInvalid, Message: ge.Message, Err: err}
+		return &scheduler.Error{Code: scheduler.CodeInvalid, Message: ge.Message, Err: err}
 	case errors.Is(err, ent.ErrEmptyTaskWhereInput), errors.Is(err, ent.ErrEmptyModelWhereInput):
-		return &Error{Code: CodeInvalid, Field: "where", Message: "where: " + err.Error(), Err: err}
+		return &scheduler.Error{Code: scheduler.CodeInvalid, Field: "where", Message: "where: " + err.Error(), Err: err}
 	}
-	return dbErr(err, what, 0)
-}
-
-// TaskFor returns a task the owner may see; another key's task is NOT_FOUND,
-// so that ids of other users' tasks do not leak.
-func (s *Service) TaskFor(ctx context.Context, id int, owner *int) (*ent.Task, error) {
-	t, err := s.GetTask(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !OwnedBy(t, owner) {
-		return nil, NotFound("task", id)
-	}
-	return t, nil
-}
-
-// OwnedBy reports whether the owner may see t (always, for a nil owner).
-func OwnedBy(t *ent.Task, owner *int) bool {
-	return owner == nil || (t.APIKeyID != nil && *t.APIKeyID == *owner)
-}
-
-// NodeRef names one row for node(id:): its table and its id.
-type NodeRef struct {
-	Table string
-	ID    int
-}
-
-// Node returns the object ref names, hiding other keys' tasks and their
-// attempts from an owner (nil: everyone's are visible).
-func (s *Service) Node(ctx context.Context, ref NodeRef, owner *int) (ent.Noder, error) {
-	n, err := s.db.Noder(ctx, ref.ID, ent.WithFixedNodeType(ref.Table))
-	if err != nil {
-		return nil, dbErr(err, "node", ref.ID)
-	}
-	if err := s.visible(ctx, n, owner); err != nil {
-		return nil, err
-	}
-	return n, nil
-}
-
-// Nodes returns the objects refs name, in order; an unknown or hidden one
-// yields a nil entry. One query per table.
-func (s *Service) Nodes(ctx context.Context, refs []NodeRef, owner *int) ([]ent.Noder, error) {
-	if len(refs) > MaxPageSize {
-		return nil, Invalid("ids", "may name at most %d nodes, got %d", MaxPageSize, len(refs))
-	}
-	ns := make([]ent.Noder, len(refs))
-	byTable := map[string][]int{} // table -> indexes into refs
-	for i, r := range refs {
-		byTable[r.Table] = append(byTable[r.Table], i)
-	}
-	for table, idx := range byTable {
-		ids := make([]int, len(idx))
-		for j, i := range idx {
-			ids[j] = refs[i].ID
-		}
-		got, err := s.db.Noders(ctx, ids, ent.WithFixedNodeType(table))
-		if err != nil {
-			return nil, dbErr(err, "node", 0)
-		}
-		for j, i := range idx {
-			ns[i] = got[j]
-		}
-	}
-	for i, n := range ns {
-		if n == nil {
-			continue
-		}
-		if err := s.visible(ctx, n, owner); err != nil {
-			if CodeOf(err) != CodeNotFound {
-				return nil, err
-			}
-			ns[i] = nil
-		}
-	}
-	return ns, nil
-}
-
-func (s *Service) visible(ctx context.Context, n ent.Noder, owner *int) error {
-	if owner == nil {
-		return nil
-	}
-	switch v := n.(type) {
-	case *ent.Task:
-		if !OwnedBy(v, owner) {
-			return NotFound("node", v.ID)
-		}
-	case *ent.Attempt:
-		ok, err := s.db.Attempt.Query().Where(attempt.ID(v.ID), attempt.HasTaskWith(task.APIKeyID(*owner))).Exist(ctx)
-		if err != nil {
-			return dbErr(err, "node", v.ID)
-		}
-		if !ok {
-			return NotFound("node", v.ID)
-		}
-	}
-	return nil
-}
-
-// TaskOwnedBy reports whether the owner submitted task id (true for a nil
-// owner). Event subscribers use it to drop other keys' events.
-func (s *Service) TaskOwnedBy(ctx context.Context, id int, owner *int) (bool, error) {
-	if owner == nil {
-		return true, nil
-	}
-	ok, err := s.db.Task.Query().Where(task.ID(id), task.APIKeyID(*owner)).Exist(ctx)
-	return ok, dbErr(err, "task", id)
+	return scheduler.DBError(err, what, 0)
 }
