@@ -14,10 +14,10 @@ import (
 // queue.schedule_check_interval and, in between, sleeps exactly until the
 // next run_at it knows of (from its last look, or from a task this process
 // just scheduled). The database holds the schedule, so restarts and Redis
-// flushes lose nothing; scheduler.Service.AdmitDue's fenced claim makes one
+// flushes lose nothing; scheduler.Tasks.AdmitDue's fenced claim makes one
 // process admit each task.
 type DueScanner struct {
-	svc      *scheduler.Service
+	svc      *scheduler.Tasks
 	interval time.Duration
 	log      *slog.Logger
 
@@ -28,7 +28,7 @@ type DueScanner struct {
 
 // NewDueScanner builds a due scanner and subscribes it to the tasks the
 // service schedules.
-func NewDueScanner(svc *scheduler.Service, interval time.Duration, log *slog.Logger) *DueScanner {
+func NewDueScanner(svc *scheduler.Tasks, interval time.Duration, log *slog.Logger) *DueScanner {
 	d := &DueScanner{svc: svc, interval: interval, log: log, noted: make(chan struct{}, 1)}
 	svc.OnScheduled(d.note)
 	return d

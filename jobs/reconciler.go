@@ -35,7 +35,7 @@ import (
 //     (which re-runs a task only a minute or two after its worker died).
 type Reconciler struct {
 	db       *ent.Client
-	svc      *scheduler.Service
+	svc      *scheduler.Lifecycle
 	disp     *Dispatcher
 	rdb      redis.UniversalClient
 	prefix   string
@@ -66,7 +66,7 @@ type Reconciler struct {
 // NewReconciler builds a reconciler. leaseTTL is the model slot leases'
 // (queue.lease_ttl), leaderTTL the reconciler's leader lease's
 // (queue.leader_lease_ttl).
-func NewReconciler(db *ent.Client, svc *scheduler.Service, disp *Dispatcher, prefix string, interval, leaseTTL, leaderTTL time.Duration, log *slog.Logger) *Reconciler {
+func NewReconciler(db *ent.Client, svc *scheduler.Lifecycle, disp *Dispatcher, prefix string, interval, leaseTTL, leaderTTL time.Duration, log *slog.Logger) *Reconciler {
 	r := &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk}
 	r.lease = NewLease(r.rdb, r.leaderKey(), leaderTTL)
 	return r

@@ -134,9 +134,9 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 		DB: st.Client, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,
 		Config: cfg, Logger: log, Workers: a.Dispatcher.WorkerCount,
 	})
-	a.Reconciler = jobs.NewReconciler(st.Client, a.Service, a.Dispatcher, br.Prefix,
+	a.Reconciler = jobs.NewReconciler(st.Client, a.Service.Lifecycle, a.Dispatcher, br.Prefix,
 		cfg.Queue.ReconcileInterval.D(), cfg.Queue.LeaseTTL.D(), cfg.Queue.LeaderLeaseTTL.D(), log)
-	a.DueScanner = jobs.NewDueScanner(a.Service, cfg.Queue.ScheduleCheckInterval.D(), log)
+	a.DueScanner = jobs.NewDueScanner(a.Service.Tasks, cfg.Queue.ScheduleCheckInterval.D(), log)
 	// Database gauges come from api processes only, so that a cluster
 	// reports them once per api process rather than once per worker.
 	mo := metrics.Options{Log: log, RedisCommands: br.Commands}

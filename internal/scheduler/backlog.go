@@ -2,10 +2,11 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 )
@@ -45,11 +46,16 @@ const backlogStale = 5 * time.Second
 // backlog caches pending-task counts per model (key: model id) and in
 // total (key 0).
 type backlog struct {
-	mu sync.Mutex
-	m  map[int]*backlogCount
+	db  *ent.Client
+	bg  *background
+	log *slog.Logger
+	mu  sync.Mutex
+	m   map[int]*backlogCount
 }
 
-func newBacklog() *backlog { return &backlog{m: map[int]*backlogCount{}} }
+func newBacklog(db *ent.Client, bg *background, log *slog.Logger) *backlog {
+	return &backlog{db: db, bg: bg, log: log, m: map[int]*backlogCount{}}
+}
 
 // pending returns the (recent) number of pending tasks for key. A count
 // past its reuse time but not stale answers at once when it lets the
@@ -58,7 +64,7 @@ func newBacklog() *backlog { return &backlog{m: map[int]*backlogCount{}} }
 // concurrent ones never run it side by side. A refusal is only ever made
 // on a count within its reuse time (plus what this process accepted
 // since).
-func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n int) bool) (int, error) {
+func (b *backlog) pending(ctx context.Context, key int, fits func(n int) bool) (int, error) {
 	b.mu.Lock()
 	if c := b.m[key]; c != nil {
 		age, n := time.Since(c.at), c.n+c.added
@@ -66,22 +72,22 @@ func (b *backlog) pending(ctx context.Context, s *Service, key int, fits func(n 
 			if age >= c.reuse() && !c.reading {
 				// After Service.Close no refresh starts: the count
 				// answers until it is stale, then the caller reads.
-				c.reading = s.bg.spawn(func() { b.refresh(s.bg.ctx, s, key, c) })
+				c.reading = b.bg.spawn(func() { b.refresh(b.bg.ctx, key, c) })
 			}
 			b.mu.Unlock()
 			return n, nil
 		}
 	}
 	b.mu.Unlock()
-	return b.read(ctx, s, key)
+	return b.read(ctx, key)
 }
 
 // refresh reads the count for key in the background; on failure the stale
 // entry c may start another refresh.
-func (b *backlog) refresh(ctx context.Context, s *Service, key int, c *backlogCount) {
-	if _, err := b.read(ctx, s, key); err != nil {
+func (b *backlog) refresh(ctx context.Context, key int, c *backlogCount) {
+	if _, err := b.read(ctx, key); err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("refresh pending-task count", "model_id", key, "err", err)
+			b.log.Warn("refresh pending-task count", "model_id", key, "err", err)
 		}
 		b.mu.Lock()
 		c.reading = false
@@ -90,8 +96,8 @@ func (b *backlog) refresh(ctx context.Context, s *Service, key int, c *backlogCo
 }
 
 // read counts pending tasks for key in the database and caches the count.
-func (b *backlog) read(ctx context.Context, s *Service, key int) (int, error) {
-	q := s.db.Task.Query().Where(task.StatusEQ(domain.StatusPending))
+func (b *backlog) read(ctx context.Context, key int) (int, error) {
+	q := b.db.Task.Query().Where(task.StatusEQ(domain.StatusPending))
 	if key != 0 {
 		q = q.Where(task.ModelID(key))
 	}
@@ -115,31 +121,4 @@ func (b *backlog) reserve(modelID, adding int) {
 			c.added += adding
 		}
 	}
-}
-
-// checkBackpressure refuses work when a model's or the system's backlog
-// (pending tasks) would pass queue.max_queue_size. Accepted work is
-// counted at once, so one process never overshoots the limit between two
-// reads of the database.
-func (s *Service) checkBackpressure(ctx context.Context, modelID, adding int) error {
-	limit := s.cfg.Queue.MaxQueueSize
-	fits := func(n int) bool { return n+adding <= limit }
-	n, err := s.backlog.pending(ctx, s, modelID, fits)
-	if err != nil {
-		return err
-	}
-	if n+adding > limit {
-		return &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
-			Message: fmt.Sprintf("queue full: model %d has %d pending tasks, the limit (queue.max_queue_size) is %d; retry later", modelID, n, limit)}
-	}
-	total, err := s.backlog.pending(ctx, s, 0, fits)
-	if err != nil {
-		return err
-	}
-	if total+adding > limit {
-		return &Error{Code: CodeQueueFull, RetryAfter: 5 * time.Second,
-			Message: fmt.Sprintf("queue full: %d tasks pending in total, the limit (queue.max_queue_size) is %d; retry later", total, limit)}
-	}
-	s.backlog.reserve(modelID, adding)
-	return nil
 }

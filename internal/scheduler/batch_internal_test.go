@@ -141,7 +141,7 @@ func TestInsertTasksOneBatchAdmitsPerModel(t *testing.T) {
 			t.Fatalf("id %d given twice", r.out.ID)
 		}
 		seen[r.out.ID] = true
-		if got, err := f.svc.db.Task.Get(ctx, r.out.ID); err != nil || got.Prompt != "x" {
+		if got, err := f.svc.m.db.Task.Get(ctx, r.out.ID); err != nil || got.Prompt != "x" {
 			t.Fatalf("stored task %d: %v %v", r.out.ID, got, err)
 		}
 	}
@@ -171,11 +171,11 @@ func TestStartTasksWholeBatch(t *testing.T) {
 			t.Fatalf("item %d: running %+v attempt %+v", i, r.out.running, r.out.att)
 		}
 		atts[r.out.att.ID] = true
-		got, _ := f.svc.db.Task.Get(ctx, ts[i].ID)
+		got, _ := f.svc.m.db.Task.Get(ctx, ts[i].ID)
 		if got.Status != domain.StatusRunning || got.Attempts != 1 || got.StartedAt == nil {
 			t.Fatalf("stored task %d: %s attempts %d", got.ID, got.Status, got.Attempts)
 		}
-		a, err := f.svc.db.Attempt.Get(ctx, r.out.att.ID)
+		a, err := f.svc.m.db.Attempt.Get(ctx, r.out.att.ID)
 		if err != nil || a.TaskID != ts[i].ID || a.Status != domain.AttemptRunning || a.Worker != "w" {
 			t.Fatalf("attempt of task %d: %+v %v", ts[i].ID, a, err)
 		}
@@ -215,10 +215,10 @@ func TestStartTasksStaleItemFallsBackItemByItem(t *testing.T) {
 	if CodeOf(res[3].err) != CodeConflict {
 		t.Fatalf("duplicate item: %v, want CONFLICT", res[3].err)
 	}
-	if got, _ := f.svc.db.Task.Get(ctx, stale.ID); got.Status != domain.StatusCancelled {
+	if got, _ := f.svc.m.db.Task.Get(ctx, stale.ID); got.Status != domain.StatusCancelled {
 		t.Fatalf("stale task is %s, want cancelled", got.Status)
 	}
-	if n, _ := f.svc.db.Attempt.Query().Where(attempt.TaskID(ts[2].ID)).Count(ctx); n != 1 {
+	if n, _ := f.svc.m.db.Attempt.Query().Where(attempt.TaskID(ts[2].ID)).Count(ctx); n != 1 {
 		t.Fatalf("task %d has %d attempts, want 1", ts[2].ID, n)
 	}
 }
@@ -251,7 +251,7 @@ func TestCompleteTasksEachRowGetsItsOwnOutput(t *testing.T) {
 		}
 	}
 	for i, s := range st {
-		got, _ := f.svc.db.Task.Get(ctx, s.running.ID)
+		got, _ := f.svc.m.db.Task.Get(ctx, s.running.ID)
 		o := outs[i]
 		if got.Status != domain.StatusCompleted || got.Output != o.Output || got.FinishedAt == nil ||
 			got.PromptTokens != o.PromptTokens || got.CompletionTokens != o.CompletionTokens ||
@@ -259,7 +259,7 @@ func TestCompleteTasksEachRowGetsItsOwnOutput(t *testing.T) {
 			t.Fatalf("task %d: %s %q tokens %d/%d/%d, want %+v", got.ID, got.Status, got.Output,
 				got.PromptTokens, got.CompletionTokens, got.TotalTokens, o)
 		}
-		a, _ := f.svc.db.Attempt.Get(ctx, s.att.ID)
+		a, _ := f.svc.m.db.Attempt.Get(ctx, s.att.ID)
 		if a.Status != domain.AttemptSucceeded || a.PromptTokens != o.PromptTokens || a.CompletionTokens != o.CompletionTokens || a.FinishedAt == nil {
 			t.Fatalf("attempt %d: %+v, want succeeded with %+v", a.ID, a, o)
 		}
@@ -297,13 +297,13 @@ func TestCompleteTasksRetriedAndStaleItems(t *testing.T) {
 	if res[2].err != nil {
 		t.Fatalf("fresh completion: %v", res[2].err)
 	}
-	if got, _ := f.svc.db.Task.Get(ctx, st[2].running.ID); got.Output != "third" || got.Status != domain.StatusCompleted {
+	if got, _ := f.svc.m.db.Task.Get(ctx, st[2].running.ID); got.Output != "third" || got.Status != domain.StatusCompleted {
 		t.Fatalf("third task: %s %q", got.Status, got.Output)
 	}
-	if got, _ := f.svc.db.Task.Get(ctx, st[1].running.ID); got.Status != domain.StatusCancelled || got.Output != "" {
+	if got, _ := f.svc.m.db.Task.Get(ctx, st[1].running.ID); got.Status != domain.StatusCancelled || got.Output != "" {
 		t.Fatalf("cancelled task was overwritten: %s %q", got.Status, got.Output)
 	}
-	if a, _ := f.svc.db.Attempt.Get(ctx, st[1].att.ID); a.Status != domain.AttemptLost {
+	if a, _ := f.svc.m.db.Attempt.Get(ctx, st[1].att.ID); a.Status != domain.AttemptLost {
 		t.Fatalf("attempt of the cancelled task is %s, want lost", a.Status)
 	}
 	if n := f.bus.count(domain.StatusCompleted); n != 2 {
@@ -404,7 +404,7 @@ func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
 	f.tasks(t, 2)
 	b := f.svc.backlog
 	key := f.model.ID
-	if n, err := b.pending(ctx, f.svc, key, fitsAll); err != nil || n != 2 {
+	if n, err := b.pending(ctx, key, fitsAll); err != nil || n != 2 {
 		t.Fatalf("first count = %d, %v; want 2", n, err)
 	}
 	f.tasks(t, 3)
@@ -412,7 +412,7 @@ func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
 	b.mu.Lock()
 	b.m[key] = &backlogCount{n: 2, at: time.Now().Add(-time.Second)}
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 2 {
+	if n, _ := b.pending(ctx, key, fitsAll); n != 2 {
 		t.Fatalf("stale count = %d, want the cached 2 at once", n)
 	}
 	waitCount(t, f.svc, key, 5)
@@ -420,14 +420,14 @@ func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
 	b.m[key].at = time.Now().Add(-2 * backlogStale)
 	b.m[key].n = 99
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 5 {
+	if n, _ := b.pending(ctx, key, fitsAll); n != 5 {
 		t.Fatalf("count past backlogStale = %d, want 5 read afresh", n)
 	}
 	// A stale count that would refuse is read afresh before refusing.
 	b.mu.Lock()
 	b.m[key] = &backlogCount{n: 99, at: time.Now().Add(-time.Second)}
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, func(n int) bool { return n < 10 }); n != 5 {
+	if n, _ := b.pending(ctx, key, func(n int) bool { return n < 10 }); n != 5 {
 		t.Fatalf("stale full count = %d, want 5 read afresh", n)
 	}
 }
@@ -447,7 +447,7 @@ func TestCostlyBacklogCountIsReusedLonger(t *testing.T) {
 	b.mu.Lock()
 	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-1500 * time.Millisecond), took: 200 * time.Millisecond}
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 7 {
+	if n, _ := b.pending(ctx, key, fitsAll); n != 7 {
 		t.Fatalf("costly count within its reuse time = %d, want the cached 7", n)
 	}
 	b.mu.Lock()
@@ -461,7 +461,7 @@ func TestCostlyBacklogCountIsReusedLonger(t *testing.T) {
 	b.mu.Lock()
 	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-10 * time.Second), took: 200 * time.Millisecond}
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 2 {
+	if n, _ := b.pending(ctx, key, fitsAll); n != 2 {
 		t.Fatalf("costly count past thirty times its cost = %d, want 2 read afresh", n)
 	}
 	// Read 5.5 s ago: past its reuse time and backlogStale's floor, not
@@ -470,7 +470,7 @@ func TestCostlyBacklogCountIsReusedLonger(t *testing.T) {
 	b.mu.Lock()
 	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-5500 * time.Millisecond), took: 200 * time.Millisecond}
 	b.mu.Unlock()
-	if n, _ := b.pending(ctx, f.svc, key, fitsAll); n != 7 {
+	if n, _ := b.pending(ctx, key, fitsAll); n != 7 {
 		t.Fatalf("costly count past its reuse time = %d, want the cached 7 at once", n)
 	}
 	waitCount(t, f.svc, key, 2)
@@ -482,7 +482,7 @@ func waitCount(t *testing.T, svc *Service, key, want int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n, _ := svc.backlog.pending(context.Background(), svc, key, fitsAll)
+		n, _ := svc.backlog.pending(context.Background(), key, fitsAll)
 		if n == want {
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 )
@@ -57,6 +56,13 @@ type BudgetExceeded struct {
 	ResetsAt time.Time `json:"resets_at"`
 }
 
+// usageReader reads API keys' token usage, for budgets: Stats shows it,
+// Tasks checks submissions against it.
+type usageReader struct {
+	db  *ent.Client
+	now func() time.Time
+}
+
 // periods are the start and end of the UTC day and month around now.
 func periods(now time.Time) (dayFrom, dayTo, monthFrom, monthTo time.Time) {
 	now = now.UTC()
@@ -67,7 +73,7 @@ func periods(now time.Time) (dayFrom, dayTo, monthFrom, monthTo time.Time) {
 
 // tokensSince sums the tokens of a key's attempts started at or after
 // from, on one model when modelID > 0.
-func (s *Service) tokensSince(ctx context.Context, keyID, modelID int, from time.Time) (int, error) {
+func (s *usageReader) tokensSince(ctx context.Context, keyID, modelID int, from time.Time) (int, error) {
 	q := s.db.Attempt.Query().Where(attempt.APIKeyID(keyID), attempt.StartedAtGTE(from))
 	if modelID > 0 {
 		q = q.Where(attempt.ModelID(modelID))
@@ -89,7 +95,7 @@ func (s *Service) tokensSince(ctx context.Context, keyID, modelID int, from time
 
 // windows reads a key's day and month usage (on one model when modelID >
 // 0) against the given caps.
-func (s *Service) windows(ctx context.Context, keyID, modelID int, perDay, perMonth *int) (day, month BudgetWindow, err error) {
+func (s *usageReader) windows(ctx context.Context, keyID, modelID int, perDay, perMonth *int) (day, month BudgetWindow, err error) {
 	df, dt, mf, mt := periods(s.now())
 	day = BudgetWindow{Period: "day", Limit: perDay, ResetsAt: dt}
 	month = BudgetWindow{Period: "month", Limit: perMonth, ResetsAt: mt}
@@ -100,16 +106,7 @@ func (s *Service) windows(ctx context.Context, keyID, modelID int, perDay, perMo
 	return day, month, err
 }
 
-// KeyUsage reads a key's usage against its budgets.
-func (s *Service) KeyUsage(ctx context.Context, keyID int) (*KeyUsage, error) {
-	k, err := s.db.APIKey.Get(ctx, keyID)
-	if err != nil {
-		return nil, dbErr(err, "api key", keyID)
-	}
-	return s.usageOf(ctx, k)
-}
-
-func (s *Service) usageOf(ctx context.Context, k *ent.APIKey) (*KeyUsage, error) {
+func (s *usageReader) usageOf(ctx context.Context, k *ent.APIKey) (*KeyUsage, error) {
 	u := &KeyUsage{KeyID: k.ID, Name: k.Name, Weight: k.Weight, Models: []ModelUsage{}}
 	var err error
 	if u.Day, u.Month, err = s.windows(ctx, k.ID, 0, k.TokensPerDay, k.TokensPerMonth); err != nil {
@@ -123,55 +120,4 @@ func (s *Service) usageOf(ctx context.Context, k *ent.APIKey) (*KeyUsage, error)
 		u.Models = append(u.Models, mu)
 	}
 	return u, nil
-}
-
-// checkBudget refuses a submission of a key with budgets when the key's
-// usage plus need (the new tasks' estimated input tokens) would go over a
-// cap. Keys without budgets cost no query.
-func (s *Service) checkBudget(ctx context.Context, k *ent.APIKey, modelID, need int) error {
-	if k == nil {
-		return nil
-	}
-	var modelCaps []ModelUsage
-	for _, b := range k.ModelBudgets {
-		if b.ModelID == modelID && (b.TokensPerDay != nil || b.TokensPerMonth != nil) {
-			modelCaps = append(modelCaps, ModelUsage{ModelID: modelID})
-		}
-	}
-	if k.TokensPerDay == nil && k.TokensPerMonth == nil && len(modelCaps) == 0 {
-		return nil
-	}
-	u, err := s.usageOf(ctx, k)
-	if err != nil {
-		return err
-	}
-	check := func(w BudgetWindow, model int) error {
-		if w.Limit == nil || w.Used+need <= *w.Limit {
-			return nil
-		}
-		b := &BudgetExceeded{Period: w.Period, ModelID: model, Limit: *w.Limit, Used: w.Used, ResetsAt: w.ResetsAt}
-		on := ""
-		if model > 0 {
-			on = fmt.Sprintf(" on model %d", model)
-		}
-		return &Error{Code: CodeBudgetExceeded, Budget: b, RetryAfter: max(time.Until(w.ResetsAt), time.Second),
-			Message: fmt.Sprintf("token budget exceeded: API key %q used %d of its %d tokens per %s%s (this task needs about %d more); it resets at %s",
-				k.Name, w.Used, *w.Limit, w.Period, on, need, w.ResetsAt.Format(time.RFC3339))}
-	}
-	for _, w := range []BudgetWindow{u.Day, u.Month} {
-		if err := check(w, 0); err != nil {
-			return err
-		}
-	}
-	for _, m := range u.Models {
-		if m.ModelID != modelID {
-			continue
-		}
-		for _, w := range []BudgetWindow{m.Day, m.Month} {
-			if err := check(w, modelID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

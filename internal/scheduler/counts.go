@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ type countCache[T any] struct {
 
 // get returns the count, from the cache when it is costly and recent
 // enough (see costlyCount).
-func (c *countCache[T]) get(ctx context.Context, s *Service, what string, load func(context.Context) (T, error)) (T, error) {
+func (c *countCache[T]) get(ctx context.Context, s *taskCounts, what string, load func(context.Context) (T, error)) (T, error) {
 	c.mu.Lock()
 	if c.have && c.took >= costlyCount {
 		age := time.Since(c.at)
@@ -76,17 +77,25 @@ func (c *countCache[T]) read(ctx context.Context, load func(context.Context) (T,
 	return v, nil
 }
 
-// counts are the Service's cached counts.
-type counts struct {
+// taskCounts are the cached counts over the whole tasks table, shared by
+// the parts that show them (Tasks, ModelAdmin, Stats).
+type taskCounts struct {
+	db       *ent.Client
+	bg       *background
+	log      *slog.Logger
 	byStatus countCache[map[domain.TaskStatus]int]
 	loads    countCache[map[int]ModelLoad]
 	callers  countCache[[]CallerStat]
 }
 
-// StatusCounts counts tasks by status (every status present, 0 if none),
+func newTaskCounts(db *ent.Client, bg *background, log *slog.Logger) *taskCounts {
+	return &taskCounts{db: db, bg: bg, log: log}
+}
+
+// statusCounts counts tasks by status (every status present, 0 if none),
 // cached when costly (see above). The map is the caller's own.
-func (s *Service) StatusCounts(ctx context.Context) (map[domain.TaskStatus]int, error) {
-	m, err := s.counts.byStatus.get(ctx, s, "task counts by status", func(ctx context.Context) (map[domain.TaskStatus]int, error) {
+func (s *taskCounts) statusCounts(ctx context.Context) (map[domain.TaskStatus]int, error) {
+	m, err := s.byStatus.get(ctx, s, "task counts by status", func(ctx context.Context) (map[domain.TaskStatus]int, error) {
 		var rows []struct {
 			Status domain.TaskStatus `json:"status"`
 			Count  int               `json:"count"`
@@ -110,6 +119,36 @@ func (s *Service) StatusCounts(ctx context.Context) (map[domain.TaskStatus]int, 
 	out := make(map[domain.TaskStatus]int, len(m))
 	for k, v := range m {
 		out[k] = v
+	}
+	return out, nil
+}
+
+// modelLoads returns running and queued counts of every model with work
+// (cached when costly, see above; callers must not change the map).
+func (s *taskCounts) modelLoads(ctx context.Context) (map[int]ModelLoad, error) {
+	return s.loads.get(ctx, s, "model loads", s.readModelLoads)
+}
+
+func (s *taskCounts) readModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
+	var rows []struct {
+		ModelID int               `json:"model_id"`
+		Status  domain.TaskStatus `json:"status"`
+		Count   int               `json:"count"`
+	}
+	err := s.db.Task.Query().Where(task.StatusIn(domain.StatusPending, domain.StatusRunning)).
+		GroupBy(task.FieldModelID, task.FieldStatus).Aggregate(ent.Count()).Scan(ctx, &rows)
+	if err != nil {
+		return nil, dbErr(err, "task", 0)
+	}
+	out := map[int]ModelLoad{}
+	for _, r := range rows {
+		l := out[r.ModelID]
+		if r.Status == domain.StatusRunning {
+			l.Running += r.Count
+		} else {
+			l.Queued += r.Count
+		}
+		out[r.ModelID] = l
 	}
 	return out, nil
 }

@@ -13,7 +13,7 @@ import (
 // again), is refreshed by one background read once countReuse times its
 // cost has passed, and a cheap count is read fresh on every call.
 func TestCostlyCountsAreReusedAndRefreshedInTheBackground(t *testing.T) {
-	s := &Service{log: slog.New(slog.DiscardHandler), bg: newBackground()}
+	s := newTaskCounts(nil, newBackground(), slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	tests := []struct {
 		name   string

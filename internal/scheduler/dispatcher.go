@@ -53,3 +53,15 @@ type QueueState struct {
 type Publisher interface {
 	PublishTask(ctx context.Context, e events.TaskEvent) error
 }
+
+// BatchPublisher is a Publisher that can announce many events in one round
+// trip (events.Bus can).
+type BatchPublisher interface {
+	PublishTasks(ctx context.Context, es []events.TaskEvent) error
+}
+
+// OutputReader reads what running attempts have streamed so far
+// (events.Bus; see internal/events/output.go).
+type OutputReader interface {
+	OutputsSoFar(ctx context.Context, refs []events.OutputRef) (map[events.OutputRef]string, error)
+}

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"context"
 	"sync"
 
 	"github.com/llmsched/llm-scheduler/ent"
@@ -74,15 +73,4 @@ func (f *fresh) forget(id int) {
 	f.mu.Lock()
 	delete(f.rows, id)
 	f.mu.Unlock()
-}
-
-// PickupTask returns a task for a worker that is about to run it: the row
-// this process created it with if it has not been picked up yet (see
-// fresh), else the database's. Everything but a worker's first look at a
-// task uses GetTask.
-func (s *Service) PickupTask(ctx context.Context, id int) (*ent.Task, error) {
-	if t, ok := s.fresh.take(id); ok {
-		return t, nil
-	}
-	return s.GetTask(ctx, id)
 }

@@ -19,7 +19,7 @@ func TestPickupTaskUsesTheCreatedRowOnce(t *testing.T) {
 	tk := f.tasks(t, 1)[0]
 	// Change the row behind the service's back: a pickup that read the
 	// database would see it.
-	if err := f.svc.db.Task.UpdateOneID(tk.ID).SetPriority(1).Exec(ctx); err != nil {
+	if err := f.svc.m.db.Task.UpdateOneID(tk.ID).SetPriority(1).Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.svc.PickupTask(ctx, tk.ID)
@@ -49,7 +49,7 @@ func TestPickedUpStaleRowCannotStart(t *testing.T) {
 	ctx := context.Background()
 	tk := f.tasks(t, 1)[0]
 	// Cancelled by another process: this one's cache does not know.
-	if err := f.svc.db.Task.UpdateOneID(tk.ID).SetStatus(domain.StatusCancelled).Exec(ctx); err != nil {
+	if err := f.svc.m.db.Task.UpdateOneID(tk.ID).SetStatus(domain.StatusCancelled).Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 	stale, err := f.svc.PickupTask(ctx, tk.ID)
@@ -59,7 +59,7 @@ func TestPickedUpStaleRowCannotStart(t *testing.T) {
 	if _, _, err := f.svc.StartAttempt(ctx, stale, f.model.ID, "w"); CodeOf(err) != CodeConflict {
 		t.Fatalf("start from a stale row: %v, want a conflict", err)
 	}
-	cur, err := f.svc.db.Task.Get(ctx, tk.ID)
+	cur, err := f.svc.m.db.Task.Get(ctx, tk.ID)
 	if err != nil || cur.Status != domain.StatusCancelled || cur.Attempts != 0 {
 		t.Fatalf("task after the refused start: %+v %v", cur, err)
 	}
@@ -75,14 +75,14 @@ func TestFreshKeepsOnlySmallNewRowsAndForgetsChangedOnes(t *testing.T) {
 	if _, err := f.svc.CancelTask(ctx, tk.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.svc.fresh.take(tk.ID); ok {
+	if _, ok := f.svc.m.fresh.take(tk.ID); ok {
 		t.Fatal("a task this process cancelled is still cached")
 	}
 	big, err := f.svc.CreateTask(ctx, NewTask{ModelID: f.model.ID, Type: "text-generation", Input: strings.Repeat("x", freshMaxInput+1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.svc.fresh.take(big.ID); ok {
+	if _, ok := f.svc.m.fresh.take(big.ID); ok {
 		t.Fatal("a task with an input over freshMaxInput was cached")
 	}
 

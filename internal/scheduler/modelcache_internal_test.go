@@ -14,7 +14,7 @@ func TestModelCacheServesStaleWhileRefreshing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	c := newModelCache(f.svc.bg)
-	db := f.svc.db
+	db := f.svc.m.db
 	id := f.model.ID
 	if _, err := c.get(ctx, db, id); err != nil {
 		t.Fatal(err)

@@ -3,15 +3,31 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/domain"
-	"github.com/llmsched/llm-scheduler/internal/providers"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
+
+// ModelAdmin registers, changes and deletes models, and shows their
+// configs with secrets masked.
+type ModelAdmin struct {
+	db   *ent.Client
+	disp Dispatcher
+	cfg  *config.Config
+	log  *slog.Logger
+	now  func() time.Time
+	// models is the cache intake reads models through; a change drops the
+	// model from it.
+	models *modelCache
+	counts *taskCounts
+}
 
 // NewModel is a request to register a model.
 type NewModel struct {
@@ -40,63 +56,8 @@ type ModelPatch struct {
 	OutputPrice *float64       `json:"output_price,omitempty"`
 }
 
-func (s *Service) validateName(ctx context.Context, name string, except int) error {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return Invalid("name", "must not be empty")
-	}
-	if len(name) > 128 {
-		return Invalid("name", "must be at most 128 characters")
-	}
-	n, err := s.db.Model.Query().Where(model.Name(name), model.DeletedAtIsNil(), model.IDNEQ(except)).Count(ctx)
-	if err != nil {
-		return dbErr(err, "model", 0)
-	}
-	if n > 0 {
-		return Conflict("a model named %q already exists", name)
-	}
-	return nil
-}
-
-func (s *Service) validateMaxWorkers(v int) error {
-	if v < 1 || v > s.cfg.Worker.MaxWorkers {
-		return Invalid("max_workers", "must be between 1 and %d (worker.max_workers), got %d", s.cfg.Worker.MaxWorkers, v)
-	}
-	return nil
-}
-
-func (s *Service) validateFallbacks(ctx context.Context, ids []int, self int) error {
-	if len(ids) > 5 {
-		return Invalid("fallbacks", "may name at most 5 models")
-	}
-	for i, id := range ids {
-		if id == self && self != 0 {
-			return Invalid(fmt.Sprintf("fallbacks[%d]", i), "a model cannot be its own fallback")
-		}
-		m, err := s.db.Model.Get(ctx, id)
-		if ent.IsNotFound(err) || (err == nil && m.DeletedAt != nil) {
-			return Invalid(fmt.Sprintf("fallbacks[%d]", i), "model %d does not exist", id)
-		}
-		if err != nil {
-			return dbErr(err, "model", id)
-		}
-	}
-	return nil
-}
-
-func validateConfig(t domain.ModelType, cfg map[string]any) error {
-	if err := providers.Validate(t, cfg); err != nil {
-		msg := err.Error()
-		if !strings.HasPrefix(msg, "config") {
-			msg = "config: " + msg
-		}
-		return &Error{Code: CodeInvalid, Field: "config", Message: msg}
-	}
-	return nil
-}
-
 // CreateModel registers a model.
-func (s *Service) CreateModel(ctx context.Context, n NewModel) (*ent.Model, error) {
+func (s *ModelAdmin) CreateModel(ctx context.Context, n NewModel) (*ent.Model, error) {
 	t, err := domain.ParseModelType(n.Type)
 	if err != nil {
 		return nil, Invalid("type", "must be one of %s, got %q", joinTypes(domain.ModelTypes()), n.Type)
@@ -147,14 +108,19 @@ func (s *Service) CreateModel(ctx context.Context, n NewModel) (*ent.Model, erro
 }
 
 // ListModels returns the models that are not deleted, by id.
-func (s *Service) ListModels(ctx context.Context) ([]*ent.Model, error) {
+func (s *ModelAdmin) ListModels(ctx context.Context) ([]*ent.Model, error) {
 	ms, err := s.db.Model.Query().Where(model.DeletedAtIsNil()).Order(ent.Asc(model.FieldID)).All(ctx)
 	return ms, dbErr(err, "model", 0)
 }
 
 // GetModel returns one model that is not deleted.
-func (s *Service) GetModel(ctx context.Context, id int) (*ent.Model, error) {
-	m, err := s.db.Model.Get(ctx, id)
+func (s *ModelAdmin) GetModel(ctx context.Context, id int) (*ent.Model, error) {
+	return liveModel(ctx, s.db, id)
+}
+
+// liveModel is GetModel, for the fallback route too.
+func liveModel(ctx context.Context, db *ent.Client, id int) (*ent.Model, error) {
+	m, err := db.Model.Get(ctx, id)
 	if err != nil {
 		return nil, dbErr(err, "model", id)
 	}
@@ -166,7 +132,7 @@ func (s *Service) GetModel(ctx context.Context, id int) (*ent.Model, error) {
 
 // UpdateModel changes a model. Secret config values sent back masked (as
 // the API shows them) keep their stored value.
-func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.Model, error) {
+func (s *ModelAdmin) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.Model, error) {
 	m, err := s.GetModel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -241,7 +207,7 @@ func (s *Service) UpdateModel(ctx context.Context, id int, p ModelPatch) (*ent.M
 // SetModelStatus switches a model online or offline. Tasks of an offline
 // model wait as pending and start when it is online again; running ones
 // finish.
-func (s *Service) SetModelStatus(ctx context.Context, id int, status string) (*ent.Model, error) {
+func (s *ModelAdmin) SetModelStatus(ctx context.Context, id int, status string) (*ent.Model, error) {
 	if status == "" {
 		return nil, Invalid("status", "is required: online or offline")
 	}
@@ -249,7 +215,7 @@ func (s *Service) SetModelStatus(ctx context.Context, id int, status string) (*e
 }
 
 // DeleteModel deletes a model that has no unfinished tasks.
-func (s *Service) DeleteModel(ctx context.Context, id int) (*ent.Model, error) {
+func (s *ModelAdmin) DeleteModel(ctx context.Context, id int) (*ent.Model, error) {
 	m, err := s.GetModel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -266,6 +232,19 @@ func (s *Service) DeleteModel(ctx context.Context, id int) (*ent.Model, error) {
 	return m, dbErr(err, "model", id)
 }
 
+// MaskedConfig is a model's config as clients see it: secrets decrypted,
+// then masked ("...abcd"), so people can tell keys apart without ever
+// reading one. If the secrets cannot be opened (a lost key) they are masked
+// as stored.
+func (s *ModelAdmin) MaskedConfig(m *ent.Model) map[string]any {
+	opened, err := secrets.OpenModelConfig(s.cfg, m.Config)
+	if err != nil {
+		s.log.Warn("model secrets cannot be decrypted; showing them fully masked", "model_id", m.ID, "err", err)
+		return MaskConfig(m.Config)
+	}
+	return MaskConfig(opened)
+}
+
 // ModelLoad counts a model's unfinished tasks.
 type ModelLoad struct {
 	Running int `json:"running"`
@@ -274,30 +253,6 @@ type ModelLoad struct {
 
 // ModelLoads returns running and queued counts of every model with work
 // (cached when costly, see counts.go; callers must not change the map).
-func (s *Service) ModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
-	return s.counts.loads.get(ctx, s, "model loads", s.readModelLoads)
-}
-
-func (s *Service) readModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
-	var rows []struct {
-		ModelID int               `json:"model_id"`
-		Status  domain.TaskStatus `json:"status"`
-		Count   int               `json:"count"`
-	}
-	err := s.db.Task.Query().Where(task.StatusIn(domain.StatusPending, domain.StatusRunning)).
-		GroupBy(task.FieldModelID, task.FieldStatus).Aggregate(ent.Count()).Scan(ctx, &rows)
-	if err != nil {
-		return nil, dbErr(err, "task", 0)
-	}
-	out := map[int]ModelLoad{}
-	for _, r := range rows {
-		l := out[r.ModelID]
-		if r.Status == domain.StatusRunning {
-			l.Running += r.Count
-		} else {
-			l.Queued += r.Count
-		}
-		out[r.ModelID] = l
-	}
-	return out, nil
+func (s *ModelAdmin) ModelLoads(ctx context.Context) (map[int]ModelLoad, error) {
+	return s.counts.modelLoads(ctx)
 }

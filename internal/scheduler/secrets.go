@@ -3,22 +3,8 @@ package scheduler
 import (
 	"fmt"
 
-	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
-
-// MaskedConfig is a model's config as clients see it: secrets decrypted,
-// then masked ("...abcd"), so people can tell keys apart without ever
-// reading one. If the secrets cannot be opened (a lost key) they are masked
-// as stored.
-func (s *Service) MaskedConfig(m *ent.Model) map[string]any {
-	opened, err := secrets.OpenModelConfig(s.cfg, m.Config)
-	if err != nil {
-		s.log.Warn("model secrets cannot be decrypted; showing them fully masked", "model_id", m.ID, "err", err)
-		return MaskConfig(m.Config)
-	}
-	return MaskConfig(opened)
-}
 
 // IsSecretKey reports whether a config key names a credential
 // (secrets.IsSecretKey: api_key, token, openaiApiKey, credentials, ...).

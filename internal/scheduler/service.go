@@ -3,41 +3,24 @@ package scheduler
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
-	"time"
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/config"
-	"github.com/llmsched/llm-scheduler/internal/outbound"
 )
 
-// Service is the domain service. It is safe for concurrent use.
+// Service is the domain service: the four parts below, assembled over one
+// database, dispatcher and event bus, plus the state machine they share
+// (machine.go). It is safe for concurrent use. Callers that need one part
+// alone take that part (jobs' worker and reconciler take the Lifecycle,
+// the due scanner the Tasks); the API adapters take the whole Service,
+// whose methods are the parts' methods.
 type Service struct {
-	db      *ent.Client
-	disp    Dispatcher
-	bus     Publisher
-	cfg     *config.Config
-	log     *slog.Logger
-	now     func() time.Time
-	workers func(ctx context.Context) (int, error)
-	dbPing  func(ctx context.Context) error
-	// models, backlog and fresh keep the hot paths off the database: see
-	// modelcache.go, backlog.go and fresh.go.
-	models  *modelCache
-	backlog *backlog
-	fresh   *fresh
-	keys    *keyCache
-	// groups batch the hot paths' statements (batch.go).
-	groups groups
-	// onScheduled learns the run_at of every scheduled task this process
-	// creates (the due scanner's timer, schedule.go).
-	onScheduled atomic.Pointer[func(time.Time)]
-	// counts caches the counts over the whole tasks table (counts.go).
-	counts counts
-	// hookPolicy checks callback URLs; onWebhook learns of deliveries this
-	// process wrote (webhooks.go).
-	hookPolicy atomic.Pointer[outbound.Policy]
-	onWebhook  atomic.Pointer[func()]
+	*Tasks
+	*Lifecycle
+	*ModelAdmin
+	*Stats
+
+	m *machine
 	// bg owns the goroutines the service starts itself (background.go).
 	bg *background
 }
@@ -60,14 +43,22 @@ func New(o Options) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{
-		db: o.DB, disp: o.Dispatcher, bus: o.Bus, cfg: o.Config, log: log,
-		now: time.Now, workers: o.Workers, dbPing: o.DBPing,
-		backlog: newBacklog(), fresh: newFresh(), keys: newKeyCache(), bg: newBackground(),
+	bg := newBackground()
+	m := newMachine(o.DB, o.Bus, log, o.Config.Webhooks.MaxAge.D(), bg)
+	models := newModelCache(bg)
+	counts := newTaskCounts(o.DB, bg, log)
+	usage := usageReader{db: o.DB, now: m.now}
+	output, _ := o.Bus.(OutputReader)
+	return &Service{
+		Tasks: newTasks(tasksDeps{m: m, bg: bg, disp: o.Dispatcher, cfg: o.Config, models: models,
+			backlog: newBacklog(o.DB, bg, log), counts: counts, usage: usage, output: output}),
+		Lifecycle: newLifecycle(m, bg),
+		ModelAdmin: &ModelAdmin{db: o.DB, disp: o.Dispatcher, cfg: o.Config, log: log, now: m.now,
+			models: models, counts: counts},
+		Stats: &Stats{db: o.DB, disp: o.Dispatcher, cfg: o.Config, now: m.now, dbPing: o.DBPing,
+			workers: o.Workers, counts: counts, usage: usage},
+		m: m, bg: bg,
 	}
-	s.models = newModelCache(s.bg)
-	s.initGroups()
-	return s
 }
 
 // Close stops the goroutines the service started itself (cache refreshes
@@ -76,3 +67,7 @@ func New(o Options) *Service {
 // work in the caller or not at all; app closes it after everything that
 // calls it has stopped.
 func (s *Service) Close(ctx context.Context) error { return s.bg.close(ctx) }
+
+// OnWebhook registers a function told, after commit, that this process
+// wrote a webhook delivery (the local dispatcher wakes up at once).
+func (s *Service) OnWebhook(f func()) { s.m.onWebhook.Store(&f) }

@@ -7,8 +7,22 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/model"
 	"github.com/llmsched/llm-scheduler/ent/task"
+	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 )
+
+// Stats is what the dashboard, the health check and the reports read:
+// counts, loads, costs and budget usage. It only reads.
+type Stats struct {
+	db      *ent.Client
+	disp    Dispatcher
+	cfg     *config.Config
+	now     func() time.Time
+	dbPing  func(ctx context.Context) error
+	workers func(ctx context.Context) (int, error)
+	counts  *taskCounts
+	usage   usageReader
+}
 
 // DashboardStats is the overview of the whole system.
 type DashboardStats struct {
@@ -46,7 +60,7 @@ type ModelStat struct {
 }
 
 // DashboardStats computes the overview.
-func (s *Service) DashboardStats(ctx context.Context) (*DashboardStats, error) {
+func (s *Stats) DashboardStats(ctx context.Context) (*DashboardStats, error) {
 	byStatus, err := s.StatusCounts(ctx)
 	if err != nil {
 		return nil, err
@@ -86,7 +100,7 @@ func (s *Service) DashboardStats(ctx context.Context) (*DashboardStats, error) {
 	if err != nil {
 		return nil, dbErr(err, "model", 0)
 	}
-	loads, err := s.ModelLoads(ctx)
+	loads, err := s.counts.modelLoads(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +135,7 @@ type DayStats struct {
 
 // TaskStatsByDate returns one entry per day for the last days days, oldest
 // first, today included.
-func (s *Service) TaskStatsByDate(ctx context.Context, days int) ([]DayStats, error) {
+func (s *Stats) TaskStatsByDate(ctx context.Context, days int) ([]DayStats, error) {
 	if days < 1 || days > 90 {
 		return nil, Invalid("days", "must be between 1 and 90, got %d", days)
 	}
@@ -180,7 +194,7 @@ type Dependency struct {
 }
 
 // Health checks the database and Redis; OK only when both answer.
-func (s *Service) Health(ctx context.Context) Health {
+func (s *Stats) Health(ctx context.Context) Health {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	check := func(f func(context.Context) error) Dependency {
@@ -213,4 +227,26 @@ func (s *Service) Health(ctx context.Context) Health {
 		h.Status = "degraded"
 	}
 	return h
+}
+
+// StatusCounts counts tasks by status (every status present, 0 if none),
+// cached when costly (counts.go). The map is the caller's own.
+func (s *Stats) StatusCounts(ctx context.Context) (map[domain.TaskStatus]int, error) {
+	return s.counts.statusCounts(ctx)
+}
+
+// CallerLoads returns the callers with running or pending tasks, busiest
+// first (at most maxCallerStats), counted like the per-model loads
+// (counts.go).
+func (s *Stats) CallerLoads(ctx context.Context) ([]CallerStat, error) {
+	return s.counts.callerLoads(ctx)
+}
+
+// KeyUsage reads a key's usage against its budgets.
+func (s *Stats) KeyUsage(ctx context.Context, keyID int) (*KeyUsage, error) {
+	k, err := s.db.APIKey.Get(ctx, keyID)
+	if err != nil {
+		return nil, dbErr(err, "api key", keyID)
+	}
+	return s.usage.usageOf(ctx, k)
 }

@@ -1,6 +1,6 @@
 // Package webhooks sends completion webhooks (docs/webhooks.md). The
 // scheduler writes a webhook_deliveries row in the same transaction as a
-// task's move to completed, failed or cancelled (internal/scheduler/webhooks.go);
+// task's move to completed, failed or cancelled (internal/scheduler/machine_webhooks.go);
 // a Sender in every worker process claims due rows with a lease, POSTs a
 // signed JSON body to the callback URL, stores the attempt and retries
 // with exponential backoff and jitter until a 2xx answer or

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/llmsched/llm-scheduler/ent"
@@ -10,18 +11,51 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/domain"
 )
 
+// Lifecycle is the attempt lifecycle, the workers' side of the state
+// machine: pick a task up, start an attempt, and end it completed, failed
+// (to retry or for good), interrupted or lost; plus the fallback route a
+// task's attempts walk (lifecycle_route.go).
+type Lifecycle struct {
+	m   *machine
+	db  *ent.Client
+	log *slog.Logger
+	now func() time.Time
+	// starts and completes batch the hot paths' statements
+	// (lifecycle_batch.go).
+	starts    *group[startReq, started]
+	completes *group[completeReq, struct{}]
+}
+
+func newLifecycle(m *machine, bg *background) *Lifecycle {
+	s := &Lifecycle{m: m, db: m.db, log: m.log, now: m.now}
+	s.starts = newGroup(bg, groupLanes, groupMax, s.startTasks)
+	s.completes = newGroup(bg, groupLanes, groupMax, s.completeTasks)
+	return s
+}
+
 // The methods in this file are the workers' side of the state machine. Each
 // takes the task row as the worker last saw it and fences on it, so a
 // worker that lost its task (cancelled, or taken over after its lease
 // expired) can never overwrite what happened since.
 
+// PickupTask returns a task for a worker that is about to run it: the row
+// this process created it with if it has not been picked up yet (see
+// fresh), else the database's. Everything but a worker's first look at a
+// task uses GetTask.
+func (s *Lifecycle) PickupTask(ctx context.Context, id int) (*ent.Task, error) {
+	if t, ok := s.m.fresh.take(id); ok {
+		return t, nil
+	}
+	return s.m.task(ctx, id)
+}
+
 // StartAttempt moves a task to running and records a new attempt. A task
 // found running already belonged to a worker that was lost: its attempt is
 // recorded as lost and this one takes over. It returns the task as it now
 // is (status running, attempts counted).
-func (s *Service) StartAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
+func (s *Lifecycle) StartAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
 	if t.Status == domain.StatusPending {
-		st, err := s.groups.starts.do(ctx, startReq{t: t, modelID: modelID, worker: worker})
+		st, err := s.starts.do(ctx, startReq{t: t, modelID: modelID, worker: worker})
 		return st.running, st.att, err
 	}
 	return s.startAttempt(ctx, t, modelID, worker)
@@ -29,7 +63,7 @@ func (s *Service) StartAttempt(ctx context.Context, t *ent.Task, modelID int, wo
 
 // startAttempt is StartAttempt for one task alone: a takeover, or a batch
 // that startTasks could not apply whole.
-func (s *Service) startAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
+func (s *Lifecycle) startAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error) {
 	now := s.now()
 	n := t.Attempts + 1
 	if t.Status == domain.StatusRunning && t.Attempts > 0 {
@@ -42,7 +76,7 @@ func (s *Service) startAttempt(ctx context.Context, t *ent.Task, modelID int, wo
 		}
 	}
 	var a *ent.Attempt
-	if _, err := s.Transition(ctx, t, Move{
+	if _, err := s.m.Transition(ctx, t, Move{
 		To: domain.StatusRunning, Fence: true, Attempt: n,
 		Apply: func(u *ent.TaskUpdate) {
 			u.SetAttempts(n).SetStartedAt(now).ClearNextAttemptAt().ClearFinishedAt()
@@ -86,9 +120,9 @@ type Outcome struct {
 }
 
 // CompleteAttempt stores the output and marks the task completed.
-func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
+func (s *Lifecycle) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
 	if o.Embedding == nil {
-		_, err := s.groups.completes.do(ctx, completeReq{t: t, a: a, o: o})
+		_, err := s.completes.do(ctx, completeReq{t: t, a: a, o: o})
 		return err
 	}
 	return s.completeAttempt(ctx, t, a, o)
@@ -96,11 +130,11 @@ func (s *Service) CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attem
 
 // completeAttempt is CompleteAttempt for one task alone: an embedding, or
 // a batch that completeTasks could not apply whole.
-func (s *Service) completeAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
+func (s *Lifecycle) completeAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o Outcome) error {
 	now := s.now()
 	// The attempt is settled in the same transaction as the task, so
 	// whoever sees the task finished also sees how its attempt ended.
-	cur, err := s.Transition(ctx, t, Move{
+	cur, err := s.m.Transition(ctx, t, Move{
 		To: domain.StatusCompleted, Fence: true,
 		Also: func(ctx context.Context, c *ent.Client) error {
 			return c.Attempt.Update().Where(attempt.ID(a.ID)).SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
@@ -141,9 +175,9 @@ func ownCompletion(fresh, t *ent.Task) bool {
 // recorded as lost, ending now, and the task returns to pending so it can
 // be admitted again. The move is fenced on the attempt count, so a worker
 // that took the task over meanwhile is never overwritten.
-func (s *Service) RecoverLost(ctx context.Context, t *ent.Task, why string) (*ent.Task, error) {
+func (s *Lifecycle) RecoverLost(ctx context.Context, t *ent.Task, why string) (*ent.Task, error) {
 	now := s.now()
-	if _, err := s.Transition(ctx, t, Move{
+	if _, err := s.m.Transition(ctx, t, Move{
 		To: domain.StatusPending, Fence: true, Error: why,
 		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
 	}); err != nil {
@@ -188,7 +222,7 @@ func (f Failure) charge(u *ent.TaskUpdate) {
 
 // FailAttempt records a failed attempt. With a RetryAt the task goes back to
 // pending until then; without, it fails.
-func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f Failure) error {
+func (s *Lifecycle) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f Failure) error {
 	now := s.now()
 	msg := fmt.Sprintf("attempt %d: %s", t.Attempts, f.Message)
 	settle := func(ctx context.Context, c *ent.Client) error {
@@ -198,12 +232,12 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 	}
 	var err error
 	if f.RetryAt.IsZero() {
-		_, err = s.Transition(ctx, t, Move{
+		_, err = s.m.Transition(ctx, t, Move{
 			To: domain.StatusFailed, Fence: true, Error: msg, Also: settle,
 			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetFinishedAt(now); f.charge(u) },
 		})
 	} else {
-		_, err = s.Transition(ctx, t, Move{
+		_, err = s.m.Transition(ctx, t, Move{
 			To: domain.StatusPending, Fence: true, Error: msg, Also: settle,
 			Apply: func(u *ent.TaskUpdate) { u.SetError(msg).SetNextAttemptAt(f.RetryAt); f.charge(u) },
 		})
@@ -216,9 +250,9 @@ func (s *Service) FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, 
 
 // InterruptAttempt hands a task back to the queue because its worker is
 // stopping (shutdown) or lost its model slot; the attempt is recorded as lost.
-func (s *Service) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error {
+func (s *Lifecycle) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error {
 	now := s.now()
-	_, err := s.Transition(ctx, t, Move{
+	_, err := s.m.Transition(ctx, t, Move{
 		To: domain.StatusPending, Fence: true, Error: why,
 		Apply: func(u *ent.TaskUpdate) { u.ClearNextAttemptAt() },
 		Also: func(ctx context.Context, c *ent.Client) error {
@@ -233,7 +267,7 @@ func (s *Service) InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Atte
 
 // CancelledAttempt records that a user cancelled the task while this
 // attempt ran (the task itself was moved by CancelTask).
-func (s *Service) CancelledAttempt(ctx context.Context, a *ent.Attempt, partial string) {
+func (s *Lifecycle) CancelledAttempt(ctx context.Context, a *ent.Attempt, partial string) {
 	s.settleAttempt(ctx, a, domain.AttemptCancelled, "cancelled", "cancelled by user", partial, s.now())
 }
 
@@ -248,7 +282,7 @@ func attemptOutcome(c *ent.Client, a *ent.Attempt, st domain.AttemptStatus, kind
 	return u
 }
 
-func (s *Service) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) {
+func (s *Lifecycle) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.AttemptStatus, kind, msg, partial string, now time.Time) {
 	if err := attemptOutcome(s.db, a, st, kind, msg, partial, now).Exec(context.WithoutCancel(ctx)); err != nil {
 		s.log.Error("record attempt outcome", "task_id", a.TaskID, "attempt", a.Number, "err", err)
 	}
@@ -256,9 +290,9 @@ func (s *Service) settleAttempt(ctx context.Context, a *ent.Attempt, st domain.A
 
 // FailUnrunnable fails a pending task that can never run (its model was
 // deleted, or its request cannot be built), without an attempt.
-func (s *Service) FailUnrunnable(ctx context.Context, t *ent.Task, why string) error {
+func (s *Lifecycle) FailUnrunnable(ctx context.Context, t *ent.Task, why string) error {
 	now := s.now()
-	_, err := s.Transition(ctx, t, Move{
+	_, err := s.m.Transition(ctx, t, Move{
 		To: domain.StatusFailed, Fence: true, Error: why,
 		Apply: func(u *ent.TaskUpdate) { u.SetError(why).SetFinishedAt(now) },
 	})

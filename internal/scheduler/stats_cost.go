@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -11,37 +10,6 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/ent/model"
 )
-
-// maxPrice bounds a model's price per million tokens.
-const maxPrice = 1_000_000
-
-// validatePrices checks a model's prices per million input and output
-// tokens: finite numbers from 0 to maxPrice.
-func validatePrices(in, out *float64) error {
-	for _, p := range []struct {
-		field string
-		v     *float64
-	}{{"input_price", in}, {"output_price", out}} {
-		if p.v != nil && (math.IsNaN(*p.v) || *p.v < 0 || *p.v > maxPrice) {
-			return Invalid(p.field, "must be a price per million tokens between 0 and %d, got %v", maxPrice, *p.v)
-		}
-	}
-	return nil
-}
-
-// AttemptCost is what an attempt on m cost: its input (prompt) and output
-// (completion) tokens at m's prices per million. A model without prices
-// costs nothing.
-func AttemptCost(m *ent.Model, promptTokens, completionTokens int) float64 {
-	var c float64
-	if m.InputPrice != nil {
-		c += float64(promptTokens) * *m.InputPrice
-	}
-	if m.OutputPrice != nil {
-		c += float64(completionTokens) * *m.OutputPrice
-	}
-	return c / 1e6
-}
 
 // CostLine is the cost of one model's or one caller's attempts.
 type CostLine struct {
@@ -123,7 +91,7 @@ func (c *costLines) lines() []CostLine {
 // for the last days days, oldest first, today included. Totals equal the
 // sum of the attempts, failed ones included. With owner set (a submitter)
 // only that key's attempts count.
-func (s *Service) CostReport(ctx context.Context, days int, owner *int) (*CostReport, error) {
+func (s *Stats) CostReport(ctx context.Context, days int, owner *int) (*CostReport, error) {
 	if days < 1 || days > 90 {
 		return nil, Invalid("days", "must be between 1 and 90, got %d", days)
 	}

@@ -40,8 +40,13 @@ func NewRoute(chain []*ent.Model, t *ent.Task) Route {
 }
 
 // Route computes task t's route from its model m.
-func (s *Service) Route(ctx context.Context, t *ent.Task, m *ent.Model) (Route, error) {
-	chain, err := s.FallbackChain(ctx, m)
+func (s *Lifecycle) Route(ctx context.Context, t *ent.Task, m *ent.Model) (Route, error) {
+	return routeOf(ctx, s.db, t, m)
+}
+
+// routeOf is Route, for Tasks.Explain too.
+func routeOf(ctx context.Context, db *ent.Client, t *ent.Task, m *ent.Model) (Route, error) {
+	chain, err := fallbackChain(ctx, db, m)
 	return NewRoute(chain, t), err
 }
 
@@ -82,10 +87,14 @@ func (r Route) OnModel(n int) int { return (n-1)%r.Budget + 1 }
 // FallbackChain is the ordered list of models a task of model m may run
 // on: m itself, then its fallbacks that are neither deleted nor offline
 // (fallbacks of fallbacks are not followed). Route walks it.
-func (s *Service) FallbackChain(ctx context.Context, m *ent.Model) ([]*ent.Model, error) {
+func (s *Lifecycle) FallbackChain(ctx context.Context, m *ent.Model) ([]*ent.Model, error) {
+	return fallbackChain(ctx, s.db, m)
+}
+
+func fallbackChain(ctx context.Context, db *ent.Client, m *ent.Model) ([]*ent.Model, error) {
 	chain := []*ent.Model{m}
 	for _, id := range m.Fallbacks {
-		fb, err := s.GetModel(ctx, id)
+		fb, err := liveModel(ctx, db, id)
 		if CodeOf(err) == CodeNotFound {
 			continue // deleted since it was named
 		}

@@ -39,7 +39,7 @@ type Diagnosis struct {
 
 // Explain answers "why is this task still pending?". It returns nil for a
 // task that is not pending.
-func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) {
+func (s *Tasks) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) {
 	if t.Status != domain.StatusPending {
 		return nil, nil
 	}
@@ -56,7 +56,7 @@ func (s *Service) Explain(ctx context.Context, t *ent.Task) (*Diagnosis, error) 
 	}
 	// A task whose retries on its own model are spent waits on a fallback.
 	if len(m.Fallbacks) > 0 {
-		rt, err := s.Route(ctx, t, m)
+		rt, err := routeOf(ctx, s.db, t, m)
 		if err != nil {
 			return nil, err
 		}

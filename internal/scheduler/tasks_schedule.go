@@ -20,45 +20,12 @@ import (
 // priority and order apply from then on. A crash between the two leaves a
 // pending task that Redis does not hold: the reconciler admits it.
 
-// validateSchedule reads run_at / delay_seconds into v.
-func (s *Service) validateSchedule(v *validated, f func(string) string) error {
-	if v.RunAt == nil && v.DelaySeconds == nil {
-		return nil
-	}
-	if v.RunAt != nil && v.DelaySeconds != nil {
-		return Invalid(f("delay_seconds"), "cannot be combined with run_at; give one of them")
-	}
-	now := s.now()
-	var at time.Time
-	if v.DelaySeconds != nil {
-		if *v.DelaySeconds < 0 {
-			return Invalid(f("delay_seconds"), "must not be negative, got %d", *v.DelaySeconds)
-		}
-		at = now.Add(time.Duration(*v.DelaySeconds) * time.Second)
-	} else {
-		at = *v.RunAt
-	}
-	limit := s.cfg.Queue.MaxScheduleAhead.D()
-	if ahead := at.Sub(now); ahead > limit {
-		name := f("run_at")
-		if v.DelaySeconds != nil {
-			name = f("delay_seconds")
-		}
-		return Invalid(name, "is %s ahead, over the limit (queue.max_schedule_ahead) of %s",
-			ahead.Round(time.Second), limit)
-	}
-	at = at.UTC()
-	v.runAt = &at
-	v.scheduled = at.After(now)
-	return nil
-}
-
 // OnScheduled registers f to learn the run_at of every scheduled task this
 // process creates, so the due scanner can wake exactly then instead of at
 // its next look.
-func (s *Service) OnScheduled(f func(runAt time.Time)) { s.onScheduled.Store(&f) }
+func (s *Tasks) OnScheduled(f func(runAt time.Time)) { s.onScheduled.Store(&f) }
 
-func (s *Service) noteScheduled(at time.Time) {
+func (s *Tasks) noteScheduled(at time.Time) {
 	if f := s.onScheduled.Load(); f != nil {
 		(*f)(at)
 	}
@@ -70,7 +37,7 @@ const dueBatch = 500
 // AdmitDue admits every scheduled task whose run_at has come and returns
 // how many this call admitted and the run_at of the next scheduled task
 // (zero when there is none).
-func (s *Service) AdmitDue(ctx context.Context) (int, time.Time, error) {
+func (s *Tasks) AdmitDue(ctx context.Context) (int, time.Time, error) {
 	admitted := 0
 	for {
 		due, err := s.db.Task.Query().
@@ -105,7 +72,7 @@ func (s *Service) AdmitDue(ctx context.Context) (int, time.Time, error) {
 // claimDue clears the scheduled flag of due tasks, each only if it is still
 // set and the task still pending (another process may have claimed it, a
 // user cancelled it), and returns the tasks this call won.
-func (s *Service) claimDue(ctx context.Context, due []*ent.Task) ([]*ent.Task, error) {
+func (s *Tasks) claimDue(ctx context.Context, due []*ent.Task) ([]*ent.Task, error) {
 	if len(due) == 0 {
 		return nil, nil
 	}
@@ -119,7 +86,7 @@ func (s *Service) claimDue(ctx context.Context, due []*ent.Task) ([]*ent.Task, e
 	}
 	// All at once, unless another process (or a cancel) got to some of
 	// them first: then row by row, to learn which ones this call won.
-	err := s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.m.withTx(ctx, func(tx *ent.Tx) error {
 		n, err := claim(tx.Task, ids...)
 		if err == nil && n != len(ids) {
 			return errPartial
@@ -146,7 +113,7 @@ func (s *Service) claimDue(ctx context.Context, due []*ent.Task) ([]*ent.Task, e
 }
 
 // admitClaimed admits claimed tasks, one slot call per model.
-func (s *Service) admitClaimed(ctx context.Context, ts []*ent.Task) error {
+func (s *Tasks) admitClaimed(ctx context.Context, ts []*ent.Task) error {
 	byModel := map[int][]*ent.Task{}
 	for _, t := range ts {
 		t.Scheduled = false

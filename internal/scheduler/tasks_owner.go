@@ -10,7 +10,7 @@ import (
 
 // TaskFor returns a task the owner may see; another key's task is NOT_FOUND,
 // so that ids of other users' tasks do not leak.
-func (s *Service) TaskFor(ctx context.Context, id int, owner *int) (*ent.Task, error) {
+func (s *Tasks) TaskFor(ctx context.Context, id int, owner *int) (*ent.Task, error) {
 	t, err := s.GetTask(ctx, id)
 	if err != nil {
 		return nil, err
@@ -34,7 +34,7 @@ type NodeRef struct {
 
 // Node returns the object ref names, hiding other keys' tasks and their
 // attempts from an owner (nil: everyone's are visible).
-func (s *Service) Node(ctx context.Context, ref NodeRef, owner *int) (ent.Noder, error) {
+func (s *Tasks) Node(ctx context.Context, ref NodeRef, owner *int) (ent.Noder, error) {
 	n, err := s.db.Noder(ctx, ref.ID, ent.WithFixedNodeType(ref.Table))
 	if err != nil {
 		return nil, dbErr(err, "node", ref.ID)
@@ -47,7 +47,7 @@ func (s *Service) Node(ctx context.Context, ref NodeRef, owner *int) (ent.Noder,
 
 // Nodes returns the objects refs name, in order; an unknown or hidden one
 // yields a nil entry. One query per table.
-func (s *Service) Nodes(ctx context.Context, refs []NodeRef, owner *int) ([]ent.Noder, error) {
+func (s *Tasks) Nodes(ctx context.Context, refs []NodeRef, owner *int) ([]ent.Noder, error) {
 	if len(refs) > MaxPageSize {
 		return nil, Invalid("ids", "may name at most %d nodes, got %d", MaxPageSize, len(refs))
 	}
@@ -83,7 +83,7 @@ func (s *Service) Nodes(ctx context.Context, refs []NodeRef, owner *int) ([]ent.
 	return ns, nil
 }
 
-func (s *Service) visible(ctx context.Context, n ent.Noder, owner *int) error {
+func (s *Tasks) visible(ctx context.Context, n ent.Noder, owner *int) error {
 	if owner == nil {
 		return nil
 	}
@@ -106,7 +106,7 @@ func (s *Service) visible(ctx context.Context, n ent.Noder, owner *int) error {
 
 // TaskOwnedBy reports whether the owner submitted task id (true for a nil
 // owner). Event subscribers use it to drop other keys' events.
-func (s *Service) TaskOwnedBy(ctx context.Context, id int, owner *int) (bool, error) {
+func (s *Tasks) TaskOwnedBy(ctx context.Context, id int, owner *int) (bool, error) {
 	if owner == nil {
 		return true, nil
 	}

@@ -1,10 +1,10 @@
 package scheduler
 
 import (
+	entsql "entgo.io/ent/dialect/sql"
+
 	"context"
 	"errors"
-
-	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/attempt"
@@ -12,122 +12,6 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 )
-
-// The hot paths of a task's life (created, read at pickup, started,
-// completed) go through groups (group.go): concurrent calls share one
-// statement and one commit. Profiles of the bench showed the machine's CPU
-// going to round trips, mostly the database's: per task eleven statements
-// and three commits, each paid alone. Batched, a busy worker pays a few
-// statements per batch instead, and an idle one exactly what it paid before.
-
-// Each group keeps one flush in flight (one lane); calls that arrive
-// meanwhile go together in the next. More lanes only cut the same calls
-// into smaller batches, and on a busy machine a statement costs more than
-// the wait for the flush ahead: on the bench, four read and eight write
-// lanes completed 0.40x of the raw-asynq baseline, two write lanes 0.54x,
-// one lane 0.63x (docs/performance.md).
-const (
-	groupLanes = 1
-	groupMax   = 200
-)
-
-type groups struct {
-	reads     *group[int, *ent.Task]
-	creates   *group[createReq, *ent.Task]
-	starts    *group[startReq, started]
-	completes *group[completeReq, struct{}]
-}
-
-func (s *Service) initGroups() {
-	s.groups = groups{
-		reads:     newGroup(s.bg, groupLanes, groupMax, s.loadTasks),
-		creates:   newGroup(s.bg, groupLanes, groupMax, s.insertTasks),
-		starts:    newGroup(s.bg, groupLanes, groupMax, s.startTasks),
-		completes: newGroup(s.bg, groupLanes, groupMax, s.completeTasks),
-	}
-}
-
-// failAll gives every item of a batch the same error.
-func failAll[Out any](n int, err error) []result[Out] {
-	res := make([]result[Out], n)
-	for i := range res {
-		res[i].err = err
-	}
-	return res
-}
-
-// loadTasks reads a batch of tasks with one query. Each caller gets a row
-// of its own, so callers asking for the same task never share one.
-func (s *Service) loadTasks(ctx context.Context, ids []int) []result[*ent.Task] {
-	rows, err := s.db.Task.Query().Where(task.IDIn(ids...)).All(ctx)
-	if err != nil {
-		return failAll[*ent.Task](len(ids), dbErr(err, "task", ids[0]))
-	}
-	byID := make(map[int]*ent.Task, len(rows))
-	for _, t := range rows {
-		byID[t.ID] = t
-	}
-	res := make([]result[*ent.Task], len(ids))
-	for i, id := range ids {
-		t, ok := byID[id]
-		if !ok {
-			res[i].err = NotFound("task", id)
-			continue
-		}
-		own := *t
-		res[i].out = &own
-	}
-	return res
-}
-
-// createReq is a validated task to insert, with its (live) model.
-type createReq struct {
-	v validated
-	m *ent.Model
-}
-
-// insertTasks stores a batch of new tasks with one multi-row INSERT,
-// announces them and admits them to their models' queues, one slot call
-// per model (the enqueues of a model's grants go out side by side).
-// Admission happens before the callers get their answers, so a task read
-// right after its creation already shows where it waits.
-func (s *Service) insertTasks(ctx context.Context, reqs []createReq) []result[*ent.Task] {
-	builders := make([]*ent.TaskCreate, len(reqs))
-	for i, r := range reqs {
-		builders[i] = s.taskCreate(s.db.Task.Create(), r.v)
-	}
-	ts, err := s.db.Task.CreateBulk(builders...).Save(ctx)
-	if err != nil {
-		return failAll[*ent.Task](len(reqs), dbErr(err, "task", 0))
-	}
-	byModel := map[int][]*ent.Task{}
-	models := map[int]*ent.Model{}
-	res := make([]result[*ent.Task], len(reqs))
-	now := make([]*ent.Task, 0, len(ts))
-	for i, t := range ts {
-		if f := reqs[i].v.OnStored; f != nil {
-			f(t)
-		}
-		s.publishCreated(ctx, t)
-		res[i].out = t
-		if t.Scheduled {
-			// Admitted by the due scanner when its run_at comes.
-			s.noteScheduled(*t.RunAt)
-			continue
-		}
-		now = append(now, t)
-		byModel[reqs[i].m.ID] = append(byModel[reqs[i].m.ID], t)
-		models[reqs[i].m.ID] = reqs[i].m
-	}
-	s.fresh.put(now) // before admission: a granted task may be picked up at once
-	for id, group := range byModel {
-		if err := s.disp.AdmitMany(ctx, group, models[id]); err != nil {
-			// The tasks are stored; the reconciler enqueues them once Redis answers.
-			s.log.Warn("admit tasks failed; the reconciler will retry", "model_id", id, "tasks", len(group), "err", err)
-		}
-	}
-	return res
-}
 
 // startReq is a pending task a worker is about to run.
 type startReq struct {
@@ -141,20 +25,15 @@ type started struct {
 	att     *ent.Attempt
 }
 
-// errPartial rolls back a batch whose fenced update did not match every
-// row: some task changed since its worker read it. The batch then runs
-// item by item, where each item learns exactly what happened to it.
-var errPartial = errors.New("batch matched only part of its rows")
-
 // startTasks moves a batch of pending tasks to running and records their
 // attempts in one transaction: one fenced UPDATE (each row only if it is
 // still what its worker read: status and attempt count), one INSERT of the
 // attempts. If any row fails the fence, the batch runs item by item
 // (startAttempt), which tells each worker whether it won.
-func (s *Service) startTasks(ctx context.Context, reqs []startReq) []result[started] {
+func (s *Lifecycle) startTasks(ctx context.Context, reqs []startReq) []result[started] {
 	now := s.now()
 	var atts []*ent.Attempt
-	err := s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.m.withTx(ctx, func(tx *ent.Tx) error {
 		fences := make([]predicate.Task, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
@@ -189,7 +68,7 @@ func (s *Service) startTasks(ctx context.Context, reqs []startReq) []result[star
 		return failAll[started](len(reqs), dbErr(err, "task", reqs[0].t.ID))
 	}
 	for i, r := range reqs {
-		s.publish(ctx, r.t, domain.StatusRunning, r.t.Attempts+1, "")
+		s.m.publish(ctx, r.t, domain.StatusRunning, r.t.Attempts+1, "")
 		res[i].out = started{running: runningCopy(r.t, now), att: atts[i].Unwrap()}
 	}
 	return res
@@ -207,9 +86,9 @@ type completeReq struct {
 // tasks and one of the attempts (CASE gives each row its own output and
 // token counts). If any row fails the fence, the batch runs item by item
 // (completeAttempt), which also recognises a retried write of its own.
-func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []result[struct{}] {
+func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []result[struct{}] {
 	now := s.now()
-	err := s.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.m.withTx(ctx, func(tx *ent.Tx) error {
 		fences := make([]predicate.Task, len(reqs))
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
@@ -256,7 +135,7 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 			}).Exec(ctx); err != nil {
 			return err
 		}
-		if err := s.addDeliveries(ctx, tx.Client(), hooks); err != nil {
+		if err := s.m.addDeliveries(ctx, tx.Client(), hooks); err != nil {
 			return err
 		}
 		if len(estTasks) == 0 {
@@ -279,9 +158,9 @@ func (s *Service) completeTasks(ctx context.Context, reqs []completeReq) []resul
 	}
 	for _, r := range reqs {
 		if needsWebhook(r.t, domain.StatusCompleted) {
-			s.noteWebhook()
+			s.m.noteWebhook()
 		}
-		s.publish(ctx, r.t, domain.StatusCompleted, r.t.Attempts, "")
+		s.m.publish(ctx, r.t, domain.StatusCompleted, r.t.Attempts, "")
 	}
 	return res
 }
