@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -278,24 +279,41 @@ func parseChat(body map[string]any) (chatRequest, error) {
 		return c, invalidParam("model", "is required: the name of a registered model (GET /v1/models lists them)")
 	}
 	c.model = name
+	input, err := chatInput(body)
+	if err != nil {
+		return c, err
+	}
+	c.input = input
+	if c.stream, c.includeUsage, err = chatStreaming(body); err != nil {
+		return c, err
+	}
+	if c.params, err = chatParams(body); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// chatInput checks the messages and returns the text of the last user
+// message, or of the last message with text when no user message has any.
+func chatInput(body map[string]any) (string, error) {
 	msgs, ok := body["messages"].([]any)
 	if !ok || len(msgs) == 0 {
-		return c, invalidParam("messages", "is required: a non-empty array of messages")
+		return "", invalidParam("messages", "is required: a non-empty array of messages")
 	}
 	lastUser, lastAny := "", ""
 	for i, m := range msgs {
 		mm, ok := m.(map[string]any)
 		if !ok {
-			return c, invalidParam(fmt.Sprintf("messages[%d]", i), "must be an object with a role and a content")
+			return "", invalidParam(fmt.Sprintf("messages[%d]", i), "must be an object with a role and a content")
 		}
 		role, _ := mm["role"].(string)
 		if !chatRoles[role] {
-			return c, invalidParam(fmt.Sprintf("messages[%d].role", i), "must be system, developer, user, assistant or tool, got %v", mm["role"])
+			return "", invalidParam(fmt.Sprintf("messages[%d].role", i), "must be system, developer, user, assistant or tool, got %v", mm["role"])
 		}
 		switch mm["content"].(type) {
 		case string, []any, nil:
 		default:
-			return c, invalidParam(fmt.Sprintf("messages[%d].content", i), "must be a string, an array of content parts or null")
+			return "", invalidParam(fmt.Sprintf("messages[%d].content", i), "must be a string, an array of content parts or null")
 		}
 		if text := providers.OpenAIText(mm["content"]); strings.TrimSpace(text) != "" {
 			lastAny = text
@@ -304,49 +322,57 @@ func parseChat(body map[string]any) (chatRequest, error) {
 			}
 		}
 	}
-	c.input = lastUser
-	if c.input == "" {
-		c.input = lastAny
+	input := cmp.Or(lastUser, lastAny)
+	if input == "" {
+		return "", invalidParam("messages", "must hold at least one message with text content")
 	}
-	if c.input == "" {
-		return c, invalidParam("messages", "must hold at least one message with text content")
-	}
+	return input, nil
+}
+
+// chatStreaming reads stream and stream_options.include_usage.
+func chatStreaming(body map[string]any) (stream, includeUsage bool, err error) {
 	if v, ok := body["stream"]; ok && v != nil {
 		b, isBool := v.(bool)
 		if !isBool {
-			return c, invalidParam("stream", "must be true or false, got %v", v)
+			return false, false, invalidParam("stream", "must be true or false, got %v", v)
 		}
-		c.stream = b
+		stream = b
 	}
 	if v, ok := body["stream_options"]; ok && v != nil {
 		so, isObj := v.(map[string]any)
 		if !isObj {
-			return c, invalidParam("stream_options", "must be an object")
+			return false, false, invalidParam("stream_options", "must be an object")
 		}
 		if iu, ok := so["include_usage"]; ok && iu != nil {
 			b, isBool := iu.(bool)
 			if !isBool {
-				return c, invalidParam("stream_options.include_usage", "must be true or false, got %v", iu)
+				return false, false, invalidParam("stream_options.include_usage", "must be true or false, got %v", iu)
 			}
-			c.includeUsage = b
+			includeUsage = b
 		}
 	}
-	c.params = map[string]any{}
+	return stream, includeUsage, nil
+}
+
+// chatParams is the task's parameters: max_tokens and temperature, and
+// the whole body but service_tier as params.openai.
+func chatParams(body map[string]any) (map[string]any, error) {
+	params := map[string]any{}
 	for _, key := range []string{"max_tokens", "max_completion_tokens"} {
 		n, err := intParam(body, key)
 		if err != nil {
-			return c, err
+			return nil, err
 		}
 		if n != nil {
-			c.params["max_tokens"] = *n
+			params["max_tokens"] = *n
 		}
 	}
 	if v, ok := body["temperature"]; ok && v != nil {
 		t, isNum := v.(float64)
 		if !isNum || t < 0 || t > 2 {
-			return c, invalidParam("temperature", "must be a number between 0 and 2, got %v", v)
+			return nil, invalidParam("temperature", "must be a number between 0 and 2, got %v", v)
 		}
-		c.params["temperature"] = t
+		params["temperature"] = t
 	}
 	pass := make(map[string]any, len(body))
 	for k, v := range body {
@@ -354,8 +380,8 @@ func parseChat(body map[string]any) (chatRequest, error) {
 			pass[k] = v
 		}
 	}
-	c.params["openai"] = pass
-	return c, nil
+	params["openai"] = pass
+	return params, nil
 }
 
 // chatFields names the request's fields for the scheduler's.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -70,6 +71,45 @@ func embeddingFields(f string) string {
 	return ""
 }
 
+// embeddingsRequest is a checked embeddings request.
+type embeddingsRequest struct {
+	model  string
+	inputs []string
+	format string // float or base64
+	// pass holds the fields that go to the provider (dimensions, user).
+	pass map[string]any
+}
+
+// parseEmbeddings checks an embeddings body.
+func parseEmbeddings(body map[string]any) (embeddingsRequest, error) {
+	var e embeddingsRequest
+	e.model, _ = body["model"].(string)
+	if strings.TrimSpace(e.model) == "" {
+		return e, invalidParam("model", "is required: the name of a registered model (GET /v1/models lists them)")
+	}
+	inputs, err := embeddingInputs(body["input"])
+	if err != nil {
+		return e, err
+	}
+	e.inputs = inputs
+	e.format = "float"
+	if v, ok := body["encoding_format"]; ok && v != nil {
+		if v != "float" && v != "base64" {
+			return e, invalidParam("encoding_format", "must be float or base64, got %v", v)
+		}
+		e.format = v.(string)
+	}
+	e.pass = map[string]any{}
+	for k, v := range body {
+		switch k {
+		case "model", "input", "encoding_format", "service_tier":
+		default:
+			e.pass[k] = v
+		}
+	}
+	return e, nil
+}
+
 func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
@@ -78,23 +118,10 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err, nil)
 		return
 	}
-	name, _ := body["model"].(string)
-	if strings.TrimSpace(name) == "" {
-		d.fail(w, r, invalidParam("model", "is required: the name of a registered model (GET /v1/models lists them)"), nil)
-		return
-	}
-	inputs, err := embeddingInputs(body["input"])
+	req, err := parseEmbeddings(body)
 	if err != nil {
 		d.fail(w, r, err, nil)
 		return
-	}
-	format := "float"
-	if v, ok := body["encoding_format"]; ok && v != nil {
-		if v != "float" && v != "base64" {
-			d.fail(w, r, invalidParam("encoding_format", "must be float or base64, got %v", v), nil)
-			return
-		}
-		format = v.(string)
 	}
 	prio, err := priority(r, body)
 	if err != nil {
@@ -106,40 +133,17 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err, nil)
 		return
 	}
-	m, err := d.model(ctx, name)
+	m, err := d.model(ctx, req.model)
 	if err != nil {
 		d.fail(w, r, err, nil)
 		return
 	}
-	// Other fields (dimensions, user) go to the provider.
-	pass := map[string]any{}
-	for k, v := range body {
-		switch k {
-		case "model", "input", "encoding_format", "service_tier":
-		default:
-			pass[k] = v
-		}
-	}
-	fs := make([]*follower, len(inputs))
-	ns := make([]scheduler.NewTask, len(inputs))
-	for i, in := range inputs {
+	fs := make([]*follower, len(req.inputs))
+	for i := range fs {
 		fs[i] = newFollower(d.bus, false)
 		defer fs[i].close()
-		ns[i] = scheduler.NewTask{ModelID: m.ID, Type: string(domain.TypeEmbedding), Input: in, Priority: &prio,
-			Params: map[string]any{"openai": pass}, OnStored: fs[i].stored, APIKeyID: callerKeyID(ctx)}
 	}
-	cancelAll := func(why string) {
-		for _, f := range fs {
-			d.cancel(f.taskID(), why)
-		}
-	}
-	if len(ns) == 1 {
-		err = d.submit(ctx, fs[0], ns[0])
-	} else if _, err = d.svc.CreateTasks(ctx, ns); err != nil {
-		cancelAll("its submission failed")
-		err = d.modelGone(err)
-	}
-	if err != nil {
+	if err := d.submitEmbeddings(ctx, fs, m.ID, prio, req); err != nil {
 		d.fail(w, r, err, embeddingFields)
 		return
 	}
@@ -148,6 +152,39 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 		ids[i] = strconv.Itoa(f.taskID())
 	}
 	w.Header().Set("X-Task-ID", strings.Join(ids, ","))
+	data, prompt, err := d.waitEmbeddings(ctx, fs, deadline, timeout, req.format)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.fail(w, r, err, nil)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "model": req.model,
+		"usage": map[string]any{"prompt_tokens": prompt, "total_tokens": prompt}})
+}
+
+// submitEmbeddings submits one embedding task per input, followed by fs
+// (one each); a batch whose submission failed has its stored tasks
+// cancelled.
+func (d *openaiDoor) submitEmbeddings(ctx context.Context, fs []*follower, modelID, prio int, req embeddingsRequest) error {
+	ns := make([]scheduler.NewTask, len(req.inputs))
+	for i, in := range req.inputs {
+		ns[i] = scheduler.NewTask{ModelID: modelID, Type: string(domain.TypeEmbedding), Input: in, Priority: &prio,
+			Params: map[string]any{"openai": req.pass}, OnStored: fs[i].stored, APIKeyID: callerKeyID(ctx)}
+	}
+	if len(ns) == 1 {
+		return d.submit(ctx, fs[0], ns[0])
+	}
+	if _, err := d.svc.CreateTasks(ctx, ns); err != nil {
+		d.cancelAll(fs, "its submission failed")
+		return d.modelGone(err)
+	}
+	return nil
+}
+
+// waitEmbeddings waits for every task in order and returns the response's
+// data and prompt tokens; when one fails, the others are cancelled.
+func (d *openaiDoor) waitEmbeddings(ctx context.Context, fs []*follower, deadline time.Time, timeout time.Duration, format string) ([]any, int, error) {
 	data := make([]any, len(fs))
 	prompt := 0
 	for i, f := range fs {
@@ -159,11 +196,8 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 			err = queueTimeoutError(f.taskID(), timeout)
 		}
 		if err != nil {
-			cancelAll("another input of its request failed")
-			if ctx.Err() == nil {
-				d.fail(w, r, err, nil)
-			}
-			return
+			d.cancelAll(fs, "another input of its request failed")
+			return nil, 0, err
 		}
 		var vec any = end.task.Embedding
 		if format == "base64" {
@@ -172,8 +206,14 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": vec}
 		prompt += end.task.PromptTokens
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "model": name,
-		"usage": map[string]any{"prompt_tokens": prompt, "total_tokens": prompt}})
+	return data, prompt, nil
+}
+
+// cancelAll cancels the followed tasks that are still unfinished.
+func (d *openaiDoor) cancelAll(fs []*follower, why string) {
+	for _, f := range fs {
+		d.cancel(f.taskID(), why)
+	}
 }
 
 // base64Floats is OpenAI's base64 encoding of a vector: little-endian

@@ -102,117 +102,158 @@ var errQueueTimeout = errors.New("queue timeout")
 // attempt is not read again (ending.task then holds its id, status and
 // attempt count only).
 func (d *openaiDoor) wait(ctx context.Context, f *follower, queueDeadline time.Time, onChunk func(events.OutputChunk) error, answered func(ending) bool) (ending, error) {
-	var end ending
-	id := f.taskID()
-	tasks := f.tasks.C
-	var outs <-chan events.OutputChunk
+	w := &waiter{d: d, f: f, id: f.taskID(), tasks: f.tasks.C, onChunk: onChunk, answered: answered}
 	if f.outs != nil {
-		outs = f.outs.C
+		w.outs = f.outs.C
 	}
-	queue := time.NewTimer(time.Until(queueDeadline))
-	defer queue.Stop()
-	queueC := queue.C
-	check := time.NewTicker(followCheck)
-	defer check.Stop()
-	var settle <-chan time.Time // the database says it ended; waiting for the bus
-	deliver := func(c events.OutputChunk) error {
-		if c.Done {
-			end.last = c
-		}
-		if onChunk != nil {
-			return onChunk(c)
-		}
-		return nil
-	}
-	finish := func(final *events.TaskEvent) (ending, error) {
-		// The task's last chunks were delivered before its final
-		// transition (one channel keeps their order): take those still
-		// buffered.
-		for outs != nil {
-			select {
-			case c, ok := <-outs:
-				if !ok {
-					end.lostOutput = f.outs.Err() != nil
-					outs = nil
-					continue
-				}
-				if err := deliver(c); err != nil {
-					return end, err
-				}
-			default:
-				outs = nil
-			}
-		}
-		if final != nil && final.To == domain.StatusCompleted && end.last.Done && end.last.Attempt == final.Attempt &&
-			answered != nil && answered(end) {
-			// The completed transition is published once it is stored,
-			// after the attempt's last chunk: what a read would return.
-			end.task = &ent.Task{ID: id, Status: final.To, Attempts: final.Attempt}
-			return end, nil
-		}
-		t, err := d.svc.GetTask(context.WithoutCancel(ctx), id)
-		end.task = t
-		return end, err
-	}
+	w.queue = time.NewTimer(time.Until(queueDeadline))
+	defer w.queue.Stop()
+	w.queueC = w.queue.C
+	w.check = time.NewTicker(followCheck)
+	defer w.check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			d.cancel(id, "the client went away")
-			return end, ctx.Err()
-		case <-queueC:
-			queueC = nil
-			_, err := d.svc.CancelTask(context.WithoutCancel(ctx), id)
-			switch {
-			case err == nil:
-				d.log.InfoContext(ctx, "openai front door: task cancelled past its queue timeout", "task_id", id)
-				return end, errQueueTimeout
-			case scheduler.CodeOf(err) != scheduler.CodeConflict:
-				return end, err
+			d.cancel(w.id, "the client went away")
+			return w.end, ctx.Err()
+		case <-w.queueC:
+			if err := w.queueTimeout(ctx); err != nil {
+				return w.end, err
 			}
-			// It started or ended meanwhile: its events tell.
-		case e, ok := <-tasks:
+		case e, ok := <-w.tasks:
 			if !ok {
-				// Overflowed (a reader this far behind is unlikely with a
-				// few transitions per attempt): follow again, and read
-				// the stored state at once.
-				f.mu.Lock()
-				f.tasks = f.bus.SubscribeTasks(events.TaskFilter{TaskID: id}, events.TaskBuffer)
-				tasks = f.tasks.C
-				f.mu.Unlock()
-				check.Reset(time.Millisecond)
+				w.resubscribe()
 				continue
 			}
-			if e.To == domain.StatusRunning && queueC != nil {
-				queue.Stop()
-				queueC = nil
+			if e.To == domain.StatusRunning {
+				w.stopQueueTimer()
 			}
 			if e.To.Terminal() {
-				return finish(&e)
+				return w.finish(ctx, &e)
 			}
-		case c, ok := <-outs:
+		case c, ok := <-w.outs:
 			if !ok {
-				end.lostOutput, outs = true, nil
+				w.end.lostOutput, w.outs = true, nil
 				continue
 			}
-			if err := deliver(c); err != nil {
-				return end, err
+			if err := w.deliver(c); err != nil {
+				return w.end, err
 			}
-		case <-check.C:
-			t, err := d.svc.GetTask(ctx, id)
-			if err != nil {
-				continue // the database is away; the bus may still tell
-			}
-			if t.Status != domain.StatusPending && queueC != nil {
-				queue.Stop()
-				queueC = nil
-			}
-			if t.Status.Terminal() && settle == nil {
-				settle = time.After(settleWait)
-			}
-		case <-settle:
-			return finish(nil)
+		case <-w.check.C:
+			w.checkStored(ctx)
+		case <-w.settle:
+			return w.finish(ctx, nil)
 		}
 	}
+}
+
+// waiter is the state of one wait: the followed task's channels, the
+// queue timer (nil channel once the task started), the database check and
+// the ending seen so far.
+type waiter struct {
+	d        *openaiDoor
+	f        *follower
+	id       int
+	tasks    <-chan events.TaskEvent
+	outs     <-chan events.OutputChunk
+	queue    *time.Timer
+	queueC   <-chan time.Time
+	check    *time.Ticker
+	settle   <-chan time.Time // the database says it ended; waiting for the bus
+	onChunk  func(events.OutputChunk) error
+	answered func(ending) bool
+	end      ending
+}
+
+func (w *waiter) deliver(c events.OutputChunk) error {
+	if c.Done {
+		w.end.last = c
+	}
+	if w.onChunk != nil {
+		return w.onChunk(c)
+	}
+	return nil
+}
+
+func (w *waiter) stopQueueTimer() {
+	if w.queueC != nil {
+		w.queue.Stop()
+		w.queueC = nil
+	}
+}
+
+// queueTimeout cancels the task that has not started by its queue
+// deadline: errQueueTimeout once cancelled, nil when it started or ended
+// meanwhile (its events tell).
+func (w *waiter) queueTimeout(ctx context.Context) error {
+	w.queueC = nil
+	_, err := w.d.svc.CancelTask(context.WithoutCancel(ctx), w.id)
+	switch {
+	case err == nil:
+		w.d.log.InfoContext(ctx, "openai front door: task cancelled past its queue timeout", "task_id", w.id)
+		return errQueueTimeout
+	case scheduler.CodeOf(err) != scheduler.CodeConflict:
+		return err
+	}
+	return nil
+}
+
+// resubscribe follows the task again after its subscription overflowed
+// (a reader this far behind is unlikely with a few transitions per
+// attempt), and reads the stored state at once.
+func (w *waiter) resubscribe() {
+	w.f.mu.Lock()
+	w.f.tasks = w.f.bus.SubscribeTasks(events.TaskFilter{TaskID: w.id}, events.TaskBuffer)
+	w.tasks = w.f.tasks.C
+	w.f.mu.Unlock()
+	w.check.Reset(time.Millisecond)
+}
+
+// checkStored reads the task from the database; once it ended there, the
+// bus gets settleWait to deliver the last chunks and final transition.
+func (w *waiter) checkStored(ctx context.Context) {
+	t, err := w.d.svc.GetTask(ctx, w.id)
+	if err != nil {
+		return // the database is away; the bus may still tell
+	}
+	if t.Status != domain.StatusPending {
+		w.stopQueueTimer()
+	}
+	if t.Status.Terminal() && w.settle == nil {
+		w.settle = time.After(settleWait)
+	}
+}
+
+// finish delivers the chunks still buffered and returns how the task
+// ended (final is its terminal transition, nil when the database told).
+func (w *waiter) finish(ctx context.Context, final *events.TaskEvent) (ending, error) {
+	// The task's last chunks were delivered before its final transition
+	// (one channel keeps their order): take those still buffered.
+	for w.outs != nil {
+		select {
+		case c, ok := <-w.outs:
+			if !ok {
+				w.end.lostOutput = w.f.outs.Err() != nil
+				w.outs = nil
+				continue
+			}
+			if err := w.deliver(c); err != nil {
+				return w.end, err
+			}
+		default:
+			w.outs = nil
+		}
+	}
+	if final != nil && final.To == domain.StatusCompleted && w.end.last.Done && w.end.last.Attempt == final.Attempt &&
+		w.answered != nil && w.answered(w.end) {
+		// The completed transition is published once it is stored, after
+		// the attempt's last chunk: what a read would return.
+		w.end.task = &ent.Task{ID: w.id, Status: final.To, Attempts: final.Attempt}
+		return w.end, nil
+	}
+	t, err := w.d.svc.GetTask(context.WithoutCancel(ctx), w.id)
+	w.end.task = t
+	return w.end, err
 }
 
 // cancel cancels a task whose caller no longer waits for it. A task that
