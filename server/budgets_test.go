@@ -48,18 +48,7 @@ func TestTokenBudgetRefusesOnceUsedUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := a.CountTasks()
-	var eb struct {
-		Error struct {
-			Code    string
-			Message string
-			Budget  struct {
-				Period   string
-				Limit    int
-				Used     int
-				ResetsAt time.Time `json:"resets_at"`
-			}
-		}
-	}
+	var eb budgetErrorBody
 	code := a.Do("POST", "/api/v1/tasks", body, &eb, key...)
 	tomorrow := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
 	if code != http.StatusTooManyRequests || eb.Error.Code != "BUDGET_EXCEEDED" || eb.Error.Budget.Period != "day" ||
@@ -72,6 +61,30 @@ func TestTokenBudgetRefusesOnceUsedUp(t *testing.T) {
 	// Another key is not limited.
 	a.submit(t, "submitter")
 
+	assertUsageReadable(t, a, key, admin, created.Data.ID)
+	// Raising the cap lets the key in again; bad settings name the field.
+	assertBudgetUpdates(t, a, key, admin, created.Data.ID, body)
+}
+
+// budgetErrorBody is the 429 answer of a submission over a budget.
+type budgetErrorBody struct {
+	Error struct {
+		Code    string
+		Message string
+		Budget  struct {
+			Period   string
+			Limit    int
+			Used     int
+			ResetsAt time.Time `json:"resets_at"`
+		}
+	}
+}
+
+// assertUsageReadable: key keyID's 1,000 tokens of usage today are
+// readable by itself and the admin over REST, and over GraphQL, which
+// refuses it a task.
+func assertUsageReadable(t *testing.T, a *authEnv, key, admin []string, keyID int) {
+	t.Helper()
 	var usage struct {
 		Data struct {
 			Weight int
@@ -86,7 +99,7 @@ func TestTokenBudgetRefusesOnceUsedUp(t *testing.T) {
 		usage.Data.Day.Limit == nil || *usage.Data.Day.Limit != 1000 || usage.Data.Month.Used != 1000 || usage.Data.Weight != 3 {
 		t.Fatalf("own usage: %d %+v", code, usage.Data)
 	}
-	if code := a.Do("GET", fmt.Sprintf("/api/v1/apikeys/%d/usage", created.Data.ID), nil, &usage, admin...); code != http.StatusOK || usage.Data.Day.Used != 1000 {
+	if code := a.Do("GET", fmt.Sprintf("/api/v1/apikeys/%d/usage", keyID), nil, &usage, admin...); code != http.StatusOK || usage.Data.Day.Used != 1000 {
 		t.Fatalf("admin reads usage: %d %+v", code, usage.Data)
 	}
 	var gq struct {
@@ -103,19 +116,24 @@ func TestTokenBudgetRefusesOnceUsedUp(t *testing.T) {
 	if len(gq.Errors) != 1 || gq.Errors[0].Extensions["code"] != "BUDGET_EXCEEDED" {
 		t.Fatalf("graphql over budget: %+v", gq.Errors)
 	}
+}
 
-	// Raising the cap lets the key in again; bad settings name the field.
+// assertBudgetUpdates: bad settings name the field; with the day cap
+// removed and a month cap of 500 on the model, the key is refused on that.
+func assertBudgetUpdates(t *testing.T, a *authEnv, key, admin []string, keyID int, body map[string]any) {
+	t.Helper()
 	var eb2 apptest.ErrorBody
-	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", created.Data.ID), map[string]any{"weight": 0}, &eb2, admin...); code != http.StatusBadRequest || eb2.Error.Field != "weight" {
+	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", keyID), map[string]any{"weight": 0}, &eb2, admin...); code != http.StatusBadRequest || eb2.Error.Field != "weight" {
 		t.Fatalf("weight 0: %d %+v", code, eb2)
 	}
-	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", created.Data.ID), map[string]any{"model_budgets": []map[string]any{{"model_id": 99999, "tokens_per_day": 5}}}, &eb2, admin...); code != http.StatusBadRequest || eb2.Error.Field != "model_budgets[0].model_id" {
+	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", keyID), map[string]any{"model_budgets": []map[string]any{{"model_id": 99999, "tokens_per_day": 5}}}, &eb2, admin...); code != http.StatusBadRequest || eb2.Error.Field != "model_budgets[0].model_id" {
 		t.Fatalf("budget on a missing model: %d %+v", code, eb2)
 	}
-	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", created.Data.ID), map[string]any{"tokens_per_day": 0, "model_budgets": []map[string]any{{"model_id": a.modelID, "tokens_per_month": 500}}}, nil, admin...); code != http.StatusOK {
+	if code := a.Do("PUT", fmt.Sprintf("/api/v1/apikeys/%d", keyID), map[string]any{"tokens_per_day": 0, "model_budgets": []map[string]any{{"model_id": a.modelID, "tokens_per_month": 500}}}, nil, admin...); code != http.StatusOK {
 		t.Fatalf("update key: %d", code)
 	}
-	code = a.Do("POST", "/api/v1/tasks", body, &eb, key...)
+	var eb budgetErrorBody
+	code := a.Do("POST", "/api/v1/tasks", body, &eb, key...)
 	if code != http.StatusTooManyRequests || eb.Error.Budget.Period != "month" || eb.Error.Budget.Limit != 500 {
 		t.Fatalf("model budget: %d %+v", code, eb)
 	}

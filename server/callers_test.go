@@ -91,6 +91,61 @@ func TestCallerIsTheAPIKey(t *testing.T) {
 func TestPerCallerLoad(t *testing.T) {
 	a := setupAuth(t)
 	admin := []string{"Authorization", "Bearer " + a.keys["admin"]}
+	keys := loadTwoCallers(t, a, admin)
+	const q = "{ dashboardStats { perCaller { caller weight running queued share fairShare } } }"
+	read := func(key []string) map[string]callerLine {
+		t.Helper()
+		var gq struct {
+			Data struct {
+				DashboardStats struct{ PerCaller []callerLine }
+			}
+		}
+		if code := a.Do("POST", "/graphql", map[string]any{"query": q}, &gq, key...); code != http.StatusOK {
+			t.Fatalf("dashboardStats: %d", code)
+		}
+		out := map[string]callerLine{}
+		for _, l := range gq.Data.DashboardStats.PerCaller {
+			out[l.Caller] = l
+		}
+		return out
+	}
+	want := map[string]callerLine{
+		"heavy": {Caller: "heavy", Weight: 3, Running: 2, Share: 1, FairShare: 0.75},
+		"light": {Caller: "light", Weight: 1, Queued: 2, Share: 0, FairShare: 0.25},
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := read(admin)
+		if len(got) == 2 && got["heavy"] == want["heavy"] && got["light"] == want["light"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("perCaller = %+v, want %+v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if own := read([]string{"Authorization", "Bearer " + keys["light"]}); len(own) != 1 || own["light"] != want["light"] {
+		t.Fatalf("light's own view = %+v, want only its line", own)
+	}
+	assertRESTPerCaller(t, a, admin, keys["heavy"])
+}
+
+// callerLine is one line of GraphQL's dashboardStats.perCaller.
+type callerLine struct {
+	Caller    string
+	Weight    int
+	Running   int
+	Queued    int
+	Share     float64
+	FairShare float64
+}
+
+// loadTwoCallers makes keys heavy (weight 3) and light (weight 1) and a
+// two-slot model whose tasks run a minute: heavy's two tasks run, light's
+// wait, and so does light's task on the offline model. It returns the
+// keys by name.
+func loadTwoCallers(t *testing.T, a *authEnv, admin []string) map[string]string {
+	t.Helper()
 	keys := map[string]string{}
 	for name, weight := range map[string]int{"heavy": 3, "light": 1} {
 		var created struct{ Data struct{ Key string } }
@@ -115,47 +170,13 @@ func TestPerCallerLoad(t *testing.T) {
 	submit("heavy", m.Data.ID)
 	submit("light", m.Data.ID) // light's wait,
 	submit("light", a.modelID) // and so does its task on the offline model.
-	type line struct {
-		Caller    string
-		Weight    int
-		Running   int
-		Queued    int
-		Share     float64
-		FairShare float64
-	}
-	const q = "{ dashboardStats { perCaller { caller weight running queued share fairShare } } }"
-	read := func(key []string) map[string]line {
-		t.Helper()
-		var gq struct {
-			Data struct{ DashboardStats struct{ PerCaller []line } }
-		}
-		if code := a.Do("POST", "/graphql", map[string]any{"query": q}, &gq, key...); code != http.StatusOK {
-			t.Fatalf("dashboardStats: %d", code)
-		}
-		out := map[string]line{}
-		for _, l := range gq.Data.DashboardStats.PerCaller {
-			out[l.Caller] = l
-		}
-		return out
-	}
-	want := map[string]line{
-		"heavy": {Caller: "heavy", Weight: 3, Running: 2, Share: 1, FairShare: 0.75},
-		"light": {Caller: "light", Weight: 1, Queued: 2, Share: 0, FairShare: 0.25},
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := read(admin)
-		if len(got) == 2 && got["heavy"] == want["heavy"] && got["light"] == want["light"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("perCaller = %+v, want %+v", got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if own := read([]string{"Authorization", "Bearer " + keys["light"]}); len(own) != 1 || own["light"] != want["light"] {
-		t.Fatalf("light's own view = %+v, want only its line", own)
-	}
+	return keys
+}
+
+// assertRESTPerCaller: REST's per_caller shows the same two lines to the
+// admin, and only heavy's own to heavy.
+func assertRESTPerCaller(t *testing.T, a *authEnv, admin []string, heavyKey string) {
+	t.Helper()
 	var rest struct {
 		Data struct {
 			PerCaller []struct {
@@ -172,7 +193,7 @@ func TestPerCallerLoad(t *testing.T) {
 		rest.Data.PerCaller[1].FairShare != 0.25 || rest.Data.PerCaller[0].APIKeyID == nil {
 		t.Fatalf("REST per_caller: %d %+v", code, rest.Data.PerCaller)
 	}
-	if code := a.Do("GET", "/api/v1/stats/dashboard", nil, &rest, "Authorization", "Bearer "+keys["heavy"]); code != http.StatusOK ||
+	if code := a.Do("GET", "/api/v1/stats/dashboard", nil, &rest, "Authorization", "Bearer "+heavyKey); code != http.StatusOK ||
 		len(rest.Data.PerCaller) != 1 || rest.Data.PerCaller[0].Caller != "heavy" {
 		t.Fatalf("REST per_caller for heavy: %d %+v", code, rest.Data.PerCaller)
 	}

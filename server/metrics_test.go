@@ -65,44 +65,7 @@ func TestMetricsAfterTasks(t *testing.T) {
 	e := apptest.New(t, func(c *config.Config) { c.Queue.MaxQueueSize = 3 })
 	before := scrape(t, e)
 
-	ok := e.Simulator("metrics-ok", 2, map[string]any{"latency_ms": 20, "output_tokens": 5})
-	flaky := e.Simulator("metrics-flaky", 1, map[string]any{"latency_ms": 1, "fail_first_n": 1, "output_tokens": 2})
-	parked := e.Simulator("metrics-parked", 1, map[string]any{})
-	if code := e.Do("PUT", fmt.Sprintf("/api/v1/models/%d/status", parked.ID), map[string]any{"status": "offline"}, nil); code != http.StatusOK {
-		t.Fatalf("offline: %d", code)
-	}
-	// max_queue_size 3 bounds the whole backlog: wait for each batch, and
-	// for backpressure's cached pending count (at most 250ms old) to renew.
-	settle := func() { time.Sleep(400 * time.Millisecond) }
-	var done []int
-	for range 3 {
-		done = append(done, e.Submit(map[string]any{"model_id": ok.ID, "type": "text-generation", "input": "one two three"}).ID)
-	}
-	for _, id := range done {
-		e.WaitTask(id, "completed", 30*time.Second)
-	}
-	settle()
-	flakyTask := e.Submit(map[string]any{"model_id": flaky.ID, "type": "text-generation", "input": "x"})
-	e.WaitTask(flakyTask.ID, "completed", 30*time.Second)
-	settle()
-	// The parked model's queue: two high, one low; then the backlog is full.
-	var waiting []int
-	for _, p := range []int{3, 3, 1} {
-		waiting = append(waiting, e.Submit(map[string]any{"model_id": parked.ID, "type": "text-generation", "input": "wait", "priority": p}).ID)
-	}
-	// A cancelled task put back by hand is a manual retry.
-	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", waiting[0]), nil, nil); code != http.StatusOK {
-		t.Fatalf("cancel: %d", code)
-	}
-	if code := e.Do("POST", fmt.Sprintf("/api/v1/tasks/%d/retry", waiting[0]), nil, nil); code != http.StatusOK {
-		t.Fatalf("retry: %d", code)
-	}
-	if code := e.Do("POST", "/api/v1/tasks", map[string]any{"model_id": parked.ID, "type": "text-generation", "input": "more"}, nil); code != http.StatusTooManyRequests {
-		t.Fatalf("submission over max_queue_size: %d, want 429", code)
-	}
-	if code := e.Do("POST", "/api/v1/tasks", map[string]any{"model_id": ok.ID, "type": "nonsense", "input": "x"}, nil); code != http.StatusBadRequest {
-		t.Fatalf("invalid submission: %d, want 400", code)
-	}
+	ok, flaky, parked := runMetricsScenario(t, e)
 
 	fams := scrape(t, e)
 	okID, flakyID, parkedID := fmt.Sprint(ok.ID), fmt.Sprint(flaky.ID), fmt.Sprint(parked.ID)
@@ -153,6 +116,54 @@ func TestMetricsAfterTasks(t *testing.T) {
 			t.Errorf("runtime metric %s missing", name)
 		}
 	}
+}
+
+// runMetricsScenario runs what the metrics should count: three tasks
+// completed on one model, one completed after a retry on a flaky one, and
+// on an offline model two high and one low pending (one of them cancelled
+// and retried by hand), then one submission refused for a full queue and
+// one for bad input.
+func runMetricsScenario(t *testing.T, e *apptest.Env) (ok, flaky, parked apptest.Model) {
+	t.Helper()
+	ok = e.Simulator("metrics-ok", 2, map[string]any{"latency_ms": 20, "output_tokens": 5})
+	flaky = e.Simulator("metrics-flaky", 1, map[string]any{"latency_ms": 1, "fail_first_n": 1, "output_tokens": 2})
+	parked = e.Simulator("metrics-parked", 1, map[string]any{})
+	if code := e.Do("PUT", fmt.Sprintf("/api/v1/models/%d/status", parked.ID), map[string]any{"status": "offline"}, nil); code != http.StatusOK {
+		t.Fatalf("offline: %d", code)
+	}
+	// max_queue_size 3 bounds the whole backlog: wait for each batch, and
+	// for backpressure's cached pending count (at most 250ms old) to renew.
+	settle := func() { time.Sleep(400 * time.Millisecond) }
+	var done []int
+	for range 3 {
+		done = append(done, e.Submit(map[string]any{"model_id": ok.ID, "type": "text-generation", "input": "one two three"}).ID)
+	}
+	for _, id := range done {
+		e.WaitTask(id, "completed", 30*time.Second)
+	}
+	settle()
+	flakyTask := e.Submit(map[string]any{"model_id": flaky.ID, "type": "text-generation", "input": "x"})
+	e.WaitTask(flakyTask.ID, "completed", 30*time.Second)
+	settle()
+	// The parked model's queue: two high, one low; then the backlog is full.
+	var waiting []int
+	for _, p := range []int{3, 3, 1} {
+		waiting = append(waiting, e.Submit(map[string]any{"model_id": parked.ID, "type": "text-generation", "input": "wait", "priority": p}).ID)
+	}
+	// A cancelled task put back by hand is a manual retry.
+	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", waiting[0]), nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/tasks/%d/retry", waiting[0]), nil, nil); code != http.StatusOK {
+		t.Fatalf("retry: %d", code)
+	}
+	if code := e.Do("POST", "/api/v1/tasks", map[string]any{"model_id": parked.ID, "type": "text-generation", "input": "more"}, nil); code != http.StatusTooManyRequests {
+		t.Fatalf("submission over max_queue_size: %d, want 429", code)
+	}
+	if code := e.Do("POST", "/api/v1/tasks", map[string]any{"model_id": ok.ID, "type": "nonsense", "input": "x"}, nil); code != http.StatusBadRequest {
+		t.Fatalf("invalid submission: %d, want 400", code)
+	}
+	return ok, flaky, parked
 }
 
 // TestRejectedSubmissionsCountedInTheirProcess: a refused submission, over

@@ -73,60 +73,11 @@ func TestOpenAIChatPassesTheProvidersAnswerThrough(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("non-streaming", func(t *testing.T) {
-		var resp *http.Response
-		p := userChat("gpt-front", "hello there")
-		p.Seed = openai.Int(42)
-		p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "lookup"})}
-		res, err := c.Chat.Completions.New(ctx, p, option.WithResponseInto(&resp))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.ID != "chatcmpl-fake" || res.Model != "upstream-gpt" || res.Choices[0].Message.Content != "echo: hello there" {
-			t.Errorf("answer = %s; want the upstream's own (its id, model and content)", res.RawJSON())
-		}
-		if res.Usage.PromptTokens != 2 || res.Usage.CompletionTokens != 3 {
-			t.Errorf("usage = %+v", res.Usage)
-		}
-		task := taskOf(t, env, resp)
-		if task.Status != "completed" || task.Output != "echo: hello there" || task.Type != "text-generation" || task.Priority != 2 {
-			t.Errorf("task = %+v; want a completed medium text-generation task holding the answer", task)
-		}
-		up := fake.Requests()[len(fake.Requests())-1]
-		if up.Body["model"] != "upstream-gpt" || up.Body["seed"] != 42.0 || up.Body["tools"] == nil {
-			t.Errorf("upstream got %v; want the model's own name, seed and tools passed through", up.Body)
-		}
-		if got := up.Header.Get("Authorization"); got != "Bearer sk-provider-secret" {
-			t.Errorf("upstream Authorization = %q; want the provider's key (the caller's never leaves)", got)
-		}
+		chatNonStreaming(t, env, fake, c)
 	})
 
 	t.Run("streaming", func(t *testing.T) {
-		fake.Enqueue(fakeopenai.Reply{Chunks: []string{"Stre", "amed ", "answer"}, Usage: &fakeopenai.Usage{PromptTokens: 3, CompletionTokens: 3}})
-		var resp *http.Response
-		p := userChat("gpt-front", "stream please")
-		p.StreamOptions.IncludeUsage = openai.Bool(true)
-		s := c.Chat.Completions.NewStreaming(ctx, p, option.WithResponseInto(&resp))
-		var acc openai.ChatCompletionAccumulator
-		chunks := 0
-		for s.Next() {
-			chunk := s.Current()
-			acc.AddChunk(chunk)
-			if chunk.ID != "chatcmpl-fake" {
-				t.Errorf("chunk id %q; want the upstream's", chunk.ID)
-			}
-			chunks++
-		}
-		if err := s.Err(); err != nil {
-			t.Fatal(err)
-		}
-		text := acc.Choices[0].Message.Content
-		task := taskOf(t, env, resp)
-		if text != "Streamed answer" || text != task.Output {
-			t.Errorf("text from chunks %q, stored output %q; want both the upstream's answer", text, task.Output)
-		}
-		if acc.Usage.PromptTokens != 3 || acc.Usage.CompletionTokens != 3 || chunks != 6 {
-			t.Errorf("usage %+v from %d chunks; want the upstream's usage chunk (role, 3 contents, finish, usage)", acc.Usage, chunks)
-		}
+		chatStreaming(t, env, fake, c)
 	})
 
 	t.Run("streaming without usage", func(t *testing.T) {
@@ -164,6 +115,70 @@ func TestOpenAIChatPassesTheProvidersAnswerThrough(t *testing.T) {
 			t.Errorf("error = %d %q %q; want the upstream's 400 and message", e.StatusCode, e.Type, e.Message)
 		}
 	})
+}
+
+// chatNonStreaming: the upstream's own answer (id, model, content, usage)
+// comes back, the task stores it, and the upstream gets the model's own
+// name, the request's fields and the provider's key.
+func chatNonStreaming(t *testing.T, env *apptest.Env, fake *fakeopenai.Server, c openai.Client) {
+	ctx := context.Background()
+	var resp *http.Response
+	p := userChat("gpt-front", "hello there")
+	p.Seed = openai.Int(42)
+	p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: "lookup"})}
+	res, err := c.Chat.Completions.New(ctx, p, option.WithResponseInto(&resp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ID != "chatcmpl-fake" || res.Model != "upstream-gpt" || res.Choices[0].Message.Content != "echo: hello there" {
+		t.Errorf("answer = %s; want the upstream's own (its id, model and content)", res.RawJSON())
+	}
+	if res.Usage.PromptTokens != 2 || res.Usage.CompletionTokens != 3 {
+		t.Errorf("usage = %+v", res.Usage)
+	}
+	task := taskOf(t, env, resp)
+	if task.Status != "completed" || task.Output != "echo: hello there" || task.Type != "text-generation" || task.Priority != 2 {
+		t.Errorf("task = %+v; want a completed medium text-generation task holding the answer", task)
+	}
+	up := fake.Requests()[len(fake.Requests())-1]
+	if up.Body["model"] != "upstream-gpt" || up.Body["seed"] != 42.0 || up.Body["tools"] == nil {
+		t.Errorf("upstream got %v; want the model's own name, seed and tools passed through", up.Body)
+	}
+	if got := up.Header.Get("Authorization"); got != "Bearer sk-provider-secret" {
+		t.Errorf("upstream Authorization = %q; want the provider's key (the caller's never leaves)", got)
+	}
+}
+
+// chatStreaming: the upstream's chunks and usage chunk stream through and
+// add up to the stored output.
+func chatStreaming(t *testing.T, env *apptest.Env, fake *fakeopenai.Server, c openai.Client) {
+	ctx := context.Background()
+	fake.Enqueue(fakeopenai.Reply{Chunks: []string{"Stre", "amed ", "answer"}, Usage: &fakeopenai.Usage{PromptTokens: 3, CompletionTokens: 3}})
+	var resp *http.Response
+	p := userChat("gpt-front", "stream please")
+	p.StreamOptions.IncludeUsage = openai.Bool(true)
+	s := c.Chat.Completions.NewStreaming(ctx, p, option.WithResponseInto(&resp))
+	var acc openai.ChatCompletionAccumulator
+	chunks := 0
+	for s.Next() {
+		chunk := s.Current()
+		acc.AddChunk(chunk)
+		if chunk.ID != "chatcmpl-fake" {
+			t.Errorf("chunk id %q; want the upstream's", chunk.ID)
+		}
+		chunks++
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := acc.Choices[0].Message.Content
+	task := taskOf(t, env, resp)
+	if text != "Streamed answer" || text != task.Output {
+		t.Errorf("text from chunks %q, stored output %q; want both the upstream's answer", text, task.Output)
+	}
+	if acc.Usage.PromptTokens != 3 || acc.Usage.CompletionTokens != 3 || chunks != 6 {
+		t.Errorf("usage %+v from %d chunks; want the upstream's usage chunk (role, 3 contents, finish, usage)", acc.Usage, chunks)
+	}
 }
 
 func TestOpenAIChatOnASimulator(t *testing.T) {
@@ -343,37 +358,44 @@ func TestOpenAIErrorsCarryOpenAIsShapeAndStatus(t *testing.T) {
 	}
 
 	t.Run("backpressure is a 429 with Retry-After, which the SDK honours", func(t *testing.T) {
-		// Fill the queue (max_queue_size 20) on the offline model, the
-		// second time on a count fresh from the database (the backlog
-		// count is cached for 250 ms, and tasks that left pending since
-		// are only seen in a fresh one).
-		for range 2 {
-			for i := 0; env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": off.ID, "type": "text-generation", "input": "wait"}, nil) != 429; i++ {
-				if i == 30 {
-					t.Fatal("the queue does not fill")
-				}
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
-		var calls atomic.Int32
-		counting := option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-			calls.Add(1)
-			return next(r)
-		})
-		start := time.Now()
-		retrying := sdk(env, "", option.WithMaxRetries(1), counting)
-		_, err := retrying.Chat.Completions.New(ctx, userChat("parked", "hi"))
-		e := apiError(t, err)
-		if e.StatusCode != 429 || e.Code != "queue_full" || e.Response.Header.Get("Retry-After") != "5" {
-			t.Errorf("error = %d %q Retry-After %q; want 429 queue_full with Retry-After 5", e.StatusCode, e.Code, e.Response.Header.Get("Retry-After"))
-		}
-		if n := calls.Load(); n != 2 {
-			t.Errorf("the SDK sent %d requests; want 2 (one retry)", n)
-		}
-		if waited := time.Since(start); waited < 5*time.Second {
-			t.Errorf("the SDK retried after %s; want it to wait the Retry-After of 5s", waited)
-		}
+		backpressureRetryAfter(t, env, off.ID)
 	})
+}
+
+// backpressureRetryAfter: a full queue answers 429 queue_full with
+// Retry-After 5, and the SDK waits that long before its one retry.
+func backpressureRetryAfter(t *testing.T, env *apptest.Env, parkedID int) {
+	ctx := context.Background()
+	// Fill the queue (max_queue_size 20) on the offline model, the
+	// second time on a count fresh from the database (the backlog
+	// count is cached for 250 ms, and tasks that left pending since
+	// are only seen in a fresh one).
+	for range 2 {
+		for i := 0; env.Do("POST", "/api/v1/tasks", map[string]any{"model_id": parkedID, "type": "text-generation", "input": "wait"}, nil) != 429; i++ {
+			if i == 30 {
+				t.Fatal("the queue does not fill")
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	var calls atomic.Int32
+	counting := option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		calls.Add(1)
+		return next(r)
+	})
+	start := time.Now()
+	retrying := sdk(env, "", option.WithMaxRetries(1), counting)
+	_, err := retrying.Chat.Completions.New(ctx, userChat("parked", "hi"))
+	e := apiError(t, err)
+	if e.StatusCode != 429 || e.Code != "queue_full" || e.Response.Header.Get("Retry-After") != "5" {
+		t.Errorf("error = %d %q Retry-After %q; want 429 queue_full with Retry-After 5", e.StatusCode, e.Code, e.Response.Header.Get("Retry-After"))
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the SDK sent %d requests; want 2 (one retry)", n)
+	}
+	if waited := time.Since(start); waited < 5*time.Second {
+		t.Errorf("the SDK retried after %s; want it to wait the Retry-After of 5s", waited)
+	}
 }
 
 func TestOpenAIAuth(t *testing.T) {

@@ -118,47 +118,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/models/%d", gone.ID), nil, nil); code != http.StatusOK {
 		t.Fatalf("delete model: %d", code)
 	}
-	valid := func(over string) string {
-		return fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hi", "priority": 2%s}`, m.ID, over)
-	}
-	cases := []struct {
-		desc, method, path, body string
-		status                   int
-		field                    string
-	}{
-		{"malformed JSON", "POST", "/api/v1/tasks", `{"model_id": 1,`, 400, "body"},
-		{"not an object", "POST", "/api/v1/tasks", `[1,2]`, 400, "body"},
-		{"empty body", "POST", "/api/v1/tasks", ``, 400, "body"},
-		{"wrong type for model_id", "POST", "/api/v1/tasks", `{"model_id": "one", "type": "text-generation", "input": "x"}`, 400, "model_id"},
-		{"wrong type for priority", "POST", "/api/v1/tasks", valid(`, "priority": "high"`), 400, "priority"},
-		{"unknown field", "POST", "/api/v1/tasks", valid(`, "priorty": 3`), 400, "priorty"},
-		{"missing model", "POST", "/api/v1/tasks", `{"type": "text-generation", "input": "x"}`, 400, "model_id"},
-		{"unknown model", "POST", "/api/v1/tasks", `{"model_id": 999999, "type": "text-generation", "input": "x"}`, 400, "model_id"},
-		{"deleted model", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "x"}`, gone.ID), 400, "model_id"},
-		{"invalid type", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "poetry", "input": "x"}`, m.ID), 400, "type"},
-		{"priority out of range", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "custom", "input": "x", "priority": 7}`, m.ID), 400, "priority"},
-		{"empty input", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "summarization", "input": "   "}`, m.ID), 400, "input"},
-		{"input over limit", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "%s"}`, m.ID, strings.Repeat("a", 1025)), 400, "input"},
-		{"body over limit", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "%s"}`, m.ID, strings.Repeat("a", 70<<10)), 413, ""},
-		{"translation without target", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "translation", "input": "x"}`, m.ID), 400, "params.target_language"},
-		{"bad max_retries", "POST", "/api/v1/tasks", valid(`, "max_retries": -1`), 400, "max_retries"},
-		{"bad temperature", "POST", "/api/v1/tasks", valid(`, "params": {"temperature": 9}`), 400, "params.temperature"},
-		{"page_size 0", "GET", "/api/v1/tasks?page_size=0", "", 400, "page_size"},
-		{"page_size 10000", "GET", "/api/v1/tasks?page_size=10000", "", 400, "page_size"},
-		{"page 0", "GET", "/api/v1/tasks?page=0", "", 400, "page"},
-		{"page past any offset", "GET", "/api/v1/tasks?page=9223372036854775807", "", 400, "page"},
-		{"page overflowing int", "GET", "/api/v1/tasks?page=99999999999999999999", "", 400, "page"},
-		{"bad status filter", "GET", "/api/v1/tasks?status=done", "", 400, "status"},
-		{"bad days", "GET", "/api/v1/stats/tasks/date?days=0", "", 400, "days"},
-		{"bad id", "GET", "/api/v1/tasks/abc", "", 400, "id"},
-		{"unknown task", "GET", "/api/v1/tasks/123456789", "", 404, ""},
-		{"model without name", "POST", "/api/v1/models", `{"type": "simulator", "config": {}}`, 400, "name"},
-		{"model bad type", "POST", "/api/v1/models", `{"name": "x", "type": "oracle"}`, 400, "type"},
-		{"model max_workers 0", "POST", "/api/v1/models", `{"name": "x", "type": "simulator", "max_workers": 0}`, 400, "max_workers"},
-		{"model bad config", "POST", "/api/v1/models", `{"name": "x", "type": "simulator", "config": {"fail_rate": 2}}`, 400, "config"},
-		{"model bad status", "PUT", fmt.Sprintf("/api/v1/models/%d/status", m.ID), `{"status": "sleeping"}`, 400, "status"},
-		{"unknown model status", "PUT", "/api/v1/models/424242/status", `{"status": "online"}`, 404, ""},
-	}
+	cases := badInputCases(m.ID, gone.ID)
 	tasks := e.CountTasks()
 	var models struct{ Data []apptest.Model }
 	e.Do("GET", "/api/v1/models", nil, &models)
@@ -187,6 +147,56 @@ func TestBadInputWritesNothing(t *testing.T) {
 	e.Do("GET", "/api/v1/models", nil, &after)
 	if len(after.Data) != len(models.Data) {
 		t.Fatalf("bad input wrote models: %d -> %d", len(models.Data), len(after.Data))
+	}
+}
+
+// badInputCase is a malformed request and the status and field its
+// refusal names ("" for none).
+type badInputCase struct {
+	desc, method, path, body string
+	status                   int
+	field                    string
+}
+
+// badInputCases are TestBadInputWritesNothing's requests, against model
+// modelID (a simulator) and goneID (a deleted model).
+func badInputCases(modelID, goneID int) []badInputCase {
+	valid := func(over string) string {
+		return fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hi", "priority": 2%s}`, modelID, over)
+	}
+	return []badInputCase{
+		{"malformed JSON", "POST", "/api/v1/tasks", `{"model_id": 1,`, 400, "body"},
+		{"not an object", "POST", "/api/v1/tasks", `[1,2]`, 400, "body"},
+		{"empty body", "POST", "/api/v1/tasks", ``, 400, "body"},
+		{"wrong type for model_id", "POST", "/api/v1/tasks", `{"model_id": "one", "type": "text-generation", "input": "x"}`, 400, "model_id"},
+		{"wrong type for priority", "POST", "/api/v1/tasks", valid(`, "priority": "high"`), 400, "priority"},
+		{"unknown field", "POST", "/api/v1/tasks", valid(`, "priorty": 3`), 400, "priorty"},
+		{"missing model", "POST", "/api/v1/tasks", `{"type": "text-generation", "input": "x"}`, 400, "model_id"},
+		{"unknown model", "POST", "/api/v1/tasks", `{"model_id": 999999, "type": "text-generation", "input": "x"}`, 400, "model_id"},
+		{"deleted model", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "x"}`, goneID), 400, "model_id"},
+		{"invalid type", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "poetry", "input": "x"}`, modelID), 400, "type"},
+		{"priority out of range", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "custom", "input": "x", "priority": 7}`, modelID), 400, "priority"},
+		{"empty input", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "summarization", "input": "   "}`, modelID), 400, "input"},
+		{"input over limit", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "%s"}`, modelID, strings.Repeat("a", 1025)), 400, "input"},
+		{"body over limit", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "%s"}`, modelID, strings.Repeat("a", 70<<10)), 413, ""},
+		{"translation without target", "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "translation", "input": "x"}`, modelID), 400, "params.target_language"},
+		{"bad max_retries", "POST", "/api/v1/tasks", valid(`, "max_retries": -1`), 400, "max_retries"},
+		{"bad temperature", "POST", "/api/v1/tasks", valid(`, "params": {"temperature": 9}`), 400, "params.temperature"},
+		{"page_size 0", "GET", "/api/v1/tasks?page_size=0", "", 400, "page_size"},
+		{"page_size 10000", "GET", "/api/v1/tasks?page_size=10000", "", 400, "page_size"},
+		{"page 0", "GET", "/api/v1/tasks?page=0", "", 400, "page"},
+		{"page past any offset", "GET", "/api/v1/tasks?page=9223372036854775807", "", 400, "page"},
+		{"page overflowing int", "GET", "/api/v1/tasks?page=99999999999999999999", "", 400, "page"},
+		{"bad status filter", "GET", "/api/v1/tasks?status=done", "", 400, "status"},
+		{"bad days", "GET", "/api/v1/stats/tasks/date?days=0", "", 400, "days"},
+		{"bad id", "GET", "/api/v1/tasks/abc", "", 400, "id"},
+		{"unknown task", "GET", "/api/v1/tasks/123456789", "", 404, ""},
+		{"model without name", "POST", "/api/v1/models", `{"type": "simulator", "config": {}}`, 400, "name"},
+		{"model bad type", "POST", "/api/v1/models", `{"name": "x", "type": "oracle"}`, 400, "type"},
+		{"model max_workers 0", "POST", "/api/v1/models", `{"name": "x", "type": "simulator", "max_workers": 0}`, 400, "max_workers"},
+		{"model bad config", "POST", "/api/v1/models", `{"name": "x", "type": "simulator", "config": {"fail_rate": 2}}`, 400, "config"},
+		{"model bad status", "PUT", fmt.Sprintf("/api/v1/models/%d/status", modelID), `{"status": "sleeping"}`, 400, "status"},
+		{"unknown model status", "PUT", "/api/v1/models/424242/status", `{"status": "online"}`, 404, ""},
 	}
 }
 

@@ -57,90 +57,36 @@ func randomToken(prefix string) string {
 
 func TestProviderSecretsNeverLeak(t *testing.T) {
 	a, cfg, url, logs := startCapturing(t, nil)
+	rec := &recorder{t: t, url: url}
 	apiKey := randomToken("sk-leakcheck-")
 	headerToken := randomToken("hdr-leakcheck-")
-	var seen strings.Builder // every response body and header
-	do := func(method, path, body string, headers ...string) (int, string) {
-		t.Helper()
-		code, h, resp := raw(t, method, url+path, body, headers...)
-		fmt.Fprintf(&seen, "%s %s -> %d %v\n%s\n", method, path, code, h, resp)
-		return code, resp
-	}
 	modelCfg := map[string]any{"api_key": apiKey, "headers": map[string]any{"Authorization": "Bearer " + headerToken}, "latency_ms": 5}
-	body, _ := json.Marshal(map[string]any{"name": "secret-sim", "type": "simulator", "max_workers": 2, "config": modelCfg})
-	code, resp := do("POST", "/api/v1/models", string(body))
-	if code != http.StatusCreated {
-		t.Fatalf("create model: %d %s", code, resp)
-	}
-	var created struct {
-		Data apptest.Model `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(resp), &created); err != nil {
-		t.Fatal(err)
-	}
-	id := created.Data.ID
+	created, _ := rec.createModel(map[string]any{"name": "secret-sim", "type": "simulator", "max_workers": 2, "config": modelCfg})
+	id := created.ID
 	// A refused request that carries the secret does not echo it.
 	bad, _ := json.Marshal(map[string]any{"name": "bad-sim", "type": "simulator",
 		"config": map[string]any{"api_key": apiKey, "latency_ms": -1}})
-	if code, resp := do("POST", "/api/v1/models", string(bad)); code != http.StatusBadRequest {
+	if code, resp := rec.do("POST", "/api/v1/models", string(bad)); code != http.StatusBadRequest {
 		t.Fatalf("bad model: %d %s", code, resp)
 	}
 	// Sending the masked config back (as a form would) keeps the secret.
-	upd, _ := json.Marshal(map[string]any{"config": created.Data.Config, "description": "edited"})
-	if code, resp := do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
+	upd, _ := json.Marshal(map[string]any{"config": created.Config, "description": "edited"})
+	if code, resp := rec.do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
 		t.Fatalf("update model: %d %s", code, resp)
 	}
 	// Tasks run: the worker opens the config to build the provider.
 	var taskIDs []int
 	for i := range 2 {
-		code, resp := do("POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hello"}`, id),
-			"X-Request-ID", fmt.Sprintf("req-secret-%d", i))
-		if code != http.StatusCreated {
-			t.Fatalf("submit: %d %s", code, resp)
-		}
-		var tk struct {
-			Data apptest.Task `json:"data"`
-		}
-		if err := json.Unmarshal([]byte(resp), &tk); err != nil {
-			t.Fatal(err)
-		}
-		taskIDs = append(taskIDs, tk.Data.ID)
+		taskIDs = append(taskIDs, rec.submit(fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hello"}`, id),
+			"X-Request-ID", fmt.Sprintf("req-secret-%d", i)))
 	}
 	for _, tid := range taskIDs {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			_, resp := do("GET", fmt.Sprintf("/api/v1/tasks/%d", tid), "")
-			if strings.Contains(resp, `"status":"completed"`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("task %d did not complete: %s", tid, resp)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		rec.waitStatus(tid, "completed")
 	}
-	for _, path := range []string{
-		"/api/v1/models", fmt.Sprintf("/api/v1/models/%d", id), "/api/v1/tasks", "/api/v1/stats/dashboard",
-		"/api/v1/stats/tasks/date", "/api/v1/system/health", "/api/v1/system/config", "/metrics",
-		"/monitoring/api/queues", "/",
-	} {
-		if code, resp := do("GET", path, ""); code != http.StatusOK {
-			t.Errorf("GET %s: %d %s", path, code, resp)
-		}
-	}
-	for _, q := range []string{
-		fmt.Sprintf(`{"query":"{ model(id: \"%d\") { id name config } }"}`, id),
-		`{"query":"{ models { edges { node { id config } } } }"}`,
-		fmt.Sprintf(`{"query":"mutation { updateModel(id: \"%d\", input: {description: \"via graphql\"}) { config } }"}`, id),
-	} {
-		code, resp := do("POST", "/graphql", q)
-		if code != http.StatusOK || strings.Contains(resp, `"errors"`) || !strings.Contains(resp, "api_key") {
-			t.Errorf("graphql %s: %d %s", q, code, resp)
-		}
-	}
+	rec.readEverything(id)
 	for _, secret := range []string{apiKey, headerToken} {
-		if strings.Contains(seen.String(), secret) {
-			t.Errorf("a response reveals the secret %q:\n%s", secret, seen.String())
+		if strings.Contains(rec.seen.String(), secret) {
+			t.Errorf("a response reveals the secret %q:\n%s", secret, rec.seen.String())
 		}
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the logs reveal the secret %q:\n%s", secret, logs.String())
@@ -148,10 +94,7 @@ func TestProviderSecretsNeverLeak(t *testing.T) {
 	}
 
 	// The database holds the secret sealed, and the configured key opens it.
-	var stored string
-	if err := a.Store.DB.QueryRowContext(context.Background(), "SELECT config FROM models WHERE id = ?", id).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
+	stored := storedConfig(t, a, id)
 	if strings.Contains(stored, apiKey) || strings.Contains(stored, headerToken) || strings.Count(stored, secrets.Prefix) != 2 {
 		t.Fatalf("stored config is not sealed: %s", stored)
 	}
@@ -166,11 +109,116 @@ func TestProviderSecretsNeverLeak(t *testing.T) {
 	if opened["api_key"] != apiKey || opened["headers"].(map[string]any)["Authorization"] != "Bearer "+headerToken {
 		t.Fatalf("the stored secrets do not open to the originals after two updates: %v", opened["api_key"] == apiKey)
 	}
+	assertStateChangesLogged(t, logs, id, taskIDs)
+}
 
-	// Each state change of a task is logged once at info, with its model
-	// and, for the change an HTTP request caused, the request's id.
+// recorder sends raw requests to the server and keeps every response's
+// status, headers and body, for the leak checks.
+type recorder struct {
+	t    *testing.T
+	url  string
+	seen strings.Builder
+}
+
+func (r *recorder) do(method, path, body string, headers ...string) (int, string) {
+	r.t.Helper()
+	code, h, resp := raw(r.t, method, r.url+path, body, headers...)
+	fmt.Fprintf(&r.seen, "%s %s -> %d %v\n%s\n", method, path, code, h, resp)
+	return code, resp
+}
+
+// createModel creates a model and returns it and the raw response.
+func (r *recorder) createModel(model map[string]any) (apptest.Model, string) {
+	r.t.Helper()
+	body, _ := json.Marshal(model)
+	code, resp := r.do("POST", "/api/v1/models", string(body))
+	if code != http.StatusCreated {
+		r.t.Fatalf("create model: %d %s", code, resp)
+	}
+	var created struct {
+		Data apptest.Model `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(resp), &created); err != nil {
+		r.t.Fatal(err)
+	}
+	return created.Data, resp
+}
+
+// submit submits a task and returns its id.
+func (r *recorder) submit(body string, headers ...string) int {
+	r.t.Helper()
+	code, resp := r.do("POST", "/api/v1/tasks", body, headers...)
+	if code != http.StatusCreated {
+		r.t.Fatalf("submit: %d %s", code, resp)
+	}
+	var tk struct {
+		Data apptest.Task `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(resp), &tk); err != nil {
+		r.t.Fatal(err)
+	}
+	return tk.Data.ID
+}
+
+// waitStatus reads the task until it has the given status, within 30s,
+// and returns the last answer.
+func (r *recorder) waitStatus(id int, status string) string {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, resp := r.do("GET", fmt.Sprintf("/api/v1/tasks/%d", id), "")
+		if strings.Contains(resp, `"status":"`+status+`"`) {
+			return resp
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("task %d did not reach %s: %s", id, status, resp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readEverything reads every REST page and GraphQL query that shows model
+// id's config or its tasks, each of which must answer.
+func (r *recorder) readEverything(id int) {
+	r.t.Helper()
+	for _, path := range []string{
+		"/api/v1/models", fmt.Sprintf("/api/v1/models/%d", id), "/api/v1/tasks", "/api/v1/stats/dashboard",
+		"/api/v1/stats/tasks/date", "/api/v1/system/health", "/api/v1/system/config", "/metrics",
+		"/monitoring/api/queues", "/",
+	} {
+		if code, resp := r.do("GET", path, ""); code != http.StatusOK {
+			r.t.Errorf("GET %s: %d %s", path, code, resp)
+		}
+	}
+	for _, q := range []string{
+		fmt.Sprintf(`{"query":"{ model(id: \"%d\") { id name config } }"}`, id),
+		`{"query":"{ models { edges { node { id config } } } }"}`,
+		fmt.Sprintf(`{"query":"mutation { updateModel(id: \"%d\", input: {description: \"via graphql\"}) { config } }"}`, id),
+	} {
+		code, resp := r.do("POST", "/graphql", q)
+		if code != http.StatusOK || strings.Contains(resp, `"errors"`) || !strings.Contains(resp, "api_key") {
+			r.t.Errorf("graphql %s: %d %s", q, code, resp)
+		}
+	}
+}
+
+// storedConfig is model id's config column as stored.
+func storedConfig(t *testing.T, a *app.App, id int) string {
+	t.Helper()
+	var stored string
+	if err := a.Store.DB.QueryRowContext(context.Background(), "SELECT config FROM models WHERE id = ?", id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// assertStateChangesLogged: each state change of a task is logged once at
+// info, with its model and, for the change an HTTP request caused (task
+// i's creation, request req-secret-i), the request's id.
+func assertStateChangesLogged(t *testing.T, logs *apptest.SyncBuffer, modelID int, taskIDs []int) {
+	t.Helper()
 	for i, tid := range taskIDs {
-		re := regexp.MustCompile(fmt.Sprintf(`level=INFO msg="task state change" task_id=%d model_id=%d [^\n]*`, tid, id))
+		re := regexp.MustCompile(fmt.Sprintf(`level=INFO msg="task state change" task_id=%d model_id=%d [^\n]*`, tid, modelID))
 		lines := re.FindAllString(logs.String(), -1)
 		if len(lines) != 3 {
 			t.Fatalf("task %d: %d state change lines, want 3 (pending, running, completed):\n%s", tid, len(lines), strings.Join(lines, "\n"))
@@ -217,67 +265,28 @@ func TestNestedAndURLCredentialsNeverLeak(t *testing.T) {
 	}
 	secretsList := []string{nested, camel, listed, bearerTok, header, query, password, "987654321987654"}
 
-	var seen strings.Builder
-	do := func(method, path, body string) (int, string) {
-		t.Helper()
-		code, h, resp := raw(t, method, url+path, body)
-		fmt.Fprintf(&seen, "%s %s -> %d %v\n%s\n", method, path, code, h, resp)
-		return code, resp
-	}
-	body, _ := json.Marshal(map[string]any{"name": "nested-secrets", "type": "custom", "max_workers": 1, "config": cfg})
-	code, resp := do("POST", "/api/v1/models", string(body))
-	if code != http.StatusCreated {
-		t.Fatalf("create model: %d %s", code, resp)
-	}
-	var created struct {
-		Data apptest.Model `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(resp), &created); err != nil {
-		t.Fatal(err)
-	}
-	id := created.Data.ID
+	rec := &recorder{t: t, url: url}
+	created, resp := rec.createModel(map[string]any{"name": "nested-secrets", "type": "custom", "max_workers": 1, "config": cfg})
+	id := created.ID
 	if !strings.Contains(resp, "svc:****@") || !strings.Contains(resp, "gen?key=****&mode=x") || !strings.Contains(resp, "mode=x") {
 		t.Errorf("the URL is not shown with its credentials masked and the rest kept: %s", resp)
 	}
 	// Sent back masked (as a form would), everything is kept.
-	upd, _ := json.Marshal(map[string]any{"config": created.Data.Config, "description": "edited"})
-	if code, resp := do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
+	upd, _ := json.Marshal(map[string]any{"config": created.Config, "description": "edited"})
+	if code, resp := rec.do("PUT", fmt.Sprintf("/api/v1/models/%d", id), string(upd)); code != http.StatusOK {
 		t.Fatalf("update with the masked config: %d %s", code, resp)
 	}
-	code, resp = do("POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hi"}`, id))
-	if code != http.StatusCreated {
-		t.Fatalf("submit: %d %s", code, resp)
+	tid := rec.submit(fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "hi"}`, id))
+	if resp := rec.waitStatus(tid, "failed"); !strings.Contains(resp, "[redacted]") {
+		t.Errorf("the echoed request should reach the task error redacted: %s", resp)
 	}
-	var tk struct {
-		Data apptest.Task `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(resp), &tk); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, resp := do("GET", fmt.Sprintf("/api/v1/tasks/%d", tk.Data.ID), "")
-		if strings.Contains(resp, `"status":"failed"`) {
-			if !strings.Contains(resp, "[redacted]") {
-				t.Errorf("the echoed request should reach the task error redacted: %s", resp)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task did not fail: %s", resp)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	do("GET", fmt.Sprintf("/api/v1/models/%d", id), "")
-	do("POST", "/graphql", fmt.Sprintf(`{"query":"{ model(id: \"%d\") { config } task(id: \"%d\") { error } }"}`, id, tk.Data.ID))
+	rec.do("GET", fmt.Sprintf("/api/v1/models/%d", id), "")
+	rec.do("POST", "/graphql", fmt.Sprintf(`{"query":"{ model(id: \"%d\") { config } task(id: \"%d\") { error } }"}`, id, tid))
 
-	var stored string
-	if err := a.Store.DB.QueryRowContext(context.Background(), "SELECT config FROM models WHERE id = ?", id).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
+	stored := storedConfig(t, a, id)
 	for _, s := range secretsList {
-		if strings.Contains(seen.String(), s) {
-			t.Errorf("an answer reveals %q:\n%s", s, seen.String())
+		if strings.Contains(rec.seen.String(), s) {
+			t.Errorf("an answer reveals %q:\n%s", s, rec.seen.String())
 		}
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("the log reveals %q", s)
