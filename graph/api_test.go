@@ -20,36 +20,60 @@ import (
 // TestQueriesAndMutations drives every query and mutation through the real
 // HTTP handler of a running process.
 func TestQueriesAndMutations(t *testing.T) {
-	env := apptest.New(t, nil)
+	s := &apiStory{t: t, env: apptest.New(t, nil), now: time.Now().UTC()}
+	s.models()
+	s.createTasks()
+	s.filterTasks()
+	s.pageAndNodes()
+	s.cancelRetryRunDelete()
+	s.statsAndHealth()
+}
+
+// apiStory is TestQueriesAndMutations' process and what its steps create,
+// in order: each step starts from what the earlier ones left.
+type apiStory struct {
+	t     *testing.T
+	env   *apptest.Env
+	now   time.Time
+	off   modelView  // an offline simulator
+	t1    taskView   // a text-generation task on off, priority 3
+	idem  taskView   // a summarization task on off with idempotency key k-1
+	batch []taskView // a translation (priority 1) and an embedding on off
+}
+
+// models: createModel, updateModel, model(id) and the models connection;
+// configs come back masked and a masked secret sent back keeps the stored one.
+func (s *apiStory) models() {
+	t := s.t
 	fast := map[string]any{"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 3}
 
 	// createModel: the config comes back masked, never in clear.
-	oa := createModel(t, env, "", map[string]any{"name": "gpt", "type": "OPENAI", "maxWorkers": 1,
+	oa := createModel(t, s.env, "", map[string]any{"name": "gpt", "type": "OPENAI", "maxWorkers": 1,
 		"config": map[string]any{"api_key": "sk-secret-value-1234", "base_url": "http://127.0.0.1:1/v1", "model": "gpt-3.5-turbo"}})
 	masked, _ := oa.Config["api_key"].(string)
 	if oa.Type != "OPENAI" || oa.Status != "ONLINE" || !strings.Contains(masked, "...") || strings.Contains(masked, "secret") || oa.Config["model"] != "gpt-3.5-turbo" {
 		t.Fatalf("createModel = %+v, want type OPENAI, ONLINE, masked api_key", oa)
 	}
-	off := simulator(t, env, "sim-off", "OFFLINE", fast)
+	s.off = simulator(t, s.env, "sim-off", "OFFLINE", fast)
 
 	// model(id) and updateModel: a masked secret sent back keeps the stored one.
 	var um struct{ UpdateModel modelView }
-	mustData(t, env, "", `mutation($id: ID!, $in: UpdateModelInput!) { updateModel(id: $id, input: $in) { id name maxWorkers config } }`,
+	mustData(t, s.env, "", `mutation($id: ID!, $in: UpdateModelInput!) { updateModel(id: $id, input: $in) { id name maxWorkers config } }`,
 		map[string]any{"id": oa.ID, "in": map[string]any{"name": "gpt-renamed", "maxWorkers": 2,
 			"config": map[string]any{"api_key": masked, "base_url": "http://127.0.0.1:1/v1", "model": "gpt-4"}}}, &um)
 	if um.UpdateModel.Name != "gpt-renamed" || um.UpdateModel.MaxWorkers != 2 || um.UpdateModel.Config["model"] != "gpt-4" {
 		t.Fatalf("updateModel = %+v", um.UpdateModel)
 	}
 	var gm struct{ Model modelView }
-	mustData(t, env, "", `query($id: ID!) { model(id: $id) { id name config } }`, map[string]any{"id": oa.ID}, &gm)
-	if s, _ := gm.Model.Config["api_key"].(string); !strings.Contains(s, "...") || strings.Contains(s, "secret") {
+	mustData(t, s.env, "", `query($id: ID!) { model(id: $id) { id name config } }`, map[string]any{"id": oa.ID}, &gm)
+	if k, _ := gm.Model.Config["api_key"].(string); !strings.Contains(k, "...") || strings.Contains(k, "secret") {
 		t.Fatalf("model(id).config = %v, want api_key masked", gm.Model.Config)
 	}
-	stored, err := env.App.Store.Client.Model.Get(context.Background(), oa.ID.N)
+	stored, err := s.env.App.Store.Client.Model.Get(context.Background(), oa.ID.N)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened, err := secrets.OpenModelConfig(env.App.Config, stored.Config)
+	opened, err := secrets.OpenModelConfig(s.env.App.Config, stored.Config)
 	if err != nil || opened["api_key"] != "sk-secret-value-1234" {
 		t.Fatalf("stored api_key after sending back the masked value = %v (%v), want the original secret", opened["api_key"], err)
 	}
@@ -61,15 +85,20 @@ func TestQueriesAndMutations(t *testing.T) {
 			Edges      []struct{ Node modelView }
 		}
 	}
-	mustData(t, env, "", `{ models(where: {statusIn: [OFFLINE], deletedAtIsNil: true}, orderBy: [{field: NAME}]) { totalCount edges { node { id name status } } } }`, nil, &ms)
-	if ms.Models.TotalCount != 1 || ms.Models.Edges[0].Node.ID != off.ID {
-		t.Fatalf("models(where status OFFLINE) = %+v, want only %v", ms.Models, off.ID)
+	mustData(t, s.env, "", `{ models(where: {statusIn: [OFFLINE], deletedAtIsNil: true}, orderBy: [{field: NAME}]) { totalCount edges { node { id name status } } } }`, nil, &ms)
+	if ms.Models.TotalCount != 1 || ms.Models.Edges[0].Node.ID != s.off.ID {
+		t.Fatalf("models(where status OFFLINE) = %+v, want only %v", ms.Models, s.off.ID)
 	}
+}
 
+// createTasks: createTask (waiting on the offline model, saying why),
+// idempotencyKey, and createTasks, all or nothing.
+func (s *apiStory) createTasks() {
+	t := s.t
 	// createTask on the offline model: it waits, and says why.
-	t1 := createTask(t, env, "", map[string]any{"modelID": off.ID, "type": "TEXT_GENERATION", "input": "hello", "priority": 3})
-	if t1.Status != "PENDING" || t1.Type != "TEXT_GENERATION" || t1.Input != "hello" || t1.Priority != 3 || t1.ModelID != off.ID {
-		t.Fatalf("createTask = %+v", t1)
+	s.t1 = createTask(t, s.env, "", map[string]any{"modelID": s.off.ID, "type": "TEXT_GENERATION", "input": "hello", "priority": 3})
+	if s.t1.Status != "PENDING" || s.t1.Type != "TEXT_GENERATION" || s.t1.Input != "hello" || s.t1.Priority != 3 || s.t1.ModelID != s.off.ID {
+		t.Fatalf("createTask = %+v", s.t1)
 	}
 	var gt struct {
 		Task struct {
@@ -80,42 +109,48 @@ func TestQueriesAndMutations(t *testing.T) {
 			Model         struct{ Name string }
 		}
 	}
-	mustData(t, env, "", `query($id: ID!) { task(id: $id) { id status pendingReason pendingDetail queuePosition model { name } } }`, map[string]any{"id": t1.ID}, &gt)
+	mustData(t, s.env, "", `query($id: ID!) { task(id: $id) { id status pendingReason pendingDetail queuePosition model { name } } }`, map[string]any{"id": s.t1.ID}, &gt)
 	if gt.Task.PendingReason == nil || *gt.Task.PendingReason != "model_offline" || gt.Task.PendingDetail == nil || gt.Task.Model.Name != "sim-off" {
 		t.Fatalf("task(id) = %+v, want pendingReason model_offline", gt.Task)
 	}
 
 	// idempotencyKey: a replay returns the same task, another request with the key conflicts.
-	in := map[string]any{"modelID": off.ID, "type": "SUMMARIZATION", "input": "long text", "idempotencyKey": "k-1"}
-	a, b := createTask(t, env, "", in), createTask(t, env, "", in)
-	if a.ID != b.ID {
-		t.Fatalf("idempotent replay created task %v, then %v", a.ID, b.ID)
+	in := map[string]any{"modelID": s.off.ID, "type": "SUMMARIZATION", "input": "long text", "idempotencyKey": "k-1"}
+	var b taskView
+	s.idem, b = createTask(t, s.env, "", in), createTask(t, s.env, "", in)
+	if s.idem.ID != b.ID {
+		t.Fatalf("idempotent replay created task %v, then %v", s.idem.ID, b.ID)
 	}
 	in["input"] = "other text"
-	e := wantCode(t, env, "", createTaskOp, map[string]any{"in": in}, "CONFLICT")
+	e := wantCode(t, s.env, "", createTaskOp, map[string]any{"in": in}, "CONFLICT")
 	if !strings.Contains(e.Message, "idempotency key") {
 		t.Fatalf("conflict message %q", e.Message)
 	}
 
 	// createTasks: all or nothing.
 	batch := []map[string]any{
-		{"modelID": off.ID, "type": "TRANSLATION", "input": "bonjour", "params": map[string]any{"target_language": "en"}, "priority": 1},
-		{"modelID": off.ID, "type": "EMBEDDING", "input": "vector me"},
+		{"modelID": s.off.ID, "type": "TRANSLATION", "input": "bonjour", "params": map[string]any{"target_language": "en"}, "priority": 1},
+		{"modelID": s.off.ID, "type": "EMBEDDING", "input": "vector me"},
 	}
 	const createTasksOp = `mutation($in: [CreateTaskInput!]!) { createTasks(inputs: $in) { id type priority } }`
 	bad := append([]map[string]any{}, batch...)
-	bad = append(bad, map[string]any{"modelID": off.ID, "type": "TRANSLATION", "input": "x"}) // no target_language
-	before := env.CountTasks()
-	e = wantCode(t, env, "", createTasksOp, map[string]any{"in": bad}, "BAD_USER_INPUT")
-	if e.Extensions["field"] != "inputs[2].params.target_language" || env.CountTasks() != before {
-		t.Fatalf("bad batch: field %v, tasks %d -> %d; want inputs[2].params.target_language and nothing created", e.Extensions["field"], before, env.CountTasks())
+	bad = append(bad, map[string]any{"modelID": s.off.ID, "type": "TRANSLATION", "input": "x"}) // no target_language
+	before := s.env.CountTasks()
+	e = wantCode(t, s.env, "", createTasksOp, map[string]any{"in": bad}, "BAD_USER_INPUT")
+	if e.Extensions["field"] != "inputs[2].params.target_language" || s.env.CountTasks() != before {
+		t.Fatalf("bad batch: field %v, tasks %d -> %d; want inputs[2].params.target_language and nothing created", e.Extensions["field"], before, s.env.CountTasks())
 	}
 	var cb struct{ CreateTasks []taskView }
-	mustData(t, env, "", createTasksOp, map[string]any{"in": batch}, &cb)
+	mustData(t, s.env, "", createTasksOp, map[string]any{"in": batch}, &cb)
 	if len(cb.CreateTasks) != 2 || cb.CreateTasks[0].Type != "TRANSLATION" || cb.CreateTasks[1].Priority != 2 {
 		t.Fatalf("createTasks = %+v", cb.CreateTasks)
 	}
+	s.batch = cb.CreateTasks
+}
 
+// filterTasks: the tasks connection's filters.
+func (s *apiStory) filterTasks() {
+	t := s.t
 	// tasks connection: filters by status, model, type, priority, created range.
 	type conn struct {
 		Tasks struct {
@@ -130,24 +165,28 @@ func TestQueriesAndMutations(t *testing.T) {
 		}
 		return out
 	}
-	now := time.Now().UTC()
 	for _, tc := range []struct {
 		desc  string
 		where string
 		want  []gid
 	}{
-		{"type", `{type: TRANSLATION}`, []gid{cb.CreateTasks[0].ID}},
-		{"priority", `{priorityIn: [1, 3]}`, []gid{cb.CreateTasks[0].ID, t1.ID}},
-		{"status and model", fmt.Sprintf(`{status: PENDING, modelID: %q, typeIn: [SUMMARIZATION, EMBEDDING]}`, off.ID.opaque()), []gid{cb.CreateTasks[1].ID, a.ID}},
-		{"created range", fmt.Sprintf(`{createdAtGTE: %q, createdAtLT: %q, type: TEXT_GENERATION}`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)), []gid{t1.ID}},
-		{"empty created range", fmt.Sprintf(`{createdAtLT: %q}`, now.Add(-time.Hour).Format(time.RFC3339)), nil},
+		{"type", `{type: TRANSLATION}`, []gid{s.batch[0].ID}},
+		{"priority", `{priorityIn: [1, 3]}`, []gid{s.batch[0].ID, s.t1.ID}},
+		{"status and model", fmt.Sprintf(`{status: PENDING, modelID: %q, typeIn: [SUMMARIZATION, EMBEDDING]}`, s.off.ID.opaque()), []gid{s.batch[1].ID, s.idem.ID}},
+		{"created range", fmt.Sprintf(`{createdAtGTE: %q, createdAtLT: %q, type: TEXT_GENERATION}`, s.now.Add(-time.Hour).Format(time.RFC3339), s.now.Add(time.Hour).Format(time.RFC3339)), []gid{s.t1.ID}},
+		{"empty created range", fmt.Sprintf(`{createdAtLT: %q}`, s.now.Add(-time.Hour).Format(time.RFC3339)), nil},
 	} {
 		var c conn
-		mustData(t, env, "", `{ tasks(where: `+tc.where+`, orderBy: [{field: PRIORITY, direction: ASC}, {field: CREATED_AT, direction: DESC}]) { totalCount edges { node { id } } } }`, nil, &c)
+		mustData(t, s.env, "", `{ tasks(where: `+tc.where+`, orderBy: [{field: PRIORITY, direction: ASC}, {field: CREATED_AT, direction: DESC}]) { totalCount edges { node { id } } } }`, nil, &c)
 		if diff := cmp.Diff(tc.want, ids(c)); diff != "" || c.Tasks.TotalCount != len(tc.want) {
 			t.Errorf("%s: tasks (-want +got):\n%s (totalCount %d)", tc.desc, diff, c.Tasks.TotalCount)
 		}
 	}
+}
+
+// pageAndNodes: pagination of the tasks connection, node and nodes.
+func (s *apiStory) pageAndNodes() {
+	t := s.t
 	// Pagination: first/after walk the whole list once.
 	var seen []gid
 	after := any(nil)
@@ -161,7 +200,7 @@ func TestQueriesAndMutations(t *testing.T) {
 				}
 			}
 		}
-		mustData(t, env, "", `query($after: Cursor) { tasks(first: 2, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, map[string]any{"after": after}, &c)
+		mustData(t, s.env, "", `query($after: Cursor) { tasks(first: 2, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`, map[string]any{"after": after}, &c)
 		for _, e := range c.Tasks.Edges {
 			seen = append(seen, e.Node.ID)
 		}
@@ -183,40 +222,45 @@ func TestQueriesAndMutations(t *testing.T) {
 		}
 		Nodes []*struct{ ID gid }
 	}
-	mustData(t, env, "", `query($m: ID!, $ids: [ID!]!) { node(id: $m) { __typename id ... on Model { name } } nodes(ids: $ids) { id } }`,
-		map[string]any{"m": off.ID, "ids": []gid{t1.ID, a.ID}}, &nd)
-	if nd.Node.Typename != "Model" || nd.Node.Name != "sim-off" || len(nd.Nodes) != 2 || nd.Nodes[1].ID != a.ID {
+	mustData(t, s.env, "", `query($m: ID!, $ids: [ID!]!) { node(id: $m) { __typename id ... on Model { name } } nodes(ids: $ids) { id } }`,
+		map[string]any{"m": s.off.ID, "ids": []gid{s.t1.ID, s.idem.ID}}, &nd)
+	if nd.Node.Typename != "Model" || nd.Node.Name != "sim-off" || len(nd.Nodes) != 2 || nd.Nodes[1].ID != s.idem.ID {
 		t.Fatalf("node/nodes = %+v", nd)
 	}
+}
 
+// cancelRetryRunDelete: deleteModel refused while tasks wait, cancelTask
+// and retryTask, setModelStatus running the tasks, then deleteModel.
+func (s *apiStory) cancelRetryRunDelete() {
+	t := s.t
 	// deleteModel refuses while tasks are unfinished.
 	const deleteOp = `mutation($id: ID!) { deleteModel(id: $id) { id deletedAt } }`
-	wantCode(t, env, "", deleteOp, map[string]any{"id": off.ID}, "CONFLICT")
+	wantCode(t, s.env, "", deleteOp, map[string]any{"id": s.off.ID}, "CONFLICT")
 
 	// cancelTask, then retryTask; retrying a pending task conflicts.
 	const cancelOp = `mutation($id: ID!) { cancelTask(id: $id) { id status error } }`
 	const retryOp = `mutation($id: ID!) { retryTask(id: $id) { id status } }`
 	var ct struct{ CancelTask taskView }
-	mustData(t, env, "", cancelOp, map[string]any{"id": t1.ID}, &ct)
+	mustData(t, s.env, "", cancelOp, map[string]any{"id": s.t1.ID}, &ct)
 	if ct.CancelTask.Status != "CANCELLED" {
 		t.Fatalf("cancelTask = %+v", ct.CancelTask)
 	}
-	wantCode(t, env, "", cancelOp, map[string]any{"id": t1.ID}, "CONFLICT")
+	wantCode(t, s.env, "", cancelOp, map[string]any{"id": s.t1.ID}, "CONFLICT")
 	var rt struct{ RetryTask taskView }
-	mustData(t, env, "", retryOp, map[string]any{"id": t1.ID}, &rt)
+	mustData(t, s.env, "", retryOp, map[string]any{"id": s.t1.ID}, &rt)
 	if rt.RetryTask.Status != "PENDING" {
 		t.Fatalf("retryTask = %+v", rt.RetryTask)
 	}
-	wantCode(t, env, "", retryOp, map[string]any{"id": t1.ID}, "CONFLICT")
+	wantCode(t, s.env, "", retryOp, map[string]any{"id": s.t1.ID}, "CONFLICT")
 
 	// setModelStatus ONLINE: the waiting tasks run and complete.
 	var ss struct{ SetModelStatus modelView }
-	mustData(t, env, "", setStatusOp, map[string]any{"id": off.ID, "s": "ONLINE"}, &ss)
+	mustData(t, s.env, "", setStatusOp, map[string]any{"id": s.off.ID, "s": "ONLINE"}, &ss)
 	if ss.SetModelStatus.Status != "ONLINE" {
 		t.Fatalf("setModelStatus = %+v", ss.SetModelStatus)
 	}
-	for _, id := range []gid{t1.ID, a.ID, cb.CreateTasks[0].ID, cb.CreateTasks[1].ID} {
-		env.WaitTask(id.N, "completed", 30*time.Second)
+	for _, id := range []gid{s.t1.ID, s.idem.ID, s.batch[0].ID, s.batch[1].ID} {
+		s.env.WaitTask(id.N, "completed", 30*time.Second)
 	}
 	var done struct {
 		Task struct {
@@ -230,7 +274,7 @@ func TestQueriesAndMutations(t *testing.T) {
 			PendingReason *string
 		}
 	}
-	mustData(t, env, "", `query($id: ID!) { task(id: $id) { status output attempts attemptHistory { number status } pendingReason } }`, map[string]any{"id": t1.ID}, &done)
+	mustData(t, s.env, "", `query($id: ID!) { task(id: $id) { status output attempts attemptHistory { number status } pendingReason } }`, map[string]any{"id": s.t1.ID}, &done)
 	if done.Task.Status != "COMPLETED" || done.Task.Output == "" || done.Task.PendingReason != nil ||
 		len(done.Task.AttemptHistory) != 1 || done.Task.AttemptHistory[0].Status != "SUCCEEDED" {
 		t.Fatalf("completed task = %+v", done.Task)
@@ -243,12 +287,15 @@ func TestQueriesAndMutations(t *testing.T) {
 			DeletedAt *string
 		}
 	}
-	mustData(t, env, "", deleteOp, map[string]any{"id": off.ID}, &dm)
+	mustData(t, s.env, "", deleteOp, map[string]any{"id": s.off.ID}, &dm)
 	if dm.DeleteModel.DeletedAt == nil {
 		t.Fatalf("deleteModel = %+v, want deletedAt", dm.DeleteModel)
 	}
-	wantCode(t, env, "", `query($id: ID!) { model(id: $id) { id } }`, map[string]any{"id": off.ID}, "NOT_FOUND")
+	wantCode(t, s.env, "", `query($id: ID!) { model(id: $id) { id } }`, map[string]any{"id": s.off.ID}, "NOT_FOUND")
+}
 
+func (s *apiStory) statsAndHealth() {
+	t := s.t
 	// Stats and health.
 	var st struct {
 		DashboardStats struct {
@@ -276,7 +323,7 @@ func TestQueriesAndMutations(t *testing.T) {
 			Redis    struct{ Ok bool }
 		}
 	}
-	mustData(t, env, "", `{
+	mustData(t, s.env, "", `{
 		dashboardStats { totalTasks completed successRate byStatus { status count } perModel { modelID status } }
 		taskStatsByDate(days: 3) { date total completed }
 		systemHealth { status mode database { ok } redis { ok } }
@@ -286,7 +333,7 @@ func TestQueriesAndMutations(t *testing.T) {
 		t.Fatalf("dashboardStats = %+v", ds)
 	}
 	days := st.TaskStatsByDate
-	if len(days) != 3 || days[2].Date != now.Format("2006-01-02") || days[2].Total != 4 || days[2].Completed != 4 {
+	if len(days) != 3 || days[2].Date != s.now.Format("2006-01-02") || days[2].Total != 4 || days[2].Completed != 4 {
 		t.Fatalf("taskStatsByDate = %+v", days)
 	}
 	if st.SystemHealth.Status == "unavailable" || !st.SystemHealth.Database.Ok || !st.SystemHealth.Redis.Ok || st.SystemHealth.Mode == "" {

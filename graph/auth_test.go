@@ -23,7 +23,35 @@ func TestRoles(t *testing.T) {
 	}
 	m := createModel(t, env, admin, map[string]any{"name": "sim", "type": "SIMULATOR", "status": "OFFLINE", "config": map[string]any{}})
 	adminTask := createTask(t, env, admin, map[string]any{"modelID": m.ID, "type": "TEXT_GENERATION", "input": "admin's"})
+	assertRolePermissions(t, env, keys, m.ID)
 
+	// No key, a bad key: UNAUTHENTICATED over HTTP (health stays open), and
+	// the websocket is refused at connection_init.
+	wantCode(t, env, "", `{ tasks { totalCount } }`, nil, "UNAUTHENTICATED")
+	wantCode(t, env, "not-a-key", `{ tasks { totalCount } }`, nil, "UNAUTHENTICATED")
+	mustData(t, env, "", `{ systemHealth { status } }`, nil, nil)
+	for _, init := range []map[string]any{nil, {"authToken": "not-a-key"}} {
+		if _, err := dialWS(t, env, protoTransport, init); err == nil {
+			t.Errorf("websocket with init %v was accepted", init)
+		}
+	}
+	// {"authToken": ...} works too.
+	ws := mustDialWS(t, env, protoTransport, map[string]any{"authToken": keys[domain.RoleViewer]})
+	ws.subscribe("v", `{ dashboardStats { totalTasks } }`, nil)
+	if kind, r := ws.next(10 * time.Second); kind != "next" || len(r.Errors) > 0 {
+		t.Fatalf("authToken: %s %+v", kind, r.Errors)
+	}
+
+	// A submitter sees only their own tasks: list, get, node, events.
+	assertSubmitterSeesOwnTasks(t, env, admin, keys[domain.RoleSubmitter], m.ID, adminTask.ID)
+}
+
+// assertRolePermissions: each role's key may read, submit, operate, set a
+// model's status and administer as the REST roles allow, over HTTP and
+// over a websocket, and gets FORBIDDEN for the rest.
+func assertRolePermissions(t *testing.T, env *apptest.Env, keys map[domain.Role]string, modelID gid) {
+	t.Helper()
+	admin := keys[domain.RoleAdmin]
 	n := 0
 	op := func(perm string) (string, map[string]any) {
 		n++
@@ -31,12 +59,12 @@ func TestRoles(t *testing.T) {
 		case "read":
 			return `{ dashboardStats { totalTasks } }`, nil
 		case "submit":
-			return createTaskOp, map[string]any{"in": map[string]any{"modelID": m.ID, "type": "TEXT_GENERATION", "input": "x"}}
+			return createTaskOp, map[string]any{"in": map[string]any{"modelID": modelID, "type": "TEXT_GENERATION", "input": "x"}}
 		case "operate":
-			task := createTask(t, env, admin, map[string]any{"modelID": m.ID, "type": "TEXT_GENERATION", "input": "to cancel"})
+			task := createTask(t, env, admin, map[string]any{"modelID": modelID, "type": "TEXT_GENERATION", "input": "to cancel"})
 			return `mutation($id: ID!) { cancelTask(id: $id) { id } }`, map[string]any{"id": task.ID}
 		case "model_status":
-			return setStatusOp, map[string]any{"id": m.ID, "s": "OFFLINE"}
+			return setStatusOp, map[string]any{"id": modelID, "s": "OFFLINE"}
 		case "admin":
 			return createModelOp, map[string]any{"in": map[string]any{"name": fmt.Sprint("m", n), "type": "SIMULATOR"}}
 		}
@@ -75,27 +103,13 @@ func TestRoles(t *testing.T) {
 			}
 		}
 	}
+}
 
-	// No key, a bad key: UNAUTHENTICATED over HTTP (health stays open), and
-	// the websocket is refused at connection_init.
-	wantCode(t, env, "", `{ tasks { totalCount } }`, nil, "UNAUTHENTICATED")
-	wantCode(t, env, "not-a-key", `{ tasks { totalCount } }`, nil, "UNAUTHENTICATED")
-	mustData(t, env, "", `{ systemHealth { status } }`, nil, nil)
-	for _, init := range []map[string]any{nil, {"authToken": "not-a-key"}} {
-		if _, err := dialWS(t, env, protoTransport, init); err == nil {
-			t.Errorf("websocket with init %v was accepted", init)
-		}
-	}
-	// {"authToken": ...} works too.
-	ws := mustDialWS(t, env, protoTransport, map[string]any{"authToken": keys[domain.RoleViewer]})
-	ws.subscribe("v", `{ dashboardStats { totalTasks } }`, nil)
-	if kind, r := ws.next(10 * time.Second); kind != "next" || len(r.Errors) > 0 {
-		t.Fatalf("authToken: %s %+v", kind, r.Errors)
-	}
-
-	// A submitter sees only their own tasks: list, get, node, events.
-	sub := keys[domain.RoleSubmitter]
-	own := createTask(t, env, sub, map[string]any{"modelID": m.ID, "type": "TEXT_GENERATION", "input": "mine"})
+// assertSubmitterSeesOwnTasks: the submitter's task list, task, node and
+// taskEvents leave out the admin's task adminTask.
+func assertSubmitterSeesOwnTasks(t *testing.T, env *apptest.Env, admin, sub string, modelID, adminTask gid) {
+	t.Helper()
+	own := createTask(t, env, sub, map[string]any{"modelID": modelID, "type": "TEXT_GENERATION", "input": "mine"})
 	var list struct {
 		Tasks struct {
 			Edges []struct{ Node taskView }
@@ -103,15 +117,15 @@ func TestRoles(t *testing.T) {
 	}
 	mustData(t, env, sub, `{ tasks(first: 100) { edges { node { id } } } }`, nil, &list)
 	for _, e := range list.Tasks.Edges {
-		if e.Node.ID == adminTask.ID {
-			t.Fatalf("submitter sees the admin's task %v", adminTask.ID)
+		if e.Node.ID == adminTask {
+			t.Fatalf("submitter sees the admin's task %v", adminTask)
 		}
 	}
 	if len(list.Tasks.Edges) < 2 { // the one above and the one the permission loop created
 		t.Fatalf("submitter sees %d tasks, want their own", len(list.Tasks.Edges))
 	}
-	wantCode(t, env, sub, `query($id: ID!) { task(id: $id) { id } }`, map[string]any{"id": adminTask.ID}, "NOT_FOUND")
-	wantCode(t, env, sub, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": adminTask.ID}, "NOT_FOUND")
+	wantCode(t, env, sub, `query($id: ID!) { task(id: $id) { id } }`, map[string]any{"id": adminTask}, "NOT_FOUND")
+	wantCode(t, env, sub, `query($id: ID!) { node(id: $id) { id } }`, map[string]any{"id": adminTask}, "NOT_FOUND")
 	mustData(t, env, sub, `query($id: ID!) { task(id: $id) { id } }`, map[string]any{"id": own.ID}, nil)
 
 	sws := mustDialWS(t, env, protoTransport, map[string]any{"Authorization": "Bearer " + sub})
@@ -122,7 +136,7 @@ func TestRoles(t *testing.T) {
 			done = true
 		}
 	}
-	mustData(t, env, admin, `mutation($id: ID!) { cancelTask(id: $id) { id } }`, map[string]any{"id": adminTask.ID}, nil)
+	mustData(t, env, admin, `mutation($id: ID!) { cancelTask(id: $id) { id } }`, map[string]any{"id": adminTask}, nil)
 	mustData(t, env, admin, `mutation($id: ID!) { cancelTask(id: $id) { id } }`, map[string]any{"id": own.ID}, nil)
 	var e struct{ TaskEvents struct{ TaskID gid } }
 	sws.nextData(10*time.Second, &e)

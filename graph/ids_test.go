@@ -54,7 +54,22 @@ func TestFreshDatabaseNumbersFromOne(t *testing.T) {
 		t.Fatalf("Task 1's id is %q, want VGFzazox", g)
 	}
 
-	// node(id:) round trip with the opaque ids, and nodes(ids:) mixing types.
+	assertNodesResolve(t, env, got.Task.ID, got.Task.Model.ID)
+	// A typed argument takes the opaque id or the number, as a string or a number.
+	for _, id := range []any{got.Task.ID, "1", 1} {
+		mustData(t, env, "", `query($id: ID!) { task(id: $id) { id } }`, map[string]any{"id": id}, &got)
+		if got.Task.ID != taskGID(1) {
+			t.Fatalf("task(id: %v) = %v", id, got.Task.ID)
+		}
+	}
+	assertConnectionsCarryOn(t, env)
+}
+
+// assertNodesResolve: node(id:) round trip with the opaque ids of task 1
+// and model 1, and nodes(ids:) mixing types; the same number is another
+// object under another tag.
+func assertNodesResolve(t *testing.T, env *apptest.Env, taskID, modelID gid) {
+	t.Helper()
 	var nd struct {
 		Node struct {
 			Typename string `json:"__typename"`
@@ -66,7 +81,7 @@ func TestFreshDatabaseNumbersFromOne(t *testing.T) {
 		}
 	}
 	mustData(t, env, "", `query($id: ID!, $ids: [ID!]!) { node(id: $id) { __typename id } nodes(ids: $ids) { __typename id } }`,
-		map[string]any{"id": got.Task.ID, "ids": []gid{got.Task.Model.ID, got.Task.ID}}, &nd)
+		map[string]any{"id": taskID, "ids": []gid{modelID, taskID}}, &nd)
 	if nd.Node.Typename != "Task" || nd.Node.ID != taskGID(1) || len(nd.Nodes) != 2 ||
 		nd.Nodes[0].Typename != "Model" || nd.Nodes[0].ID != modelGID(1) || nd.Nodes[1].Typename != "Task" {
 		t.Fatalf("node/nodes = %+v", nd)
@@ -76,14 +91,12 @@ func TestFreshDatabaseNumbersFromOne(t *testing.T) {
 	if nd.Node.Typename != "Model" || nd.Node.ID != modelGID(1) {
 		t.Fatalf("node(Model:1) = %+v", nd.Node)
 	}
-	// A typed argument takes the opaque id or the number, as a string or a number.
-	for _, id := range []any{got.Task.ID, "1", 1} {
-		mustData(t, env, "", `query($id: ID!) { task(id: $id) { id } }`, map[string]any{"id": id}, &got)
-		if got.Task.ID != taskGID(1) {
-			t.Fatalf("task(id: %v) = %v", id, got.Task.ID)
-		}
-	}
-	// Connections and their cursors carry on as before.
+}
+
+// assertConnectionsCarryOn: connections and their cursors carry on as
+// before with task 1 the only task of model 1.
+func assertConnectionsCarryOn(t *testing.T, env *apptest.Env) {
+	t.Helper()
 	var conn struct {
 		Tasks struct {
 			Edges []struct {

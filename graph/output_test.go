@@ -93,33 +93,7 @@ func lateSubscriber(t *testing.T, api *apptest.Env) {
 
 	// Running, the first three chunks streamed: REST shows them.
 	const sofar = "one two three "
-	var got apptest.Task
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got = api.Task(task.ID)
-		if got.Status == "running" && got.Output == sofar {
-			break
-		}
-		if time.Now().After(deadline) || got.Status != "pending" && got.Status != "running" {
-			t.Fatalf("REST: task %s with output %q, want running with %q so far", got.Status, got.Output, sofar)
-		}
-	}
-	var list struct {
-		Data []struct {
-			ID     int
-			Output string
-		}
-	}
-	api.Do("GET", fmt.Sprintf("/api/v1/tasks?model_id=%d", m.ID), nil, &list)
-	if len(list.Data) != 1 || list.Data[0].Output != sofar {
-		t.Errorf("REST list: %+v, want the running task with %q", list.Data, sofar)
-	}
-	var q struct {
-		Task struct{ Status, Output string }
-	}
-	mustData(t, api, "", `query($id: ID!) { task(id: $id) { status output } }`, map[string]any{"id": task.ID}, &q)
-	if q.Task.Status != "RUNNING" || q.Task.Output != sofar {
-		t.Errorf("GraphQL task: %+v, want RUNNING with %q", q.Task, sofar)
-	}
+	assertOutputSoFar(t, api, task.ID, m.ID, sofar)
 
 	// A subscriber joining now gets the text so far first...
 	ws := mustDialWS(t, api, protoTransport, nil)
@@ -166,6 +140,39 @@ func lateSubscriber(t *testing.T, api *apptest.Env) {
 		if s != i+1 {
 			t.Fatalf("chunk sequence %v: want 1, 2, 3, ... (no chunk twice, none missing)", seqs)
 		}
+	}
+}
+
+// assertOutputSoFar waits until task taskID runs with output sofar in REST,
+// then checks the REST list of model modelID and GraphQL show the same.
+func assertOutputSoFar(t *testing.T, api *apptest.Env, taskID, modelID int, sofar string) {
+	t.Helper()
+	var got apptest.Task
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got = api.Task(taskID)
+		if got.Status == "running" && got.Output == sofar {
+			break
+		}
+		if time.Now().After(deadline) || got.Status != "pending" && got.Status != "running" {
+			t.Fatalf("REST: task %s with output %q, want running with %q so far", got.Status, got.Output, sofar)
+		}
+	}
+	var list struct {
+		Data []struct {
+			ID     int
+			Output string
+		}
+	}
+	api.Do("GET", fmt.Sprintf("/api/v1/tasks?model_id=%d", modelID), nil, &list)
+	if len(list.Data) != 1 || list.Data[0].Output != sofar {
+		t.Errorf("REST list: %+v, want the running task with %q", list.Data, sofar)
+	}
+	var q struct {
+		Task struct{ Status, Output string }
+	}
+	mustData(t, api, "", `query($id: ID!) { task(id: $id) { status output } }`, map[string]any{"id": taskID}, &q)
+	if q.Task.Status != "RUNNING" || q.Task.Output != sofar {
+		t.Errorf("GraphQL task: %+v, want RUNNING with %q", q.Task, sofar)
 	}
 }
 

@@ -204,86 +204,115 @@ func (r *Resolver) taskOutput(ctx context.Context, id int) (<-chan *events.Outpu
 		return nil, err
 	}
 	owner := r.Access.Owner(ctx)
-	chunks := r.Bus.SubscribeOutput(id, r.buffer())
-	moves := r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.taskBuffer())
-	closeAll := func() { chunks.Close(); moves.Close() }
+	s := &outputStream{r: r, id: id, out: make(chan *events.OutputChunk, 1)}
+	s.chunks = r.Bus.SubscribeOutput(id, r.buffer())
+	s.moves = r.Bus.SubscribeTasks(events.TaskFilter{TaskID: id}, r.taskBuffer())
 	t, err := r.Svc.TaskFor(ctx, id, owner)
 	if err != nil {
-		closeAll()
+		s.closeSubscriptions()
 		return nil, err
 	}
 	var sofar []events.OutputChunk
 	if !t.Status.Terminal() && t.Attempts > 0 {
 		if sofar, err = r.Bus.OutputSoFar(ctx, id, t.Attempts); err != nil {
-			closeAll()
+			s.closeSubscriptions()
 			return nil, scheduler.Unavailable("redis", err)
 		}
 	}
-	out := make(chan *events.OutputChunk, 1)
-	go func() {
-		defer close(out)
-		defer closeAll()
-		if t.Status.Terminal() {
-			send(ctx, out, &events.OutputChunk{TaskID: id, Attempt: t.Attempts, Seq: 1, Text: t.Output, Done: true})
+	go s.run(ctx, t, sofar)
+	return s.out, nil
+}
+
+// outputStream sends one task's output to one subscriber.
+type outputStream struct {
+	r      *Resolver
+	id     int
+	out    chan *events.OutputChunk
+	chunks *events.Subscription[events.OutputChunk]
+	moves  *events.Subscription[events.TaskEvent]
+	// attempt and seq are the last chunk sent from what was kept: the bus
+	// chunks up to it have been sent already.
+	attempt, seq int
+}
+
+func (s *outputStream) closeSubscriptions() {
+	s.chunks.Close()
+	s.moves.Close()
+}
+
+func (s *outputStream) fresh(c events.OutputChunk) bool {
+	return c.Attempt > s.attempt || c.Attempt == s.attempt && c.Seq > s.seq
+}
+
+// run sends the stored output of an ended task as one chunk; otherwise the
+// chunks kept so far, then those the bus delivers until the task ends.
+func (s *outputStream) run(ctx context.Context, t *ent.Task, sofar []events.OutputChunk) {
+	defer close(s.out)
+	defer s.closeSubscriptions()
+	if t.Status.Terminal() {
+		send(ctx, s.out, &events.OutputChunk{TaskID: s.id, Attempt: t.Attempts, Seq: 1, Text: t.Output, Done: true})
+		return
+	}
+	for i := range sofar {
+		if !send(ctx, s.out, &sofar[i]) {
 			return
 		}
-		// Chunks up to (attempt, seq) have been sent.
-		attempt, seq := 0, 0
-		fresh := func(c events.OutputChunk) bool {
-			return c.Attempt > attempt || c.Attempt == attempt && c.Seq > seq
-		}
-		for i := range sofar {
-			if !send(ctx, out, &sofar[i]) {
+		s.attempt, s.seq = sofar[i].Attempt, sofar[i].Seq
+	}
+	s.follow(ctx)
+}
+
+// follow sends the bus's chunks until the task ends, the subscriber goes
+// away or a subscription overflows.
+func (s *outputStream) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c, ok := <-s.chunks.C:
+			if !ok {
+				s.r.fail(ctx, overflowErr(s.chunks.Err()))
 				return
 			}
-			attempt, seq = sofar[i].Attempt, sofar[i].Seq
-		}
-		for {
-			select {
-			case <-ctx.Done():
+			if !s.fresh(c) {
+				continue // already sent from what was kept
+			}
+			if !send(ctx, s.out, &c) {
 				return
-			case c, ok := <-chunks.C:
-				if !ok {
-					r.fail(ctx, overflowErr(chunks.Err()))
-					return
-				}
-				if !fresh(c) {
-					continue // already sent from what was kept
-				}
-				if !send(ctx, out, &c) {
-					return
-				}
-			case e, ok := <-moves.C:
-				if !ok {
-					r.fail(ctx, overflowErr(moves.Err()))
-					return
-				}
-				if !e.To.Terminal() {
-					continue
-				}
-				// The bus delivers in publish order and the worker publishes
-				// the last chunk before the transition, so every chunk of the
-				// final attempt is already buffered: drain, then complete.
-				for {
-					select {
-					case c, ok := <-chunks.C:
-						if !ok {
-							return
-						}
-						if !fresh(c) {
-							continue
-						}
-						if !send(ctx, out, &c) {
-							return
-						}
-					default:
-						return
-					}
-				}
+			}
+		case e, ok := <-s.moves.C:
+			if !ok {
+				s.r.fail(ctx, overflowErr(s.moves.Err()))
+				return
+			}
+			if e.To.Terminal() {
+				s.drain(ctx)
+				return
 			}
 		}
-	}()
-	return out, nil
+	}
+}
+
+// drain sends the chunks still buffered once the task ended. The bus
+// delivers in publish order and the worker publishes the last chunk before
+// the transition, so every chunk of the final attempt is already buffered.
+func (s *outputStream) drain(ctx context.Context) {
+	for {
+		select {
+		case c, ok := <-s.chunks.C:
+			if !ok {
+				return
+			}
+			if !s.fresh(c) {
+				continue
+			}
+			if !send(ctx, s.out, &c) {
+				return
+			}
+		default:
+			return
+		}
+	}
 }
 
 // dashboardStatsUpdated pushes the stats now, then after task changes at

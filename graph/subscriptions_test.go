@@ -287,74 +287,11 @@ func TestManySubscribers(t *testing.T) {
 	runtime.GC()
 	baseline := runtime.NumGoroutine()
 
-	// The stalled subscriber: a tiny receive buffer, large messages (it
-	// selects each task's 64 KiB input) and no reads, so the server's writes
-	// to it block and its event buffer overflows.
-	stalledDialer := websocket.Dialer{
-		Subprotocols: []string{protoTransport},
-		NetDial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-				var serr error
-				if err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) }); err != nil {
-					return err
-				}
-				return serr
-			}}
-			return d.Dial(network, addr)
-		},
-	}
-	stalled, _, err := stalledDialer.Dial(wsURL(env), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
-	const sub = `subscription($f: TaskEventFilter) { taskEvents(filter: $f) { taskID from to attempt } }`
-	const bigSub = `subscription($f: TaskEventFilter) { taskEvents(filter: $f) { taskID to task { input } } }`
 	vars := map[string]any{"f": map[string]any{"modelIDs": []gid{m.ID}}}
-	for _, msg := range []map[string]any{
-		{"type": "connection_init", "payload": map[string]any{}},
-		{"id": "s", "type": "subscribe", "payload": map[string]any{"query": bigSub, "variables": vars}},
-	} {
-		if err := stalled.WriteJSON(msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	stalled := stalledSubscriber(t, env, vars)
+	defer stalled.Close()
 	const n = 999
-	clients := make([]*wsClient, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := dialWS(t, env, protoTransport, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			clients[i] = c
-			if err := c.c.WriteJSON(map[string]any{"id": "s", "type": "subscribe", "payload": map[string]any{"query": sub, "variables": vars}}); err != nil {
-				errs <- err
-			}
-		}()
-		if i%100 == 99 {
-			wg.Wait()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("connect: %v", err)
-	}
-	// Wait until every subscription is registered on the bus.
-	deadline := time.Now().Add(60 * time.Second)
-	for env.App.Bus.Subscribers() < n+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bus subscribers, want %d", env.App.Bus.Subscribers(), n+1)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	clients := connectSubscribers(t, env, n, vars)
 
 	// 100 tasks, each pending -> running -> completed: 300 events, more
 	// than a subscription's buffer (events.DefaultBuffer).
@@ -366,7 +303,6 @@ func TestManySubscribers(t *testing.T) {
 	}
 	mustData(t, env, "", `mutation($in: [CreateTaskInput!]!) { createTasks(inputs: $in) { id } }`, map[string]any{"in": in}, nil)
 	mustData(t, env, "", setStatusOp, map[string]any{"id": m.ID, "s": "ONLINE"}, nil)
-	const want = tasks * 3
 
 	var rwg sync.WaitGroup
 	failures := make(chan string, n)
@@ -374,37 +310,8 @@ func TestManySubscribers(t *testing.T) {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
-			counts := map[string]int{}
-			for got := 0; got < want; {
-				var msg wsMsg
-				if err := c.c.SetReadDeadline(time.Now().Add(90 * time.Second)); err != nil {
-					failures <- err.Error()
-					return
-				}
-				if err := c.c.ReadJSON(&msg); err != nil {
-					failures <- fmt.Sprintf("client %d after %d events: %v", i, got, err)
-					return
-				}
-				switch msg.Type {
-				case "ping":
-					_ = c.c.WriteJSON(map[string]any{"type": "pong"})
-				case "next":
-					var r struct {
-						Data struct{ TaskEvents struct{ To string } }
-					}
-					if err := json.Unmarshal(msg.Payload, &r); err != nil {
-						failures <- err.Error()
-						return
-					}
-					counts[r.Data.TaskEvents.To]++
-					got++
-				default:
-					failures <- fmt.Sprintf("client %d: unexpected %s %s", i, msg.Type, msg.Payload)
-					return
-				}
-			}
-			if counts["PENDING"] != tasks || counts["RUNNING"] != tasks || counts["COMPLETED"] != tasks {
-				failures <- fmt.Sprintf("client %d: events by status %v, want %d of each", i, counts, tasks)
+			if f := readTaskEvents(c, i, tasks); f != "" {
+				failures <- f
 			}
 		}()
 	}
@@ -424,12 +331,133 @@ func TestManySubscribers(t *testing.T) {
 		c.c.Close()
 	}
 	stalled.Close()
-	deadline = time.Now().Add(60 * time.Second)
+	waitReleased(t, env, baseline)
+}
+
+const manySub = `subscription($f: TaskEventFilter) { taskEvents(filter: $f) { taskID from to attempt } }`
+
+// stalledSubscriber subscribes to taskEvents and never reads: a tiny
+// receive buffer, large messages (it selects each task's 64 KiB input) and
+// no reads, so the server's writes to it block and its event buffer
+// overflows.
+func stalledSubscriber(t *testing.T, env *apptest.Env, vars map[string]any) *websocket.Conn {
+	t.Helper()
+	stalledDialer := websocket.Dialer{
+		Subprotocols: []string{protoTransport},
+		NetDial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024) }); err != nil {
+					return err
+				}
+				return serr
+			}}
+			return d.Dial(network, addr)
+		},
+	}
+	stalled, _, err := stalledDialer.Dial(wsURL(env), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bigSub = `subscription($f: TaskEventFilter) { taskEvents(filter: $f) { taskID to task { input } } }`
+	for _, msg := range []map[string]any{
+		{"type": "connection_init", "payload": map[string]any{}},
+		{"id": "s", "type": "subscribe", "payload": map[string]any{"query": bigSub, "variables": vars}},
+	} {
+		if err := stalled.WriteJSON(msg); err != nil {
+			stalled.Close()
+			t.Fatal(err)
+		}
+	}
+	return stalled
+}
+
+// connectSubscribers connects n clients, 100 at a time, each subscribed to
+// taskEvents, and waits until every subscription (and the stalled one) is
+// registered on the bus.
+func connectSubscribers(t *testing.T, env *apptest.Env, n int, vars map[string]any) []*wsClient {
+	t.Helper()
+	clients := make([]*wsClient, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialWS(t, env, protoTransport, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			clients[i] = c
+			if err := c.c.WriteJSON(map[string]any{"id": "s", "type": "subscribe", "payload": map[string]any{"query": manySub, "variables": vars}}); err != nil {
+				errs <- err
+			}
+		}()
+		if i%100 == 99 {
+			wg.Wait()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("connect: %v", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for env.App.Bus.Subscribers() < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bus subscribers, want %d", env.App.Bus.Subscribers(), n+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return clients
+}
+
+// readTaskEvents reads client i's events until it has three per task and
+// checks it got each of pending, running and completed once per task. It
+// returns what went wrong, "" if nothing.
+func readTaskEvents(c *wsClient, i, tasks int) string {
+	counts := map[string]int{}
+	for got := 0; got < tasks*3; {
+		var msg wsMsg
+		if err := c.c.SetReadDeadline(time.Now().Add(90 * time.Second)); err != nil {
+			return err.Error()
+		}
+		if err := c.c.ReadJSON(&msg); err != nil {
+			return fmt.Sprintf("client %d after %d events: %v", i, got, err)
+		}
+		switch msg.Type {
+		case "ping":
+			_ = c.c.WriteJSON(map[string]any{"type": "pong"})
+		case "next":
+			var r struct {
+				Data struct{ TaskEvents struct{ To string } }
+			}
+			if err := json.Unmarshal(msg.Payload, &r); err != nil {
+				return err.Error()
+			}
+			counts[r.Data.TaskEvents.To]++
+			got++
+		default:
+			return fmt.Sprintf("client %d: unexpected %s %s", i, msg.Type, msg.Payload)
+		}
+	}
+	if counts["PENDING"] != tasks || counts["RUNNING"] != tasks || counts["COMPLETED"] != tasks {
+		return fmt.Sprintf("client %d: events by status %v, want %d of each", i, counts, tasks)
+	}
+	return ""
+}
+
+// waitReleased waits until the bus has no subscriber left and the
+// goroutines are back to about baseline.
+func waitReleased(t *testing.T, env *apptest.Env, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		runtime.GC()
 		subs, g := env.App.Bus.Subscribers(), runtime.NumGoroutine()
 		if subs == 0 && g <= baseline+10 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)

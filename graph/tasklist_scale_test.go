@@ -86,58 +86,16 @@ func TestTaskConnectionAtScale(t *testing.T) {
 	sh := apptest.NewShared(t, nil)
 	rec := recordTaskSQL(sh)
 	env := sh.Start(t, app.RoleAll)
-	ctx := context.Background()
 	m := env.Simulator("scale", 1, nil)
-	db := env.App.Store.Client
-
-	// 3,000 finished tasks (nothing for the dispatcher to do), created in
-	// threes at the same microsecond so that ties cross page boundaries.
 	const n = 3000
-	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	for i := 0; i < n; i += 500 {
-		bulk := make([]*ent.TaskCreate, 0, 500)
-		for j := i; j < i+500; j++ {
-			bulk = append(bulk, db.Task.Create().SetModelID(m.ID).SetType(domain.TypeTextGeneration).
-				SetPrompt(fmt.Sprint("p", j)).SetMaxRetries(0).SetStatus(domain.StatusCompleted).
-				SetCreatedAt(base.Add(time.Duration(j/3)*time.Millisecond)))
-		}
-		if err := db.Task.CreateBulk(bulk...).Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	all, err := db.Task.Query().All(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(all, func(a, b *ent.Task) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return b.ID - a.ID
-	})
-	if env.App.Store.Dialect == "mysql" {
-		if _, err := env.App.Store.DB.ExecContext(ctx, "ANALYZE TABLE tasks"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	all := seedFinishedTasks(t, env, m.ID, n)
 	rec.take() // the set-up's statements
-
-	type page struct {
-		Tasks struct {
-			TotalCount int
-			PageInfo   struct {
-				HasNextPage bool
-				EndCursor   *string
-			}
-			Edges []struct{ Node struct{ ID gid } }
-		}
-	}
 
 	// Walk three pages newest first, without totalCount: the tasks come in
 	// created_at then id order, descending, and nothing is counted.
 	var after *string
 	for p := 0; p < 3; p++ {
-		var got page
+		var got taskPage
 		mustData(t, env, "", `query Probe($after: Cursor) { tasks(first: 20, after: $after, orderBy: [{field: CREATED_AT, direction: DESC}]) { pageInfo { hasNextPage endCursor } edges { node { id } } } }`,
 			map[string]any{"after": after}, &got)
 		if len(got.Tasks.Edges) != 20 || !got.Tasks.PageInfo.HasNextPage {
@@ -166,37 +124,100 @@ func TestTaskConnectionAtScale(t *testing.T) {
 			t.Fatalf("page %d query orders %q, want created_at DESC, id DESC", p, pageSQL.query[strings.Index(pageSQL.query, "ORDER BY"):])
 		}
 		if p == 0 && env.App.Store.Dialect == "mysql" {
-			// The plan: the created_at index read backwards, no sort.
-			rows, err := env.App.Store.DB.QueryContext(ctx, "EXPLAIN "+pageSQL.query, pageSQL.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, _ := rows.Columns()
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
-				plan := map[string]string{}
-				for i, c := range cols {
-					if b, ok := vals[i].([]byte); ok {
-						plan[c] = string(b)
-					}
-				}
-				if strings.Contains(plan["Extra"], "filesort") || plan["key"] != "task_created_at" {
-					t.Fatalf("first page plan %v: want key task_created_at and no filesort", plan)
-				}
-			}
-			if err := rows.Close(); err != nil {
-				t.Fatal(err)
-			}
+			assertIndexReadNoSort(t, env, pageSQL)
 		}
 	}
+	assertTotalCounts(t, env, rec, m.ID, n)
+}
 
+// taskPage is a page of the tasks connection.
+type taskPage struct {
+	Tasks struct {
+		TotalCount int
+		PageInfo   struct {
+			HasNextPage bool
+			EndCursor   *string
+		}
+		Edges []struct{ Node struct{ ID gid } }
+	}
+}
+
+// seedFinishedTasks stores n finished tasks on model modelID and returns
+// every task, newest first (created_at, then id, descending).
+func seedFinishedTasks(t *testing.T, env *apptest.Env, modelID, n int) []*ent.Task {
+	t.Helper()
+	ctx := context.Background()
+	db := env.App.Store.Client
+	// Finished tasks (nothing for the dispatcher to do), created in
+	// threes at the same microsecond so that ties cross page boundaries.
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for i := 0; i < n; i += 500 {
+		bulk := make([]*ent.TaskCreate, 0, 500)
+		for j := i; j < i+500; j++ {
+			bulk = append(bulk, db.Task.Create().SetModelID(modelID).SetType(domain.TypeTextGeneration).
+				SetPrompt(fmt.Sprint("p", j)).SetMaxRetries(0).SetStatus(domain.StatusCompleted).
+				SetCreatedAt(base.Add(time.Duration(j/3)*time.Millisecond)))
+		}
+		if err := db.Task.CreateBulk(bulk...).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := db.Task.Query().All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(all, func(a, b *ent.Task) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return b.ID - a.ID
+	})
+	if env.App.Store.Dialect == "mysql" {
+		if _, err := env.App.Store.DB.ExecContext(ctx, "ANALYZE TABLE tasks"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return all
+}
+
+// assertIndexReadNoSort: on MySQL, the first page's plan reads the
+// created_at index backwards, with no sort.
+func assertIndexReadNoSort(t *testing.T, env *apptest.Env, pageSQL *recordedSQL) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := env.App.Store.DB.QueryContext(ctx, "EXPLAIN "+pageSQL.query, pageSQL.args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		plan := map[string]string{}
+		for i, c := range cols {
+			if b, ok := vals[i].([]byte); ok {
+				plan[c] = string(b)
+			}
+		}
+		if strings.Contains(plan["Extra"], "filesort") || plan["key"] != "task_created_at" {
+			t.Fatalf("first page plan %v: want key task_created_at and no filesort", plan)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertTotalCounts: totalCount of the n tasks of model modelID, with and
+// without edges, and whether the tasks were counted one by one.
+func assertTotalCounts(t *testing.T, env *apptest.Env, rec *sqlRecorder, modelID, n int) {
+	t.Helper()
 	// totalCount, unfiltered or by status: from the counts by status, no
 	// COUNT over the table; other filters count exactly; without edges the
 	// count answers pageInfo too.
@@ -209,11 +230,11 @@ func TestTaskConnectionAtScale(t *testing.T) {
 		{"no filter", nil, n, false},
 		{"status completed", map[string]any{"status": "COMPLETED"}, n, false},
 		{"status pending", map[string]any{"status": "PENDING"}, 0, false},
-		{"model", map[string]any{"modelID": fmt.Sprint(m.ID)}, n, true},
-		{"model and status", map[string]any{"modelID": fmt.Sprint(m.ID), "status": "FAILED"}, 0, true},
+		{"model", map[string]any{"modelID": fmt.Sprint(modelID)}, n, true},
+		{"model and status", map[string]any{"modelID": fmt.Sprint(modelID), "status": "FAILED"}, 0, true},
 	} {
 		for _, edges := range []string{"edges { node { id } }", ""} {
-			var got page
+			var got taskPage
 			mustData(t, env, "", `query Probe($where: TaskWhereInput) { tasks(first: 20, where: $where) { totalCount pageInfo { hasNextPage } `+edges+` } }`,
 				map[string]any{"where": c.where}, &got)
 			if got.Tasks.TotalCount != c.want || got.Tasks.PageInfo.HasNextPage != (c.want > 20) {
