@@ -98,6 +98,59 @@ type sigCase struct {
 // request the scheduler really sent, a forged body, a wrong secret and a
 // replayed (old) timestamp.
 func TestDocSnippetsVerify(t *testing.T) {
+	header, body := captureWebhook(t)
+	ts, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(header, ",")[0], "t="), 10, 64)
+	forged := bytes.Replace(body, []byte(`"completed"`), []byte(`"failed"`), 1)
+	if bytes.Equal(forged, body) {
+		t.Fatalf("body %s has no status to forge", body)
+	}
+	cases := []sigCase{
+		{"real", testSecret, header, body, ts + 2, true},
+		{"forged body", testSecret, header, forged, ts + 2, false},
+		{"wrong secret", "whsec_someone_else_entirely_0000", header, body, ts + 2, false},
+		{"replayed 10 minutes later", testSecret, header, body, ts + 600, false},
+		{"no v1", testSecret, "t=" + strconv.FormatInt(ts, 10), body, ts, false},
+	}
+	dir := t.TempDir()
+	t.Run("go", func(t *testing.T) {
+		src := filepath.Join(dir, "verify.go")
+		if err := os.WriteFile(src, []byte("package main\n\n"+goHarnessImports+docSnippet(t, "go")+goHarness), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "verify")
+		if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
+			t.Fatalf("build the Go snippet: %v\n%s", err, out)
+		}
+		runSnippet(t, cases, "Go", func() *exec.Cmd { return exec.Command(bin) })
+	})
+	t.Run("python", func(t *testing.T) {
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			t.Skip("python3 not installed")
+		}
+		src := filepath.Join(dir, "verify.py")
+		if err := os.WriteFile(src, []byte(docSnippet(t, "python")+pyHarness), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runSnippet(t, cases, "Python", func() *exec.Cmd { return exec.Command(py, src) })
+	})
+	t.Run("node", func(t *testing.T) {
+		node, err := exec.LookPath("node")
+		if err != nil {
+			t.Skip("node not installed")
+		}
+		src := filepath.Join(dir, "verify.js")
+		if err := os.WriteFile(src, []byte(docSnippet(t, "js")+jsHarness), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runSnippet(t, cases, "Node", func() *exec.Cmd { return exec.Command(node, src) })
+	})
+}
+
+// captureWebhook runs a task with a callback and returns the signature
+// header and body of the webhook the scheduler sent.
+func captureWebhook(t *testing.T) (header string, body []byte) {
+	t.Helper()
 	type captured struct {
 		header string
 		body   []byte
@@ -110,7 +163,7 @@ func TestDocSnippetsVerify(t *testing.T) {
 		default:
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	e := apptest.New(t, hookConfig(nil))
 	m := e.Simulator("hook-docs", 1, map[string]any{"latency_ms": 1})
 	e.Submit(map[string]any{"model_id": m.ID, "type": "text-generation", "input": "héllo \"quoted\"", "callback_url": srv.URL})
@@ -120,66 +173,25 @@ func TestDocSnippetsVerify(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no webhook")
 	}
-	ts, _ := strconv.ParseInt(strings.TrimPrefix(strings.Split(c.header, ",")[0], "t="), 10, 64)
-	forged := bytes.Replace(c.body, []byte(`"completed"`), []byte(`"failed"`), 1)
-	if bytes.Equal(forged, c.body) {
-		t.Fatalf("body %s has no status to forge", c.body)
-	}
-	cases := []sigCase{
-		{"real", testSecret, c.header, c.body, ts + 2, true},
-		{"forged body", testSecret, c.header, forged, ts + 2, false},
-		{"wrong secret", "whsec_someone_else_entirely_0000", c.header, c.body, ts + 2, false},
-		{"replayed 10 minutes later", testSecret, c.header, c.body, ts + 600, false},
-		{"no v1", testSecret, "t=" + strconv.FormatInt(ts, 10), c.body, ts, false},
-	}
-	dir := t.TempDir()
-	run := func(t *testing.T, name string, cmd func() *exec.Cmd) {
-		for _, tc := range cases {
-			in, _ := json.Marshal(map[string]any{"secret": tc.secret, "header": tc.header,
-				"body": base64.StdEncoding.EncodeToString(tc.body), "now": tc.now})
-			x := cmd()
-			x.Stdin = bytes.NewReader(in)
-			out, err := x.CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s snippet, %s: %v\n%s", name, tc.name, err, out)
-			}
-			res := strings.TrimSpace(string(out))
-			if (res == "ok") != tc.ok || (!tc.ok && !strings.HasPrefix(res, "error:")) {
-				t.Fatalf("%s snippet, %s: printed %q, want ok=%v", name, tc.name, res, tc.ok)
-			}
-		}
-	}
-	t.Run("go", func(t *testing.T) {
-		src := filepath.Join(dir, "verify.go")
-		if err := os.WriteFile(src, []byte("package main\n\n"+goHarnessImports+docSnippet(t, "go")+goHarness), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		bin := filepath.Join(dir, "verify")
-		if out, err := exec.Command("go", "build", "-o", bin, src).CombinedOutput(); err != nil {
-			t.Fatalf("build the Go snippet: %v\n%s", err, out)
-		}
-		run(t, "Go", func() *exec.Cmd { return exec.Command(bin) })
-	})
-	t.Run("python", func(t *testing.T) {
-		py, err := exec.LookPath("python3")
+	return c.header, c.body
+}
+
+// runSnippet runs the named language's snippet, made by cmd, on each case
+// and checks it prints ok for the valid ones and error: for the others.
+func runSnippet(t *testing.T, cases []sigCase, name string, cmd func() *exec.Cmd) {
+	t.Helper()
+	for _, tc := range cases {
+		in, _ := json.Marshal(map[string]any{"secret": tc.secret, "header": tc.header,
+			"body": base64.StdEncoding.EncodeToString(tc.body), "now": tc.now})
+		x := cmd()
+		x.Stdin = bytes.NewReader(in)
+		out, err := x.CombinedOutput()
 		if err != nil {
-			t.Skip("python3 not installed")
+			t.Fatalf("%s snippet, %s: %v\n%s", name, tc.name, err, out)
 		}
-		src := filepath.Join(dir, "verify.py")
-		if err := os.WriteFile(src, []byte(docSnippet(t, "python")+pyHarness), 0o644); err != nil {
-			t.Fatal(err)
+		res := strings.TrimSpace(string(out))
+		if (res == "ok") != tc.ok || (!tc.ok && !strings.HasPrefix(res, "error:")) {
+			t.Fatalf("%s snippet, %s: printed %q, want ok=%v", name, tc.name, res, tc.ok)
 		}
-		run(t, "Python", func() *exec.Cmd { return exec.Command(py, src) })
-	})
-	t.Run("node", func(t *testing.T) {
-		node, err := exec.LookPath("node")
-		if err != nil {
-			t.Skip("node not installed")
-		}
-		src := filepath.Join(dir, "verify.js")
-		if err := os.WriteFile(src, []byte(docSnippet(t, "js")+jsHarness), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		run(t, "Node", func() *exec.Cmd { return exec.Command(node, src) })
-	})
+	}
 }

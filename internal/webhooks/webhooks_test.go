@@ -376,19 +376,29 @@ func TestKeySecretDefaultURLAndRedelivery(t *testing.T) {
 	if err := webhooks.Verify(testSecret, "t=1,v1=00", nil, time.Minute, time.Now()); err == nil {
 		t.Fatal("Verify accepted garbage")
 	}
+	assertAdminRedeliversAndRotates(t, e, r, admin.Secret, created.Data.Key, created.Data.ID, created.Data.WebhookSecret, ds[0].ID)
+}
+
+// assertAdminRedeliversAndRotates: only an admin redelivers delivery
+// deliveryID (signed with key keyID's secret oldSecret), an unknown
+// delivery is a 404, and after a rotation the new secret signs what is
+// sent.
+func assertAdminRedeliversAndRotates(t *testing.T, e *apptest.Env, r *receiver, adminKey, subKey string, keyID int, oldSecret string, deliveryID int) {
+	t.Helper()
+	bearer := func(k string) []string { return []string{"Authorization", "Bearer " + k} }
 	// Only an admin redelivers.
-	path := fmt.Sprintf("/api/v1/webhooks/deliveries/%d/redeliver", ds[0].ID)
-	if code := e.Do("POST", path, nil, nil, bearer(created.Data.Key)...); code != http.StatusForbidden {
+	path := fmt.Sprintf("/api/v1/webhooks/deliveries/%d/redeliver", deliveryID)
+	if code := e.Do("POST", path, nil, nil, bearer(subKey)...); code != http.StatusForbidden {
 		t.Fatalf("submitter redelivers: %d, want 403", code)
 	}
-	if code := e.Do("POST", path, nil, nil, bearer(admin.Secret)...); code != http.StatusAccepted {
+	if code := e.Do("POST", path, nil, nil, bearer(adminKey)...); code != http.StatusAccepted {
 		t.Fatalf("admin redelivers: %d", code)
 	}
-	hs = r.waitHits(2, 30*time.Second)
-	if hs[1].delivery != ds[0].ID || hs[1].attempt != 2 || hs[1].sigErr != nil {
+	hs := r.waitHits(2, 30*time.Second)
+	if hs[1].delivery != deliveryID || hs[1].attempt != 2 || hs[1].sigErr != nil {
 		t.Fatalf("redelivery = %+v", hs[1])
 	}
-	if code := e.Do("POST", "/api/v1/webhooks/deliveries/999999/redeliver", nil, nil, bearer(admin.Secret)...); code != http.StatusNotFound {
+	if code := e.Do("POST", "/api/v1/webhooks/deliveries/999999/redeliver", nil, nil, bearer(adminKey)...); code != http.StatusNotFound {
 		t.Fatalf("redeliver unknown: %d", code)
 	}
 	// A rotated secret signs what is sent from then on.
@@ -397,13 +407,13 @@ func TestKeySecretDefaultURLAndRedelivery(t *testing.T) {
 			WebhookSecret string `json:"webhook_secret"`
 		} `json:"data"`
 	}
-	if code := e.Do("POST", fmt.Sprintf("/api/v1/apikeys/%d/webhook-secret", created.Data.ID), nil, &rot, bearer(admin.Secret)...); code != http.StatusOK || rot.Data.WebhookSecret == "" || rot.Data.WebhookSecret == created.Data.WebhookSecret {
+	if code := e.Do("POST", fmt.Sprintf("/api/v1/apikeys/%d/webhook-secret", keyID), nil, &rot, bearer(adminKey)...); code != http.StatusOK || rot.Data.WebhookSecret == "" || rot.Data.WebhookSecret == oldSecret {
 		t.Fatalf("rotate: %d %+v", code, rot)
 	}
 	r.mu.Lock()
 	r.secret = rot.Data.WebhookSecret
 	r.mu.Unlock()
-	e.Do("POST", path, nil, nil, bearer(admin.Secret)...)
+	e.Do("POST", path, nil, nil, bearer(adminKey)...)
 	hs = r.waitHits(3, 30*time.Second)
 	if hs[2].sigErr != nil {
 		t.Fatalf("after rotation: %v", hs[2].sigErr)
