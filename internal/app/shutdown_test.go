@@ -41,36 +41,7 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Cleanup(func() { <-done })
 	<-a.Stopping()
 
-	var eb apptest.ErrorBody
-	code := victim.Do("POST", "/api/v1/tasks", map[string]any{"model_id": fastModel.ID, "type": "text-generation", "input": "late"}, &eb)
-	if code != http.StatusServiceUnavailable || eb.Error.Code != "UNAVAILABLE" {
-		t.Fatalf("submission during shutdown: status %d code %q, want 503 UNAVAILABLE", code, eb.Error.Code)
-	}
-	var gql struct {
-		Data   map[string]any `json:"data"`
-		Errors []struct {
-			Extensions map[string]any `json:"extensions"`
-		} `json:"errors"`
-	}
-	mutation := map[string]any{
-		"query":     `mutation($m: ID!) { createTask(input: {modelID: $m, type: TEXT_GENERATION, input: "late"}) { id } }`,
-		"variables": map[string]any{"m": fastModel.ID},
-	}
-	victim.Do("POST", "/graphql", mutation, &gql)
-	if len(gql.Errors) != 1 || gql.Errors[0].Extensions["code"] != "UNAVAILABLE" {
-		t.Fatalf("GraphQL mutation during shutdown: %+v, want one UNAVAILABLE error", gql)
-	}
-	gql.Errors, gql.Data = nil, nil
-	victim.Do("POST", "/graphql", map[string]any{"query": `{ task(id: ` + strconv.Itoa(fast.ID) + `) { id } }`}, &gql)
-	if len(gql.Errors) != 0 || gql.Data["task"] == nil {
-		t.Fatalf("GraphQL query during shutdown: %+v, want an answer", gql)
-	}
-	if code := victim.Do("GET", "/api/v1/system/health", nil, nil); code != http.StatusServiceUnavailable {
-		t.Fatalf("health during shutdown: status %d, want 503 so load balancers drain", code)
-	}
-	if code := victim.Do("GET", "/api/v1/tasks/"+strconv.Itoa(fast.ID), nil, nil); code != http.StatusOK {
-		t.Fatalf("read during shutdown: status %d, want 200", code)
-	}
+	assertStoppingRefusesWrites(t, victim, fastModel.ID, fast.ID)
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
@@ -99,6 +70,43 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Fatalf("%d succeeded attempts, want exactly 1", ok)
+	}
+}
+
+// assertStoppingRefusesWrites: while the victim stops, a REST submission,
+// a GraphQL mutation and health answer 503 UNAVAILABLE, and reads of task
+// taskID (GraphQL and REST) still answer.
+func assertStoppingRefusesWrites(t *testing.T, victim *apptest.Env, modelID, taskID int) {
+	t.Helper()
+	var eb apptest.ErrorBody
+	code := victim.Do("POST", "/api/v1/tasks", map[string]any{"model_id": modelID, "type": "text-generation", "input": "late"}, &eb)
+	if code != http.StatusServiceUnavailable || eb.Error.Code != "UNAVAILABLE" {
+		t.Fatalf("submission during shutdown: status %d code %q, want 503 UNAVAILABLE", code, eb.Error.Code)
+	}
+	var gql struct {
+		Data   map[string]any `json:"data"`
+		Errors []struct {
+			Extensions map[string]any `json:"extensions"`
+		} `json:"errors"`
+	}
+	mutation := map[string]any{
+		"query":     `mutation($m: ID!) { createTask(input: {modelID: $m, type: TEXT_GENERATION, input: "late"}) { id } }`,
+		"variables": map[string]any{"m": modelID},
+	}
+	victim.Do("POST", "/graphql", mutation, &gql)
+	if len(gql.Errors) != 1 || gql.Errors[0].Extensions["code"] != "UNAVAILABLE" {
+		t.Fatalf("GraphQL mutation during shutdown: %+v, want one UNAVAILABLE error", gql)
+	}
+	gql.Errors, gql.Data = nil, nil
+	victim.Do("POST", "/graphql", map[string]any{"query": `{ task(id: ` + strconv.Itoa(taskID) + `) { id } }`}, &gql)
+	if len(gql.Errors) != 0 || gql.Data["task"] == nil {
+		t.Fatalf("GraphQL query during shutdown: %+v, want an answer", gql)
+	}
+	if code := victim.Do("GET", "/api/v1/system/health", nil, nil); code != http.StatusServiceUnavailable {
+		t.Fatalf("health during shutdown: status %d, want 503 so load balancers drain", code)
+	}
+	if code := victim.Do("GET", "/api/v1/tasks/"+strconv.Itoa(taskID), nil, nil); code != http.StatusOK {
+		t.Fatalf("read during shutdown: status %d, want 200", code)
 	}
 }
 
