@@ -24,14 +24,16 @@ import (
 )
 
 type compose struct {
-	Services map[string]struct {
-		Build       any               `yaml:"build"`
-		Image       string            `yaml:"image"`
-		Command     []string          `yaml:"command"`
-		Environment map[string]string `yaml:"environment"`
-		Ports       []string          `yaml:"ports"`
-		DependsOn   map[string]any    `yaml:"depends_on"`
-	} `yaml:"services"`
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Build       any               `yaml:"build"`
+	Image       string            `yaml:"image"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
+	DependsOn   map[string]any    `yaml:"depends_on"`
 }
 
 // envRead lists the environment variables the binary reads: everything
@@ -103,37 +105,7 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("service %s missing", name)
 			continue
 		}
-		onCluster := strings.HasSuffix(name, "-cluster")
-		env := map[string]string{}
-		for k, v := range svc.Environment {
-			if !read[k] {
-				t.Errorf("service %s sets %s, which llm-scheduler does not read", name, k)
-			}
-			env[k] = interpolate(v, standIn)
-		}
-		redisKey := "REDIS_HOST"
-		if onCluster {
-			redisKey = "REDIS_CLUSTER_ADDRS"
-		}
-		for _, k := range []string{"DB_HOST", "DB_PASSWORD", redisKey, "REDIS_PASSWORD", "ENCRYPTION_KEY", "APP_ENV"} {
-			if env[k] == "" {
-				t.Errorf("service %s does not set %s", name, k)
-			}
-		}
-		cfg, err := config.Load("", func(k string) string { return env[k] })
-		if err != nil {
-			t.Errorf("service %s: its environment is not a valid configuration: %v", name, err)
-			continue
-		}
-		if !cfg.Production() || !cfg.AuthEnabled() || cfg.Database.Driver != "mysql" || cfg.Redis.Embedded || cfg.Redis.Password == "" {
-			t.Errorf("service %s runs %s, auth %v, db %s, embedded redis %v", name, cfg.App.Env, cfg.AuthEnabled(), cfg.Database.Driver, cfg.Redis.Embedded)
-		}
-		if onCluster && len(cfg.Redis.ClusterAddrs) != 6 {
-			t.Errorf("service %s: redis.cluster_addrs = %v, want the six nodes of the cluster profile", name, cfg.Redis.ClusterAddrs)
-		}
-		if _, err := secrets.FromConfig(cfg); err != nil {
-			t.Errorf("service %s: %v", name, err)
-		}
+		checkServiceEnv(t, name, svc, read, standIn)
 	}
 	// The example .env names the variables the file requires.
 	example, err := os.ReadFile(".env.example")
@@ -144,6 +116,45 @@ func TestComposeFile(t *testing.T) {
 		if strings.Contains(m[0], ":?") && !strings.Contains(string(example), m[1]+"=") {
 			t.Errorf("docker-compose.yml requires %s, which deploy/.env.example does not list", m[1])
 		}
+	}
+}
+
+// checkServiceEnv: service name sets only variables the binary reads, the
+// database, Redis, secrets and environment ones among them (stand-ins for
+// ${VAR} from standIn), and they make a valid production configuration
+// on MySQL and external Redis.
+func checkServiceEnv(t *testing.T, name string, svc composeService, read map[string]bool, standIn map[string]string) {
+	t.Helper()
+	onCluster := strings.HasSuffix(name, "-cluster")
+	env := map[string]string{}
+	for k, v := range svc.Environment {
+		if !read[k] {
+			t.Errorf("service %s sets %s, which llm-scheduler does not read", name, k)
+		}
+		env[k] = interpolate(v, standIn)
+	}
+	redisKey := "REDIS_HOST"
+	if onCluster {
+		redisKey = "REDIS_CLUSTER_ADDRS"
+	}
+	for _, k := range []string{"DB_HOST", "DB_PASSWORD", redisKey, "REDIS_PASSWORD", "ENCRYPTION_KEY", "APP_ENV"} {
+		if env[k] == "" {
+			t.Errorf("service %s does not set %s", name, k)
+		}
+	}
+	cfg, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Errorf("service %s: its environment is not a valid configuration: %v", name, err)
+		return
+	}
+	if !cfg.Production() || !cfg.AuthEnabled() || cfg.Database.Driver != "mysql" || cfg.Redis.Embedded || cfg.Redis.Password == "" {
+		t.Errorf("service %s runs %s, auth %v, db %s, embedded redis %v", name, cfg.App.Env, cfg.AuthEnabled(), cfg.Database.Driver, cfg.Redis.Embedded)
+	}
+	if onCluster && len(cfg.Redis.ClusterAddrs) != 6 {
+		t.Errorf("service %s: redis.cluster_addrs = %v, want the six nodes of the cluster profile", name, cfg.Redis.ClusterAddrs)
+	}
+	if _, err := secrets.FromConfig(cfg); err != nil {
+		t.Errorf("service %s: %v", name, err)
 	}
 }
 
