@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"slices"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -21,8 +22,16 @@ type Task struct {
 
 func micros() map[string]string { return map[string]string{dialect.MySQL: "datetime(6)"} }
 
-// Fields of the Task.
+// Fields of the Task, in column order: what was asked, how it ended, its
+// attempts, its tokens, who submitted it, its cost, and its times.
 func (Task) Fields() []ent.Field {
+	return slices.Concat(taskRequestFields(), taskOutcomeFields(), taskAttemptFields(), taskTokenFields(),
+		taskSubmitterFields(), taskCostFields(), taskTimeFields())
+}
+
+// taskRequestFields are what the submitter asked for: model, type, input,
+// settings and priority.
+func taskRequestFields() []ent.Field {
 	return []ent.Field{
 		// The id is an order field so that the GraphQL task connection can
 		// break ties in the direction of the requested order
@@ -45,6 +54,12 @@ func (Task) Fields() []ent.Field {
 			Annotations(entgql.Type("Map")),
 		field.Int("priority").Default(int(domain.PriorityMedium)).Range(1, 3).
 			Annotations(entgql.OrderField("PRIORITY")),
+	}
+}
+
+// taskOutcomeFields are the task's state and what it produced.
+func taskOutcomeFields() []ent.Field {
+	return []ent.Field{
 		field.Enum("status").GoType(domain.TaskStatus("")).Default(string(domain.StatusPending)).
 			Annotations(entgql.Type("TaskStatus"), entgql.Skip(entgql.SkipEnumField), entgql.OrderField("STATUS")),
 		field.Text("output").Optional().
@@ -53,6 +68,12 @@ func (Task) Fields() []ent.Field {
 		field.JSON("embedding", []float64{}).Optional(),
 		field.Text("error").Optional().
 			Annotations(entgql.Skip(entgql.SkipWhereInput)),
+	}
+}
+
+// taskAttemptFields count and bound the task's tries.
+func taskAttemptFields() []ent.Field {
+	return []ent.Field{
 		// Attempts counts tries started so far, including a lost one.
 		field.Int("attempts").Default(0).NonNegative(),
 		field.Int("max_retries").NonNegative(),
@@ -62,6 +83,11 @@ func (Task) Fields() []ent.Field {
 			Annotations(entgql.Skip(entgql.SkipAll)),
 		// TimeoutSeconds overrides queue.task_timeout for each attempt.
 		field.Int("timeout_seconds").Optional().Nillable().Positive(),
+	}
+}
+
+func taskTokenFields() []ent.Field {
+	return []ent.Field{
 		field.Int("prompt_tokens").Default(0).NonNegative(),
 		field.Int("completion_tokens").Default(0).NonNegative(),
 		field.Int("total_tokens").Default(0).NonNegative(),
@@ -69,6 +95,13 @@ func (Task) Fields() []ent.Field {
 		// by the provider or "estimated" from the text. Empty until the
 		// task completes.
 		field.String("token_source").Optional(),
+	}
+}
+
+// taskSubmitterFields say who submitted the task and how: its
+// idempotency key, API key, caller and weight.
+func taskSubmitterFields() []ent.Field {
+	return []ent.Field{
 		// IdempotencyKey makes a repeated create return the first task.
 		field.String("idempotency_key").Optional().Nillable().MaxLen(255).
 			Annotations(entgql.Skip(entgql.SkipAll)),
@@ -87,10 +120,22 @@ func (Task) Fields() []ent.Field {
 		// (1 without a key): its caller's share in fair share.
 		field.Int("weight").Default(1).Range(1, 1000).
 			Annotations(entgql.Skip(entgql.SkipAll)),
+	}
+}
+
+func taskCostFields() []ent.Field {
+	return []ent.Field{
 		// Cost totals the costs of every attempt, failed ones included;
 		// CostEstimated is set when any of them rests on estimated tokens.
 		field.Float("cost").Default(0),
 		field.Bool("cost_estimated").Default(false),
+	}
+}
+
+// taskTimeFields are the task's times, its schedule and its callback on
+// ending.
+func taskTimeFields() []ent.Field {
+	return []ent.Field{
 		field.Time("created_at").Default(time.Now).Immutable().SchemaType(micros()).
 			Annotations(entgql.OrderField("CREATED_AT")),
 		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now).SchemaType(micros()).
