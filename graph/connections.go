@@ -73,7 +73,7 @@ type taskScope struct {
 //   - totalCount is read only when it is selected, and pageInfo needs no
 //     count (entgql counted for either on every page). Unfiltered or
 //     filtered by status alone, the total comes from the cached counts by
-//     status (scheduler.Service.StatusCounts): on a big table it lags by
+//     status (scheduler.Stats.StatusCounts): on a big table it lags by
 //     about ten times the cost of a count, as the REST list's total and
 //     the dashboard do.
 //     Other filters count the matching rows exactly.

@@ -52,8 +52,9 @@ type Option func(*Service)
 // secrets are in plaintext mode.
 func WithSealer(seal func(string) (string, error)) Option { return func(s *Service) { s.seal = seal } }
 
-// WithURLCheck validates a key's default callback_url (scheduler.Service.
-// CheckCallbackURL). Without it a callback_url setting is refused.
+// WithURLCheck validates a key's default callback_url
+// (scheduler.Tasks.CheckCallbackURL). Without it a callback_url setting is
+// refused.
 func WithURLCheck(check func(raw, field string) error) Option {
 	return func(s *Service) { s.checkURL = check }
 }
