@@ -11,9 +11,10 @@ import (
 // Service is the domain service: the four parts below, assembled over one
 // database, dispatcher and event bus, plus the state machine they share
 // (machine.go). It is safe for concurrent use. Callers that need one part
-// alone take that part (jobs' worker and reconciler take the Lifecycle,
-// the due scanner the Tasks); the API adapters take the whole Service,
-// whose methods are the parts' methods.
+// alone take that part (jobs' reconciler takes the Lifecycle, the due
+// scanner the Tasks); the API adapters, and jobs' worker, which reads
+// tasks and models besides driving attempts, take the whole Service, whose
+// methods are the parts' methods.
 type Service struct {
 	*Tasks
 	*Lifecycle
