@@ -74,6 +74,8 @@ type idleGate struct {
 	touchedAt map[string]time.Time // when this process last enqueued into a queue
 	wokenAt   time.Time
 	wakeSig   chan struct{} // closed (and replaced) by every wake-up
+	stopped   chan struct{} // closed by stop: hold no call any more
+	stopOnce  sync.Once
 	onWake    func()        // called on every wake-up, when set
 
 	// recognise finds asynq's dequeue call (recogniseDequeue).
@@ -95,8 +97,13 @@ func setWakeKey(rdb redis.UniversalClient, prefix string) func(context.Context) 
 func newIdleGate(arm func(context.Context) error, check, recheck time.Duration, log *slog.Logger) *idleGate {
 	return &idleGate{arm: arm, check: check, recheck: recheck, log: log,
 		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{},
-		wakeSig: make(chan struct{}), recognise: recogniseDequeue}
+		wakeSig: make(chan struct{}), stopped: make(chan struct{}), recognise: recogniseDequeue}
 }
+
+// stop releases a held poller and answers every later dequeue call at
+// once, so that asynq's shutdown, which waits for the call in progress,
+// does not wait for quietWait.
+func (g *idleGate) stop() { g.stopOnce.Do(func() { close(g.stopped) }) }
 
 // DialHook implements redis.Hook.
 func (g *idleGate) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -119,6 +126,13 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		held := false
 		for {
+			select {
+			case <-g.stopped:
+				g.answered.Add(1)
+				cmd.SetErr(redis.Nil)
+				return redis.Nil
+			default:
+			}
 			real, quiet := g.look(ctx, q)
 			if real {
 				break
@@ -158,10 +172,12 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // quietWait bounds how long a quiet gate holds asynq's poller in one
-// dequeue call (asynq's shutdown waits for the call to return), and
-// busyHold how long a busy one holds it at a queue known empty.
+// dequeue call, and busyHold how long a busy one holds it at a queue known
+// empty. Each release costs a round of asynq's loop, so an idle worker
+// holds long; asynq's shutdown waits for the call in progress, which
+// Worker.Shutdown releases first (stop).
 const (
-	quietWait = 20 * time.Millisecond
+	quietWait = time.Second
 	busyHold  = wokenPoll
 )
 
@@ -183,6 +199,7 @@ func (g *idleGate) wait(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-t.C:
 	case <-ctx.Done():
+	case <-g.stopped:
 	}
 	return false
 }

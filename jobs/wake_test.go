@@ -22,7 +22,8 @@ func TestIdleWorkerIsWokenBySubmission(t *testing.T) {
 		t.Fatal("the worker has no idle gate: wake-ups are off")
 	}
 	m := e.Simulator("wake", 2, map[string]any{"latency_ms": 0})
-	deadline := time.Now().Add(10 * time.Second)
+	// A quiet gate answers asynq's poller once per quietWait (1 s).
+	deadline := time.Now().Add(20 * time.Second)
 	for jobs.GateAnswered(w) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the worker never went quiet")
@@ -32,7 +33,7 @@ func TestIdleWorkerIsWokenBySubmission(t *testing.T) {
 	for i := range 3 {
 		// Let it go quiet again between tasks.
 		quiet := jobs.GateAnswered(w)
-		for jobs.GateAnswered(w) < quiet+10 {
+		for jobs.GateAnswered(w) < quiet+2 {
 			time.Sleep(5 * time.Millisecond)
 		}
 		tk := submit(e, m.ID, 1+i, "wake me")
@@ -52,8 +53,8 @@ func TestModelCreatedWhileWorkersAreQuietIsWoken(t *testing.T) {
 	if jobs.GateAnswered(w) < 0 {
 		t.Fatal("the worker has no idle gate: wake-ups are off")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for jobs.GateAnswered(w) < 10 {
+	deadline := time.Now().Add(20 * time.Second)
+	for jobs.GateAnswered(w) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the worker never went quiet")
 		}

@@ -255,6 +255,9 @@ func (w *Worker) Stop() { w.server.Stop() }
 // Shutdown waits up to server.shutdown_grace for running tasks, then
 // interrupts the rest and hands them back to the queue.
 func (w *Worker) Shutdown() {
+	if w.gate != nil {
+		w.gate.stop() // asynq's shutdown waits for a held dequeue call
+	}
 	w.server.Shutdown()
 	// At the end of the grace period asynq requeues the messages of
 	// handlers still running, cancels their contexts and returns without

@@ -225,7 +225,7 @@ func (b *Broker) startClock() {
 	b.stopClock, b.clockDone = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(b.clockDone)
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		last := time.Now()
 		for {

@@ -329,7 +329,7 @@ func Defaults(embedded bool) Config {
 			RetryDelay: Duration(60 * time.Second), MaxRetryDelay: Duration(time.Hour),
 			Strategy: "strict", Weights: map[string]int{"high": 6, "medium": 3, "low": 1},
 			MaxInputBytes: 1 << 20, MaxBatchSize: 1000, PollInterval: Duration(4 * time.Millisecond),
-			IdleCheckInterval: Duration(100 * time.Millisecond),
+			IdleCheckInterval: Duration(time.Second),
 			ReconcileInterval: Duration(5 * time.Second), LeaseTTL: Duration(30 * time.Second),
 			LeaderLeaseTTL:   Duration(15 * time.Second),
 			MaxScheduleAhead: Duration(30 * 24 * time.Hour), ScheduleCheckInterval: Duration(500 * time.Millisecond),
