@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"os"
@@ -91,25 +92,80 @@ func TestClusterFailover(t *testing.T) {
 // runFailover runs the scenario on the Redis the redis line names; kill
 // kills a master and returns once a replica has taken over.
 func runFailover(t *testing.T, redis string, kill func(modelIDs []int) (string, error)) {
-	c := NewCluster(t, Settings{LeaseTTL: 4 * time.Second, ShutdownGrace: 2 * time.Second, WorkerCapacity: 8, Redis: redis})
-	api := c.Start("api")
-	c.Start("worker")
-	c.Start("worker")
-	db := c.Maria.DB(t, c.DBName)
-	db.SetMaxOpenConns(4)
-	var modelIDs []int
-	maxOf := map[int]int{}
-	for _, m := range failoverModels {
-		id := createModel(t, api, m.name, m.maxWorkers, map[string]any{"latency_ms": m.latencyMS, "output_tokens": 4})
-		modelIDs = append(modelIDs, id)
-		maxOf[id] = m.maxWorkers
-	}
+	r := newFailoverRun(t, redis)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	waitSubmitted := r.submit(ctx)
 
-	// Submissions: 8 clients, each task with its own Idempotency-Key, so a
-	// request retried while Redis fails over never stores a task twice.
-	var retried atomic.Int64
+	// Kill a master once work is under way.
+	begin := time.Now()
+	r.waitCompleted(100, begin)
+	killAt := time.Now()
+	what, err := kill(r.modelIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Since(killAt)
+
+	waitSubmitted()
+	waitFinished(ctx, t, r.db, 250*time.Millisecond)
+	drained := time.Since(begin)
+
+	o := r.outcome()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s, replica serving %.1f s after the kill; %d tasks stored (%d keys), %d completed, "+
+		"%d lost, %d run to completion twice, %d attempts cut off and re-run, %d submissions retried; longest pause in completions "+
+		"from the kill on %.1f s; all done %.1f s after the first completion\n",
+		t.Name(), what, promoted.Seconds(), o.stored, o.keys, o.completed, o.lost, o.duplicated, o.cut, r.retried.Load(),
+		longestPause(o.all, killAt).Seconds(), drained.Seconds())
+	if os.Getenv("FAILOVER_LOGS") != "" {
+		for _, p := range r.c.procs {
+			t.Logf("--- log of %s (pid %d), last lines:\n%s", p.Role, p.PID, tail(p.LogPath, 60))
+		}
+	}
+	for _, id := range r.modelIDs {
+		fmt.Fprintf(&b, "  model %d: max_workers %d, most attempts at once %d\n", id, r.maxOf[id], o.peaks[id])
+	}
+	t.Log("\n" + b.String())
+	if path := os.Getenv("FAILOVER_REPORT"); path != "" {
+		if err := appendFile(path, b.String()); err != nil {
+			t.Error(err)
+		}
+	}
+	r.assertOutcome(o)
+}
+
+// failoverRun is the cluster of a failover run: one api and two worker
+// processes on the Redis under test.
+type failoverRun struct {
+	t        *testing.T
+	c        *Cluster
+	api      *Proc
+	db       *sql.DB
+	modelIDs []int
+	maxOf    map[int]int // max_workers by model id
+	retried  atomic.Int64
+}
+
+func newFailoverRun(t *testing.T, redis string) *failoverRun {
+	c := NewCluster(t, Settings{LeaseTTL: 4 * time.Second, ShutdownGrace: 2 * time.Second, WorkerCapacity: 8, Redis: redis})
+	r := &failoverRun{t: t, c: c, api: c.Start("api"), maxOf: map[int]int{}}
+	c.Start("worker")
+	c.Start("worker")
+	r.db = c.Maria.DB(t, c.DBName)
+	r.db.SetMaxOpenConns(4)
+	for _, m := range failoverModels {
+		id := createModel(t, r.api, m.name, m.maxWorkers, map[string]any{"latency_ms": m.latencyMS, "output_tokens": 4})
+		r.modelIDs = append(r.modelIDs, id)
+		r.maxOf[id] = m.maxWorkers
+	}
+	return r
+}
+
+// submit starts 8 clients submitting failoverTasks tasks, each with its
+// own Idempotency-Key, so a request retried while Redis fails over never
+// stores a task twice. The returned function waits until all are accepted.
+func (r *failoverRun) submit(ctx context.Context) (wait func()) {
 	next := make(chan int)
 	go func() {
 		defer close(next)
@@ -126,105 +182,102 @@ func runFailover(t *testing.T, redis string, kill func(modelIDs []int) (string, 
 	for range 8 {
 		wg.Go(func() {
 			for i := range next {
-				body := map[string]any{"model_id": modelIDs[i%len(modelIDs)], "type": "text-generation",
-					"input": fmt.Sprintf("failover task %d", i), "priority": 1 + i%3}
-				for {
-					code, err := call(ctx, "POST", api.URL+"/api/v1/tasks", body, nil, "Idempotency-Key", fmt.Sprintf("failover-%d", i))
-					if err == nil && code == http.StatusCreated {
-						break
-					}
-					retried.Add(1)
-					if ctx.Err() != nil {
-						errs <- fmt.Errorf("task %d never accepted: status %d: %v", i, code, err)
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
+				if err := r.submitOne(ctx, i); err != nil {
+					errs <- err
+					return
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
+	return func() {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			r.t.Fatal(err)
+		}
+	}
+}
 
-	// Kill a master once work is under way.
-	begin := time.Now()
+// submitOne submits task i until it is accepted or ctx ends.
+func (r *failoverRun) submitOne(ctx context.Context, i int) error {
+	body := map[string]any{"model_id": r.modelIDs[i%len(r.modelIDs)], "type": "text-generation",
+		"input": fmt.Sprintf("failover task %d", i), "priority": 1 + i%3}
+	for {
+		code, err := call(ctx, "POST", r.api.URL+"/api/v1/tasks", body, nil, "Idempotency-Key", fmt.Sprintf("failover-%d", i))
+		if err == nil && code == http.StatusCreated {
+			return nil
+		}
+		r.retried.Add(1)
+		if ctx.Err() != nil {
+			return fmt.Errorf("task %d never accepted: status %d: %v", i, code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitCompleted waits until n tasks have completed, within a minute of
+// begin.
+func (r *failoverRun) waitCompleted(n int, begin time.Time) {
 	for {
 		var done int
-		if err := db.QueryRow("SELECT COUNT(*) FROM tasks WHERE status = 'completed'").Scan(&done); err != nil {
-			t.Fatal(err)
+		if err := r.db.QueryRow("SELECT COUNT(*) FROM tasks WHERE status = 'completed'").Scan(&done); err != nil {
+			r.t.Fatal(err)
 		}
-		if done >= 100 {
-			break
+		if done >= n {
+			return
 		}
 		if time.Since(begin) > time.Minute {
-			t.Fatalf("only %d tasks completed in a minute before the fault", done)
+			r.t.Fatalf("only %d tasks completed in a minute before the fault", done)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	killAt := time.Now()
-	what, err := kill(modelIDs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	promoted := time.Since(killAt)
+}
 
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for {
-		var unfinished int
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'running')").Scan(&unfinished); err != nil {
-			t.Logf("poll: %v", err)
-		} else if unfinished == 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%d tasks still unfinished when the run timed out", unfinished)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	drained := time.Since(begin)
+// failoverOutcome is what the database holds after the run.
+type failoverOutcome struct {
+	stored, keys, completed int
+	all                     []attemptRow
+	// cut counts attempts that neither succeeded nor still run; lost tasks
+	// have no succeeded attempt, duplicated more than one.
+	cut, lost, duplicated int
+	peaks                 map[int]int // most attempts at once by model
+}
 
-	var stored, keys, completed int
-	if err := db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT idempotency_key), COALESCE(SUM(status = 'completed'), 0) FROM tasks").Scan(&stored, &keys, &completed); err != nil {
+func (r *failoverRun) outcome() failoverOutcome {
+	t := r.t
+	var o failoverOutcome
+	if err := r.db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT idempotency_key), COALESCE(SUM(status = 'completed'), 0) FROM tasks").Scan(&o.stored, &o.keys, &o.completed); err != nil {
 		t.Fatal(err)
 	}
-	all := attempts(t, db, "")
+	o.all = attempts(t, r.db, "")
 	succeeded := map[int]int{}
-	cut := 0
-	for _, a := range all {
+	for _, a := range o.all {
 		switch a.Status {
 		case "succeeded":
 			succeeded[a.TaskID]++
 		case "running":
 			t.Errorf("attempt %d of task %d still running after the run", a.Number, a.TaskID)
 		default:
-			cut++
+			o.cut++
 		}
 	}
-	lost, duplicated := 0, 0
-	rows, err := db.Query("SELECT id FROM tasks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id int
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+	for _, id := range taskIDs(t, r.db) {
 		switch succeeded[id] {
 		case 0:
-			lost++
+			o.lost++
 		case 1:
 		default:
-			duplicated++
+			o.duplicated++
 		}
 	}
-	rows.Close()
-	peaks := peakPerModel(all, nil)
-	// The longest pause in completions from the kill on: how long the
-	// scheduler stalled while Redis failed over.
+	o.peaks = peakPerModel(o.all, nil)
+	return o
+}
+
+// longestPause is the longest pause in completions from the kill on: how
+// long the scheduler stalled while Redis failed over.
+func longestPause(all []attemptRow, killAt time.Time) time.Duration {
 	var finishes []time.Time
 	for _, a := range all {
 		if a.Status == "succeeded" && a.Finished != nil && a.Finished.After(killAt) {
@@ -238,39 +291,34 @@ func runFailover(t *testing.T, redis string, kill func(modelIDs []int) (string, 
 		stall = max(stall, f.Sub(prev))
 		prev = f
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s, replica serving %.1f s after the kill; %d tasks stored (%d keys), %d completed, "+
-		"%d lost, %d run to completion twice, %d attempts cut off and re-run, %d submissions retried; longest pause in completions "+
-		"from the kill on %.1f s; all done %.1f s after the first completion\n",
-		t.Name(), what, promoted.Seconds(), stored, keys, completed, lost, duplicated, cut, retried.Load(), stall.Seconds(), drained.Seconds())
-	if os.Getenv("FAILOVER_LOGS") != "" {
-		for _, p := range c.procs {
-			t.Logf("--- log of %s (pid %d), last lines:\n%s", p.Role, p.PID, tail(p.LogPath, 60))
-		}
+	return stall
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
 	}
-	for _, id := range modelIDs {
-		fmt.Fprintf(&b, "  model %d: max_workers %d, most attempts at once %d\n", id, maxOf[id], peaks[id])
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	t.Log("\n" + b.String())
-	if path := os.Getenv("FAILOVER_REPORT"); path != "" {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err == nil {
-			_, err = f.WriteString(b.String())
-			f.Close()
-		}
-		if err != nil {
-			t.Error(err)
-		}
+	return err
+}
+
+// assertOutcome: every task stored and completed exactly once, and no
+// model over its max_workers.
+func (r *failoverRun) assertOutcome(o failoverOutcome) {
+	t := r.t
+	if o.stored != failoverTasks || o.keys != failoverTasks {
+		t.Errorf("%d tasks stored (%d distinct keys), want %d", o.stored, o.keys, failoverTasks)
 	}
-	if stored != failoverTasks || keys != failoverTasks {
-		t.Errorf("%d tasks stored (%d distinct keys), want %d", stored, keys, failoverTasks)
+	if o.completed != failoverTasks || o.lost != 0 || o.duplicated != 0 {
+		t.Errorf("%d completed, %d lost, %d completed twice; want %d, 0, 0", o.completed, o.lost, o.duplicated, failoverTasks)
 	}
-	if completed != failoverTasks || lost != 0 || duplicated != 0 {
-		t.Errorf("%d completed, %d lost, %d completed twice; want %d, 0, 0", completed, lost, duplicated, failoverTasks)
-	}
-	for id, peak := range peaks {
-		if peak > maxOf[id] {
-			t.Errorf("model %d ran %d attempts at once, max_workers is %d", id, peak, maxOf[id])
+	for id, peak := range o.peaks {
+		if peak > r.maxOf[id] {
+			t.Errorf("model %d ran %d attempts at once, max_workers is %d", id, peak, r.maxOf[id])
 		}
 	}
 }

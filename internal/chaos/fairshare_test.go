@@ -150,128 +150,140 @@ func waitDone(t *testing.T, db *sql.DB, model int, timeout time.Duration) {
 //     2 tasks starting while the heavy one has work left.
 func TestFairShareAcrossProcesses(t *testing.T) {
 	c := NewCluster(t, Settings{LeaseTTL: 10 * time.Second, ShutdownGrace: 2 * time.Second, WorkerCapacity: 4})
-	db := c.Maria.DB(t, c.DBName)
 	auth := "AUTH_ENABLED=true"
-	api1 := c.Start("api", auth)
-	api2 := c.Start("api", auth)
+	f := &processFairShare{db: c.Maria.DB(t, c.DBName), api1: c.Start("api", auth), api2: c.Start("api", auth)}
 	c.Start("worker", auth)
 	c.Start("worker", auth)
-	admin := createKey(t, c, "admin", "admin", 1)
-	a := createKey(t, c, "a", "submitter", 1)
-	b := createKey(t, c, "b", "submitter", 1)
-	heavy3 := createKey(t, c, "three", "submitter", 3)
-	light1 := createKey(t, c, "one", "submitter", 1)
-	w100 := createKey(t, c, "hundred", "submitter", 100)
-	w1 := createKey(t, c, "single", "submitter", 1)
-	model := func(name string, latency int, status string) int {
-		var out struct {
-			Data struct {
-				ID int `json:"id"`
-			} `json:"data"`
-		}
-		code, err := call(context.Background(), "POST", api1.URL+"/api/v1/models", map[string]any{"name": name, "type": "simulator",
-			"max_workers": 2, "status": status, "config": map[string]any{"latency_ms": latency, "output_tokens": 2}}, &out,
-			"Authorization", "Bearer "+admin)
-		if err != nil || code != http.StatusCreated {
-			t.Fatalf("create model %s: %d %v", name, code, err)
-		}
-		return out.Data.ID
+	f.admin = createKey(t, c, "admin", "admin", 1)
+	f.a = createKey(t, c, "a", "submitter", 1)
+	f.b = createKey(t, c, "b", "submitter", 1)
+	f.heavy3 = createKey(t, c, "three", "submitter", 3)
+	f.light1 = createKey(t, c, "one", "submitter", 1)
+	f.w100 = createKey(t, c, "hundred", "submitter", 100)
+	f.w1 = createKey(t, c, "single", "submitter", 1)
+	t.Run("a second caller behind a flood", f.secondCallerBehindAFlood)
+	t.Run("weights 3 to 1", f.weightsThreeToOne)
+	t.Run("weight 1 against weight 100 progresses", f.weightOneAgainstHundredProgresses)
+}
+
+// processFairShare is TestFairShareAcrossProcesses' cluster: its
+// database, two api processes and the callers' keys.
+type processFairShare struct {
+	db                                    *sql.DB
+	api1, api2                            *Proc
+	admin, a, b, heavy3, light1, w100, w1 string
+}
+
+// model creates a two-worker simulator model through api 1.
+func (f *processFairShare) model(t *testing.T, name string, latency int, status string) int {
+	t.Helper()
+	var out struct {
+		Data struct {
+			ID int `json:"id"`
+		} `json:"data"`
 	}
+	code, err := call(context.Background(), "POST", f.api1.URL+"/api/v1/models", map[string]any{"name": name, "type": "simulator",
+		"max_workers": 2, "status": status, "config": map[string]any{"latency_ms": latency, "output_tokens": 2}}, &out,
+		"Authorization", "Bearer "+f.admin)
+	if err != nil || code != http.StatusCreated {
+		t.Fatalf("create model %s: %d %v", name, code, err)
+	}
+	return out.Data.ID
+}
 
-	t.Run("a second caller behind a flood", func(t *testing.T) {
-		m := model("flood", 40, "online")
-		submitAs(t, api1, a, m, 1000, "a")
-		var bArrived time.Time
-		if err := db.QueryRow("SELECT UTC_TIMESTAMP(6)").Scan(&bArrived); err != nil {
-			t.Fatal(err)
+func (f *processFairShare) secondCallerBehindAFlood(t *testing.T) {
+	m := f.model(t, "flood", 40, "online")
+	submitAs(t, f.api1, f.a, m, 1000, "a")
+	var bArrived time.Time
+	if err := f.db.QueryRow("SELECT UTC_TIMESTAMP(6)").Scan(&bArrived); err != nil {
+		t.Fatal(err)
+	}
+	submitAs(t, f.api2, f.b, m, 10, "b")
+	waitDone(t, f.db, m, 10*time.Minute)
+	var aDoneBefore, aSinceB, bDone int
+	var bLast time.Time
+	for _, s := range startOrder(t, f.db, m) {
+		if s.Caller == "b" && s.Finished.After(bLast) {
+			bLast = s.Finished
 		}
-		submitAs(t, api2, b, m, 10, "b")
-		waitDone(t, db, m, 10*time.Minute)
-		var aDoneBefore, aSinceB, bDone int
-		var bLast time.Time
-		for _, s := range startOrder(t, db, m) {
-			if s.Caller == "b" && s.Finished.After(bLast) {
-				bLast = s.Finished
-			}
+	}
+	for _, s := range startOrder(t, f.db, m) {
+		switch {
+		case s.Caller == "b":
+			bDone++
+		case !s.Finished.After(bArrived):
+			aDoneBefore++
+		case !s.Finished.After(bLast):
+			aSinceB++
 		}
-		for _, s := range startOrder(t, db, m) {
-			switch {
-			case s.Caller == "b":
-				bDone++
-			case !s.Finished.After(bArrived):
-				aDoneBefore++
-			case !s.Finished.After(bLast):
-				aSinceB++
-			}
-		}
-		t.Logf("A finished %d before B arrived, %d more until B's last of %d finished", aDoneBefore, aSinceB, bDone)
-		if bDone != 10 {
-			t.Fatalf("B has %d attempts, want 10", bDone)
-		}
-		if aDoneBefore+aSinceB >= 1000-100 {
-			t.Fatalf("A's flood was (nearly) done before B's tasks ran (%d of 1000); the check says nothing", aDoneBefore+aSinceB)
-		}
-		if aSinceB >= 60 {
-			t.Fatalf("%d of A's tasks finished between B's arrival and B's last finish, want under 60", aSinceB)
-		}
-	})
+	}
+	t.Logf("A finished %d before B arrived, %d more until B's last of %d finished", aDoneBefore, aSinceB, bDone)
+	if bDone != 10 {
+		t.Fatalf("B has %d attempts, want 10", bDone)
+	}
+	if aDoneBefore+aSinceB >= 1000-100 {
+		t.Fatalf("A's flood was (nearly) done before B's tasks ran (%d of 1000); the check says nothing", aDoneBefore+aSinceB)
+	}
+	if aSinceB >= 60 {
+		t.Fatalf("%d of A's tasks finished between B's arrival and B's last finish, want under 60", aSinceB)
+	}
+}
 
-	t.Run("weights 3 to 1", func(t *testing.T) {
-		m := model("three-to-one", 10, "offline")
-		submitAs(t, api1, heavy3, m, 240, "three")
-		submitAs(t, api2, light1, m, 240, "one")
-		setStatus(t, api2, admin, m, "online")
-		waitDone(t, db, m, 10*time.Minute)
-		order := startOrder(t, db, m)
-		// Both callers have work while the weight-3 one has tasks left:
-		// its 240 take about the first 320 slots.
-		both := order[:240]
-		three := 0
-		for i, s := range both {
-			if s.Caller == "three" {
-				three++
-			}
-			if i%40 == 39 {
-				n := 0
-				for _, w := range both[i-39 : i+1] {
-					if w.Caller == "three" {
-						n++
-					}
+func (f *processFairShare) weightsThreeToOne(t *testing.T) {
+	m := f.model(t, "three-to-one", 10, "offline")
+	submitAs(t, f.api1, f.heavy3, m, 240, "three")
+	submitAs(t, f.api2, f.light1, m, 240, "one")
+	setStatus(t, f.api2, f.admin, m, "online")
+	waitDone(t, f.db, m, 10*time.Minute)
+	order := startOrder(t, f.db, m)
+	// Both callers have work while the weight-3 one has tasks left:
+	// its 240 take about the first 320 slots.
+	both := order[:240]
+	three := 0
+	for i, s := range both {
+		if s.Caller == "three" {
+			three++
+		}
+		if i%40 == 39 {
+			n := 0
+			for _, w := range both[i-39 : i+1] {
+				if w.Caller == "three" {
+					n++
 				}
-				if n < 24 || n > 36 {
-					t.Errorf("starts %d..%d: weight 3 got %d of 40, want about 30", i-38, i+1, n)
-				}
+			}
+			if n < 24 || n > 36 {
+				t.Errorf("starts %d..%d: weight 3 got %d of 40, want about 30", i-38, i+1, n)
 			}
 		}
-		share := float64(three) / float64(len(both))
-		t.Logf("weight 3 took %d of the first %d slots (%.2f)", three, len(both), share)
-		if share < 0.68 || share > 0.82 {
-			t.Fatalf("weight 3 took %.2f of the slots while both had work, want 0.75 within 0.07", share)
-		}
-	})
+	}
+	share := float64(three) / float64(len(both))
+	t.Logf("weight 3 took %d of the first %d slots (%.2f)", three, len(both), share)
+	if share < 0.68 || share > 0.82 {
+		t.Fatalf("weight 3 took %.2f of the slots while both had work, want 0.75 within 0.07", share)
+	}
+}
 
-	t.Run("weight 1 against weight 100 progresses", func(t *testing.T) {
-		m := model("hundred-to-one", 5, "offline")
-		submitAs(t, api1, w100, m, 400, "hundred")
-		submitAs(t, api2, w1, m, 2, "single")
-		setStatus(t, api1, admin, m, "online")
-		waitDone(t, db, m, 10*time.Minute)
-		order := startOrder(t, db, m)
-		lastHeavy, light := -1, []int{}
-		for i, s := range order {
-			if s.Caller == "hundred" {
-				lastHeavy = i
-			} else {
-				light = append(light, i)
-			}
+func (f *processFairShare) weightOneAgainstHundredProgresses(t *testing.T) {
+	m := f.model(t, "hundred-to-one", 5, "offline")
+	submitAs(t, f.api1, f.w100, m, 400, "hundred")
+	submitAs(t, f.api2, f.w1, m, 2, "single")
+	setStatus(t, f.api1, f.admin, m, "online")
+	waitDone(t, f.db, m, 10*time.Minute)
+	order := startOrder(t, f.db, m)
+	lastHeavy, light := -1, []int{}
+	for i, s := range order {
+		if s.Caller == "hundred" {
+			lastHeavy = i
+		} else {
+			light = append(light, i)
 		}
-		t.Logf("weight 1 started at %v of %d; weight 100's last at %d", light, len(order), lastHeavy)
-		if len(light) != 2 || light[1] > lastHeavy {
-			t.Fatalf("weight 1 started at %v, weight 100's last at %d: the light caller waited for the heavy one to run dry", light, lastHeavy)
-		}
-		// Start-time fair queuing gives it about every 101st slot.
-		if light[0] < 70 || light[0] > 130 || light[1] > 260 {
-			t.Fatalf("weight 1 started at %v, want about 101 and 202", light)
-		}
-	})
+	}
+	t.Logf("weight 1 started at %v of %d; weight 100's last at %d", light, len(order), lastHeavy)
+	if len(light) != 2 || light[1] > lastHeavy {
+		t.Fatalf("weight 1 started at %v, weight 100's last at %d: the light caller waited for the heavy one to run dry", light, lastHeavy)
+	}
+	// Start-time fair queuing gives it about every 101st slot.
+	if light[0] < 70 || light[0] > 130 || light[1] > 260 {
+		t.Fatalf("weight 1 started at %v, want about 101 and 202", light)
+	}
 }

@@ -548,3 +548,40 @@ func peakPerModel(as []attemptRow, killedAt map[string]time.Time) map[int]int {
 	}
 	return peaks
 }
+
+// waitFinished polls every interval until no task is pending or running;
+// it fails the test when ctx ends first.
+func waitFinished(ctx context.Context, t *testing.T, db *sql.DB, every time.Duration) {
+	t.Helper()
+	for {
+		var unfinished int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'running')").Scan(&unfinished); err != nil {
+			t.Logf("poll: %v", err)
+		} else if unfinished == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d tasks still unfinished when the run timed out", unfinished)
+		}
+		time.Sleep(every)
+	}
+}
+
+// taskIDs is the id of every stored task.
+func taskIDs(t *testing.T, db *sql.DB) []int {
+	t.Helper()
+	var ids []int
+	rows, err := db.Query("SELECT id FROM tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
