@@ -67,6 +67,13 @@ func TestRESTEndToEnd(t *testing.T) {
 		t.Fatalf("model %d not listed: %+v", m.ID, models.Data)
 	}
 
+	assertTwoCompletedToday(t, e)
+}
+
+// assertTwoCompletedToday: the dashboard stats and the stats by date count
+// the two tasks completed today, all of those that ran.
+func assertTwoCompletedToday(t *testing.T, e *apptest.Env) {
+	t.Helper()
 	var stats struct {
 		Data struct {
 			TotalTasks int            `json:"total_tasks"`
