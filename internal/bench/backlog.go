@@ -54,6 +54,21 @@ var backlogPages = []struct{ name, method, path, body string }{
 		`{"query":"{ tasks(first: 20, where: {status: PENDING}, orderBy: [{field: CREATED_AT, direction: DESC}]) { totalCount pageInfo { hasNextPage endCursor } edges { node { id status priority createdAt } } } }"}`},
 }
 
+// backlogRun is the state of a --backlog run: the scheduler, the clients
+// and models the measurements use, and the database they read sizes from.
+type backlogRun struct {
+	o        Options
+	s        *sut
+	claim    *redis.Client
+	sqlDB    *sql.DB
+	c        *client
+	g        *gqlClient
+	col      *collector
+	probe    int
+	models   []int
+	progress func(string, ...any)
+}
+
 // runBacklog is the whole --backlog run on MySQL + Redis.
 func runBacklog(ctx context.Context, cfg *config.Config, o Options, rep *report, progress func(string, ...any)) error {
 	addr := fmt.Sprintf("%s:%d", cfg.Redis.Host, cfg.Redis.Port)
@@ -85,107 +100,127 @@ func runBacklog(ctx context.Context, cfg *config.Config, o Options, rep *report,
 	}
 	defer s.stop()
 	c := newClient(s.url, 16)
-	g := newGQLClient(s.url, c.http)
-	col, err := newCollector(ctx, claim, s.prefix)
-	if err != nil {
+	b := &backlogRun{o: o, s: s, claim: claim, sqlDB: sqlDB, c: c, g: newGQLClient(s.url, c.http), progress: progress}
+	if b.col, err = newCollector(ctx, claim, s.prefix); err != nil {
 		return err
 	}
-	defer col.close()
-	probe, err := c.createModel(ctx, "backlog-probe", 4, "online")
-	if err != nil {
+	defer b.col.close()
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	return b.measureAll(ctx, rep)
+}
+
+// setup creates the probe model and the offline backlog models, and warms
+// up: connections, prepared paths, the model cache.
+func (b *backlogRun) setup(ctx context.Context) error {
+	var err error
+	if b.probe, err = b.c.createModel(ctx, "backlog-probe", 4, "online"); err != nil {
 		return fmt.Errorf("create probe model: %w", err)
 	}
-	models := make([]int, o.BacklogModels)
-	for i := range models {
-		if models[i], err = c.createModel(ctx, fmt.Sprintf("backlog-%03d", i), 4, "offline"); err != nil {
+	b.models = make([]int, b.o.BacklogModels)
+	for i := range b.models {
+		if b.models[i], err = b.c.createModel(ctx, fmt.Sprintf("backlog-%03d", i), 4, "offline"); err != nil {
 			return fmt.Errorf("create backlog model: %w", err)
 		}
 	}
-	// Warm up: connections, prepared paths, the model cache.
-	if _, err := idlePickup(ctx, col, c, probe, 20); err != nil {
+	if _, err := idlePickup(ctx, b.col, b.c, b.probe, 20); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	measure := func(label string) (*backlogSnapshot, error) {
-		progress("backlog: measuring (%s)", label)
-		snap := &backlogSnapshot{pages: map[string]latencies{}, firsts: map[string]time.Duration{}}
-		var err error
-		if err := sqlDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks WHERE status = 'pending'").Scan(&snap.pendingTasks); err != nil {
-			return nil, err
-		}
-		if snap.pickup, err = idlePickup(ctx, col, c, probe, o.IdleSamples); err != nil {
-			return nil, err
-		}
-		for _, pg := range backlogPages {
-			// The first read is timed on its own: it may have to count the
-			// whole table (internal/scheduler/counts.go); the 50 after it are what
-			// a dashboard that is being watched sees.
-			first, err := timeReads(ctx, c, pg.method, pg.path, pg.body, 1)
-			if err != nil {
-				return nil, err
-			}
-			lat, err := timeReads(ctx, c, pg.method, pg.path, pg.body, 50)
-			if err != nil {
-				return nil, err
-			}
-			snap.pages[pg.name] = lat
-			snap.firsts[pg.name] = first[0]
-			snap.pageOrder = append(snap.pageOrder, pg.name)
-		}
-		if _, snap.rss, err = s.memory(); err != nil {
-			return nil, err
-		}
-		if snap.redisBytes, err = redisDBBytes(ctx, claim); err != nil {
-			return nil, err
-		}
-		if snap.dbBytes, err = tableBytes(ctx, sqlDB, "tasks"); err != nil {
-			return nil, err
-		}
-		// Intake last (it adds to the backlog): 20 createTasks calls of
-		// 1,000, spread over the models.
-		if snap.intake, err = fillBacklog(ctx, g, models, 20*1000, nil); err != nil {
-			return nil, err
-		}
-		return snap, nil
-	}
-	empty, err := measure("empty queue")
+	return nil
+}
+
+// measureAll measures the empty queue, fills the backlog, measures the
+// full queue and reports both.
+func (b *backlogRun) measureAll(ctx context.Context, rep *report) error {
+	empty, err := b.measure(ctx, "empty queue")
 	if err != nil {
 		return err
 	}
-	progress("backlog: filling %d tasks over %d models", o.Backlog, len(models))
+	b.progress("backlog: filling %d tasks over %d models", b.o.Backlog, len(b.models))
 	fillStart := time.Now()
-	fillRate, err := fillBacklog(ctx, g, models, o.Backlog, func(done int) {
-		progress("backlog: %d tasks in, %.0f tasks/s", done, throughput(done, time.Since(fillStart)))
+	fillRate, err := fillBacklog(ctx, b.g, b.models, b.o.Backlog, func(done int) {
+		b.progress("backlog: %d tasks in, %.0f tasks/s", done, throughput(done, time.Since(fillStart)))
 	})
 	if err != nil {
 		return err
 	}
 	fillTime := time.Since(fillStart)
-	full, err := measure(fmt.Sprintf("%d pending", o.Backlog))
+	full, err := b.measure(ctx, fmt.Sprintf("%d pending", b.o.Backlog))
 	if err != nil {
 		return err
 	}
+	rep.row("backlog fill", "tasks taken in", fmt.Sprintf("%d in %s (%.0f tasks/s, createTasks x1000, 4 callers)", b.o.Backlog, fillTime.Round(time.Second), fillRate))
+	backlogRows(rep, "backlog empty", empty)
+	backlogRows(rep, "backlog full", full)
+	backlogTargets(rep, empty, full)
+	return nil
+}
 
-	phase := func(s string) string { return "backlog " + s }
-	rep.row(phase("fill"), "tasks taken in", fmt.Sprintf("%d in %s (%.0f tasks/s, createTasks x1000, 4 callers)", o.Backlog, fillTime.Round(time.Second), fillRate))
-	for _, sn := range []struct {
-		label string
-		s     *backlogSnapshot
-	}{{"empty", empty}, {"full", full}} {
-		l := phase(sn.label)
-		rep.row(l, "pending tasks", strconv.Itoa(sn.s.pendingTasks))
-		rep.row(l, "batch intake (20 x createTasks x1000)", fmt.Sprintf("%.0f tasks/s", sn.s.intake))
-		rep.row(l, "idle pickup (own model)", sn.s.pickup.summary())
-		rep.row(l, "scheduler RSS", fmt.Sprintf("%.0f MB", mb(sn.s.rss)))
-		rep.row(l, "Redis (every key of the bench's db)", fmt.Sprintf("%.1f MB", mb(sn.s.redisBytes)))
-		rep.row(l, "MySQL tasks table (data + indexes)", fmt.Sprintf("%.1f MB", mb(sn.s.dbBytes)))
-		for _, name := range sn.s.pageOrder {
-			rep.row(l, name, fmt.Sprintf("%s  (first read %s)", sn.s.pages[name].summary(), ms(sn.s.firsts[name])))
-		}
+// measure takes one round of measurements.
+func (b *backlogRun) measure(ctx context.Context, label string) (*backlogSnapshot, error) {
+	b.progress("backlog: measuring (%s)", label)
+	snap := &backlogSnapshot{pages: map[string]latencies{}, firsts: map[string]time.Duration{}}
+	var err error
+	if err := b.sqlDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks WHERE status = 'pending'").Scan(&snap.pendingTasks); err != nil {
+		return nil, err
 	}
+	if snap.pickup, err = idlePickup(ctx, b.col, b.c, b.probe, b.o.IdleSamples); err != nil {
+		return nil, err
+	}
+	for _, pg := range backlogPages {
+		// The first read is timed on its own: it may have to count the
+		// whole table (internal/scheduler/counts.go); the 50 after it are what
+		// a dashboard that is being watched sees.
+		first, err := timeReads(ctx, b.c, pg.method, pg.path, pg.body, 1)
+		if err != nil {
+			return nil, err
+		}
+		lat, err := timeReads(ctx, b.c, pg.method, pg.path, pg.body, 50)
+		if err != nil {
+			return nil, err
+		}
+		snap.pages[pg.name] = lat
+		snap.firsts[pg.name] = first[0]
+		snap.pageOrder = append(snap.pageOrder, pg.name)
+	}
+	if _, snap.rss, err = b.s.memory(); err != nil {
+		return nil, err
+	}
+	if snap.redisBytes, err = redisDBBytes(ctx, b.claim); err != nil {
+		return nil, err
+	}
+	if snap.dbBytes, err = tableBytes(ctx, b.sqlDB, "tasks"); err != nil {
+		return nil, err
+	}
+	// Intake last (it adds to the backlog): 20 createTasks calls of
+	// 1,000, spread over the models.
+	if snap.intake, err = fillBacklog(ctx, b.g, b.models, 20*1000, nil); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// backlogRows reports one snapshot under phase l.
+func backlogRows(rep *report, l string, s *backlogSnapshot) {
+	rep.row(l, "pending tasks", strconv.Itoa(s.pendingTasks))
+	rep.row(l, "batch intake (20 x createTasks x1000)", fmt.Sprintf("%.0f tasks/s", s.intake))
+	rep.row(l, "idle pickup (own model)", s.pickup.summary())
+	rep.row(l, "scheduler RSS", fmt.Sprintf("%.0f MB", mb(s.rss)))
+	rep.row(l, "Redis (every key of the bench's db)", fmt.Sprintf("%.1f MB", mb(s.redisBytes)))
+	rep.row(l, "MySQL tasks table (data + indexes)", fmt.Sprintf("%.1f MB", mb(s.dbBytes)))
+	for _, name := range s.pageOrder {
+		rep.row(l, name, fmt.Sprintf("%s  (first read %s)", s.pages[name].summary(), ms(s.firsts[name])))
+	}
+}
+
+// backlogTargets reports what a pending task costs and judges the full
+// queue against the empty one.
+func backlogTargets(rep *report, empty, full *backlogSnapshot) {
 	added := full.pendingTasks - empty.pendingTasks
 	if added > 0 {
-		rep.row(phase("cost"), "Redis bytes per pending task", fmt.Sprintf("%.0f", float64(full.redisBytes-empty.redisBytes)/float64(added)))
-		rep.row(phase("cost"), "MySQL bytes per task (tasks table)", fmt.Sprintf("%.0f", float64(full.dbBytes-empty.dbBytes)/float64(added)))
+		rep.row("backlog cost", "Redis bytes per pending task", fmt.Sprintf("%.0f", float64(full.redisBytes-empty.redisBytes)/float64(added)))
+		rep.row("backlog cost", "MySQL bytes per task (tasks table)", fmt.Sprintf("%.0f", float64(full.dbBytes-empty.dbBytes)/float64(added)))
 	}
 	ratio := func(a, b float64) float64 {
 		if b == 0 {
@@ -205,7 +240,6 @@ func runBacklog(ctx context.Context, cfg *config.Config, o Options, rep *report,
 		p := full.pages[name].pct(99)
 		rep.target("backlog: p99 < 200 ms: "+name, ms(p), p < 200*time.Millisecond)
 	}
-	return nil
 }
 
 // fillBacklog takes in n tasks through createTasks calls of 1,000 from

@@ -49,16 +49,61 @@ func (b *baseline) setup(ctx context.Context) error {
 	return nil
 }
 
+// baselineRun is one run's bookkeeping: when each task was sent and when
+// the handler completed it.
+type baselineRun struct {
+	n         int
+	mu        sync.Mutex
+	completed map[int64]time.Time
+	allDone   chan struct{}
+	sentMu    sync.Mutex
+	sent      map[int64]time.Time
+}
+
 // run pushes n tasks from `submitters` goroutines through raw asynq and
 // waits until the handler has completed all of them.
 func (b *baseline) run(ctx context.Context, n, submitters int) (e2eResult, error) {
 	if err := b.setup(ctx); err != nil {
 		return e2eResult{}, err
 	}
-	var mu sync.Mutex
-	completed := make(map[int64]time.Time, n)
-	allDone := make(chan struct{})
-	handler := asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+	r := &baselineRun{n: n, completed: make(map[int64]time.Time, n), allDone: make(chan struct{}), sent: make(map[int64]time.Time, n)}
+	srv := asynq.NewServerFromRedisClient(b.rdb, asynq.Config{
+		Concurrency: b.concurrency, Queues: map[string]int{baselineQueue: 1},
+		TaskCheckInterval: b.poll, LogLevel: asynq.ErrorLevel,
+	})
+	if err := srv.Start(b.handler(r)); err != nil {
+		return e2eResult{}, fmt.Errorf("start baseline asynq server: %w", err)
+	}
+	defer srv.Shutdown()
+	cl := asynq.NewClientFromRedisClient(b.rdb)
+	start := time.Now()
+	if err := b.submit(ctx, cl, r, submitters); err != nil {
+		return e2eResult{}, err
+	}
+	select {
+	case <-r.allDone:
+	case <-time.After(time.Duration(n)*20*time.Millisecond + 60*time.Second):
+		return e2eResult{}, fmt.Errorf("baseline: only %d of %d tasks completed", len(r.completed), n)
+	case <-ctx.Done():
+		return e2eResult{}, ctx.Err()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var last time.Time
+	lat := make(latencies, 0, n)
+	for id, t := range r.completed {
+		if t.After(last) {
+			last = t
+		}
+		lat = append(lat, t.Sub(r.sent[id]))
+	}
+	return e2eResult{n: n, elapsed: last.Sub(start), latency: lat}, nil
+}
+
+// handler is the baseline's task handler: two UPDATEs by primary key, then
+// the completion is recorded in r.
+func (b *baseline) handler(r *baselineRun) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		id, err := strconv.ParseInt(string(t.Payload()), 10, 64)
 		if err != nil {
 			return fmt.Errorf("bad payload %q: %w", t.Payload(), asynq.SkipRetry)
@@ -70,38 +115,28 @@ func (b *baseline) run(ctx context.Context, n, submitters int) (e2eResult, error
 			"completed", "simulated output of sixteen tokens", time.Now().UTC(), id); err != nil {
 			return err
 		}
-		mu.Lock()
-		completed[id] = time.Now()
-		if len(completed) == n {
-			close(allDone)
+		r.mu.Lock()
+		r.completed[id] = time.Now()
+		if len(r.completed) == r.n {
+			close(r.allDone)
 		}
-		mu.Unlock()
+		r.mu.Unlock()
 		return nil
 	})
-	srv := asynq.NewServerFromRedisClient(b.rdb, asynq.Config{
-		Concurrency: b.concurrency, Queues: map[string]int{baselineQueue: 1},
-		TaskCheckInterval: b.poll, LogLevel: asynq.ErrorLevel,
-	})
-	if err := srv.Start(handler); err != nil {
-		return e2eResult{}, fmt.Errorf("start baseline asynq server: %w", err)
-	}
-	defer srv.Shutdown()
-	cl := asynq.NewClientFromRedisClient(b.rdb)
+}
 
-	sent := make(map[int64]time.Time, n)
-	var sentMu sync.Mutex
+// submit inserts and enqueues r.n tasks from `submitters` goroutines,
+// recording when each was sent.
+func (b *baseline) submit(ctx context.Context, cl *asynq.Client, r *baselineRun, submitters int) error {
 	var next sync.Mutex
 	i := 0
 	errc := make(chan error, submitters)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for range submitters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				next.Lock()
-				if i >= n {
+				if i >= r.n {
 					next.Unlock()
 					return
 				}
@@ -115,9 +150,9 @@ func (b *baseline) run(ctx context.Context, n, submitters int) (e2eResult, error
 					return
 				}
 				id, _ := res.LastInsertId()
-				sentMu.Lock()
-				sent[id] = t0
-				sentMu.Unlock()
+				r.sentMu.Lock()
+				r.sent[id] = t0
+				r.sentMu.Unlock()
 				s := strconv.FormatInt(id, 10)
 				if _, err := cl.EnqueueContext(ctx, asynq.NewTask("bench:baseline", []byte(s)),
 					asynq.Queue(baselineQueue), asynq.TaskID("b"+s)); err != nil {
@@ -125,31 +160,11 @@ func (b *baseline) run(ctx context.Context, n, submitters int) (e2eResult, error
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errc)
-	if err := <-errc; err != nil {
-		return e2eResult{}, err
-	}
-	select {
-	case <-allDone:
-	case <-time.After(time.Duration(n)*20*time.Millisecond + 60*time.Second):
-		return e2eResult{}, fmt.Errorf("baseline: only %d of %d tasks completed", len(completed), n)
-	case <-ctx.Done():
-		return e2eResult{}, ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	var last time.Time
-	lat := make(latencies, 0, n)
-	for id, t := range completed {
-		if t.After(last) {
-			last = t
-		}
-		lat = append(lat, t.Sub(sent[id]))
-	}
-	return e2eResult{n: n, elapsed: last.Sub(start), latency: lat}, nil
+	return <-errc
 }
 
 // cleanup drops the baseline's asynq queue.

@@ -257,9 +257,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 		if err := frontDoorOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
 			return err
 		}
-		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
-		fmt.Fprintln(out)
-		rep.print(out)
+		finish(rep, out, started)
 		return nil
 	}
 
@@ -267,9 +265,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 		if err := fairShareOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
 			return err
 		}
-		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
-		fmt.Fprintln(out)
-		rep.print(out)
+		finish(rep, out, started)
 		return nil
 	}
 
@@ -280,9 +276,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 		if err := runBacklog(ctx, cfg, o, rep, progress); err != nil {
 			return err
 		}
-		rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
-		fmt.Fprintln(out)
-		rep.print(out)
+		finish(rep, out, started)
 		return nil
 	}
 	figs, err := runReps(ctx, cfg, o, rep, log, progress, tmp)
@@ -290,10 +284,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 		return err
 	}
 	verdicts(rep, figs, !o.Quick)
+	finish(rep, out, started)
+	return nil
+}
+
+// finish adds the run's wall time to rep and prints it.
+func finish(rep *report, out io.Writer, started time.Time) {
 	rep.row("run", "wall time", time.Since(started).Round(time.Second).String())
 	fmt.Fprintln(out)
 	rep.print(out)
-	return nil
 }
 
 // claimExternal claims an empty Redis database and recreates the bench's

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -83,126 +82,184 @@ func targetOf(s *sut) fairShareTarget {
 	return t
 }
 
+// fairShare is the state of one fair-share phase: the scheduler it drives,
+// the models made so far and how many tasks each caller label was given.
+type fairShare struct {
+	s        fairShareTarget
+	o        Options
+	c        *client
+	col      *collector
+	models   int
+	counts   map[string]int // tasks per caller label
+	progress func(string, ...any)
+}
+
+// fairSharePairs are the measured pairs and their ratios, many callers
+// over one caller.
+type fairSharePairs struct {
+	ones, manys       []fairShareRun
+	rates, cpus, cmds []float64
+}
+
 func runFairShare(ctx context.Context, s fairShareTarget, o Options, rep *report, progress func(string, ...any)) error {
-	c := newClient(s.url, o.Submitters+8)
 	col, err := newCollector(ctx, s.rdb, s.prefix)
 	if err != nil {
 		return err
 	}
 	defer col.close()
-	models := 0
-	counts := map[string]int{} // tasks per caller label
-	run := func(callers int) (fairShareRun, error) {
-		models++
-		var out struct {
-			Data struct {
-				ID int `json:"id"`
-			} `json:"data"`
-		}
-		if _, err := c.do(ctx, http.MethodPost, "/api/v1/models", map[string]any{
-			"name": fmt.Sprintf("bench-fairshare-%d", models), "type": "simulator", "max_workers": o.FairShareSlots, "status": "online",
-			"config": map[string]any{"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 16},
-		}, &out); err != nil {
-			return fairShareRun{}, fmt.Errorf("create a fair-share model: %w", err)
-		}
-		model := out.Data.ID
-		label := func(i int) string {
-			if callers == 1 {
-				return "bench-solo"
-			}
-			return fmt.Sprintf("bench-caller-%d", i%callers)
-		}
-		cpu0, err := s.cpu()
-		if err != nil {
-			return fairShareRun{}, err
-		}
-		cmd0, err := s.commands(ctx)
-		if err != nil {
-			return fairShareRun{}, err
-		}
-		var srv0 map[string]int64
-		if s.servers != nil {
-			if srv0, err = s.servers(ctx); err != nil {
-				return fairShareRun{}, err
-			}
-		}
-		r, err := runE2E(ctx, col, o.Tasks, o.Submitters, func(ctx context.Context, i int) (int, error) {
-			return c.submitRESTAs(ctx, model, fmt.Sprintf("benchmark input %d", i), label(i))
-		})
-		if err != nil {
-			return fairShareRun{}, err
-		}
-		// The work that follows a task's completion event (asynq's done,
-		// the slot's hand-off) belongs to the run: let it finish.
-		time.Sleep(250 * time.Millisecond)
-		cpu1, err := s.cpu()
-		if err != nil {
-			return fairShareRun{}, err
-		}
-		cmd1, err := s.commands(ctx)
-		if err != nil {
-			return fairShareRun{}, err
-		}
-		n := float64(o.Tasks)
-		res := fairShareRun{rate: r.rate(), p50: r.latency.pct(50), cpu: (cpu1 - cpu0) / n, commands: float64(cmd1-cmd0) / n}
-		if s.servers != nil {
-			srv1, err := s.servers(ctx)
-			if err != nil {
-				return fairShareRun{}, err
-			}
-			res.servers = map[string]float64{}
-			for k, v := range srv1 {
-				res.servers[k] = float64(v-srv0[k]) / n
-			}
-		}
-		for i := range o.Tasks {
-			counts[label(i)]++
-		}
-		return res, nil
-	}
-	pair := func(i int) (one, many fairShareRun, err error) {
-		if i%2 == 0 {
-			if one, err = run(1); err == nil {
-				many, err = run(o.FairShareCallers)
-			}
-		} else {
-			if many, err = run(o.FairShareCallers); err == nil {
-				one, err = run(1)
-			}
-		}
-		return one, many, err
-	}
-
+	f := &fairShare{s: s, o: o, c: newClient(s.url, o.Submitters+8), col: col, counts: map[string]int{}, progress: progress}
 	load0 := loadAvg()
-	progress("fair share: warm-up pair of %d tasks per run (discarded)", o.Tasks)
-	if _, _, err := pair(0); err != nil {
-		return fmt.Errorf("fair share warm-up: %w", err)
+	ps, err := f.measure(ctx)
+	if err != nil {
+		return err
 	}
-	var rates, cpus, cmds []float64
-	var ones, manys []fairShareRun
+	got, err := f.checkCallers(ctx)
+	if err != nil {
+		return err
+	}
+	f.report(rep, ps, got, load0)
+	return nil
+}
+
+// label is task i's caller label in a run with this many callers.
+func (f *fairShare) label(callers, i int) string {
+	if callers == 1 {
+		return "bench-solo"
+	}
+	return fmt.Sprintf("bench-caller-%d", i%callers)
+}
+
+// newModel creates a fresh simulator model for one run.
+func (f *fairShare) newModel(ctx context.Context) (int, error) {
+	f.models++
+	var out struct {
+		Data struct {
+			ID int `json:"id"`
+		} `json:"data"`
+	}
+	if _, err := f.c.do(ctx, http.MethodPost, "/api/v1/models", map[string]any{
+		"name": fmt.Sprintf("bench-fairshare-%d", f.models), "type": "simulator", "max_workers": f.o.FairShareSlots, "status": "online",
+		"config": map[string]any{"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 16},
+	}, &out); err != nil {
+		return 0, fmt.Errorf("create a fair-share model: %w", err)
+	}
+	return out.Data.ID, nil
+}
+
+// fairShareCosts are the scheduler's cost counters at one moment.
+type fairShareCosts struct {
+	cpu     float64
+	cmd     int64
+	servers map[string]int64
+}
+
+// costs reads the scheduler's CPU, its Redis commands and, when the
+// target has them, the private servers' counters.
+func (f *fairShare) costs(ctx context.Context) (fairShareCosts, error) {
+	var k fairShareCosts
+	var err error
+	if k.cpu, err = f.s.cpu(); err != nil {
+		return k, err
+	}
+	if k.cmd, err = f.s.commands(ctx); err != nil {
+		return k, err
+	}
+	if f.s.servers != nil {
+		if k.servers, err = f.s.servers(ctx); err != nil {
+			return k, err
+		}
+	}
+	return k, nil
+}
+
+// run is one run: --tasks tasks on a fresh model, spread over callers.
+func (f *fairShare) run(ctx context.Context, callers int) (fairShareRun, error) {
+	model, err := f.newModel(ctx)
+	if err != nil {
+		return fairShareRun{}, err
+	}
+	k0, err := f.costs(ctx)
+	if err != nil {
+		return fairShareRun{}, err
+	}
+	r, err := runE2E(ctx, f.col, f.o.Tasks, f.o.Submitters, func(ctx context.Context, i int) (int, error) {
+		return f.c.submitRESTAs(ctx, model, fmt.Sprintf("benchmark input %d", i), f.label(callers, i))
+	})
+	if err != nil {
+		return fairShareRun{}, err
+	}
+	// The work that follows a task's completion event (asynq's done,
+	// the slot's hand-off) belongs to the run: let it finish.
+	time.Sleep(250 * time.Millisecond)
+	k1, err := f.costs(ctx)
+	if err != nil {
+		return fairShareRun{}, err
+	}
+	n := float64(f.o.Tasks)
+	res := fairShareRun{rate: r.rate(), p50: r.latency.pct(50), cpu: (k1.cpu - k0.cpu) / n, commands: float64(k1.cmd-k0.cmd) / n}
+	if f.s.servers != nil {
+		res.servers = map[string]float64{}
+		for k, v := range k1.servers {
+			res.servers[k] = float64(v-k0.servers[k]) / n
+		}
+	}
+	for i := range f.o.Tasks {
+		f.counts[f.label(callers, i)]++
+	}
+	return res, nil
+}
+
+// pair is one run with one caller and one with many, in an order that
+// alternates with i.
+func (f *fairShare) pair(ctx context.Context, i int) (one, many fairShareRun, err error) {
+	if i%2 == 0 {
+		if one, err = f.run(ctx, 1); err == nil {
+			many, err = f.run(ctx, f.o.FairShareCallers)
+		}
+	} else {
+		if many, err = f.run(ctx, f.o.FairShareCallers); err == nil {
+			one, err = f.run(ctx, 1)
+		}
+	}
+	return one, many, err
+}
+
+// measure runs the warm-up pair, then pairs until --fairshare-reps or the
+// time budget.
+func (f *fairShare) measure(ctx context.Context) (fairSharePairs, error) {
+	var ps fairSharePairs
+	o := f.o
+	f.progress("fair share: warm-up pair of %d tasks per run (discarded)", o.Tasks)
+	if _, _, err := f.pair(ctx, 0); err != nil {
+		return ps, fmt.Errorf("fair share warm-up: %w", err)
+	}
 	start := time.Now()
 	for i := range o.FairShareReps {
 		if i >= fairShareMinPairs && time.Since(start) > o.FairShareTime {
-			progress("fair share: time budget %s used after %d pairs", o.FairShareTime, i)
+			f.progress("fair share: time budget %s used after %d pairs", o.FairShareTime, i)
 			break
 		}
-		one, many, err := pair(i)
+		one, many, err := f.pair(ctx, i)
 		if err != nil {
-			return fmt.Errorf("fair share pair %d: %w", i+1, err)
+			return ps, fmt.Errorf("fair share pair %d: %w", i+1, err)
 		}
-		ones, manys = append(ones, one), append(manys, many)
-		rates = append(rates, many.rate/one.rate)
-		cpus = append(cpus, many.cpu/one.cpu)
-		cmds = append(cmds, many.commands/one.commands)
-		progress("fair share pair %d: tasks/s 1 caller %.0f, %d callers %.0f (%.2fx); CPU ms/task %.2f | %.2f; Redis commands/task %.1f | %.1f",
-			i+1, one.rate, o.FairShareCallers, many.rate, rates[i], one.cpu*1000, many.cpu*1000, one.commands, many.commands)
+		ps.ones, ps.manys = append(ps.ones, one), append(ps.manys, many)
+		ps.rates = append(ps.rates, many.rate/one.rate)
+		ps.cpus = append(ps.cpus, many.cpu/one.cpu)
+		ps.cmds = append(ps.cmds, many.commands/one.commands)
+		f.progress("fair share pair %d: tasks/s 1 caller %.0f, %d callers %.0f (%.2fx); CPU ms/task %.2f | %.2f; Redis commands/task %.1f | %.1f",
+			i+1, one.rate, o.FairShareCallers, many.rate, ps.rates[i], one.cpu*1000, many.cpu*1000, one.commands, many.commands)
 	}
+	return ps, nil
+}
 
-	// The runs did what they say: each caller label holds its part of the
-	// tasks (a submission that lost its caller would make this a run of
-	// one caller against itself).
+// checkCallers checks that the runs did what they say: each caller label
+// holds its part of the tasks (a submission that lost its caller would
+// make this a run of one caller against itself). It returns "label count"
+// for each.
+func (f *fairShare) checkCallers(ctx context.Context) ([]string, error) {
 	labels := []string{"bench-solo"}
-	for i := range o.FairShareCallers {
+	for i := range f.o.FairShareCallers {
 		labels = append(labels, fmt.Sprintf("bench-caller-%d", i))
 	}
 	var got []string
@@ -212,23 +269,30 @@ func runFairShare(ctx context.Context, s fairShareTarget, o Options, rep *report
 				Total int `json:"total"`
 			} `json:"pagination"`
 		}
-		if _, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/tasks?caller=%s&page_size=1", caller), nil, &page); err != nil {
-			return fmt.Errorf("count %s's tasks: %w", caller, err)
+		if _, err := f.c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/tasks?caller=%s&page_size=1", caller), nil, &page); err != nil {
+			return nil, fmt.Errorf("count %s's tasks: %w", caller, err)
 		}
-		if page.Pagination.Total != counts[caller] {
-			return fmt.Errorf("caller %s has %d tasks, want %d: the runs did not give the tasks their callers", caller, page.Pagination.Total, counts[caller])
+		if page.Pagination.Total != f.counts[caller] {
+			return nil, fmt.Errorf("caller %s has %d tasks, want %d: the runs did not give the tasks their callers", caller, page.Pagination.Total, f.counts[caller])
 		}
 		got = append(got, fmt.Sprintf("%s %d", strings.TrimPrefix(caller, "bench-"), page.Pagination.Total))
 	}
+	return got, nil
+}
 
-	where := s.where
-	pick := func(rs []fairShareRun, f func(fairShareRun) float64) []float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		return v
+// pick is f of each run.
+func pick(rs []fairShareRun, f func(fairShareRun) float64) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
 	}
+	return v
+}
+
+// report writes the phase's rows and its target.
+func (f *fairShare) report(rep *report, ps fairSharePairs, got []string, load0 string) {
+	o := f.o
+	ones, manys := ps.ones, ps.manys
 	rate := func(r fairShareRun) float64 { return r.rate }
 	p50 := func(r fairShareRun) float64 { return float64(r.p50) }
 	cpu := func(r fairShareRun) float64 { return r.cpu * 1000 }
@@ -238,7 +302,7 @@ func runFairShare(ctx context.Context, s fairShareTarget, o Options, rep *report
 	rep.row("fair share", "tasks per caller", strings.Join(got, ", "))
 	rep.row("fair share", "median tasks/s 1 caller | many", fmt.Sprintf("%.0f | %.0f", median(pick(ones, rate)), median(pick(manys, rate))))
 	rep.row("fair share", "median p50 submit->completed", fmt.Sprintf("%s | %s", ms(time.Duration(median(pick(ones, p50)))), ms(time.Duration(median(pick(manys, p50))))))
-	rep.row("fair share", "median CPU ms per task ("+where+")", fmt.Sprintf("%.3f | %.3f", median(pick(ones, cpu)), median(pick(manys, cpu))))
+	rep.row("fair share", "median CPU ms per task ("+f.s.where+")", fmt.Sprintf("%.3f | %.3f", median(pick(ones, cpu)), median(pick(manys, cpu))))
 	rep.row("fair share", "median Redis commands per task", fmt.Sprintf("%.2f | %.2f", median(pick(ones, commands)), median(pick(manys, commands))))
 	for _, k := range serverKeys(ones) {
 		v := func(r fairShareRun) float64 { return r.servers[k] }
@@ -248,12 +312,12 @@ func runFairShare(ctx context.Context, s fairShareTarget, o Options, rep *report
 		}
 		rep.row("fair share", "median "+k+" per task", fmt.Sprintf("%.3f | %.3f  (ratio %s)", median(pick(ones, v)), median(pick(manys, v)), spread(rs)))
 	}
-	rep.row("fair share", "throughput ratio per pair", ratios(rates))
-	rep.row("fair share", "CPU per task ratio per pair", ratios(cpus))
-	rep.row("fair share", "ratios many/1: median [p25-p75]", fmt.Sprintf("throughput %s, CPU per task %s, Redis commands per task %s", spread(rates), spread(cpus), spread(cmds)))
+	rep.row("fair share", "throughput ratio per pair", ratios(ps.rates))
+	rep.row("fair share", "CPU per task ratio per pair", ratios(ps.cpus))
+	rep.row("fair share", "ratios many/1: median [p25-p75]", fmt.Sprintf("throughput %s, CPU per task %s, Redis commands per task %s", spread(ps.rates), spread(ps.cpus), spread(ps.cmds)))
+	rates := ps.rates
 	rep.target(fmt.Sprintf("fair share (%d callers) >= 0.9x 1 caller", o.FairShareCallers),
 		fmt.Sprintf("median throughput ratio %.2fx over %d pairs", median(rates), len(rates)), median(rates) >= 0.9)
-	return nil
 }
 
 // serverKeys are the private servers' counters, sorted.
@@ -400,10 +464,8 @@ func fairSharePrivate(ctx context.Context, o Options, rep *report, progress func
 	}
 	defer r.stop()
 	env := scaleEnv(db, r)
-	mig := exec.CommandContext(ctx, exe, "migrate")
-	mig.Env = env
-	if out, err := mig.CombinedOutput(); err != nil {
-		return fmt.Errorf("migrate: %v: %s", err, out)
+	if err := migrate(ctx, exe, env); err != nil {
+		return err
 	}
 	var procs []*scaleProc
 	defer func() { stopProcs(procs) }()

@@ -158,38 +158,14 @@ func scalePoint(ctx context.Context, exe string, o Options, db *mariaDB, r *scal
 		return row, err
 	}
 	env := scaleEnv(db, r)
-	var procs []*scaleProc
-	defer func() { stopProcs(procs) }()
 	// The schema first, as a deployment does (`migrate`), then the
 	// processes side by side.
-	mig := exec.CommandContext(ctx, exe, "migrate")
-	mig.Env = env
-	if out, err := mig.CombinedOutput(); err != nil {
-		return row, fmt.Errorf("migrate: %v: %s", err, out)
+	if err := migrate(ctx, exe, env); err != nil {
+		return row, err
 	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	roles := slices.Repeat([]string{"api"}, sh.apis)
-	roles = append(roles, slices.Repeat([]string{"worker"}, sh.workers)...)
-	for _, role := range roles {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := startScaleProc(ctx, exe, role, env)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			procs = append(procs, p)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	procs, err := startScaleProcs(ctx, exe, env, sh)
+	defer stopProcs(procs)
+	if err != nil {
 		return row, err
 	}
 	var apis []*client
@@ -222,35 +198,85 @@ func scalePoint(ctx context.Context, exe string, o Options, db *mariaDB, r *scal
 	for _, p := range procs {
 		pids[p.role] = append(pids[p.role], p.cmd.Process.Pid)
 	}
+	if err := measureScale(ctx, col, o, db, r, pids, submit, &row); err != nil {
+		return row, err
+	}
+	progress("scale: %.0f tasks/s, %.1f redis commands and %.1f mysql statements per task", row.res.rate(), row.redisCmd, row.mysqlQ)
+	return row, nil
+}
+
+// migrate runs `migrate` with env, as a deployment does before it starts
+// its processes.
+func migrate(ctx context.Context, exe string, env []string) error {
+	mig := exec.CommandContext(ctx, exe, "migrate")
+	mig.Env = env
+	if out, err := mig.CombinedOutput(); err != nil {
+		return fmt.Errorf("migrate: %v: %s", err, out)
+	}
+	return nil
+}
+
+// startScaleProcs starts a shape's api and worker processes side by side.
+// It returns the processes that started even on error, for the caller to
+// stop.
+func startScaleProcs(ctx context.Context, exe string, env []string, sh scaleShape) ([]*scaleProc, error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		errs  []error
+		procs []*scaleProc
+	)
+	roles := slices.Repeat([]string{"api"}, sh.apis)
+	roles = append(roles, slices.Repeat([]string{"worker"}, sh.workers)...)
+	for _, role := range roles {
+		wg.Go(func() {
+			p, err := startScaleProc(ctx, exe, role, env)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			procs = append(procs, p)
+		})
+	}
+	wg.Wait()
+	return procs, errors.Join(errs...)
+}
+
+// measureScale runs the measured tasks of one shape and fills row with
+// their rate and what each task cost: the servers' counters and the
+// processes' CPU, read before and after the run.
+func measureScale(ctx context.Context, col *collector, o Options, db *mariaDB, r *scaleRedis, pids map[string][]int, submit submitFunc, row *scaleRow) error {
 	row.loadBefore = loadAvg()
 	cmd0, err := r.commandStats(ctx)
 	if err != nil {
-		return row, err
+		return err
 	}
 	q0, err := db.status(ctx)
 	if err != nil {
-		return row, err
+		return err
 	}
 	cpu0, err := cpuOf(pids)
 	if err != nil {
-		return row, err
+		return err
 	}
 	failed0 := col.failed.Load()
 	res, err := runE2E(ctx, col, o.ScaleTasks, o.Submitters, submit)
 	if err != nil {
-		return row, err
+		return err
 	}
 	cpu1, err := cpuOf(pids)
 	if err != nil {
-		return row, err
+		return err
 	}
 	q1, err := db.status(ctx)
 	if err != nil {
-		return row, err
+		return err
 	}
 	cmd1, err := r.commandStats(ctx)
 	if err != nil {
-		return row, err
+		return err
 	}
 	row.loadAfter = loadAvg()
 	row.res = res
@@ -263,8 +289,7 @@ func scalePoint(ctx context.Context, exe string, o Options, db *mariaDB, r *scal
 	}
 	row.failed = col.failed.Load() - failed0
 	row.undeco = col.bad.Load()
-	progress("scale: %.0f tasks/s, %.1f redis commands and %.1f mysql statements per task", res.rate(), row.redisCmd, row.mysqlQ)
-	return row, nil
+	return nil
 }
 
 // perTask is the total of the counters' growth per task (those named with
