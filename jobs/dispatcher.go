@@ -194,10 +194,10 @@ const enqueueFanOut = 16
 
 func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error {
 	p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority, GrantedAt: g.At}
-	id := taskID(g.TaskID)
+	id, queue := taskID(g.TaskID), QueueFor(g.Priority)
 	send := func(id string) error {
 		_, err := d.client.EnqueueContext(ctx, asynq.NewTask(TypeRunTask, p.encode()),
-			asynq.TaskID(id), asynq.Queue(QueueFor(g.Priority)),
+			asynq.TaskID(id), asynq.Queue(queue),
 			asynq.MaxRetry(1_000_000), asynq.Timeout(0), asynq.Deadline(time.Now().Add(7*24*time.Hour)))
 		return err
 	}
@@ -209,7 +209,7 @@ func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error
 		// recovers its message only a minute or more later): the slot
 		// just granted would go unused, so send a message of its own.
 		// ProcessTask's fencing keeps a duplicate from running twice.
-		info, ierr := d.inspector.GetTaskInfo(QueueFor(g.Priority), id)
+		info, ierr := d.inspector.GetTaskInfo(queue, id)
 		err = nil
 		if ierr == nil && info.State == asynq.TaskStateActive {
 			err = send(fmt.Sprintf("%s~%d", id, time.Now().UnixNano()))
@@ -219,7 +219,7 @@ func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error
 		return fmt.Errorf("enqueue task %d: %w", g.TaskID, err)
 	}
 	if f := d.enqueued.Load(); f != nil {
-		(*f)(QueueFor(g.Priority))
+		(*f)(queue)
 	}
 	return nil
 }

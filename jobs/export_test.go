@@ -1,8 +1,12 @@
 package jobs
 
 import (
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/providers"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -57,4 +61,25 @@ func SetWalkPage(t testing.TB, n int) {
 	old := walkPage
 	walkPage = n
 	t.Cleanup(func() { walkPage = old })
+}
+
+// CountRequestBuilds counts, per task, the provider requests built until
+// the test ends. Call it before the workers start (before apptest.New, so
+// that it is restored after they stopped).
+func CountRequestBuilds(t testing.TB) (builds func(taskID int) int) {
+	var mu sync.Mutex
+	n := map[int]int{}
+	old := buildRequest
+	buildRequest = func(taskID, attempt int, typ domain.TaskType, input string, params map[string]any) (providers.Request, error) {
+		mu.Lock()
+		n[taskID]++
+		mu.Unlock()
+		return old(taskID, attempt, typ, input, params)
+	}
+	t.Cleanup(func() { buildRequest = old })
+	return func(id int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n[id]
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/apptest"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 	"github.com/llmsched/llm-scheduler/internal/providers/fakeopenai"
+	"github.com/llmsched/llm-scheduler/jobs"
 )
 
 // TestRPMPacesStartsAcrossTheModel submits 20 tasks at once to a model with
@@ -106,5 +107,27 @@ func TestProvider429BacksTheWholeModelOff(t *testing.T) {
 	}
 	if h := e.Task(first.ID).AttemptHistory; len(h) != 2 || h[1].Status != "succeeded" {
 		t.Errorf("first task's attempts = %+v, want rate_limited then succeeded", h)
+	}
+}
+
+// TestRequestBuiltOncePerTask: a task builds its provider request once,
+// whether its model has rate limits (the limiter estimates the request's
+// tokens before the call and settles them after it) or not.
+func TestRequestBuiltOncePerTask(t *testing.T) {
+	builds := jobs.CountRequestBuilds(t)
+	e := apptest.New(t, nil)
+	limited := e.Simulator("limited", 1, map[string]any{"latency_ms": 5, "output_tokens": 2, "rpm": 6000, "tpm": 1000000})
+	plain := e.Simulator("plain", 1, map[string]any{"latency_ms": 5, "output_tokens": 2})
+	var ids []int
+	for i := range 3 {
+		ids = append(ids, submit(e, limited.ID, 2, fmt.Sprintf("limited %d", i)).ID, submit(e, plain.ID, 2, fmt.Sprintf("plain %d", i)).ID)
+	}
+	for _, id := range ids {
+		if tk := e.WaitTask(id, "", 30*time.Second); tk.Status != "completed" {
+			t.Fatalf("task %d is %s: %s", id, tk.Status, tk.Error)
+		}
+		if n := builds(id); n != 1 {
+			t.Errorf("task %d built its provider request %d times, want once", id, n)
+		}
 	}
 }
