@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/internal/loop"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
@@ -20,6 +21,8 @@ type DueScanner struct {
 	svc      *scheduler.Tasks
 	interval time.Duration
 	log      *slog.Logger
+
+	loop loop.Loop // runs run between Start and Stop
 
 	mu       sync.Mutex
 	earliest time.Time // the earliest run_at noted since the last look
@@ -56,8 +59,16 @@ func (d *DueScanner) takeNoted() time.Time {
 	return at
 }
 
-// Run admits due tasks until ctx ends.
-func (d *DueScanner) Run(ctx context.Context) {
+// Start starts admitting due tasks in a goroutine of the scanner's own,
+// until Stop.
+func (d *DueScanner) Start(ctx context.Context) error { return d.loop.Start(ctx, d.run) }
+
+// Stop stops the scanner and waits for its goroutine to end, or for ctx
+// to end.
+func (d *DueScanner) Stop(ctx context.Context) error { return d.loop.Stop(ctx) }
+
+// run admits due tasks until ctx ends.
+func (d *DueScanner) run(ctx context.Context) {
 	timer := time.NewTimer(0) // a look at start: tasks that came due while no process ran
 	defer timer.Stop()
 	deadline := time.Now()

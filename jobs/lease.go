@@ -14,7 +14,7 @@ import (
 // Lease is a leader lease in one Redis key: the key holds the owner's
 // token and expires after ttl unless the owner renews it. Only the owner
 // can renew or release it; anyone can take it once it expired or was
-// released. The reconciler runs under one (Reconciler.Run).
+// released. The reconciler runs under one (Reconciler.Start).
 //
 // The owner counts the lease as held until validUntil: the time it sent
 // its last successful acquire or renewal, plus ttl. Redis started the

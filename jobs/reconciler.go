@@ -16,6 +16,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/predicate"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/loop"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
@@ -42,8 +43,10 @@ type Reconciler struct {
 	interval time.Duration
 	leaseTTL time.Duration
 	log      *slog.Logger
-	// lease makes this process the one that reconciles (Run).
+	// lease makes this process the one that reconciles (run).
 	lease *Lease
+	// loop runs run between Start and Stop.
+	loop loop.Loop
 
 	flushSeen time.Time
 	// lostSeen is when this process first saw each model whose marker is
@@ -82,17 +85,25 @@ func (r *Reconciler) leaderKey() string { return r.prefix + ":reconciler:lock" }
 // Lease is the reconciler's leader lease.
 func (r *Reconciler) Lease() *Lease { return r.lease }
 
-// releaseWait bounds how long Run waits for Redis to release the lease.
+// releaseWait bounds how long run waits for Redis to release the lease.
 const releaseWait = 2 * time.Second
 
-// Run keeps the leader lease (takes it when free, renews it every third
+// Start starts keeping the leader lease and reconciling (see run) in a
+// goroutine of the reconciler's own, until Stop.
+func (r *Reconciler) Start(ctx context.Context) error { return r.loop.Start(ctx, r.run) }
+
+// Stop stops reconciling, releases the leader lease and waits for the
+// goroutine to end, or for ctx to end.
+func (r *Reconciler) Stop(ctx context.Context) error { return r.loop.Stop(ctx) }
+
+// run keeps the leader lease (takes it when free, renews it every third
 // of its ttl) and, while this process holds it, reconciles every interval,
 // the first round at once. When ctx ends it stops reconciling and releases
 // the lease, so that another process takes over at its next try instead of
 // after the lease expired. A process that loses the lease (it could not
 // renew it in time, or Redis lost it) stops reconciling, cancelling a
 // round in progress, and competes for it again.
-func (r *Reconciler) Run(ctx context.Context) {
+func (r *Reconciler) run(ctx context.Context) {
 	// running is the rounds while this process leads: cancel them and
 	// wait for done to stop.
 	var running *struct {

@@ -201,8 +201,14 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 	a.started("event bus", busDrain, func(ctx context.Context) error { _ = a.Bus.Stop(ctx); return nil })
 	// The service's own goroutines stop once nothing calls it.
 	a.started("service", serviceDrain, a.Service.Close)
-	a.startLoop(ctx, "reconciler", loopStop, a.Reconciler.Run)
-	a.startLoop(ctx, "due scanner", loopStop, a.DueScanner.Run)
+	if err := a.Reconciler.Start(ctx); err != nil {
+		return fmt.Errorf("start the reconciler: %w", err)
+	}
+	a.started("reconciler", loopStop, a.Reconciler.Stop)
+	if err := a.DueScanner.Start(ctx); err != nil {
+		return fmt.Errorf("start the due scanner: %w", err)
+	}
+	a.started("due scanner", loopStop, a.DueScanner.Stop)
 	select {
 	case <-a.Bus.Ready():
 	case <-time.After(10 * time.Second):
@@ -221,7 +227,10 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 		a.Service.OnWebhook(ws.Wake)
 		// The sender waits for the deliveries in flight, each bounded by
 		// webhooks.timeout.
-		a.startLoop(ctx, "webhook sender", a.Config.Webhooks.Timeout.D()+loopStop, ws.Run)
+		if err := ws.Start(ctx); err != nil {
+			return fmt.Errorf("start the webhook sender: %w", err)
+		}
+		a.started("webhook sender", a.Config.Webhooks.Timeout.D()+loopStop, ws.Stop)
 	}
 	if a.Role == RoleAPI || a.Role == RoleAll {
 		h, err := handler(a)

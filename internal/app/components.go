@@ -23,27 +23,6 @@ func (a *App) started(name string, timeout time.Duration, stop func(ctx context.
 	a.components = append(a.components, component{name: name, stop: stop, timeout: timeout})
 }
 
-// startLoop runs a component written as a loop that returns when its
-// context ends (Reconciler.Run, DueScanner.Run, webhooks.Sender.Run):
-// stopping it ends the context and waits for the loop to return.
-func (a *App) startLoop(ctx context.Context, name string, timeout time.Duration, run func(context.Context)) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		run(ctx)
-	}()
-	a.started(name, timeout, func(sctx context.Context) error {
-		cancel()
-		select {
-		case <-done:
-			return nil
-		case <-sctx.Done():
-			return sctx.Err()
-		}
-	})
-}
-
 // stopComponents stops the components, last started first.
 func (a *App) stopComponents(ctx context.Context) error {
 	var errs []error

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/llmsched/llm-scheduler/internal/loop"
 )
 
 // TestComponentsStopInReverseWithinTheirDeadlines: what started last stops
@@ -18,13 +20,20 @@ func TestComponentsStopInReverseWithinTheirDeadlines(t *testing.T) {
 	a := &App{Log: slog.New(slog.DiscardHandler)}
 	var order []string
 	a.started("bus", time.Second, func(context.Context) error { order = append(order, "bus"); return nil })
-	a.startLoop(context.Background(), "loop", time.Second, func(ctx context.Context) {
+	var running, stuckLoop loop.Loop
+	if err := running.Start(context.Background(), func(ctx context.Context) {
 		<-ctx.Done()
 		order = append(order, "loop")
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.started("loop", time.Second, running.Stop)
 	stuck := make(chan struct{})
 	defer close(stuck)
-	a.startLoop(context.Background(), "stuck", 20*time.Millisecond, func(context.Context) { <-stuck })
+	if err := stuckLoop.Start(context.Background(), func(context.Context) { <-stuck }); err != nil {
+		t.Fatal(err)
+	}
+	a.started("stuck", 20*time.Millisecond, stuckLoop.Stop)
 
 	began := time.Now()
 	err := a.stopComponents(context.Background())

@@ -31,6 +31,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/webhookdelivery"
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/loop"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
 
@@ -140,6 +141,7 @@ type Sender struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	now    func() time.Time
+	loop   loop.Loop // runs run between Start and Stop
 }
 
 // New builds a sender. selfAddrs are this process's own listen addresses
@@ -164,7 +166,7 @@ func New(db *ent.Client, cfg *config.Config, log *slog.Logger, selfAddrs ...stri
 	}, nil
 }
 
-// Wake makes Run look for due deliveries at once.
+// Wake makes the sender look for due deliveries at once.
 func (s *Sender) Wake() {
 	select {
 	case s.wake <- struct{}{}:
@@ -175,8 +177,16 @@ func (s *Sender) Wake() {
 // lease is how long a claim lasts: longer than one POST and its write.
 func (s *Sender) lease() time.Duration { return 2*s.cfg.Webhooks.Timeout.D() + 10*time.Second }
 
-// Run sends deliveries until ctx ends, then waits for the POSTs in flight.
-func (s *Sender) Run(ctx context.Context) {
+// Start starts sending deliveries in a goroutine of the sender's own,
+// until Stop.
+func (s *Sender) Start(ctx context.Context) error { return s.loop.Start(ctx, s.run) }
+
+// Stop stops taking deliveries and waits for the POSTs in flight (each
+// bounded by webhooks.timeout) and the goroutine to end, or for ctx to end.
+func (s *Sender) Stop(ctx context.Context) error { return s.loop.Stop(ctx) }
+
+// run sends deliveries until ctx ends, then waits for the POSTs in flight.
+func (s *Sender) run(ctx context.Context) {
 	defer s.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -498,3 +498,15 @@ func TestRedeliveryDuringATryIsNotLost(t *testing.T) {
 		t.Fatalf("delivery = %+v, want 2 attempts recorded", d)
 	}
 }
+
+// TestSenderStopEndsItsGoroutine: a sender started beside the process's
+// own runs in a goroutine of its own until Stop, which returns once that
+// goroutine ended.
+func TestSenderStopEndsItsGoroutine(t *testing.T) {
+	e := apptest.New(t, hookConfig(nil))
+	s, err := webhooks.New(e.App.Store.Client, e.App.Config, e.App.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apptest.CheckStopEndsGoroutine(t, s, "webhooks.(*Sender).run(")
+}
