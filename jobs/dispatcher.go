@@ -15,6 +15,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/broker"
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
@@ -43,15 +44,15 @@ var _ scheduler.Dispatcher = (*Dispatcher)(nil)
 // tasks take freed slots.
 func NewDispatcher(b *broker.Broker, leaseTTL time.Duration, order Order, log *slog.Logger) *Dispatcher {
 	_, cluster := b.Client.(*redis.ClusterClient)
-	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: b.Prefix + ":epoch",
-		epochInScript: !cluster, modelMarks: cluster, wake: wakeKey(b.Prefix), wakePerModel: cluster, weights: order.arg()}
+	slots := &Slots{rdb: b.Client, prefix: b.Prefix, ttl: leaseTTL, epoch: rediskeys.Epoch(b.Prefix),
+		epochInScript: !cluster, modelMarks: cluster, wake: rediskeys.WakeArmed(b.Prefix), wakePerModel: cluster, weights: order.arg()}
 	d := &Dispatcher{
 		slots:     slots,
 		client:    asynq.NewClientFromRedisClient(b.Client),
 		inspector: asynq.NewInspectorFromRedisClient(b.Client),
 		rdb:       b.Client,
 		log:       log,
-		wakeCh:    wakeChannel(b.Prefix),
+		wakeCh:    rediskeys.WakeChannel(b.Prefix),
 	}
 	d.waker = newWaker(d.wake, d.wakeKeyIfArmed)
 	d.waker.start()
@@ -166,15 +167,6 @@ func (d *Dispatcher) wake(ctx context.Context) {
 		d.log.Warn("wake idle workers; they look again within queue.idle_check_interval", "err", err)
 	}
 }
-
-// wakeIfArmedScript takes the wake key (KEYS[1]) and, if a worker had set
-// it, publishes a wake-up on ARGV[1]. Returns 1 if it did.
-var wakeIfArmedScript = redis.NewScript(`
-if redis.call('DEL', KEYS[1]) == 1 then
-  redis.call('PUBLISH', ARGV[1], '')
-  return 1
-end
-return 0`)
 
 // askWake has the waker send a wake-up (plain) or take the wake key key;
 // once the dispatcher is closed, the waker sends it before returning.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,7 +26,7 @@ func TestStoppedGateHoldsNoDequeue(t *testing.T) {
 		cmd.SetErr(redis.Nil)
 		return redis.Nil
 	})
-	q := pendingKey(QueueHigh)
+	q := rediskeys.AsynqPending(QueueHigh)
 	dequeue := func() error {
 		base := strings.TrimSuffix(q, ":pending")
 		return process(ctx, redis.NewCmd(ctx, "evalsha", "sha", 4, q, base+":paused", base+":active", base+":lease", "0", "0"))

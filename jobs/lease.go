@@ -64,40 +64,6 @@ func (l *Lease) set(valid time.Time) {
 	l.mu.Unlock()
 }
 
-// leaseAcquireScript takes the lease if nobody holds it, or extends it if
-// its owner asks again. KEYS[1]: the lease key. ARGV[1]: the owner token,
-// ARGV[2]: ttl in ms. Returns 1 if ARGV[1] holds the lease now, else 0.
-var leaseAcquireScript = redis.NewScript(`
-local cur = redis.call("GET", KEYS[1])
-if cur == ARGV[1] then
-	redis.call("PEXPIRE", KEYS[1], ARGV[2])
-	return 1
-end
-if cur then
-	return 0
-end
-redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-return 1`)
-
-// leaseRenewScript extends the lease only if ARGV[1] still holds it
-// (compare-and-extend). KEYS[1]: the lease key. ARGV[1]: the owner token,
-// ARGV[2]: ttl in ms. Returns 1 if extended, 0 if the key expired, was
-// released or belongs to another owner.
-var leaseRenewScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-end
-return 0`)
-
-// leaseReleaseScript deletes the lease only if ARGV[1] holds it
-// (compare-and-delete). KEYS[1]: the lease key. ARGV[1]: the owner token.
-// Returns 1 if deleted, else 0.
-var leaseReleaseScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1])
-end
-return 0`)
-
 // Acquire takes the lease if it is free (or already this owner's, which
 // extends it). It reports whether this owner holds it now.
 func (l *Lease) Acquire(ctx context.Context) (bool, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 	"github.com/llmsched/llm-scheduler/internal/loop"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
@@ -75,12 +76,10 @@ func NewReconciler(db *ent.Client, svc *scheduler.Lifecycle, disp *Dispatcher, p
 	return r
 }
 
-func (r *Reconciler) epochKey() string { return r.prefix + ":epoch" }
+func (r *Reconciler) epochKey() string { return rediskeys.Epoch(r.prefix) }
 
-// leaderKey is the reconciler's leader lease. (The name is that of the
-// per-round lock it replaced, so that during a rolling upgrade old and new
-// processes still exclude each other.)
-func (r *Reconciler) leaderKey() string { return r.prefix + ":reconciler:lock" }
+// leaderKey is the reconciler's leader lease.
+func (r *Reconciler) leaderKey() string { return rediskeys.ReconcilerLock(r.prefix) }
 
 // Lease is the reconciler's leader lease.
 func (r *Reconciler) Lease() *Lease { return r.lease }
@@ -429,8 +428,8 @@ func (r *Reconciler) walkWindow(ctx context.Context, models map[int]*ent.Model, 
 	}
 }
 
-func (r *Reconciler) windowKey() string { return r.prefix + ":reconciler:window" }
-func (r *Reconciler) sweepKey() string  { return r.prefix + ":reconciler:sweep" }
+func (r *Reconciler) windowKey() string { return rediskeys.ReconcilerWindow(r.prefix) }
+func (r *Reconciler) sweepKey() string  { return rediskeys.ReconcilerSweep(r.prefix) }
 
 // walk checks the tasks that match where, by id, at most limit of them
 // (0: all), and re-admits those Redis does not hold. It returns the last

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -54,7 +55,7 @@ func asynqVersion() string {
 // asynq server on a queue of its own.
 type gateProbe struct {
 	queue string
-	key   string // what the gate must recognise: pendingKey(queue)
+	key   string // what the gate must recognise: rediskeys.AsynqPending(queue)
 	seen  chan struct{}
 	once  sync.Once
 	mu    sync.Mutex
@@ -114,7 +115,7 @@ const probeWait = 5 * time.Second
 // nil if it did, else what it saw.
 func (w *Worker) selfTest() error {
 	q := "llmsched-gate-probe-" + rand.Text()
-	p := &gateProbe{queue: q, key: pendingKey(q), seen: make(chan struct{})}
+	p := &gateProbe{queue: q, key: rediskeys.AsynqPending(q), seen: make(chan struct{})}
 	w.gate.probe.Store(p)
 	defer w.gate.probe.Store(nil)
 	srv := asynq.NewServerFromRedisClient(w.asynqRDB, asynq.Config{
@@ -151,7 +152,7 @@ func (w *Worker) checkGate() {
 		return
 	}
 	w.log.Warn("idle gate off: it does not recognise asynq's dequeue call, so idle workers poll every queue.poll_interval instead of being woken; "+
-		"re-verify jobs/wake.go (dequeueQueue, pendingKey) against this asynq",
+		"re-verify jobs/wake.go (dequeueQueue) and internal/rediskeys (AsynqPending) against this asynq",
 		"asynq", asynqVersion(), "verified_with", verifiedAsynqVersion, "poll_interval", w.pollInterval, "err", err)
 	w.pollInstead()
 }

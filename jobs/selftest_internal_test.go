@@ -26,7 +26,7 @@ The gate relies on two asynq internals; re-verify both in the new release:
      with KEYS pending, paused, active, lease (in that order) through
      go-redis Script.Run (EVALSHA, EVAL after NOSCRIPT): jobs/wake.go dequeueQueue;
   2. the key format asynq:{<queue>}:pending (internal/base PendingKey):
-     jobs/wake.go pendingKey.
+     internal/rediskeys AsynqPending.
 Then run, on both backends (LLMSCHED_TEST_BACKEND=mysql for a real Redis):
   go test ./jobs -run 'TestWorkerSelfTest|TestUnrecognisedDequeue|TestIdleGate|TestIdleWorker|TestModelCreatedWhileWorkersAreQuiet'
 and set verifiedAsynqVersion (jobs/selftest.go) to the new version.`, v, verifiedAsynqVersion)

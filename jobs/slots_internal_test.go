@@ -153,6 +153,19 @@ func TestEpochInScriptExceptOnRedisCluster(t *testing.T) {
 	}
 }
 
+// byPriorityThenID sorts task ids as a parked queue of one caller hands
+// out slots: higher priority first, then by id.
+func byPriorityThenID(ids []int, prio func(int) int) []int {
+	out := append([]int(nil), ids...)
+	slices.SortFunc(out, func(a, b int) int {
+		if pa, pb := prio(a), prio(b); pa != pb {
+			return pb - pa // higher priority first
+		}
+		return a - b
+	})
+	return out
+}
+
 // TestParkedQueueOrderAcrossHeadAndTail: with more tasks parked than the
 // head holds, slots still go out strictly by priority, then id; a task of
 // higher priority parked later, or one parked again, takes its place;
@@ -182,16 +195,7 @@ func TestParkedQueueOrderAcrossHeadAndTail(t *testing.T) {
 		}
 		return 1 + id%3
 	}
-	want := func(ids []int) []int {
-		out := append([]int(nil), ids...)
-		slices.SortFunc(out, func(a, b int) int {
-			if pa, pb := prio(a), prio(b); pa != pb {
-				return pb - pa // higher priority first
-			}
-			return a - b
-		})
-		return out
-	}
+	want := func(ids []int) []int { return byPriorityThenID(ids, prio) }
 	var all []int
 	for _, it := range items {
 		all = append(all, it.ID)

@@ -6,9 +6,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/llmsched/llm-scheduler/internal/providers"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 )
 
 // Per-model rate limits: a model's config may set rpm (requests per
@@ -31,45 +30,10 @@ import (
 // and the model's dispatch backs off until the bucket has room
 // (Slots.Backoff, which Explain reports as rate_limited). See admitRate.
 
-// rateScript checks and takes both buckets at once. KEYS: request and
-// token buckets. ARGV: now (ms), request interval (ms, 0 = no rpm), request
-// burst, token interval (ms per token, 0 = no tpm), token burst, cost in
-// tokens. Returns 0 when taken, else the ms to wait.
-var rateScript = redis.NewScript(`
-local now = tonumber(ARGV[1])
-local wait = 0
-local function check(key, interval, burst, cost)
-  if interval <= 0 then return nil end
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat < now then tat = now end
-  local new = tat + cost * interval
-  local allow = new - burst * interval
-  if allow > now and allow - now > wait then wait = allow - now end
-  return new
-end
-local reqNew = check(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 1)
-local tokNew = check(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-if wait > 0 then return math.ceil(wait) end
-if reqNew then redis.call('SET', KEYS[1], tostring(reqNew), 'PX', math.ceil(reqNew - now) + 1000) end
-if tokNew then redis.call('SET', KEYS[2], tostring(tokNew), 'PX', math.ceil(tokNew - now) + 1000) end
-return 0
-`)
-
-// rateSettleScript moves the token bucket by ARGV[3] tokens (negative:
-// give back) at ARGV[2] ms per token. ARGV[1] is now (ms).
-var rateSettleScript = redis.NewScript(`
-local now = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-tat = tat + tonumber(ARGV[3]) * tonumber(ARGV[2])
-if tat <= now then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
-return 0
-`)
-
+// rateKeys are a model's request and token buckets.
 func (s *Slots) rateKeys(modelID int) []string {
-	tag := fmt.Sprintf("{%s:model:%d}", s.prefix, modelID)
-	return []string{tag + ":rate:requests", tag + ":rate:tokens"}
+	k := rediskeys.ModelOf(s.prefix, modelID)
+	return []string{k.RateRequests(), k.RateTokens()}
 }
 
 // rateParams are the GCRA parameters of a model's limits.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,10 +54,6 @@ const (
 	idleGrace = 5 * time.Millisecond
 )
 
-// wakeKey and wakeChannel name the wake key and channel under a prefix.
-func wakeKey(prefix string) string     { return prefix + ":wake:armed" }
-func wakeChannel(prefix string) string { return prefix + ":wake" }
-
 // idleGate is the go-redis hook on a worker's asynq client.
 type idleGate struct {
 	// arm sets the wake key (or on Redis Cluster every model's wake key),
@@ -90,7 +87,7 @@ type idleGate struct {
 // setWakeKey is the arm of a gate on one Redis server (or Sentinel): the
 // one wake key under prefix.
 func setWakeKey(rdb redis.UniversalClient, prefix string) func(context.Context) error {
-	key := wakeKey(prefix)
+	key := rediskeys.WakeArmed(prefix)
 	return func(ctx context.Context) error { return rdb.Set(ctx, key, "1", 0).Err() }
 }
 
@@ -257,7 +254,7 @@ func (g *idleGate) empty(queue string, sent time.Time) {
 // wake-up: the slot script may have run before this worker armed the wake
 // key (so no wake-up comes) and the enqueue landed after its last look.
 func (g *idleGate) touch(qname string) {
-	q := pendingKey(qname)
+	q := rediskeys.AsynqPending(qname)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
@@ -272,11 +269,6 @@ func (g *idleGate) touch(qname string) {
 	close(g.wakeSig)
 	g.wakeSig = make(chan struct{})
 }
-
-// pendingKey is asynq's list of a queue's pending tasks (the key its
-// dequeue script takes first). asynq's internal/base.PendingKey, copied:
-// the worker's self-test checks that the two agree (selftest.go).
-func pendingKey(qname string) string { return "asynq:{" + qname + "}:pending" }
 
 // wake is a wake-up: a task was enqueued, and its slot script took the
 // wake key.

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/internal/broker"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 )
 
 // TestIdleGateLooksOnlyAtChecksAndAfterWakeUps: once quiet, the gate sets
@@ -39,7 +40,7 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	if n := round(); n != 3 {
 		t.Fatalf("going quiet: looked at %d queues, want all 3", n)
 	}
-	if !mr.Exists(wakeKey("gt")) {
+	if !mr.Exists(rediskeys.WakeArmed("gt")) {
 		t.Fatal("the gate went quiet without setting the wake key")
 	}
 	if n := round(); n != 0 {
@@ -51,11 +52,11 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 		t.Fatalf("after a wake-up: looked at %d queues, want all 3", n)
 	}
 	time.Sleep(2 * idleGrace)
-	mr.Del(wakeKey("gt")) // as the slot script that woke us did
+	mr.Del(rediskeys.WakeArmed("gt")) // as the slot script that woke us did
 	if n := round(); n != 3 {
 		t.Fatalf("quiet again: looked at %d queues, want all 3 (after setting the key)", n)
 	}
-	if !mr.Exists(wakeKey("gt")) {
+	if !mr.Exists(rediskeys.WakeArmed("gt")) {
 		t.Fatal("the gate went quiet again without setting the wake key")
 	}
 	if n := round(); n != 0 {
@@ -63,11 +64,11 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	}
 
 	time.Sleep(check + 10*time.Millisecond)
-	mr.Del(wakeKey("gt")) // a wake-up that was lost
+	mr.Del(rediskeys.WakeArmed("gt")) // a wake-up that was lost
 	if n := round(); n != 3 {
 		t.Fatalf("after a check interval: looked at %d queues, want all 3", n)
 	}
-	if !mr.Exists(wakeKey("gt")) {
+	if !mr.Exists(rediskeys.WakeArmed("gt")) {
 		t.Fatal("the idle check did not set the wake key again")
 	}
 }
@@ -193,7 +194,7 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	const recheck = 4 * time.Millisecond
 	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, recheck, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
-	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
+	high, medium := rediskeys.AsynqPending(QueueHigh), rediskeys.AsynqPending(QueueMedium)
 	looks := func(q string) bool {
 		real, quiet := g.look(ctx, q)
 		if !real && quiet {
@@ -312,7 +313,7 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	d := NewDispatcher(&broker.Broker{Client: rdb, Prefix: "wt"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
 	defer d.Close()
-	ps := rdb.Subscribe(ctx, wakeChannel("wt"))
+	ps := rdb.Subscribe(ctx, rediskeys.WakeChannel("wt"))
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
@@ -335,7 +336,7 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the worker that armed the wake key before the enqueue landed was not woken")
 	}
-	if mr.Exists(wakeKey("wt")) {
+	if mr.Exists(rediskeys.WakeArmed("wt")) {
 		t.Fatal("the wake-up did not take the wake key")
 	}
 	select {
@@ -353,7 +354,7 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 func TestBusyGateReleasesAHeldPollerOnAnEnqueueHere(t *testing.T) {
 	g := newIdleGate(func(context.Context) error { return nil }, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
-	high, medium := pendingKey(QueueHigh), pendingKey(QueueMedium)
+	high, medium := rediskeys.AsynqPending(QueueHigh), rediskeys.AsynqPending(QueueMedium)
 	g.busyUntil = time.Now().Add(time.Hour) // busy throughout, however slow the machine
 	g.empty(high, time.Now())
 	g.empty(medium, time.Now())

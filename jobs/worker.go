@@ -17,6 +17,7 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/events"
 	"github.com/llmsched/llm-scheduler/internal/providers"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
 )
@@ -115,7 +116,7 @@ func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *
 			c.AddHook(w.gate)
 			touch := w.gate.touch
 			disp.enqueued.Store(&touch)
-			w.asynqRDB, w.wakeCh = c, wakeChannel(b.Prefix)
+			w.asynqRDB, w.wakeCh = c, rediskeys.WakeChannel(b.Prefix)
 			rdb, poll = c, gatedPoll
 		}
 	}

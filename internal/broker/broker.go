@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 )
 
 // Broker is a Redis connection, shared by asynq, the dispatcher and the bus.
@@ -76,7 +77,7 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 
 // AsynqOwnerKey names, in a Redis database, the redis.key_prefix of the
 // deployment whose asynq queues it holds.
-const AsynqOwnerKey = "llm-scheduler:asynq-owner"
+const AsynqOwnerKey = rediskeys.AsynqOwner
 
 // claimAsynq enforces one deployment per Redis database. redis.key_prefix
 // namespaces the scheduler's own keys, but asynq's keys are fixed

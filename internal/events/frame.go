@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 )
 
 // Channel is the Redis pub/sub channel of the event bus of the deployment
 // whose keys are named under prefix.
-func Channel(prefix string) string { return prefix + ":events" }
+func Channel(prefix string) string { return rediskeys.Events(prefix) }
 
 // The bus publishes frames: one Redis message carrying many bus messages,
 // in publish order, as a JSON array of entries that hold either a task

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -57,7 +57,7 @@ type kept struct {
 
 // outputKey is the list of one attempt's chunks.
 func outputKey(prefix string, taskID, attempt int) string {
-	return prefix + ":output:" + strconv.Itoa(taskID) + ":" + strconv.Itoa(attempt)
+	return rediskeys.Output(prefix, taskID, attempt)
 }
 
 // keepOutput queues the list writes of a batch on pipe; it reports
