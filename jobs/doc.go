@@ -22,4 +22,22 @@
 //     Redis lost (a flush, a failover, a crash between insert and enqueue).
 //
 // asynq task IDs equal database task IDs, so every enqueue is idempotent.
+//
+// Files, by part:
+//
+//   - the slot engine: slots.go (admit, release, heartbeat, backoff),
+//     slots_marks.go (the epoch guard), slots_state.go (where a task
+//     waits), release.go (slot releases batched in the background),
+//     rdb_scripts.go (every Lua script; the keys are named in
+//     internal/rediskeys);
+//   - dispatch: dispatcher.go, payload.go (queue names, the message),
+//     wake.go and waker.go (wake-ups of idle workers), selftest.go;
+//   - the worker: worker.go (lifecycle), worker_task.go (the asynq
+//     handler), worker_attempt.go (one attempt, step by step),
+//     worker_wake.go, stream.go (output streaming);
+//   - rate limits: slots_ratelimit.go (the buckets), worker_ratelimit.go
+//     (waiting for them);
+//   - retry policy: retry.go;
+//   - background loops: reconciler.go (with lease.go, its leader lease)
+//     and due.go, each started and stopped by its owner (Start, Stop).
 package jobs

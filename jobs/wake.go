@@ -73,7 +73,7 @@ type idleGate struct {
 	wakeSig   chan struct{} // closed (and replaced) by every wake-up
 	stopped   chan struct{} // closed by stop: hold no call any more
 	stopOnce  sync.Once
-	onWake    func()        // called on every wake-up, when set
+	onWake    func() // called on every wake-up, when set
 
 	// recognise finds asynq's dequeue call (recogniseDequeue).
 	recognise func(redis.Cmder) (string, bool)
