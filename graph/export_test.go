@@ -8,6 +8,6 @@ import (
 
 // TaskOutput runs the taskOutput subscription of r as the websocket
 // transport would.
-func TaskOutput(r *Resolver, ctx context.Context, id int) (<-chan *events.OutputChunk, error) {
+func TaskOutput(ctx context.Context, r *Resolver, id int) (<-chan *events.OutputChunk, error) {
 	return r.taskOutput(context.WithValue(ctx, websocketKey{}, true), id)
 }

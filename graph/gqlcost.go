@@ -60,8 +60,7 @@ func (l SelectionLimit) MutateOperationParameters(_ context.Context, p *graphql.
 	}
 	doc, err := parser.ParseQuery(&ast.Source{Input: p.Query})
 	if err != nil {
-		// gqlgen parses again and reports the syntax error itself.
-		return nil
+		return nil //nolint:nilerr // gqlgen parses again and reports the syntax error itself
 	}
 	if n := ExpandedSelections(doc, l.Max); n > l.Max {
 		e := gqlerror.Errorf("operation has more than %d field selections once fragments are expanded; the limit is %d", l.Max, l.Max)

@@ -171,7 +171,7 @@ func TestNoQueryCostsMoreThanABudget(t *testing.T) {
 	}
 	// Data travels in variables: 7 MB of them with a small query.
 	big, _ := json.Marshal(map[string]any{"query": "query($x: String) { __typename }", "variables": map[string]any{"x": strings.Repeat("y", 7<<20)}})
-	var max time.Duration
+	var most time.Duration
 	bodies := []string{string(big)}
 	for _, q := range worst {
 		bodies = append(bodies, queryBody(q))
@@ -182,12 +182,12 @@ func TestNoQueryCostsMoreThanABudget(t *testing.T) {
 		if cpu > budget {
 			t.Errorf("query %d (%d bytes, %.80q...) cost %s of CPU, budget %s", i, len(q), q, cpu, budget)
 		}
-		if cpu > max {
+		if cpu > most {
 			t.Logf("query %d (%d bytes): %s", i, len(q), cpu)
 		}
-		max = maxDur(max, cpu)
+		most = maxDur(most, cpu)
 	}
-	t.Logf("most CPU for one query: %s", max)
+	t.Logf("most CPU for one query: %s", most)
 }
 
 // decodeCPU is the least CPU time, of three, this thread spends decoding

@@ -130,7 +130,8 @@ func lateSubscriber(t *testing.T, api *apptest.Env) {
 	}
 	// ...then the rest, live.
 	close(g.release)
-	for !read() {
+	for more := true; more; {
+		more = !read()
 	}
 	final := api.WaitTask(task.ID, "completed", 30*time.Second)
 	if want := "one two three four five"; final.Output != want || text.String() != want {
@@ -223,7 +224,7 @@ func TestTaskOutputChunksBothKeptAndLiveGoOutOnce(t *testing.T) {
 	r := &graph.Resolver{Svc: api.App.Service, Bus: overlapBus{api.App.Bus, g}, Access: openAccess{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ch, err := graph.TaskOutput(r, ctx, task.ID)
+	ch, err := graph.TaskOutput(ctx, r, task.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

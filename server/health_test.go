@@ -14,7 +14,7 @@ func TestUnavailableHealthSaysWhenToRetry(t *testing.T) {
 	if err := e.App.Store.Client.Close(); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", e.URL+"/api/v1/system/health", nil)
+	req, _ := http.NewRequest(http.MethodGet, e.URL+"/api/v1/system/health", nil)
 	resp, err := e.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -141,8 +141,12 @@ func (d *openaiDoor) embeddings(w http.ResponseWriter, r *http.Request) {
 	fs := make([]*follower, len(req.inputs))
 	for i := range fs {
 		fs[i] = newFollower(d.bus, false)
-		defer fs[i].close()
 	}
+	defer func() {
+		for _, f := range fs {
+			f.close()
+		}
+	}()
 	if err := d.submitEmbeddings(ctx, fs, m.ID, prio, req); err != nil {
 		d.fail(w, r, err, embeddingFields)
 		return

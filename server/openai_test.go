@@ -111,7 +111,7 @@ func TestOpenAIChatPassesTheProvidersAnswerThrough(t *testing.T) {
 		fake.Enqueue(fakeopenai.Reply{Status: 400, ErrorMessage: "messages: bad role", ErrorType: "invalid_request_error"})
 		_, err := c.Chat.Completions.New(ctx, userChat("gpt-front", "bad"))
 		e := apiError(t, err)
-		if e.StatusCode != 400 || !strings.Contains(e.Message, "messages: bad role") || e.Type != "invalid_request_error" {
+		if e.StatusCode != http.StatusBadRequest || !strings.Contains(e.Message, "messages: bad role") || e.Type != "invalid_request_error" {
 			t.Errorf("error = %d %q %q; want the upstream's 400 and message", e.StatusCode, e.Type, e.Message)
 		}
 	})
@@ -387,7 +387,7 @@ func backpressureRetryAfter(t *testing.T, env *apptest.Env, parkedID int) {
 	retrying := sdk(env, "", option.WithMaxRetries(1), counting)
 	_, err := retrying.Chat.Completions.New(ctx, userChat("parked", "hi"))
 	e := apiError(t, err)
-	if e.StatusCode != 429 || e.Code != "queue_full" || e.Response.Header.Get("Retry-After") != "5" {
+	if e.StatusCode != http.StatusTooManyRequests || e.Code != "queue_full" || e.Response.Header.Get("Retry-After") != "5" {
 		t.Errorf("error = %d %q Retry-After %q; want 429 queue_full with Retry-After 5", e.StatusCode, e.Code, e.Response.Header.Get("Retry-After"))
 	}
 	if n := calls.Load(); n != 2 {
@@ -425,14 +425,14 @@ func TestOpenAIAuth(t *testing.T) {
 		}
 	}
 	viewer := sdk(a.Env, a.keys["viewer"])
-	if _, err := viewer.Models.List(ctx); apiError(t, err).StatusCode != 403 {
+	if _, err := viewer.Models.List(ctx); apiError(t, err).StatusCode != http.StatusForbidden {
 		t.Errorf("a viewer lists models: %v, want 403", err)
 	}
 	if _, err := a.svc.Revoke(ctx, a.keyIDs["submitter"]); err != nil {
 		t.Fatal(err)
 	}
 	e := apiError(t, chat(a.keys["submitter"]))
-	if e.StatusCode != 401 || !strings.Contains(e.Message, "revoked") || e.Code != "invalid_api_key" {
+	if e.StatusCode != http.StatusUnauthorized || !strings.Contains(e.Message, "revoked") || e.Code != "invalid_api_key" {
 		t.Errorf("revoked key: %d %q %q, want 401 invalid_api_key", e.StatusCode, e.Code, e.Message)
 	}
 	// The task the submitter made is recorded as theirs.
@@ -560,7 +560,7 @@ func TestOpenAIRefusesBadRequestsWithoutATask(t *testing.T) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var eb map[string]map[string]any
-	if resp.StatusCode != 404 || json.Unmarshal(raw, &eb) != nil || eb["error"]["code"] != "unknown_url" {
+	if resp.StatusCode != http.StatusNotFound || json.Unmarshal(raw, &eb) != nil || eb["error"]["code"] != "unknown_url" {
 		t.Errorf("POST /v1/responses: %d %s", resp.StatusCode, raw)
 	}
 }

@@ -54,6 +54,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 			t.Fatalf("no answer to a stalled body: %v", err)
 		}
 		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"TIMEOUT"`) || !strings.Contains(string(body), "read_timeout") {
 			t.Fatalf("stalled body: %d %s, want 408 TIMEOUT naming server.read_timeout", resp.StatusCode, body)
 		}

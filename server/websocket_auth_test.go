@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func closeFrame(t *testing.T, c *websocket.Conn) *websocket.CloseError {
 	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok {
+			if ce := new(websocket.CloseError); errors.As(err, &ce) {
 				return ce
 			}
 			t.Fatalf("connection ended without a close frame: %v", err)

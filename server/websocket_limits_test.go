@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func closeCode(t *testing.T, c *websocket.Conn) int {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok {
+			if ce := new(websocket.CloseError); errors.As(err, &ce) {
 				return ce.Code
 			}
 			t.Fatalf("connection ended without a close frame: %v", err)

@@ -266,11 +266,11 @@ func (s *Service) validate(ctx context.Context, st Settings) error {
 }
 
 // capOrClear sets a cap, or clears it when it is 0.
-func capOrClear(v *int, set func(int), clear func()) {
+func capOrClear(v *int, set func(int), unset func()) {
 	switch {
 	case v == nil:
 	case *v == 0:
-		clear()
+		unset()
 	default:
 		set(*v)
 	}

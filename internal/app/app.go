@@ -96,7 +96,11 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	ok := false
 	defer func() {
 		if !ok {
-			a.closeAll()
+			// The start's own error is returned; a failed close beside it is
+			// only worth a line in the log.
+			if err := a.closeAll(); err != nil {
+				log.Warn("closing after a failed start", "err", err)
+			}
 		}
 	}()
 	if err := secrets.Resolve(cfg, log); err != nil {

@@ -38,7 +38,11 @@ func TestGracefulShutdown(t *testing.T) {
 	victim.App = nil // this test stops it; cleanup must not stop it twice
 	done := make(chan error, 1)
 	go func() { done <- a.Shutdown(context.Background()) }()
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
 	<-a.Stopping()
 
 	assertStoppingRefusesWrites(t, victim, fastModel.ID, fast.ID)

@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -166,7 +167,7 @@ func TestStopGivesUpWhenItsContextEnds(t *testing.T) {
 	<-r.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := b.Stop(ctx); err != context.DeadlineExceeded {
+	if err := b.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Stop with a flush stuck = %v, want %v", err, context.DeadlineExceeded)
 	}
 	r.hold <- struct{}{}
@@ -196,7 +197,7 @@ func TestItemsBeforeStartWaitAndAfterStopAreFlushedByTheCaller(t *testing.T) {
 	if diff := cmp.Diff([]int{1, 2, 3}, r.all()); diff != "" {
 		t.Errorf("flushed (-want +got):\n%s", diff)
 	}
-	if err := b.Start(context.Background()); err != batch.ErrStopped {
+	if err := b.Start(context.Background()); !errors.Is(err, batch.ErrStopped) {
 		t.Errorf("Start after Stop = %v, want ErrStopped", err)
 	}
 }
@@ -245,7 +246,7 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	b.Add(1) // never started: never flushed
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := b.Wait(ctx); err != context.DeadlineExceeded {
+	if err := b.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait = %v, want %v", err, context.DeadlineExceeded)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -320,7 +321,7 @@ func redisDBBytes(ctx context.Context, rdb redis.UniversalClient) (int64, error)
 		for _, k := range keys[start:min(start+500, len(keys))] {
 			cmds = append(cmds, pipe.MemoryUsage(ctx, k, 0))
 		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return 0, fmt.Errorf("redis MEMORY USAGE: %w", err)
 		}
 		for _, c := range cmds {

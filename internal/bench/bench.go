@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -252,7 +253,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options, out, logw io.Writer
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTemp(tmp, progress)
 	if o.FrontDoorOnly {
 		if err := frontDoorOnly(ctx, cfg, o, rep, log, progress, tmp); err != nil {
 			return err
@@ -385,18 +386,31 @@ func recreateDatabase(ctx context.Context, dbc config.Database) error {
 	return st.Migrate(ctx)
 }
 
-// profile starts a CPU profile when asked; the returned func stops it.
-func profile(path string) (func(), error) {
+// profile starts a CPU profile when asked; the returned func stops it and
+// reports whether the profile was written whole.
+func profile(path string) (func() error, error) {
 	if path == "" {
-		return func() {}, nil
+		return func() error { return nil }, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}
+
+// removeTemp removes a scratch directory; one left behind is only reported.
+func removeTemp(dir string, progress func(string, ...any)) {
+	if err := os.RemoveAll(dir); err != nil {
+		progress("could not remove %s: %v", dir, err)
+	}
 }

@@ -116,13 +116,6 @@ func (w *wsConn) subscribe(query string, vars map[string]any) error {
 	return w.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
 }
 
-// delivery is one event a subscriber received: the time it was produced
-// on the server and the time it arrived.
-type delivery struct {
-	status string
-	lag    time.Duration
-}
-
 // read delivers data payloads to f until the subscription completes,
 // errors, or ctx ends.
 func (w *wsConn) read(ctx context.Context, f func(data json.RawMessage, at time.Time) bool) error {

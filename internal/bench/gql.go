@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,7 +138,7 @@ func (g *gqlClient) createTask(ctx context.Context, modelID int, input string) (
 			CreateTask struct{ ID string } `json:"createTask"`
 		}
 		err := g.do(ctx, createTaskMutation, map[string]any{"in": taskInput(modelID, input)}, &out)
-		if _, full := err.(queueFullError); full {
+		if errors.As(err, new(queueFullError)) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
@@ -171,9 +172,4 @@ func (g *gqlClient) createTasks(ctx context.Context, modelID, n int, prefix stri
 		return nil, fmt.Errorf("createTasks returned %d tasks for %d inputs", len(ids), n)
 	}
 	return ids, nil
-}
-
-func (g *gqlClient) setModelStatus(ctx context.Context, id int, status string) error {
-	return g.do(ctx, `mutation($id: ID!, $s: ModelStatus!) { setModelStatus(id: $id, status: $s) { id } }`,
-		map[string]any{"id": strconv.Itoa(id), "s": strings.ToUpper(status)}, nil)
 }

@@ -18,7 +18,7 @@ func (p *phases) idleCPU(ctx context.Context, f *figures, child bool) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeTemp(dir, p.progress)
 	emb, err := startEmbeddedChild(ctx, dir, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("idle CPU: start an embedded scheduler: %w", err)

@@ -69,7 +69,7 @@ func (p *phases) e2eOnly(ctx context.Context) (float64, error) {
 
 // run runs every phase of one rep against the scheduler and returns what
 // it measured beside baseRate, the baseline of the same rep.
-func (p *phases) run(ctx context.Context, baseRate float64, child bool) (figures, error) {
+func (p *phases) run(ctx context.Context, baseRate float64, child bool) (_ figures, err error) {
 	f := figures{base: baseRate}
 	if err := p.setup(ctx); err != nil {
 		return f, err
@@ -79,7 +79,11 @@ func (p *phases) run(ctx context.Context, baseRate float64, child bool) (figures
 	if err != nil {
 		return f, err
 	}
-	defer stopProf()
+	defer func() {
+		if perr := stopProf(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	gqlOK, why := p.gql.available(ctx)
 	if err := p.endToEnd(ctx, &f, gqlOK, why); err != nil {
 		return f, err

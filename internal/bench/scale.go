@@ -92,7 +92,7 @@ func runScale(ctx context.Context, o Options, out io.Writer, progress func(strin
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer removeTemp(dir, progress)
 	progress("scale: starting a private MariaDB under %s", dir)
 	db, err := startMariaDB(ctx, filepath.Join(dir, "mariadb"))
 	if err != nil {
@@ -427,8 +427,7 @@ func startScaleProc(ctx context.Context, exe, role string, env []string) (*scale
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s process: %w", role, err)
+		return nil, errors.Join(fmt.Errorf("start %s process: %w", role, err), logf.Close())
 	}
 	p := &scaleProc{role: role, url: "http://" + addr, cmd: cmd, done: make(chan error, 1), log: logf}
 	go func() { p.done <- cmd.Wait() }()
@@ -470,13 +469,17 @@ func (p *scaleProc) tail() string {
 
 func (p *scaleProc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	// How a process told to stop ended (signalled, killed) is not part of
+	// any measurement, and its log goes with it.
+	var exit error
 	select {
-	case <-p.done:
+	case exit = <-p.done:
 	case <-time.After(60 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		exit = <-p.done
 	}
-	p.log.Close()
+	_ = exit
+	_ = p.log.Close() // only the child wrote to it; it is removed next
 	_ = os.Remove(p.log.Name())
 }
 

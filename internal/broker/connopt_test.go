@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/internal/broker"
@@ -44,7 +43,7 @@ func TestConnOptPassesSentinelAndClusterToAsynq(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var opt asynq.RedisConnOpt = broker.ConnOpt(tc.cfg)
+			opt := broker.ConnOpt(tc.cfg)
 			c := opt.MakeRedisClient()
 			defer c.(redis.UniversalClient).Close()
 			if reflect.TypeOf(c) != reflect.TypeOf(tc.wantClient) {

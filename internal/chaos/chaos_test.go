@@ -226,19 +226,13 @@ type chaosOutcome struct {
 func (r *chaosRun) outcome() chaosOutcome {
 	t := r.t
 	o := chaosOutcome{counts: map[string]int{}}
-	rows, err := r.db.Query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
+	eachRow(t, r.db, func(rows *sql.Rows) error {
 		var s string
 		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			t.Fatal(err)
-		}
+		err := rows.Scan(&s, &n)
 		o.counts[s] = n
-	}
-	rows.Close()
+		return err
+	}, "SELECT status, COUNT(*) FROM tasks GROUP BY status")
 	if err := r.db.QueryRow("SELECT COUNT(DISTINCT idempotency_key) FROM tasks").Scan(&o.keys); err != nil {
 		t.Fatal(err)
 	}
@@ -352,14 +346,14 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds())
 func (r *chaosRun) faultLine(f *fault, o chaosOutcome, succeededBy map[int]attemptRow) string {
 	affected, done, dup := r.tasksHitBy(f)
 	cut := 0
-	var recover time.Duration
+	var recovery time.Duration
 	for _, re := range o.reruns {
 		if re.fault != f {
 			continue
 		}
 		cut++
 		if s, ok := succeededBy[re.next.TaskID]; ok && s.Finished != nil {
-			recover = max(recover, s.Finished.Sub(f.start))
+			recovery = max(recovery, s.Finished.Sub(f.start))
 		}
 	}
 	// Work resumed: the first attempt that started after the fault ended
@@ -374,7 +368,7 @@ func (r *chaosRun) faultLine(f *fault, o chaosOutcome, succeededBy map[int]attem
 	}
 	rec := fmt.Sprintf("first completion of a new attempt %s after it ended", seconds(resumed))
 	if cut > 0 {
-		rec += fmt.Sprintf("; every cut-off task completed elsewhere within %s of the fault", seconds(recover))
+		rec += fmt.Sprintf("; every cut-off task completed elsewhere within %s of the fault", seconds(recovery))
 	}
 	return fmt.Sprintf("| %s | %s | t+%s | %d | %d | %d | %d | %d | %d | %s |\n", f.name, f.action,
 		seconds(f.start.Sub(r.begin)), affected, f.running(o.all), done, affected-done, dup, cut, rec)
@@ -383,16 +377,10 @@ func (r *chaosRun) faultLine(f *fault, o chaosOutcome, succeededBy map[int]attem
 // tasksHitBy counts the tasks unfinished when f hit, those of them that
 // completed, and those that completed more than once.
 func (r *chaosRun) tasksHitBy(f *fault) (affected, done, dup int) {
-	rows, err := r.db.Query(`SELECT t.id, (SELECT COUNT(*) FROM attempts a WHERE a.task_id = t.id AND a.status = 'succeeded')
-		FROM tasks t WHERE t.created_at <= ? AND (t.finished_at IS NULL OR t.finished_at > ?)`, f.start.UTC(), f.start.UTC())
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	eachRow(r.t, r.db, func(rows *sql.Rows) error {
 		var id, n int
 		if err := rows.Scan(&id, &n); err != nil {
-			r.t.Fatal(err)
+			return err
 		}
 		affected++
 		if n >= 1 {
@@ -401,6 +389,8 @@ func (r *chaosRun) tasksHitBy(f *fault) (affected, done, dup int) {
 		if n > 1 {
 			dup++
 		}
-	}
+		return nil
+	}, `SELECT t.id, (SELECT COUNT(*) FROM attempts a WHERE a.task_id = t.id AND a.status = 'succeeded')
+		FROM tasks t WHERE t.created_at <= ? AND (t.finished_at IS NULL OR t.finished_at > ?)`, f.start.UTC(), f.start.UTC())
 	return affected, done, dup
 }

@@ -48,7 +48,9 @@ func TestMain(m *testing.M) {
 		services.maria.Stop()
 	}
 	if services.dir != "" {
-		os.RemoveAll(services.dir)
+		if err := os.RemoveAll(services.dir); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos: remove the services' directory:", err)
+		}
 	}
 	os.Exit(code)
 }
@@ -139,7 +141,7 @@ func (r *Redis) Start() error {
 	if err != nil {
 		return err
 	}
-	defer log.Close()
+	defer func() { _ = log.Close() }() // the child has its own descriptor; nothing was written through this one
 	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(r.Port),
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no")
 	r.cmd.Stdout, r.cmd.Stderr = log, log
@@ -316,7 +318,7 @@ func (c *Cluster) Start(role string, env ...string) *Proc {
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	log.Close()
+	_ = log.Close() // the child has its own descriptor; nothing was written through this one
 	p.PID = p.cmd.Process.Pid
 	host, _ := os.Hostname()
 	p.Worker = fmt.Sprintf("%s:%d", host, p.PID)
@@ -374,7 +376,7 @@ func tail(path string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	var lines []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -464,6 +466,25 @@ type attemptRow struct {
 	Error, Worker           string
 	Started                 time.Time
 	Finished                *time.Time
+}
+
+// eachRow runs query and calls scan on every row; any error, including one
+// that ends the iteration early, fails the test.
+func eachRow(t *testing.T, db *sql.DB, scan func(*sql.Rows) error, query string, args ...any) {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func attempts(t *testing.T, db *sql.DB, where string, args ...any) []attemptRow {
@@ -571,17 +592,11 @@ func waitFinished(ctx context.Context, t *testing.T, db *sql.DB, every time.Dura
 func taskIDs(t *testing.T, db *sql.DB) []int {
 	t.Helper()
 	var ids []int
-	rows, err := db.Query("SELECT id FROM tasks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	eachRow(t, db, func(rows *sql.Rows) error {
 		var id int
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+		err := rows.Scan(&id)
 		ids = append(ids, id)
-	}
+		return err
+	}, "SELECT id FROM tasks")
 	return ids
 }

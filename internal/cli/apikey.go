@@ -180,7 +180,7 @@ func newAPIKeyFlags(sub string, stderr io.Writer) *apikeyFlags {
 
 func apikeyCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(apikeyUsage)
+		return errors.New(strings.TrimSuffix(apikeyUsage, "\n"))
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -250,8 +250,20 @@ func apikeyCreate(ctx context.Context, svc *apikeys.Service, name, role string, 
 	if err != nil {
 		return settingsError("create", err)
 	}
-	fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
-	fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
+	return showCreated(stdout, c)
+}
+
+// showCreated prints a new key's secrets, which are shown this once: when
+// they cannot be written the command fails, so that a script does not go on
+// without them.
+func showCreated(stdout io.Writer, c apikeys.Created) error {
+	_, err := fmt.Fprintf(stdout, "created API key %d (%s, role %s, weight %d)\n\n  %s\n\n", c.Key.ID, c.Key.Name, c.Key.Role, c.Key.Weight, c.Secret)
+	if err == nil {
+		_, err = fmt.Fprintf(stdout, "webhook secret (signs its tasks' completion webhooks, docs/webhooks.md):\n\n  %s\n\n", c.WebhookSecret)
+	}
+	if err != nil {
+		return fmt.Errorf("apikey create: key %d was created but its secrets could not be shown (%w); revoke it and create another", c.Key.ID, err)
+	}
 	fmt.Fprintln(stdout, "Store them now: they are not shown again. Send the key as: Authorization: Bearer <key>")
 	return nil
 }
@@ -317,7 +329,7 @@ const secretsUsage = `usage:
 
 func secretsCommand(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(secretsUsage)
+		return errors.New(strings.TrimSuffix(secretsUsage, "\n"))
 	}
 	switch args[0] {
 	case "genkey":

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,7 +27,7 @@ func adminCLI(t *testing.T, cfgPath string, args ...string) cliResult {
 	cmd.Stdout, cmd.Stderr = out, errb
 	err := cmd.Run()
 	res := cliResult{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := new(exec.ExitError); errors.As(err, &ee) {
 		res.code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run %v: %v", args, err)

@@ -39,7 +39,9 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if cliDir != "" {
-		os.RemoveAll(cliDir)
+		if err := os.RemoveAll(cliDir); err != nil {
+			fmt.Fprintln(os.Stderr, "remove the test binary's directory:", err)
+		}
 	}
 	if code == 0 {
 		if err := goleak.Find(apptest.LeakOptions()...); err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -58,7 +59,7 @@ func dialStream(ctx context.Context, c *client) (*stream, error) {
 	var ack struct{ Type string }
 	if err := conn.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
 		conn.Close()
-		if ce, ok := err.(*websocket.CloseError); ok && ce.Code == 4403 {
+		if ce := new(websocket.CloseError); errors.As(err, &ce) && ce.Code == 4403 {
 			return nil, fail(ExitRefused, "websocket refused the API key: %s", ce.Text)
 		}
 		return nil, fail(ExitUnavailable, "websocket: no connection_ack (%v)", err)

@@ -114,7 +114,6 @@ func testPublishOrder(t *testing.T, same bool) {
 	}
 	bus := sub
 	const tasks = 50
-	type seen struct{ chunks, events int }
 	outs := make([]*Subscription[OutputChunk], tasks+1)
 	moves := make([]*Subscription[TaskEvent], tasks+1)
 	for id := 1; id <= tasks; id++ {

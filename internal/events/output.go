@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -127,7 +128,7 @@ func (b *Bus) OutputsSoFar(ctx context.Context, refs []OutputRef) (map[OutputRef
 	for i, r := range refs {
 		cmds[i] = pipe.LRange(ctx, outputKey(b.prefix, r.TaskID, r.Attempt), 0, -1)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read the output of running tasks so far: %w", err)
 	}
 	out := make(map[OutputRef]string, len(refs))

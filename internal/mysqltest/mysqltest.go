@@ -82,7 +82,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer log.Close()
+	defer func() { _ = log.Close() }() // the child has its own descriptor; nothing was written through this one
 	args := append([]string{"--no-defaults", "--datadir=" + filepath.Join(s.dir, "data"),
 		"--socket=" + filepath.Join(s.dir, "mysqld.sock"), "--pid-file=" + filepath.Join(s.dir, "mysqld.pid"),
 		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-log-bin"}, asRoot()...)

@@ -101,13 +101,16 @@ func TestDialChecksResolvedAddress(t *testing.T) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return p.DialContext(nil)(ctx, network, "127.0.0.1:"+port) // what own.test resolves to
 	}}
-	_, err = (&http.Client{Transport: tr}).Get("http://own.test:" + port + "/")
+	resp, err := (&http.Client{Transport: tr}).Get("http://own.test:" + port + "/")
+	if err == nil {
+		resp.Body.Close()
+	}
 	if !errors.Is(err, outbound.ErrRefused) {
 		t.Fatalf("dial to own address through a name: %v, want refused", err)
 	}
 	// The same dialer reaches an allowed loopback port.
 	p2, _ := outbound.New(outbound.Config{Self: []string{"127.0.0.1:1"}})
-	resp, err := p2.Client().Get(srv.URL)
+	resp, err = p2.Client().Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +126,7 @@ func TestRedirects(t *testing.T) {
 		io.WriteString(w, "key="+r.Header.Get("X-Api-Key"))
 	}))
 	defer other.Close()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/same":
 			http.Redirect(w, r, "/final", http.StatusFound)
@@ -148,7 +150,7 @@ func TestRedirects(t *testing.T) {
 		t.Fatalf("same-origin redirect: %q", b)
 	}
 	for _, path := range []string{"/metadata", "/other"} {
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 		req.Header.Set("X-Api-Key", "secret")
 		resp, err := c.Do(req)
 		if err == nil {
@@ -163,7 +165,10 @@ func TestRedirects(t *testing.T) {
 }
 
 func TestTransportRefusesBeforeConnecting(t *testing.T) {
-	_, err := outbound.Default().Client().Get("http://169.254.169.254/latest/meta-data/")
+	resp, err := outbound.Default().Client().Get("http://169.254.169.254/latest/meta-data/")
+	if err == nil {
+		resp.Body.Close()
+	}
 	var re *outbound.RefusedError
 	if !errors.As(err, &re) || re.Reason != "link-local or cloud-metadata address" {
 		t.Fatalf("got %v", err)

@@ -120,12 +120,12 @@ var doneMarker = []byte("[DONE]")
 func (d *doneWatcher) Read(p []byte) (int, error) {
 	n, err := d.ReadCloser.Read(p)
 	if n > 0 && !d.end.done.Load() {
-		buf := append(d.tail, p[:n]...)
-		if doneLine(buf) {
+		d.tail = append(d.tail, p[:n]...)
+		if doneLine(d.tail) {
 			d.end.done.Store(true)
 		}
-		keep := min(len(buf), 16)
-		d.tail = append(d.tail[:0], buf[len(buf)-keep:]...)
+		keep := min(len(d.tail), 16)
+		d.tail = append(d.tail[:0], d.tail[len(d.tail)-keep:]...)
 	}
 	return n, err
 }

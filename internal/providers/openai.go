@@ -342,7 +342,7 @@ func (p *OpenAI) Embed(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	res, err := p.embed.New(ctx, openai.EmbeddingNewParams{
-		Model: openai.EmbeddingModel(model),
+		Model: model,
 		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String(req.Input)},
 		// Plain floats: every OpenAI-compatible server speaks them.
 		EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,

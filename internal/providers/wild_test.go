@@ -135,7 +135,7 @@ func cmpOr(a, b string) string {
 func TestNotFoundNamesTheURLAsked(t *testing.T) {
 	base := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(404)
+		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"error":"Not Found","message":"Cannot POST %s"}`, r.URL.Path)
 	})
 	p := mustProvider(t, domain.ModelOpenAI, map[string]any{"base_url": base + "?key=secret", "model": "m"})
@@ -150,8 +150,7 @@ func TestNotFoundNamesTheURLAsked(t *testing.T) {
 // fails at once, naming the URL and what came back, for chat (with and
 // without streaming) and embeddings.
 func TestAWebPageIsNotAnAPI(t *testing.T) {
-	var base string
-	base = rawServer(t, func(w http.ResponseWriter, r *http.Request) {
+	base := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, "<!doctype html><html><body><h1>Welcome</h1></body></html>")
 	})

@@ -149,7 +149,9 @@ func loadOrCreateKeyFile(path string) (key string, created bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("create encryption key file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	// After the rename below there is nothing left to remove; when a step
+	// before it fails, that step's error is the one returned.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	key = GenerateKey()
 	if _, err := tmp.WriteString(key + "\n"); err != nil {
 		_ = tmp.Close()

@@ -119,10 +119,11 @@ func (w walker) config(cfg map[string]any) (map[string]any, error) {
 	if cfg == nil {
 		return nil, nil
 	}
-	if w.isSecret == nil {
-		w.isSecret = IsSecretKey
+	withRule := w
+	if withRule.isSecret == nil {
+		withRule.isSecret = IsSecretKey
 	}
-	out, err := w.walk(cfg, "", false)
+	out, err := withRule.walk(cfg, "", false)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ package security
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -129,8 +130,8 @@ func TestRevokedKeyOnWebsocket(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
-			ce, ok := err.(*websocket.CloseError)
-			if !ok || ce.Code != 4403 || !strings.Contains(ce.Text, "revoked") {
+			ce := new(websocket.CloseError)
+			if !errors.As(err, &ce) || ce.Code != 4403 || !strings.Contains(ce.Text, "revoked") {
 				t.Fatalf("websocket of a revoked key ended with %v, want close 4403 naming the revocation", err)
 			}
 			return
