@@ -276,6 +276,7 @@ func TestBackpressure(t *testing.T) {
 	}
 	before := e.CountTasks()
 	resp := doRaw(t, e, "POST", "/api/v1/tasks", fmt.Sprintf(`{"model_id": %d, "type": "text-generation", "input": "sixth"}`, m.ID))
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("6th submission: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

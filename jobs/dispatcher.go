@@ -102,7 +102,7 @@ func (d *Dispatcher) AdmitMany(ctx context.Context, ts []*ent.Task, m *ent.Model
 // renewed) into asynq. A task already there is fine: asynq task ids equal
 // database ids. Each message carries when its lease was given, so the
 // worker that picks it up soon after need not confirm it (freshGrant).
-func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []grant) error {
+func (d *Dispatcher) enqueue(ctx context.Context, modelID int, gs []Grant) error {
 	if len(gs) == 0 {
 		return nil
 	}
@@ -184,7 +184,7 @@ func (d *Dispatcher) wakeKeyIfArmed(ctx context.Context, key string) {
 // enqueueFanOut bounds the enqueues of one batch in flight.
 const enqueueFanOut = 16
 
-func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g grant) error {
+func (d *Dispatcher) enqueueOne(ctx context.Context, modelID int, g Grant) error {
 	p := payload{TaskID: g.TaskID, ModelID: modelID, Priority: g.Priority, GrantedAt: g.At}
 	id, queue := taskID(g.TaskID), QueueFor(g.Priority)
 	send := func(id string) error {

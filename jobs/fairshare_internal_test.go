@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -71,7 +72,7 @@ func TestFairShareLetsASecondCallerIn(t *testing.T) {
 		t.Fatalf("after one release %v hold the slot, want one task", got)
 	}
 	rest := handOff(t, s, model, 3)
-	order := append(got, rest...)
+	order := append(slices.Clone(got), rest...)
 	pos := -1
 	for i, id := range order {
 		if id == b {

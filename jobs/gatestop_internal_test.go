@@ -20,9 +20,9 @@ import (
 func TestStoppedGateHoldsNoDequeue(t *testing.T) {
 	g := newIdleGate(func(context.Context) error { return nil }, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
-	var real int
+	var reached int
 	process := g.ProcessHook(func(_ context.Context, cmd redis.Cmder) error {
-		real++
+		reached++
 		cmd.SetErr(redis.Nil)
 		return redis.Nil
 	})
@@ -31,8 +31,8 @@ func TestStoppedGateHoldsNoDequeue(t *testing.T) {
 		base := strings.TrimSuffix(q, ":pending")
 		return process(ctx, redis.NewCmd(ctx, "evalsha", "sha", 4, q, base+":paused", base+":active", base+":lease", "0", "0"))
 	}
-	if err := dequeue(); !errors.Is(err, redis.Nil) || real != 1 {
-		t.Fatalf("going quiet: err %v after %d real looks, want one real look", err, real)
+	if err := dequeue(); !errors.Is(err, redis.Nil) || reached != 1 {
+		t.Fatalf("going quiet: err %v after %d reached looks, want one reached look", err, reached)
 	}
 	held := make(chan bool, 1)
 	go func() { held <- g.wait(ctx, time.Hour) }()
@@ -49,8 +49,8 @@ func TestStoppedGateHoldsNoDequeue(t *testing.T) {
 	go func() { answered <- dequeue() }()
 	select {
 	case err := <-answered:
-		if !errors.Is(err, redis.Nil) || real != 1 {
-			t.Fatalf("after stop: err %v after %d real looks, want an answer here", err, real)
+		if !errors.Is(err, redis.Nil) || reached != 1 {
+			t.Fatalf("after stop: err %v after %d reached looks, want an answer here", err, reached)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("after stop, a dequeue call was still held")

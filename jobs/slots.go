@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -52,9 +53,9 @@ func itemOf(t *ent.Task) admitItem {
 	return admitItem{ID: t.ID, Priority: t.Priority, Caller: fairKey(t), Weight: max(t.Weight, 1)}
 }
 
-// grant is a task that was just given a slot, or whose lease was just
+// Grant is a task that was just given a slot, or whose lease was just
 // renewed.
-type grant struct {
+type Grant struct {
 	TaskID   int
 	Priority int
 	// At is when the lease was given or renewed (unix ms, the script's
@@ -173,31 +174,31 @@ const headSize = 32
 // key follows as KEYS[8] and the script applies grantable's rule; with
 // modelMarks the model's marker does; otherwise the epoch is read here
 // first.
-func (s *Slots) scriptKeys(ctx context.Context, modelID, max int) ([]string, int, error) {
+func (s *Slots) scriptKeys(ctx context.Context, modelID, limit int) ([]string, int, error) {
 	keys := s.keys(modelID)
 	wake := s.wakeKeyOf(modelID)
 	if wake != "" {
 		keys = append(keys, wake)
 	}
 	if s.modelMarks && wake != "" {
-		return append(keys, s.markKeyOf(modelID)), max, nil
+		return append(keys, s.markKeyOf(modelID)), limit, nil
 	}
 	if s.epochInScript && s.epoch != "" && wake != "" {
-		return append(keys, s.epoch), max, nil
+		return append(keys, s.epoch), limit, nil
 	}
-	max, err := s.grantable(ctx, max)
-	return keys, max, err
+	limit, err := s.grantable(ctx, limit)
+	return keys, limit, err
 }
 
 func (s *Slots) now() int64 { return time.Now().UnixMilli() }
 
 // parseGrants reads a slot script's id, score pairs: leases given at now.
-func parseGrants(v any, now int64, wake bool) ([]grant, error) {
+func parseGrants(v any, now int64, wake bool) ([]Grant, error) {
 	arr, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("slot script returned %T", v)
 	}
-	out := make([]grant, 0, len(arr)/2)
+	out := make([]Grant, 0, len(arr)/2)
 	for i := 0; i+1 < len(arr); i += 2 {
 		ids, _ := arr[i].(string)
 		id, err := strconv.Atoi(ids)
@@ -209,7 +210,7 @@ func parseGrants(v any, now int64, wake bool) ([]grant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("slot script returned score %v", arr[i+1])
 		}
-		out = append(out, grant{TaskID: id, Priority: priorityOf(score), At: now, Wake: wake})
+		out = append(out, Grant{TaskID: id, Priority: priorityOf(score), At: now, Wake: wake})
 	}
 	return out, nil
 }
@@ -225,15 +226,15 @@ type admitItem struct {
 // Admit parks tasks of one model and fills its free slots. It returns the
 // tasks that already held a slot (their leases renewed; Priority unset)
 // and the tasks just granted one.
-func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) (held, granted []grant, err error) {
-	max0 := max
-	keys, max, err := s.scriptKeys(ctx, modelID, max)
+func (s *Slots) Admit(ctx context.Context, modelID, limit int, items []admitItem) (held, granted []Grant, err error) {
+	max0 := limit
+	keys, limit, err := s.scriptKeys(ctx, modelID, limit)
 	if err != nil {
 		return nil, nil, err
 	}
 	now := s.now()
 	args := make([]any, 0, 4+4*len(items))
-	args = append(args, now, s.ttl.Milliseconds(), max, s.weights)
+	args = append(args, now, s.ttl.Milliseconds(), limit, s.weights)
 	for _, it := range items {
 		w := it.Weight
 		if w < 1 {
@@ -256,7 +257,7 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("admit script returned id %v", h)
 		}
-		held = append(held, grant{TaskID: id, At: now, Wake: wake})
+		held = append(held, Grant{TaskID: id, At: now, Wake: wake})
 	}
 	if granted, err = parseGrants(parts[1], now, wake); err != nil {
 		return nil, nil, err
@@ -273,9 +274,9 @@ func (s *Slots) Admit(ctx context.Context, modelID, max int, items []admitItem) 
 
 // Release frees a task's slot (or parked place) and hands free slots to the
 // next parked tasks. repark > 0 parks the task again with that priority.
-func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) ([]grant, error) {
-	max0 := max
-	keys, max, err := s.scriptKeys(ctx, modelID, max)
+func (s *Slots) Release(ctx context.Context, modelID, limit, taskID, repark int) ([]Grant, error) {
+	max0 := limit
+	keys, limit, err := s.scriptKeys(ctx, modelID, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +285,7 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 		score = strconv.Itoa(band(repark))
 	}
 	now := s.now()
-	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), max, s.weights, taskID, score).Result()
+	res, err := releaseScript.Run(ctx, s.rdb, keys, now, s.ttl.Milliseconds(), limit, s.weights, taskID, score).Result()
 	if err != nil {
 		return nil, fmt.Errorf("release model %d slot of task %d: %w", modelID, taskID, err)
 	}
@@ -293,7 +294,7 @@ func (s *Slots) Release(ctx context.Context, modelID, max, taskID, repark int) (
 
 // parseRelease reads a release script's {granted pairs, woke, unmarked}
 // (max is the model's, for unmarkedModel).
-func (s *Slots) parseRelease(ctx context.Context, res any, now int64, modelID, max int) ([]grant, error) {
+func (s *Slots) parseRelease(ctx context.Context, res any, now int64, modelID, limit int) ([]Grant, error) {
 	parts, ok := res.([]any)
 	if !ok || len(parts) != 3 {
 		return nil, fmt.Errorf("release script returned %v", res)
@@ -302,24 +303,24 @@ func (s *Slots) parseRelease(ctx context.Context, res any, now int64, modelID, m
 	if err != nil || parts[2] != int64(1) {
 		return granted, err
 	}
-	more, err := s.unmarkedModel(ctx, modelID, max)
+	more, err := s.unmarkedModel(ctx, modelID, limit)
 	return append(granted, more...), err
 }
 
 // ReleaseMany frees the slots of several finished tasks of one model in
 // one call and hands free slots to the next parked tasks.
-func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int) ([]grant, error) {
+func (s *Slots) ReleaseMany(ctx context.Context, modelID, limit int, taskIDs []int) ([]Grant, error) {
 	if len(taskIDs) == 1 {
-		return s.Release(ctx, modelID, max, taskIDs[0], 0)
+		return s.Release(ctx, modelID, limit, taskIDs[0], 0)
 	}
-	max0 := max
-	keys, max, err := s.scriptKeys(ctx, modelID, max)
+	max0 := limit
+	keys, limit, err := s.scriptKeys(ctx, modelID, limit)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
 	args := make([]any, 0, 4+len(taskIDs))
-	args = append(args, now, s.ttl.Milliseconds(), max, s.weights)
+	args = append(args, now, s.ttl.Milliseconds(), limit, s.weights)
 	for _, id := range taskIDs {
 		args = append(args, id)
 	}
@@ -331,8 +332,8 @@ func (s *Slots) ReleaseMany(ctx context.Context, modelID, max int, taskIDs []int
 }
 
 // Pump fills a model's free slots from its parked queue.
-func (s *Slots) Pump(ctx context.Context, modelID, max int) ([]grant, error) {
-	_, granted, err := s.Admit(ctx, modelID, max, nil)
+func (s *Slots) Pump(ctx context.Context, modelID, limit int) ([]Grant, error) {
+	_, granted, err := s.Admit(ctx, modelID, limit, nil)
 	return granted, err
 }
 
@@ -352,7 +353,7 @@ func (s *Slots) Backoff(ctx context.Context, modelID int, until time.Time) error
 	ms := until.UnixMilli()
 	// Only ever extend a backoff.
 	cur, err := s.rdb.Get(ctx, k).Int64()
-	if err != nil && err != redis.Nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read model %d backoff: %w", modelID, err)
 	}
 	if cur >= ms {

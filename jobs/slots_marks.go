@@ -16,9 +16,9 @@ import (
 
 // grantable is how many slots of a model may be held: max, or 0 while
 // Redis has lost its data and the reconciler has not re-established it.
-func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
-	if max == 0 || s.epoch == "" {
-		return max, nil
+func (s *Slots) grantable(ctx context.Context, limit int) (int, error) {
+	if limit == 0 || s.epoch == "" {
+		return limit, nil
 	}
 	n, err := s.rdb.Exists(ctx, s.epoch).Result()
 	if err != nil {
@@ -27,7 +27,7 @@ func (s *Slots) grantable(ctx context.Context, max int) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	return max, nil
+	return limit, nil
 }
 
 // markKeyOf is a model's epoch marker (Redis Cluster): it exists while
@@ -107,13 +107,13 @@ func (s *Slots) unmarked(ctx context.Context, modelIDs []int) (fresh, lost []int
 // missing (modelMarks): a model never marked is marked now and its free
 // slots filled (see markScript). A model that lost its marker waits for
 // the reconciler.
-func (s *Slots) unmarkedModel(ctx context.Context, modelID, max int) ([]grant, error) {
-	if !s.modelMarks || max == 0 {
+func (s *Slots) unmarkedModel(ctx context.Context, modelID, limit int) ([]Grant, error) {
+	if !s.modelMarks || limit == 0 {
 		return nil, nil
 	}
 	ok, err := s.markModel(ctx, modelID)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return s.Pump(ctx, modelID, max)
+	return s.Pump(ctx, modelID, limit)
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -28,7 +29,7 @@ func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error)
 	leaseCmd := pipe.ZScore(ctx, k[1], id)
 	countCmd := pipe.ZCount(ctx, k[1], strconv.FormatInt(s.now(), 10), "+inf")
 	boCmd := pipe.Get(ctx, k[2])
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return State{}, fmt.Errorf("read slot state of task %d: %w", taskID, err)
 	}
 	var st State
@@ -55,7 +56,7 @@ func (s *Slots) Presence(ctx context.Context, modelID int, ids []int) (map[int]b
 		m := strconv.Itoa(id)
 		cmds[i] = trio{pipe.ZScore(ctx, k[3], m), pipe.ZScore(ctx, k[0], m), pipe.ZScore(ctx, k[1], m)}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read presence of model %d tasks: %w", modelID, err)
 	}
 	out := make(map[int]bool, len(ids))
@@ -73,7 +74,7 @@ func (s *Slots) Leased(ctx context.Context, modelID int, ids []int) (map[int]boo
 	for i, id := range ids {
 		cmds[i] = pipe.ZScore(ctx, k[1], strconv.Itoa(id))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read leases of model %d tasks: %w", modelID, err)
 	}
 	now := float64(s.now())

@@ -130,8 +130,8 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 				return redis.Nil
 			default:
 			}
-			real, quiet := g.look(ctx, q)
-			if real {
+			toRedis, quiet := g.look(ctx, q)
+			if toRedis {
 				break
 			}
 			switch {
@@ -203,7 +203,7 @@ func (g *idleGate) wait(ctx context.Context, d time.Duration) bool {
 
 // look decides whether a dequeue call goes to Redis (real), and whether
 // the worker is quiet (idle, not merely skipping an empty queue).
-func (g *idleGate) look(ctx context.Context, queue string) (real, quiet bool) {
+func (g *idleGate) look(ctx context.Context, queue string) (toRedis, quiet bool) {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -30,7 +30,7 @@ func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
 	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
 	round := func() (looked int) {
 		for _, q := range queues {
-			if real, _ := g.look(ctx, q); real {
+			if toRedis, _ := g.look(ctx, q); toRedis {
 				looked++
 			}
 		}
@@ -196,11 +196,11 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 	ctx := context.Background()
 	high, medium := rediskeys.AsynqPending(QueueHigh), rediskeys.AsynqPending(QueueMedium)
 	looks := func(q string) bool {
-		real, quiet := g.look(ctx, q)
-		if !real && quiet {
+		toRedis, quiet := g.look(ctx, q)
+		if !toRedis && quiet {
 			t.Fatalf("a busy gate answered %s as quiet (it would hold the poller)", q)
 		}
-		return real
+		return toRedis
 	}
 
 	g.wake() // busy
@@ -278,11 +278,11 @@ func TestEnqueueHereReleasesAQuietPoller(t *testing.T) {
 	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	const q = "asynq:{high}:pending"
-	if real, _ := g.look(ctx, q); !real {
+	if toRedis, _ := g.look(ctx, q); !toRedis {
 		t.Fatal("going quiet: the gate did not look once")
 	}
-	if real, quiet := g.look(ctx, q); real || !quiet {
-		t.Fatalf("quiet: look = (real %v, quiet %v), want (false, true)", real, quiet)
+	if toRedis, quiet := g.look(ctx, q); toRedis || !quiet {
+		t.Fatalf("quiet: look = (real %v, quiet %v), want (false, true)", toRedis, quiet)
 	}
 	done := make(chan bool, 1)
 	go func() { done <- g.wait(ctx, quietWait) }()
@@ -293,7 +293,7 @@ func TestEnqueueHereReleasesAQuietPoller(t *testing.T) {
 			if !woken {
 				t.Fatal("the held poller was not released by the enqueue")
 			}
-			if real, _ := g.look(ctx, q); !real {
+			if toRedis, _ := g.look(ctx, q); !toRedis {
 				t.Fatal("after an enqueue here, the released poller did not look at the queue")
 			}
 			return
@@ -312,7 +312,11 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 	defer rdb.Close()
 	ctx := context.Background()
 	d := NewDispatcher(&broker.Broker{Client: rdb, Prefix: "wt"}, time.Minute, Order{}, slog.New(slog.DiscardHandler))
-	defer d.Close()
+	defer func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	ps := rdb.Subscribe(ctx, rediskeys.WakeChannel("wt"))
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
@@ -321,14 +325,14 @@ func TestEnqueueWakesAWorkerThatWentQuietMeanwhile(t *testing.T) {
 	wakes := ps.Channel()
 
 	// No worker waiting: no wake-up.
-	if err := d.enqueue(ctx, 1, []grant{{TaskID: 1, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
+	if err := d.enqueue(ctx, 1, []Grant{{TaskID: 1, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	// A worker arms the key after the slot script of task 2 ran.
 	if err := setWakeKey(rdb, "wt")(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.enqueue(ctx, 1, []grant{{TaskID: 2, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
+	if err := d.enqueue(ctx, 1, []Grant{{TaskID: 2, Priority: 2, At: time.Now().UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	select {

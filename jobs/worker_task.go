@@ -117,7 +117,7 @@ func (w *Worker) takeSlot(ctx context.Context, t *ent.Task, m *ent.Model) (bool,
 		return false, err
 	}
 	mine := len(held) == 1
-	var others []grant
+	var others []Grant
 	for _, g := range granted {
 		if g.TaskID == t.ID {
 			mine = true

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestBackgroundCloseGivesUpWithItsContext(t *testing.T) {
 	bg.spawn(func() { <-release }) // ignores the context: a hand-off mid-batch
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if err := bg.close(ctx); err != context.DeadlineExceeded {
+	if err := bg.close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("close = %v, want %v", err, context.DeadlineExceeded)
 	}
 	close(release)

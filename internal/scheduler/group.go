@@ -45,8 +45,8 @@ type call[In, Out any] struct {
 // flushTimeout bounds one flush: a batch holds the callers of many requests.
 const flushTimeout = 30 * time.Second
 
-func newGroup[In, Out any](bg *background, lanes, max int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
-	return &group[In, Out]{bg: bg, lanes: lanes, max: max, flush: flush}
+func newGroup[In, Out any](bg *background, lanes, limit int, flush func(context.Context, []In) []result[Out]) *group[In, Out] {
+	return &group[In, Out]{bg: bg, lanes: lanes, max: limit, flush: flush}
 }
 
 // do queues in and waits for the flush that handles it.
