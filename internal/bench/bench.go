@@ -333,25 +333,36 @@ func startSUT(ctx context.Context, cfg *config.Config, o Options, claim redis.Un
 // frontDoorOnly runs only the front-door phase (bench --frontdoor-only),
 // on MySQL + Redis when configured, else on the embedded default.
 func frontDoorOnly(ctx context.Context, cfg *config.Config, o Options, rep *report, log *slog.Logger, progress func(string, ...any), tmp string) error {
-	var s *sut
-	var err error
-	if external(cfg) {
-		claim, release, cerr := claimExternal(ctx, cfg, o, progress)
-		if cerr != nil {
-			return cerr
-		}
-		defer release()
-		s, err = startSUT(ctx, cfg, o, claim, log)
-	} else {
-		progress("embedded default (SQLite + in-process Redis)")
-		cfg.Database.SQLitePath = filepath.Join(tmp, "frontdoor.db")
-		s, err = startInProcess(ctx, cfg, log)
-	}
+	s, stop, err := startOnePhase(ctx, cfg, o, log, progress, filepath.Join(tmp, "frontdoor.db"))
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer stop()
 	return runFrontDoor(ctx, s, o, rep, progress)
+}
+
+// startOnePhase starts the scheduler for a run of one phase: on MySQL +
+// Redis when configured (a claimed Redis database, a recreated MySQL one),
+// else in process on the embedded default with its SQLite file at dbFile.
+// stop stops it and gives back what was claimed.
+func startOnePhase(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, progress func(string, ...any), dbFile string) (s *sut, stop func(), err error) {
+	if !external(cfg) {
+		progress("embedded default (SQLite + in-process Redis)")
+		cfg.Database.SQLitePath = dbFile
+		if s, err = startInProcess(ctx, cfg, log); err != nil {
+			return nil, nil, err
+		}
+		return s, s.stop, nil
+	}
+	claim, release, err := claimExternal(ctx, cfg, o, progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s, err = startSUT(ctx, cfg, o, claim, log); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return s, func() { s.stop(); release() }, nil
 }
 
 func openSQLite(path string) (*sql.DB, error) {

@@ -418,24 +418,11 @@ func fairShareOnly(ctx context.Context, cfg *config.Config, o Options, rep *repo
 	if o.FairSharePrivate {
 		return fairSharePrivate(ctx, o, rep, progress, tmp)
 	}
-	var s *sut
-	var err error
-	if external(cfg) {
-		claim, release, cerr := claimExternal(ctx, cfg, o, progress)
-		if cerr != nil {
-			return cerr
-		}
-		defer release()
-		s, err = startSUT(ctx, cfg, o, claim, log)
-	} else {
-		progress("embedded default (SQLite + in-process Redis)")
-		cfg.Database.SQLitePath = filepath.Join(tmp, "fairshare.db")
-		s, err = startInProcess(ctx, cfg, log)
-	}
+	s, stop, err := startOnePhase(ctx, cfg, o, log, progress, filepath.Join(tmp, "fairshare.db"))
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer stop()
 	return runFairShare(ctx, targetOf(s), o, rep, progress)
 }
 

@@ -52,15 +52,20 @@ func freePort() (int, error) {
 // childEnv is the environment of the scheduler child: the caller's, with
 // the bench's own database, Redis database, key prefix and port.
 func childEnv(over map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := over[k]; !ok {
-			env = append(env, kv)
-		}
-	}
+	env := environ(func(k string) bool { _, ok := over[k]; return ok })
 	for k, v := range over {
 		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// environ is this process's environment less the variables drop names.
+func environ(drop func(key string) bool) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !drop(k) {
+			env = append(env, kv)
+		}
 	}
 	return env
 }
@@ -103,13 +108,9 @@ func startEmbeddedChild(ctx context.Context, dir string, stderr io.Writer) (*sut
 	if err != nil {
 		return nil, err
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(k, "DB_") && !strings.HasPrefix(k, "REDIS_") && k != "CONFIG_FILE" {
-			env = append(env, kv)
-		}
-	}
+	env := environ(func(k string) bool {
+		return strings.HasPrefix(k, "DB_") || strings.HasPrefix(k, "REDIS_") || k == "CONFIG_FILE"
+	})
 	env = append(env, "DB_SQLITE_PATH="+filepath.Join(dir, "idle.db"), "SERVER_HOST=127.0.0.1",
 		"SERVER_PORT="+strconv.Itoa(port), "LOG_LEVEL=warn",
 		// No load balancer waits on the bench's processes.
