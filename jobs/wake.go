@@ -81,7 +81,13 @@ type idleGate struct {
 	// (selftest.go).
 	probe atomic.Pointer[gateProbe]
 
+	// queues are the pending keys of every queue the worker dequeues
+	// from: a busy gate holds the poller only when all of them are known
+	// empty (roundEmpty).
+	queues []string
+
 	answered atomic.Int64 // dequeue calls answered without Redis
+	holds    atomic.Int64 // dequeue calls held while busy (busyHold)
 }
 
 // setWakeKey is the arm of a gate on one Redis server (or Sentinel): the
@@ -94,7 +100,16 @@ func setWakeKey(rdb redis.UniversalClient, prefix string) func(context.Context) 
 func newIdleGate(arm func(context.Context) error, check, recheck time.Duration, log *slog.Logger) *idleGate {
 	return &idleGate{arm: arm, check: check, recheck: recheck, log: log,
 		lastLook: map[string]time.Time{}, emptyAt: map[string]time.Time{}, touchedAt: map[string]time.Time{},
-		wakeSig: make(chan struct{}), stopped: make(chan struct{}), recognise: recogniseDequeue}
+		wakeSig: make(chan struct{}), stopped: make(chan struct{}), recognise: recogniseDequeue,
+		queues: pendingKeys(Queues())}
+}
+
+func pendingKeys(queues []string) []string {
+	keys := make([]string, len(queues))
+	for i, q := range queues {
+		keys[i] = rediskeys.AsynqPending(q)
+	}
+	return keys
 }
 
 // stop releases a held poller and answers every later dequeue call at
@@ -140,14 +155,18 @@ func (g *idleGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 				// (now look at once) instead of spinning through empty
 				// answers every wokenPoll.
 				continue
-			case !quiet && !held:
-				// Busy, and this queue is known empty: hold the poller
+			case !quiet && !held && g.roundEmpty():
+				// Busy, and every queue is known empty: hold the poller
 				// for up to busyHold, released at once when this process
 				// enqueues (touch) or a wake-up comes, so that a task
 				// enqueued meanwhile is picked up then, not after asynq's
 				// sleep between polls. Once per call: then on to the
-				// next queue.
+				// next queue. Never while another queue may hold work:
+				// asynq dequeues one call at a time, so a hold at an
+				// empty `high` in front of a full `medium` capped a busy
+				// worker at one task per busyHold.
 				held = true
+				g.holds.Add(1)
 				if g.wait(ctx, busyHold) {
 					continue
 				}
@@ -228,6 +247,22 @@ func (g *idleGate) look(ctx context.Context, queue string) (toRedis, quiet bool)
 	}
 	g.lastLook[queue] = now
 	return true, false
+}
+
+// roundEmpty reports whether a busy gate knows every queue to be empty
+// (found empty within the recheck interval), so that a whole round of
+// asynq's dequeue would find nothing.
+func (g *idleGate) roundEmpty() bool {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, q := range g.queues {
+		at, known := g.emptyAt[q]
+		if !known || now.Sub(at) >= g.recheck {
+			return false
+		}
+	}
+	return true
 }
 
 // found records a task dequeued from queue: keep polling for idleGrace.

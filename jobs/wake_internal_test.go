@@ -396,3 +396,31 @@ func TestBusyGateReleasesAHeldPollerOnAnEnqueueHere(t *testing.T) {
 		t.Fatalf("high, still known empty, was looked at for real: %v (%v)", looked, err)
 	}
 }
+
+// A busy gate holds asynq's poller at a queue known empty only when every
+// queue is known empty: asynq dequeues one call at a time, so a hold at an
+// empty high in front of a medium full of work made every task wait for
+// it (a busy worker ran at most one task per busyHold).
+func TestBusyGateHoldsOnlyWhenEveryQueueIsKnownEmpty(t *testing.T) {
+	g := newIdleGate(func(context.Context) error { return nil }, time.Hour, time.Hour, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	g.busyUntil = time.Now().Add(time.Hour)
+	process := g.ProcessHook(func(_ context.Context, cmd redis.Cmder) error {
+		cmd.SetErr(redis.Nil)
+		return redis.Nil
+	})
+	dequeue := func(q string) error {
+		base := strings.TrimSuffix(q, ":pending")
+		return process(ctx, redis.NewCmd(ctx, "evalsha", "sha", 4, q, base+":paused", base+":active", base+":lease", "0", "0"))
+	}
+	high := rediskeys.AsynqPending(QueueHigh)
+	g.empty(high, time.Now())
+	if err := dequeue(high); !errors.Is(err, redis.Nil) || g.holds.Load() != 0 {
+		t.Fatalf("high known empty, medium and low unknown: err %v, holds %d; want an answer at once, no hold", err, g.holds.Load())
+	}
+	g.empty(rediskeys.AsynqPending(QueueMedium), time.Now())
+	g.empty(rediskeys.AsynqPending(QueueLow), time.Now())
+	if err := dequeue(high); !errors.Is(err, redis.Nil) || g.holds.Load() != 1 {
+		t.Fatalf("every queue known empty: err %v, holds %d; want one hold", err, g.holds.Load())
+	}
+}
