@@ -31,10 +31,30 @@ type Hooks struct {
 	Finished func(modelID int, outcome string, kind string, run time.Duration, u providers.Usage)
 }
 
+// Service is what a worker needs of the domain service: the attempt
+// lifecycle (scheduler.Lifecycle), the task and model reads around it
+// (scheduler.Tasks) and the model list its wake keys follow on Redis
+// Cluster (scheduler.ModelAdmin). *scheduler.Service has them all.
+type Service interface {
+	PickupTask(ctx context.Context, id int) (*ent.Task, error)
+	GetTask(ctx context.Context, id int) (*ent.Task, error)
+	ModelOf(ctx context.Context, t *ent.Task) (*ent.Model, error)
+	Route(ctx context.Context, t *ent.Task, m *ent.Model) (scheduler.Route, error)
+	StartAttempt(ctx context.Context, t *ent.Task, modelID int, worker string) (*ent.Task, *ent.Attempt, error)
+	CompleteAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, o scheduler.Outcome) error
+	FailAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, f scheduler.Failure) error
+	InterruptAttempt(ctx context.Context, t *ent.Task, a *ent.Attempt, why string) error
+	CancelledAttempt(ctx context.Context, a *ent.Attempt, partial string)
+	FailUnrunnable(ctx context.Context, t *ent.Task, why string) error
+	ListModels(ctx context.Context) ([]*ent.Model, error)
+}
+
+var _ Service = (*scheduler.Service)(nil)
+
 // Worker runs tasks: it is an asynq server whose handler leases a model
 // slot, runs the provider, stores the outcome and hands the slot on.
 type Worker struct {
-	svc    *scheduler.Service
+	svc    Service
 	disp   *Dispatcher
 	bus    *events.Bus
 	cfg    *config.Config
@@ -79,7 +99,7 @@ type cachedProvider struct {
 
 // NewWorker builds a worker on the broker and starts its slot releaser.
 // Call Start, then Shutdown (also when Start was not called).
-func NewWorker(b *broker.Broker, svc *scheduler.Service, disp *Dispatcher, bus *events.Bus, cfg *config.Config, log *slog.Logger, hooks Hooks) *Worker {
+func NewWorker(b *broker.Broker, svc Service, disp *Dispatcher, bus *events.Bus, cfg *config.Config, log *slog.Logger, hooks Hooks) *Worker {
 	host, _ := os.Hostname()
 	w := &Worker{
 		svc: svc, disp: disp, bus: bus, cfg: cfg, log: log, hooks: hooks,
