@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 	"github.com/llmsched/llm-scheduler/internal/store"
 )
 
@@ -147,15 +148,57 @@ func (b *backlogRun) measureAll(ctx context.Context, rep *report) error {
 		return err
 	}
 	fillTime := time.Since(fillStart)
-	full, err := b.measure(ctx, fmt.Sprintf("%d pending", b.o.Backlog))
+	// Right after the fill the reconciler is still walking the tasks the
+	// fill changed (its window, jobs/reconciler_walk.go): measured then,
+	// and again once it has walked past them, a standing backlog, which
+	// the targets judge.
+	after, err := b.measure(ctx, fmt.Sprintf("%d pending, right after the fill", b.o.Backlog))
+	if err != nil {
+		return err
+	}
+	waited, err := b.settle(ctx, time.Now(), 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	full, err := b.measure(ctx, fmt.Sprintf("%d pending, settled", b.o.Backlog))
 	if err != nil {
 		return err
 	}
 	rep.row("backlog fill", "tasks taken in", fmt.Sprintf("%d in %s (%.0f tasks/s, createTasks x1000, 4 callers)", b.o.Backlog, fillTime.Round(time.Second), fillRate))
+	rep.row("backlog fill", "settling (reconciler window past the fill)", waited.Round(time.Second).String())
 	backlogRows(rep, "backlog empty", empty)
-	backlogRows(rep, "backlog full", full)
+	backlogRows(rep, "backlog full, after fill", after)
+	backlogRows(rep, "backlog full, settled", full)
 	backlogTargets(rep, empty, full)
 	return nil
+}
+
+// settle waits until the reconciler's window (rediskeys.ReconcilerWindow:
+// the end of the last window of changed pending tasks it walked) reaches
+// since. A round walks every pending task changed since the previous one,
+// so the rounds after a fill read every task the fill wrote in their last
+// seconds: measured during them, the figures are that after-shock, not
+// the cost of a standing backlog.
+func (b *backlogRun) settle(ctx context.Context, since time.Time, limit time.Duration) (time.Duration, error) {
+	b.progress("backlog: waiting for the reconciler to walk past the fill")
+	key := rediskeys.ReconcilerWindow(b.s.prefix)
+	start := time.Now()
+	for {
+		at, err := b.claim.Get(ctx, key).Int64()
+		switch {
+		case err == nil && at >= since.UnixMilli():
+			return time.Since(start), nil
+		case err != nil && !errors.Is(err, redis.Nil):
+			return 0, fmt.Errorf("read the reconciler's window: %w", err)
+		case time.Since(start) > limit:
+			return 0, fmt.Errorf("the reconciler's window did not pass the end of the fill within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // measure takes one round of measurements.

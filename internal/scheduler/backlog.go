@@ -27,16 +27,24 @@ type backlogCount struct {
 	reading bool          // a refresh is in flight
 }
 
-// reuse is how long the count is reused before a refresh: backlogTTL, or
-// for a count that is costly (a large backlog) ten times what it took,
-// so that counting takes at most about a tenth of the database's time
-// however fast tasks arrive. With a million pending tasks the total took
-// 0.3-0.5 s: refreshed every backlogTTL, one COUNT was always running and
-// batch intake fell to a third of an empty queue's.
-func (c *backlogCount) reuse() time.Duration { return max(backlogTTL, 10*c.took) }
+// refreshAfter is how long a count that lets submissions in is used
+// before one background read refreshes it: backlogTTL, or for a count that
+// is costly (a large backlog) fifty times what it took, so that counting
+// takes at most about a fiftieth of the database's time however fast tasks
+// arrive. With a million pending tasks the total took 0.3-0.5 s: refreshed
+// every backlogTTL, one COUNT was always running and batch intake fell to a
+// third of an empty queue's; refreshed every ten times its cost, a COUNT
+// ran a tenth of the time, and one single submission in ten waited behind
+// it (idle pickup p95 at 100,000 pending: 9-12 ms against 5-6 ms empty).
+func (c *backlogCount) refreshAfter() time.Duration { return max(backlogTTL, 50*c.took) }
+
+// refuseWithin is how old a count may be for a refusal: an older one that
+// would refuse is read again first, so a queue that has drained stops
+// refusing within ten times what its count costs.
+func (c *backlogCount) refuseWithin() time.Duration { return max(backlogTTL, 10*c.took) }
 
 // stale is how old the count may be and still answer at once.
-func (c *backlogCount) stale() time.Duration { return max(backlogStale, 30*c.took) }
+func (c *backlogCount) stale() time.Duration { return max(backlogStale, 150*c.took) }
 
 // backlogStale bounds how old a count may be and still answer at once
 // while a fresh one is read in the background. Past it, submissions wait
@@ -58,18 +66,18 @@ func newBacklog(db *ent.Client, bg *background, log *slog.Logger) *backlog {
 }
 
 // pending returns the (recent) number of pending tasks for key. A count
-// past its reuse time but not stale answers at once when it lets the
-// submission in (fits), and one background read refreshes it: submissions
-// never queue behind the COUNT, which grows with the backlog, and
-// concurrent ones never run it side by side. A refusal is only ever made
-// on a count within its reuse time (plus what this process accepted
-// since).
+// that lets the submission in (fits) and is not stale answers at once;
+// past refreshAfter one background read refreshes it: submissions never
+// queue behind the COUNT, which grows with the backlog, and concurrent
+// ones never run it side by side. A refusal is only ever made on a count
+// within refuseWithin (plus what this process accepted since).
 func (b *backlog) pending(ctx context.Context, key int, fits func(n int) bool) (int, error) {
 	b.mu.Lock()
 	if c := b.m[key]; c != nil {
 		age, n := time.Since(c.at), c.n+c.added
-		if age < c.reuse() || (age < c.stale() && fits(n)) {
-			if age >= c.reuse() && !c.reading {
+		fit := fits(n)
+		if (fit && age < c.stale()) || (!fit && age < c.refuseWithin()) {
+			if fit && age >= c.refreshAfter() && !c.reading {
 				// After Service.Close no refresh starts: the count
 				// answers until it is stale, then the caller reads.
 				c.reading = b.bg.spawn(func() { b.refresh(b.bg.ctx, key, c) })

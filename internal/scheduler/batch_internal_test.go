@@ -432,48 +432,58 @@ func TestBacklogCountRefreshesInTheBackground(t *testing.T) {
 	}
 }
 
-// A costly count (a large backlog) is reused for ten times what it took
-// before a refresh, and stays usable for thirty times: the database
-// spends at most about a tenth of its time counting however fast tasks
-// arrive.
+// A costly count (a large backlog) that lets submissions in is reused for
+// fifty times what it took before a background refresh, and stays usable
+// for 150 times: the database spends at most about a fiftieth of its time
+// counting however fast tasks arrive. A refusal needs a count within ten
+// times its cost, else it is read again first.
 func TestCostlyBacklogCountIsReusedLonger(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.tasks(t, 2)
 	b := f.svc.backlog
 	key := f.model.ID
-	// A count that took 200 ms, read 1.5 s ago: past backlogTTL, within
-	// ten times its cost. It answers, and no refresh starts.
-	b.mu.Lock()
-	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-1500 * time.Millisecond), took: 200 * time.Millisecond}
-	b.mu.Unlock()
+	set := func(n int, age time.Duration) {
+		b.mu.Lock()
+		b.m[key] = &backlogCount{n: n, at: time.Now().Add(-age), took: 200 * time.Millisecond}
+		b.mu.Unlock()
+	}
+	// A count that took 200 ms, read 8 s ago: past backlogTTL and ten
+	// times its cost, within fifty times. It answers, and no refresh
+	// starts.
+	set(7, 8*time.Second)
 	if n, _ := b.pending(ctx, key, fitsAll); n != 7 {
-		t.Fatalf("costly count within its reuse time = %d, want the cached 7", n)
+		t.Fatalf("costly count within its refresh time = %d, want the cached 7", n)
 	}
 	b.mu.Lock()
 	reading := b.m[key].reading
 	b.mu.Unlock()
 	if reading {
-		t.Fatal("a costly count within ten times its cost started a refresh")
+		t.Fatal("a costly count within fifty times its cost started a refresh")
 	}
-	// Read 10 s ago: past thirty times its cost (6 s, above backlogStale's
-	// 5 s floor), so it is read afresh.
-	b.mu.Lock()
-	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-10 * time.Second), took: 200 * time.Millisecond}
-	b.mu.Unlock()
+	// Read 35 s ago: past 150 times its cost (30 s), so it is read afresh.
+	set(7, 35*time.Second)
 	if n, _ := b.pending(ctx, key, fitsAll); n != 2 {
-		t.Fatalf("costly count past thirty times its cost = %d, want 2 read afresh", n)
+		t.Fatalf("costly count past 150 times its cost = %d, want 2 read afresh", n)
 	}
-	// Read 5.5 s ago: past its reuse time and backlogStale's floor, not
-	// past thirty times its cost: it answers at once and one refresh
-	// brings the true 2.
-	b.mu.Lock()
-	b.m[key] = &backlogCount{n: 7, at: time.Now().Add(-5500 * time.Millisecond), took: 200 * time.Millisecond}
-	b.mu.Unlock()
+	// Read 12 s ago: past fifty times its cost, not past 150 times: it
+	// answers at once and one refresh brings the true 2.
+	set(7, 12*time.Second)
 	if n, _ := b.pending(ctx, key, fitsAll); n != 7 {
-		t.Fatalf("costly count past its reuse time = %d, want the cached 7 at once", n)
+		t.Fatalf("costly count past its refresh time = %d, want the cached 7 at once", n)
 	}
 	waitCount(t, f.svc, key, 2)
+	// A refusal: on a count within ten times its cost (1.5 s) it stands;
+	// on an older one (3 s) the count is read again first.
+	full := func(n int) bool { return n < 10 }
+	set(99, 1500*time.Millisecond)
+	if n, _ := b.pending(ctx, key, full); n != 99 {
+		t.Fatalf("costly full count within ten times its cost = %d, want the cached 99 (refuse on it)", n)
+	}
+	set(99, 3*time.Second)
+	if n, _ := b.pending(ctx, key, full); n != 2 {
+		t.Fatalf("costly full count past ten times its cost = %d, want 2 read afresh before refusing", n)
+	}
 }
 
 // waitCount waits for the background refresh to bring key's pending count
