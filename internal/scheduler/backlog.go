@@ -36,6 +36,9 @@ type backlogCount struct {
 // third of an empty queue's; refreshed every ten times its cost, a COUNT
 // ran a tenth of the time, and one single submission in ten waited behind
 // it (idle pickup p95 at 100,000 pending: 9-12 ms against 5-6 ms empty).
+// What other api processes accepted since shows only at the next read, so
+// with several of them a queue that filled up is noticed up to that much
+// later (at a million pending, 15-25 s): backpressure is a soft limit.
 func (c *backlogCount) refreshAfter() time.Duration { return max(backlogTTL, 50*c.took) }
 
 // refuseWithin is how old a count may be for a refusal: an older one that
