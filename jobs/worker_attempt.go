@@ -163,10 +163,7 @@ func (w *Worker) completed(ctx context.Context, a *attempt) error {
 // worker shutting down (the task then returns to its queue).
 func (w *Worker) stopped(ctx context.Context, a *attempt, perr error) error {
 	bg := context.WithoutCancel(ctx)
-	partial := ""
-	if _, pe := providers.Classify(perr); pe != nil {
-		partial = pe.Partial
-	}
+	partial := providers.PartialOf(perr)
 	cur, gerr := w.svc.GetTask(bg, a.t.ID)
 	if gerr == nil && cur.Status == domain.StatusCancelled {
 		w.svc.CancelledAttempt(bg, a.att, partial)
@@ -297,11 +294,7 @@ func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, ar attempt
 	res, err := providers.Run(cctx, prov, req, st.add)
 	*streamed = st.close(context.WithoutCancel(ctx), res, err)
 	if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		partial := ""
-		if _, pe := providers.Classify(err); pe != nil {
-			partial = pe.Partial
-		}
-		return res, &providers.Error{Kind: providers.KindTimeout, Partial: partial,
+		return res, &providers.Error{Kind: providers.KindTimeout, Partial: providers.PartialOf(err),
 			Err: fmt.Errorf("attempt ran past its timeout of %s", timeout)}
 	}
 	return res, err

@@ -202,7 +202,7 @@ func (a *App) Start(ctx context.Context, handler HandlerFunc, addr string) error
 	}
 	// The bus outlives everything that publishes; Bus.Stop logs what it
 	// could not send (Redis down is no error of the shutdown).
-	a.started("event bus", busDrain, func(ctx context.Context) error { _ = a.Bus.Stop(ctx); return nil })
+	a.started("event bus", busDrain, a.Bus.Stop)
 	// The service's own goroutines stop once nothing calls it.
 	a.started("service", serviceDrain, a.Service.Close)
 	if err := a.Reconciler.Start(ctx); err != nil {

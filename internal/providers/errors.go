@@ -68,6 +68,15 @@ func Classify(err error) (ErrorKind, *Error) {
 	return KindRetryable, nil
 }
 
+// PartialOf is the output a provider produced before err ended its call
+// ("" when err carries none).
+func PartialOf(err error) string {
+	if _, pe := Classify(err); pe != nil {
+		return pe.Partial
+	}
+	return ""
+}
+
 // StatusKind classifies an HTTP status code.
 func StatusKind(status int) ErrorKind {
 	switch {
