@@ -113,10 +113,17 @@ function startCountingServer() {
 
 // ---- page helpers ---------------------------------------------------------
 
-/** selectByText picks the first option whose text contains text. */
+/**
+ * selectByText picks the first option whose text contains text, waiting up to
+ * 10 s for it: a select's options may come from a query still in flight
+ * right after a navigation (the New task form's model list).
+ */
 async function selectByText(select, text) {
-  const value = await select.evaluate((el, t) => [...el.options].find((o) => o.text.includes(t))?.value ?? null, text);
-  assert.ok(value !== null, `no option containing ${JSON.stringify(text)}`);
+  const value = await waitFor(
+    () => select.evaluate((el, t) => [...el.options].find((o) => o.text.includes(t))?.value ?? null, text),
+    10_000,
+    `an option containing ${JSON.stringify(text)}`,
+  );
   await select.selectOption(value);
 }
 
