@@ -59,12 +59,12 @@ func TestFairShareLetsASecondCallerIn(t *testing.T) {
 	if st.Leased {
 		got = append(got, b)
 	}
-	leased, err := s.Leased(ctx, model, []int{2, 3})
+	held, err := s.Held(ctx, map[int][]int{model: {2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []int{2, 3} {
-		if leased[id] {
+		if held.Leased(id) {
 			got = append(got, id)
 		}
 	}

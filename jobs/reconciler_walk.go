@@ -81,6 +81,40 @@ func (r *Reconciler) readmit(ctx context.Context, models map[int]*ent.Model, ful
 // sweepChunk is how many pending tasks one reconcile round sweeps.
 const sweepChunk = 5000
 
+// walkFields are the columns a round reads of the tasks it looks at: what
+// places a task on a model and tells whether Redis holds it. The few that
+// Redis does not hold are read whole (whole) before they are re-admitted
+// or taken over. Read whole, every page decoded each task's params (JSON)
+// and carried its prompt: most of the cost of a round that sweeps 5,000
+// pending tasks.
+var walkFields = []string{task.FieldModelID, task.FieldStatus, task.FieldAttempts, task.FieldAttemptBase,
+	task.FieldMaxRetries, task.FieldPriority, task.FieldUpdatedAt}
+
+// whole reads ts again with every column, those still as a round saw them
+// (same status and attempt): one that moved on meanwhile (it started,
+// finished, or was retried) is left for the next round to look at.
+func (r *Reconciler) whole(ctx context.Context, ts []*ent.Task) ([]*ent.Task, error) {
+	if len(ts) == 0 {
+		return ts, nil
+	}
+	seen := make(map[int]*ent.Task, len(ts))
+	ids := make([]int, len(ts))
+	for i, t := range ts {
+		seen[t.ID], ids[i] = t, t.ID
+	}
+	all, err := r.db.Task.Query().Where(task.IDIn(ids...)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %d tasks redis did not hold: %w", len(ids), err)
+	}
+	out := all[:0]
+	for _, t := range all {
+		if was := seen[t.ID]; t.Status == was.Status && t.Attempts == was.Attempts {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
 // walkPage is how many tasks the reconciler reads at a time.
 var walkPage = 500
 
@@ -97,7 +131,7 @@ func (r *Reconciler) walkWindow(ctx context.Context, models map[int]*ent.Model, 
 	from := []predicate.Task{task.UpdatedAtGTE(since)}
 	for {
 		ts, err := r.db.Task.Query().Where(window...).Where(from...).
-			Order(ent.Asc(task.FieldUpdatedAt), ent.Asc(task.FieldID)).Limit(walkPage).All(ctx)
+			Order(ent.Asc(task.FieldUpdatedAt), ent.Asc(task.FieldID)).Limit(walkPage).Select(walkFields...).All(ctx)
 		if err != nil {
 			return fmt.Errorf("list changed pending tasks: %w", err)
 		}
@@ -131,7 +165,7 @@ func (r *Reconciler) walk(ctx context.Context, models map[int]*ent.Model, chains
 		// A scheduled task waits for its run_at in no queue (the due
 		// scanner admits it), so Redis is right not to hold it.
 		ts, err := r.db.Task.Query().Where(where...).Where(task.Scheduled(false), task.IDGT(lastID)).
-			Order(ent.Asc(task.FieldID)).Limit(n).All(ctx)
+			Order(ent.Asc(task.FieldID)).Limit(n).Select(walkFields...).All(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("list unfinished tasks: %w", err)
 		}
@@ -157,21 +191,32 @@ func (r *Reconciler) walk(ctx context.Context, models map[int]*ent.Model, chains
 func (r *Reconciler) check(ctx context.Context, models map[int]*ent.Model, chains map[int][]*ent.Model, full bool, ts []*ent.Task) error {
 	// Group tasks by the model whose slot state holds them: their own, or
 	// the fallback they moved to once their retries were spent.
-	byModel := map[int][]*ent.Task{}
+	byModel, ids := map[int][]*ent.Task{}, map[int][]int{}
 	for _, t := range ts {
 		where, err := r.placeOf(ctx, t, models, chains)
 		if err != nil {
 			return err
 		}
 		byModel[where.ID] = append(byModel[where.ID], t)
+		ids[where.ID] = append(ids[where.ID], t.ID)
+	}
+	held, err := r.disp.slots.Held(ctx, ids)
+	if err != nil {
+		return err
 	}
 	for modelID, group := range byModel {
 		m := models[modelID]
 		// After a flush asynq's state is gone, so only the slot state
 		// counts: running tasks whose workers restored their leases by
 		// heartbeat are left alone.
-		missing, lost, err := r.missing(ctx, modelID, group, full)
+		missing, lost, err := r.missing(ctx, group, held, full)
 		if err != nil {
+			return err
+		}
+		if missing, err = r.whole(ctx, missing); err != nil {
+			return err
+		}
+		if lost, err = r.whole(ctx, lost); err != nil {
 			return err
 		}
 		if len(lost) > 0 {
@@ -229,19 +274,7 @@ func (r *Reconciler) placeOf(ctx context.Context, t *ent.Task, models map[int]*e
 // asynq's state is gone) and running ones whose worker is lost (no live
 // lease for a whole lease period). A running task whose worker renews its
 // lease (restored by heartbeat after a flush) is left alone.
-func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, full bool) (pending, lost []*ent.Task, err error) {
-	ids := make([]int, len(ts))
-	for i, t := range ts {
-		ids[i] = t.ID
-	}
-	present, err := r.disp.slots.Presence(ctx, modelID, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	leased, err := r.disp.slots.Leased(ctx, modelID, ids)
-	if err != nil {
-		return nil, nil, err
-	}
+func (r *Reconciler) missing(ctx context.Context, ts []*ent.Task, held Holding, full bool) (pending, lost []*ent.Task, err error) {
 	// A running task gets its lease before it starts and renews it every
 	// lease_ttl/3. Right after this process failed to reach Redis, other
 	// workers' renewals may still be due: no takeovers then.
@@ -249,12 +282,12 @@ func (r *Reconciler) missing(ctx context.Context, modelID int, ts []*ent.Task, f
 	cutoff := time.Now().Add(-r.leaseTTL)
 	for _, t := range ts {
 		if t.Status == domain.StatusRunning {
-			if !leased[t.ID] && takeovers && (full || t.UpdatedAt.Before(cutoff)) {
+			if !held.Leased(t.ID) && takeovers && (full || t.UpdatedAt.Before(cutoff)) {
 				lost = append(lost, t)
 			}
 			continue
 		}
-		if present[t.ID] {
+		if held.Present(t.ID) {
 			continue
 		}
 		if full {

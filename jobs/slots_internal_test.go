@@ -223,9 +223,9 @@ func TestParkedQueueOrderAcrossHeadAndTail(t *testing.T) {
 	if _, err := s.Release(ctx, model, 0, first, 1+first%3); err != nil {
 		t.Fatal(err)
 	}
-	present, err := s.Presence(ctx, model, []int{first, removed, late.ID, order[len(order)-1]})
-	if err != nil || !present[first] || present[removed] || !present[late.ID] || !present[order[len(order)-1]] {
-		t.Fatalf("presence %v (err %v)", present, err)
+	held, err := s.Held(ctx, map[int][]int{model: {first, removed, late.ID, order[len(order)-1]}})
+	if err != nil || !held.Present(first) || held.Present(removed) || !held.Present(late.ID) || !held.Present(order[len(order)-1]) {
+		t.Fatalf("held %+v (err %v)", held, err)
 	}
 	expect := want(append(slices.DeleteFunc(slices.Clone(all), func(id int) bool { return id == removed }), late.ID))
 	// Hand the slots out one at a time: one slot, released after each grant.

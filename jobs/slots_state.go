@@ -46,42 +46,105 @@ func (s *Slots) StateOf(ctx context.Context, modelID, taskID int) (State, error)
 	return st, nil
 }
 
-// Presence reports, for each task, whether Redis knows it as parked or leased.
-func (s *Slots) Presence(ctx context.Context, modelID int, ids []int) (map[int]bool, error) {
-	k := s.keys(modelID)
-	pipe := s.rdb.Pipeline()
-	type trio struct{ head, parked, leased *redis.FloatCmd }
-	cmds := make([]trio, len(ids))
-	for i, id := range ids {
-		m := strconv.Itoa(id)
-		cmds[i] = trio{pipe.ZScore(ctx, k[3], m), pipe.ZScore(ctx, k[0], m), pipe.ZScore(ctx, k[1], m)}
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read presence of model %d tasks: %w", modelID, err)
-	}
-	out := make(map[int]bool, len(ids))
-	for i, id := range ids {
-		out[id] = cmds[i].head.Err() == nil || cmds[i].parked.Err() == nil || cmds[i].leased.Err() == nil
-	}
-	return out, nil
+// Holding is what Redis holds of some tasks: whether each is known to its
+// model's slot state (at the head of the parked queue, parked, or leased)
+// and whether it holds a live slot lease.
+type Holding struct {
+	present, leased map[int]bool
 }
 
-// Leased reports, for each task, whether it holds a live model slot lease.
-func (s *Slots) Leased(ctx context.Context, modelID int, ids []int) (map[int]bool, error) {
-	k := s.keys(modelID)
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.FloatCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.ZScore(ctx, k[1], strconv.Itoa(id))
+// Present reports whether Redis knows task id as parked or leased.
+func (h Holding) Present(id int) bool { return h.present[id] }
+
+// Leased reports whether task id holds a live model slot lease.
+func (h Holding) Leased(id int) bool { return h.leased[id] }
+
+// Held reads what Redis holds of tasks, given by the model whose slot
+// state holds them, in one round trip: one ZMSCORE (Redis 6.2) per sorted
+// set of each model, however many tasks. The reconciler checks a page of
+// tasks spread over every model at once; read a model and a task at a time
+// (four ZSCOREs per task, a round trip per model), a round at a million
+// pending tasks sent 20,000 commands in 2,000 round trips and the pickups
+// that ran beside it took twice as long.
+func (s *Slots) Held(ctx context.Context, byModel map[int][]int) (Holding, error) {
+	type read struct {
+		ids                  []int
+		head, parked, leases *redis.Cmd
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read leases of model %d tasks: %w", modelID, err)
+	reads := make([]read, 0, len(byModel))
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for modelID, ids := range byModel {
+		if len(ids) == 0 {
+			continue
+		}
+		k := s.keys(modelID)
+		zmscore := func(key string) *redis.Cmd {
+			args := make([]any, 0, len(ids)+2)
+			args = append(args, "ZMSCORE", key)
+			for _, id := range ids {
+				args = append(args, strconv.Itoa(id))
+			}
+			return pipe.Do(ctx, args...)
+		}
+		reads = append(reads, read{ids: ids, head: zmscore(k[3]), parked: zmscore(k[0]), leases: zmscore(k[1])})
+		n += len(ids)
+	}
+	h := Holding{present: make(map[int]bool, n), leased: make(map[int]bool, n)}
+	if len(reads) == 0 {
+		return h, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Holding{}, fmt.Errorf("read what redis holds of %d tasks: %w", n, err)
 	}
 	now := float64(s.now())
-	out := make(map[int]bool, len(ids))
-	for i, id := range ids {
-		score, err := cmds[i].Result()
-		out[id] = err == nil && score > now
+	for _, r := range reads {
+		head, err := scores(r.head, len(r.ids))
+		if err != nil {
+			return Holding{}, err
+		}
+		parked, err := scores(r.parked, len(r.ids))
+		if err != nil {
+			return Holding{}, err
+		}
+		leases, err := scores(r.leases, len(r.ids))
+		if err != nil {
+			return Holding{}, err
+		}
+		for i, id := range r.ids {
+			h.present[id] = head[i] != nil || parked[i] != nil || leases[i] != nil
+			h.leased[id] = leases[i] != nil && *leases[i] > now
+		}
+	}
+	return h, nil
+}
+
+// scores reads a ZMSCORE reply of n members: each member's score, nil for
+// one the set does not hold. RESP2 answers scores as strings, RESP3 as
+// doubles.
+func scores(cmd *redis.Cmd, n int) ([]*float64, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd.Args()[0], err)
+	}
+	if len(vals) != n {
+		return nil, fmt.Errorf("ZMSCORE answered %d scores for %d members", len(vals), n)
+	}
+	out := make([]*float64, n)
+	for i, v := range vals {
+		switch v := v.(type) {
+		case nil:
+		case float64:
+			out[i] = &v
+		case string:
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("ZMSCORE answered score %q: %w", v, err)
+			}
+			out[i] = &f
+		default:
+			return nil, fmt.Errorf("ZMSCORE answered a %T as a score", v)
+		}
 	}
 	return out, nil
 }

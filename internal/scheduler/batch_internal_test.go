@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,7 +84,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	cfg := config.Defaults(true)
-	cfg.Database.SQLitePath = filepath.Join(t.TempDir(), "batch.db")
+	cfg.Database = testDatabase(t, cfg.Database)
 	ctx := context.Background()
 	st, err := store.Open(ctx, cfg.Database)
 	if err != nil {
@@ -500,5 +499,100 @@ func waitCount(t *testing.T, svc *Service, key, want int) {
 			t.Fatalf("count never refreshed to %d (last %d)", want, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A costly count is refreshed in slices: statements that each read at most
+// countSlice tasks of one model, with a rest as long as each took, so the
+// database never counts a large backlog in one go. The slices add up to
+// the true count (tasks of other models and other statuses apart), and
+// what this process accepts during the count is carried over.
+func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := countSlice
+	countSlice = 3
+	t.Cleanup(func() { countSlice = old })
+	workers := 1
+	other, err := f.svc.CreateModel(ctx, NewModel{Name: "other", Type: "simulator", MaxWorkers: &workers,
+		Config: map[string]any{"latency_ms": 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := f.tasks(t, 8) // 8 pending on f.model: slices of 3, 3, then 2
+	for range 2 {       // 2 pending on the other model: one short slice
+		if _, err := f.svc.CreateTask(ctx, NewTask{ModelID: other.ID, Type: "text-generation", Input: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One of f.model's tasks is no longer pending.
+	if _, err := f.svc.CancelTask(ctx, ts[4].ID); err != nil {
+		t.Fatal(err)
+	}
+	b := f.svc.backlog
+	set := func(key, n int) *backlogCount {
+		c := &backlogCount{n: n, at: time.Now().Add(-2 * time.Second), took: sliceAbove, added: 5}
+		b.mu.Lock()
+		b.m[key] = c
+		b.mu.Unlock()
+		return c
+	}
+	for _, tc := range []struct {
+		name             string
+		key, want        int
+		wantStatements   int
+		wantAddedCarried int
+	}{
+		// 7 pending: a full slice (3), a full slice (3), then a short
+		// one (1: a probe and a COUNT).
+		{name: "one model", key: f.model.ID, want: 7, wantStatements: 4},
+		// Both models (and no other): 7 + 2, the second model in one
+		// short slice (a probe and a COUNT).
+		{name: "in total", key: 0, want: 9, wantStatements: 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A count that took sliceAbove, read 2 s ago: past its
+			// refresh time (1 s), within stale (5 s); it answers and
+			// the refresh runs sliced.
+			c := set(tc.key, 100)
+			var rested time.Duration
+			b.rest = func(ctx context.Context, d time.Duration) error {
+				b.mu.Lock()
+				rested += d
+				b.mu.Unlock()
+				return rest(ctx, d)
+			}
+			if n, _ := b.pending(ctx, tc.key, fitsAll); n != 105 {
+				t.Fatalf("count past its refresh time = %d, want the cached 105 at once", n)
+			}
+			waitCount(t, f.svc, tc.key, tc.want)
+			b.mu.Lock()
+			got, rested := *b.m[tc.key], rested
+			b.mu.Unlock()
+			if got.statements != tc.wantStatements {
+				t.Errorf("refresh took %d statements, want %d (slices of %d)", got.statements, tc.wantStatements, countSlice)
+			}
+			// It rests as long as its statements took.
+			if rested != got.took || rested == 0 {
+				t.Errorf("the refresh's statements took %s and it rested %s; want as long", got.took, rested)
+			}
+			if c == b.m[tc.key] {
+				t.Fatal("the refresh did not replace the count")
+			}
+		})
+	}
+
+	// Tasks this process accepted while a sliced count ran are carried
+	// over, not lost: 4 accepted during its first rest.
+	b.mu.Lock()
+	b.m[0] = &backlogCount{n: 0, at: time.Now().Add(-time.Minute), took: sliceAbove, added: 5}
+	b.mu.Unlock()
+	var once sync.Once
+	b.rest = func(ctx context.Context, d time.Duration) error {
+		once.Do(func() { b.reserve(f.model.ID, 4) })
+		return rest(ctx, d)
+	}
+	if n, err := b.readSliced(ctx, 0); err != nil || n != 9+4 {
+		t.Fatalf("sliced count with 4 accepted meanwhile = %d (err %v), want 13 (9 counted, 4 carried over)", n, err)
 	}
 }
