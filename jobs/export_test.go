@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +83,24 @@ func CountRequestBuilds(t testing.TB) (builds func(taskID int) int) {
 		mu.Lock()
 		defer mu.Unlock()
 		return n[id]
+	}
+}
+
+// RecordSweepRests records the rests the reconciler takes between the
+// pages of a sweep (and still takes them).
+func RecordSweepRests(r *Reconciler) (rests func() []time.Duration) {
+	var mu sync.Mutex
+	var got []time.Duration
+	real := r.rest
+	r.rest = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		got = append(got, d)
+		mu.Unlock()
+		return real(ctx, d)
+	}
+	return func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }

@@ -61,13 +61,15 @@ type Reconciler struct {
 	activeSeen map[int]time.Time
 	// sweep is how many pending tasks a round sweeps (sweepChunk).
 	sweep int
+	// rest waits between the pages of a sweep (loop.Sleep).
+	rest func(ctx context.Context, d time.Duration) error
 }
 
 // NewReconciler builds a reconciler. leaseTTL is the model slot leases'
 // (queue.lease_ttl), leaderTTL the reconciler's leader lease's
 // (queue.leader_lease_ttl).
 func NewReconciler(db *ent.Client, svc *scheduler.Lifecycle, disp *Dispatcher, prefix string, interval, leaseTTL, leaderTTL time.Duration, log *slog.Logger) *Reconciler {
-	r := &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk}
+	r := &Reconciler{db: db, svc: svc, disp: disp, rdb: disp.rdb, prefix: prefix, interval: interval, leaseTTL: leaseTTL, log: log, sweep: sweepChunk, rest: loop.Sleep}
 	r.lease = NewLease(r.rdb, r.leaderKey(), leaderTTL)
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func (p *pipelines) count(first redis.Cmder) {
 // heldClients are the Redis servers Held is checked on: miniredis always,
 // and on the mysql backend the real Redis in both protocols (RESP2 answers
 // ZMSCORE's scores as strings, RESP3 as doubles; a missing member is a nil
-// in both).
+// in both), and a Redis Cluster when the suite runs on one.
 func heldClients(t *testing.T) map[string]redis.UniversalClient {
 	clients := map[string]redis.UniversalClient{
 		"miniredis": redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()}),
@@ -52,6 +53,11 @@ func heldClients(t *testing.T) map[string]redis.UniversalClient {
 		}
 		clients["redis RESP3"] = redis.NewClient(&redis.Options{Addr: addr, Protocol: 3})
 		clients["redis RESP2"] = redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
+		if nodes := os.Getenv("TEST_REDIS_CLUSTER"); nodes != "" {
+			// Each model's keys on their own hash slot: one pipeline,
+			// split by go-redis between the masters.
+			clients["redis cluster"] = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(nodes, ",")})
+		}
 	}
 	for _, c := range clients {
 		t.Cleanup(func() { _ = c.Close() })

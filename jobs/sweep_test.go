@@ -16,7 +16,7 @@ import (
 // TestReconcilerSweepsTheBacklogInBoundedRounds: pending tasks that Redis
 // lost long after they last changed are found by the sweep, a bounded
 // number per round (a round never walks the whole backlog), and every one
-// of them within backlog / chunk rounds.
+// of them within backlog / chunk rounds; a sweep rests between its pages.
 func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
 	// A long interval: only the round at start runs by itself.
 	e := apptest.New(t, func(c *config.Config) { c.Queue.ReconcileInterval = config.Duration(time.Minute) })
@@ -43,6 +43,8 @@ func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs.SetSweep(e.App.Reconciler, chunk)
+	jobs.SetWalkPage(t, 4) // a sweep of 10: pages of 4, 4 and 2
+	rests := jobs.RecordSweepRests(e.App.Reconciler)
 	for round := 1; round <= n/chunk; round++ {
 		if err := e.App.Reconciler.Once(ctx); err != nil {
 			t.Fatal(err)
@@ -50,6 +52,10 @@ func TestReconcilerSweepsTheBacklogInBoundedRounds(t *testing.T) {
 		parked := parkedIn(t, e, keys)
 		if want := int64(round * chunk); parked != want {
 			t.Fatalf("after round %d: %d tasks parked again, want %d", round, parked, want)
+		}
+		// A rest after each page but the last, as long as the page took.
+		if got := rests(); len(got) != 2*round || got[len(got)-1] <= 0 || got[len(got)-2] <= 0 {
+			t.Fatalf("after round %d the sweep rested %v, want twice a round, each as long as a page took", round, got)
 		}
 	}
 }

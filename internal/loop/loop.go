@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Loop runs one function in a goroutine of its own. The zero Loop is
@@ -62,4 +63,16 @@ func (l *Loop) Stop(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+// Sleep waits d, or until ctx ends (its error).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/ent/task"
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/loop"
 )
 
 // backlogTTL bounds how long a pending-task count read from the database
@@ -68,7 +69,7 @@ type backlog struct {
 }
 
 func newBacklog(db *ent.Client, bg *background, log *slog.Logger) *backlog {
-	return &backlog{db: db, bg: bg, log: log, m: map[int]*backlogCount{}, rest: rest}
+	return &backlog{db: db, bg: bg, log: log, m: map[int]*backlogCount{}, rest: loop.Sleep}
 }
 
 // pending returns the (recent) number of pending tasks for key. A count
@@ -214,18 +215,6 @@ func (b *backlog) readSliced(ctx context.Context, key int) (int, error) {
 	}
 	b.m[key] = &counted
 	return counted.n + counted.added, nil
-}
-
-// rest waits d, or until ctx ends.
-func rest(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // reserve counts tasks this process is about to insert.

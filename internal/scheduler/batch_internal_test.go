@@ -14,6 +14,7 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 	"github.com/llmsched/llm-scheduler/internal/events"
+	"github.com/llmsched/llm-scheduler/internal/loop"
 	"github.com/llmsched/llm-scheduler/internal/store"
 )
 
@@ -560,7 +561,7 @@ func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
 				b.mu.Lock()
 				rested += d
 				b.mu.Unlock()
-				return rest(ctx, d)
+				return loop.Sleep(ctx, d)
 			}
 			if n, _ := b.pending(ctx, tc.key, fitsAll); n != 105 {
 				t.Fatalf("count past its refresh time = %d, want the cached 105 at once", n)
@@ -590,7 +591,7 @@ func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
 	var once sync.Once
 	b.rest = func(ctx context.Context, d time.Duration) error {
 		once.Do(func() { b.reserve(f.model.ID, 4) })
-		return rest(ctx, d)
+		return loop.Sleep(ctx, d)
 	}
 	if n, err := b.readSliced(ctx, 0); err != nil || n != 9+4 {
 		t.Fatalf("sliced count with 4 accepted meanwhile = %d (err %v), want 13 (9 counted, 4 carried over)", n, err)
