@@ -32,8 +32,8 @@ import (
 
 // backlogSnapshot is one round of measurements.
 type backlogSnapshot struct {
-	intake       float64 // tasks accepted/s
-	pickup       latencies
+	intake       float64     // tasks accepted/s
+	pickups      []latencies // one per rep (--reps)
 	rss          int64
 	redisBytes   int64
 	dbBytes      int64
@@ -209,8 +209,15 @@ func (b *backlogRun) measure(ctx context.Context, label string) (*backlogSnapsho
 	if err := b.sqlDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM tasks WHERE status = 'pending'").Scan(&snap.pendingTasks); err != nil {
 		return nil, err
 	}
-	if snap.pickup, err = idlePickup(ctx, b.col, b.c, b.probe, b.o.IdleSamples); err != nil {
-		return nil, err
+	// Pickup in reps of IdleSamples: the p99 of 200 is its second or
+	// third slowest sample, and a single set passes or fails by luck on a
+	// shared host; the target is judged on the median of the reps.
+	for range max(b.o.Reps, 1) {
+		lat, err := idlePickup(ctx, b.col, b.c, b.probe, b.o.IdleSamples)
+		if err != nil {
+			return nil, err
+		}
+		snap.pickups = append(snap.pickups, lat)
 	}
 	for _, pg := range backlogPages {
 		// The first read is timed on its own: it may have to count the
@@ -249,7 +256,9 @@ func (b *backlogRun) measure(ctx context.Context, label string) (*backlogSnapsho
 func backlogRows(rep *report, l string, s *backlogSnapshot) {
 	rep.row(l, "pending tasks", strconv.Itoa(s.pendingTasks))
 	rep.row(l, "batch intake (20 x createTasks x1000)", fmt.Sprintf("%.0f tasks/s", s.intake))
-	rep.row(l, "idle pickup (own model)", s.pickup.summary())
+	for i, lat := range s.pickups {
+		rep.row(l, fmt.Sprintf("idle pickup (own model), rep %d", i+1), lat.summary())
+	}
 	rep.row(l, "scheduler RSS", fmt.Sprintf("%.0f MB", mb(s.rss)))
 	rep.row(l, "Redis (every key of the bench's db)", fmt.Sprintf("%.1f MB", mb(s.redisBytes)))
 	rep.row(l, "MySQL tasks table (data + indexes)", fmt.Sprintf("%.1f MB", mb(s.dbBytes)))
@@ -274,10 +283,17 @@ func backlogTargets(rep *report, empty, full *backlogSnapshot) {
 	}
 	in := ratio(empty.intake, full.intake)
 	rep.target("backlog: intake within 1.5x of empty", fmt.Sprintf("%.0f vs %.0f tasks/s (%.2fx slower)", full.intake, empty.intake, in), in <= 1.5)
-	p50 := ratio(float64(full.pickup.pct(50)), float64(empty.pickup.pct(50)))
-	p99 := ratio(float64(full.pickup.pct(99)), float64(empty.pickup.pct(99)))
-	rep.target("backlog: pickup within 1.5x of empty", fmt.Sprintf("p50 %s vs %s (%.2fx), p99 %s vs %s (%.2fx)",
-		ms(full.pickup.pct(50)), ms(empty.pickup.pct(50)), p50, ms(full.pickup.pct(99)), ms(empty.pickup.pct(99)), p99), p50 <= 1.5 && p99 <= 1.5)
+	// Rep i of the full queue against rep i of the empty one; judged on
+	// the median of those ratios.
+	var p50s, p99s []float64
+	for i := range min(len(full.pickups), len(empty.pickups)) {
+		f, e := full.pickups[i], empty.pickups[i]
+		p50s = append(p50s, ratio(float64(f.pct(50)), float64(e.pct(50))))
+		p99s = append(p99s, ratio(float64(f.pct(99)), float64(e.pct(99))))
+	}
+	p50, p99 := median(p50s), median(p99s)
+	rep.target("backlog: pickup within 1.5x of empty (median of reps)", fmt.Sprintf("p50 %.2fx (%s), p99 %.2fx (%s)",
+		p50, ratios(p50s), p99, ratios(p99s)), len(p99s) > 0 && p50 <= 1.5 && p99 <= 1.5)
 	mem := ratio(float64(full.rss), float64(empty.rss))
 	rep.target("backlog: scheduler RSS within 1.5x of empty", fmt.Sprintf("%.0f vs %.0f MB (%.2fx)", mb(full.rss), mb(empty.rss), mem), mem <= 1.5)
 	for _, name := range full.pageOrder {
