@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -288,14 +287,8 @@ func claimCluster(t testing.TB, addrs []string) redis.UniversalClient {
 }
 
 func dropDatabase(t testing.TB, cfg config.Database) {
-	db, err := sql.Open("mysql", store.MySQLDSN(cfg, ""))
-	if err != nil {
+	if err := store.DropMySQLDatabase(context.Background(), cfg); err != nil {
 		t.Errorf("drop test database: %v", err)
-		return
-	}
-	defer db.Close()
-	if _, err := db.Exec("DROP DATABASE IF EXISTS `" + cfg.Database + "`"); err != nil {
-		t.Errorf("drop test database %s: %v", cfg.Database, err)
 	}
 }
 

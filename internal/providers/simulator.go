@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/loop"
 )
 
 func init() { Register(domain.ModelSimulator, NewSimulator) }
@@ -116,14 +117,7 @@ func (s *Simulator) wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return loop.Sleep(ctx, d)
 }
 
 // Generate streams OutputTokens words at TokensPerSecond after LatencyMS.

@@ -1,8 +1,8 @@
 package scheduler
 
 import (
+	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -37,14 +37,8 @@ func testDatabase(t *testing.T, cfg config.Database) config.Database {
 	cfg.Password = os.Getenv("TEST_MYSQL_PASSWORD")
 	cfg.Database = "llmsched_test_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		db, err := sql.Open("mysql", store.MySQLDSN(cfg, ""))
-		if err != nil {
+		if err := store.DropMySQLDatabase(context.Background(), cfg); err != nil {
 			t.Errorf("drop test database: %v", err)
-			return
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP DATABASE IF EXISTS `" + cfg.Database + "`"); err != nil {
-			t.Errorf("drop test database %s: %v", cfg.Database, err)
 		}
 	})
 	return cfg

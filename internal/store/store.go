@@ -114,6 +114,20 @@ func ensureMySQLDatabase(ctx context.Context, cfg config.Database) error {
 	return nil
 }
 
+// DropMySQLDatabase drops database cfg.Database on the MySQL server of
+// cfg, if it exists (for tests and benches that made it).
+func DropMySQLDatabase(ctx context.Context, cfg config.Database) error {
+	db, err := sql.Open("mysql", MySQLDSN(cfg, ""))
+	if err != nil {
+		return fmt.Errorf("open mysql: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+cfg.Database+"`"); err != nil {
+		return fmt.Errorf("drop database %s: %w", cfg.Database, err)
+	}
+	return nil
+}
+
 // Migrate brings the schema up to date. It only adds; it never drops.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.Client.Schema.Create(ctx); err != nil {
