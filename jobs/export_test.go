@@ -91,12 +91,12 @@ func CountRequestBuilds(t testing.TB) (builds func(taskID int) int) {
 func RecordSweepRests(r *Reconciler) (rests func() []time.Duration) {
 	var mu sync.Mutex
 	var got []time.Duration
-	real := r.rest
+	inner := r.rest
 	r.rest = func(ctx context.Context, d time.Duration) error {
 		mu.Lock()
 		got = append(got, d)
 		mu.Unlock()
-		return real(ctx, d)
+		return inner(ctx, d)
 	}
 	return func() []time.Duration {
 		mu.Lock()
