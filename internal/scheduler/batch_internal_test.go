@@ -520,6 +520,11 @@ func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A model with no pending task is not counted at all.
+	if _, err := f.svc.CreateModel(ctx, NewModel{Name: "idle", Type: "simulator", MaxWorkers: &workers,
+		Config: map[string]any{"latency_ms": 0}}); err != nil {
+		t.Fatal(err)
+	}
 	ts := f.tasks(t, 8) // 8 pending on f.model: slices of 3, 3, then 2
 	for range 2 {       // 2 pending on the other model: one short slice
 		if _, err := f.svc.CreateTask(ctx, NewTask{ModelID: other.ID, Type: "text-generation", Input: "hi"}); err != nil {
@@ -547,8 +552,8 @@ func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
 		// 7 pending: a full slice (3), a full slice (3), then a short
 		// one (1: a probe and a COUNT).
 		{name: "one model", key: f.model.ID, want: 7, wantStatements: 4},
-		// Both models (and no other): 7 + 2, the second model in one
-		// short slice (a probe and a COUNT).
+		// Both models with pending tasks (not the idle one): 7 + 2,
+		// the second model in one short slice (a probe and a COUNT).
 		{name: "in total", key: 0, want: 9, wantStatements: 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
