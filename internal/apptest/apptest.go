@@ -41,8 +41,8 @@ import (
 
 	"github.com/llmsched/llm-scheduler/internal/app"
 	"github.com/llmsched/llm-scheduler/internal/config"
+	"github.com/llmsched/llm-scheduler/internal/mysqltest"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
-	"github.com/llmsched/llm-scheduler/internal/store"
 	"github.com/llmsched/llm-scheduler/server"
 )
 
@@ -125,16 +125,10 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 	sh := &Shared{Config: &cfg}
 	switch Backend() {
 	case "mysql":
-		cfg.Database.Driver = "mysql"
-		cfg.Database.Host = getenv("TEST_MYSQL_HOST", "127.0.0.1")
-		cfg.Database.Port, _ = strconv.Atoi(getenv("TEST_MYSQL_PORT", "3306"))
-		cfg.Database.Username = getenv("TEST_MYSQL_USER", "root")
-		cfg.Database.Password = os.Getenv("TEST_MYSQL_PASSWORD")
-		cfg.Database.Database = "llmsched_test_" + randomHex(6)
+		cfg.Database = mysqltest.Shared(t, cfg.Database)
 		cfg.Database.AutoMigrate = true
 		// As in production: provider secrets sealed at rest.
 		cfg.Auth.EncryptionKey = secrets.GenerateKey()
-		t.Cleanup(func() { dropDatabase(t, cfg.Database) })
 		switch {
 		case os.Getenv("TEST_REDIS_CLUSTER") != "":
 			cfg.Redis.ClusterAddrs = strings.Split(os.Getenv("TEST_REDIS_CLUSTER"), ",")
@@ -284,12 +278,6 @@ func claimCluster(t testing.TB, addrs []string) redis.UniversalClient {
 		}
 	})
 	return c
-}
-
-func dropDatabase(t testing.TB, cfg config.Database) {
-	if err := store.DropMySQLDatabase(context.Background(), cfg); err != nil {
-		t.Errorf("drop test database: %v", err)
-	}
 }
 
 func randomHex(n int) string {

@@ -544,10 +544,9 @@ func TestCostlyBacklogCountIsRefreshedInSlices(t *testing.T) {
 		return c
 	}
 	for _, tc := range []struct {
-		name             string
-		key, want        int
-		wantStatements   int
-		wantAddedCarried int
+		name           string
+		key, want      int
+		wantStatements int
 	}{
 		// 7 pending: a full slice (3), a full slice (3), then a short
 		// one (1: a probe and a COUNT).
