@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, role Role, log *slog.Logger) (
 	a.Dispatcher = jobs.NewDispatcher(br, cfg.Queue.LeaseTTL.D(), jobs.OrderOf(cfg.Queue), log)
 	a.closers = append(a.closers, a.Dispatcher.Close)
 	a.Service = scheduler.New(scheduler.Options{
-		DB: st.Client, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,
+		DB: st.Client, MultiDB: st.Multi, DBPing: st.Ping, Dispatcher: a.Dispatcher, Bus: a.Bus,
 		Config: cfg, Logger: log, Workers: a.Dispatcher.WorkerCount,
 	})
 	a.Reconciler = jobs.NewReconciler(st.Client, a.Service.Lifecycle, a.Dispatcher, br.Prefix,

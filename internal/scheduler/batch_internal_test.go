@@ -80,6 +80,7 @@ type fixture struct {
 	disp  *recDispatcher
 	bus   *recBus
 	model *ent.Model
+	db    config.Database
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -95,8 +96,8 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{disp: &recDispatcher{}, bus: &recBus{}}
-	f.svc = New(Options{DB: st.Client, Dispatcher: f.disp, Bus: f.bus, Config: &cfg,
+	f := &fixture{disp: &recDispatcher{}, bus: &recBus{}, db: cfg.Database}
+	f.svc = New(Options{DB: st.Client, MultiDB: st.Multi, Dispatcher: f.disp, Bus: f.bus, Config: &cfg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	workers := 10
 	f.model, err = f.svc.CreateModel(ctx, NewModel{Name: "m", Type: "simulator", MaxWorkers: &workers,

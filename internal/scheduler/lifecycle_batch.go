@@ -33,12 +33,13 @@ type started struct {
 func (s *Lifecycle) startTasks(ctx context.Context, reqs []startReq) []result[started] {
 	now := s.now()
 	var atts []*ent.Attempt
-	err := s.m.withTx(ctx, func(tx *ent.Tx) error {
+	err := s.m.hotTx(ctx, func(c *ent.Client, w *trip) error {
 		fences := make([]predicate.Task, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
 		}
-		n, err := tx.Task.Update().Where(task.Or(fences...)).
+		w.rows(len(reqs))
+		n, err := c.Task.Update().Where(task.Or(fences...)).
 			SetStatus(domain.StatusRunning).AddAttempts(1).SetStartedAt(now).
 			ClearNextAttemptAt().ClearFinishedAt().Save(ctx)
 		if err != nil {
@@ -49,11 +50,17 @@ func (s *Lifecycle) startTasks(ctx context.Context, reqs []startReq) []result[st
 		}
 		creates := make([]*ent.AttemptCreate, len(reqs))
 		for i, r := range reqs {
-			creates[i] = tx.Attempt.Create().SetTaskID(r.t.ID).SetNumber(r.t.Attempts + 1).SetModelID(r.modelID).
+			creates[i] = c.Attempt.Create().SetTaskID(r.t.ID).SetNumber(r.t.Attempts + 1).SetModelID(r.modelID).
 				SetStatus(domain.AttemptRunning).SetWorker(r.worker).SetStartedAt(now).
 				SetCaller(r.t.Caller).SetNillableAPIKeyID(r.t.APIKeyID)
 		}
-		atts, err = tx.Attempt.CreateBulk(creates...).Save(ctx)
+		w.rows(len(reqs))
+		atts, err = c.Attempt.CreateBulk(creates...).Save(ctx)
+		w.inserted(func(first int) {
+			for i, a := range atts {
+				a.ID = first + i
+			}
+		})
 		return err
 	})
 	res := make([]result[started], len(reqs))
@@ -88,18 +95,27 @@ type completeReq struct {
 // (completeAttempt), which also recognises a retried write of its own.
 func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []result[struct{}] {
 	now := s.now()
-	err := s.m.withTx(ctx, func(tx *ent.Tx) error {
+	var hooks []int
+	for _, r := range reqs {
+		if needsWebhook(r.t, domain.StatusCompleted) {
+			hooks = append(hooks, r.t.ID)
+		}
+	}
+	// A webhook's delivery is built from the row as completed: a read in
+	// the transaction, which only a plain one can answer.
+	tx := s.m.hotTx
+	if len(hooks) > 0 {
+		tx = s.m.plainTx
+	}
+	err := tx(ctx, func(c *ent.Client, w *trip) error {
 		fences := make([]predicate.Task, len(reqs))
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
 		cost := make([]any, len(reqs))
-		var estTasks, estAtts, hooks []int
+		var estTasks, estAtts []int
 		sources, finishes := make([]any, len(reqs)), make([]any, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
-			if needsWebhook(r.t, domain.StatusCompleted) {
-				hooks = append(hooks, r.t.ID)
-			}
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
 			outputs[i], prompt[i], completion[i] = r.o.Output, r.o.PromptTokens, r.o.CompletionTokens
 			total[i], cost[i] = r.o.PromptTokens+r.o.CompletionTokens, r.o.Cost
@@ -108,7 +124,8 @@ func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []res
 			}
 			sources[i], finishes[i] = r.o.TokenSource, r.o.FinishReason
 		}
-		n, err := tx.Task.Update().Where(task.Or(fences...)).
+		w.rows(len(reqs))
+		n, err := c.Task.Update().Where(task.Or(fences...)).
 			SetStatus(domain.StatusCompleted).SetFinishedAt(now).ClearError().
 			Modify(func(u *entsql.UpdateBuilder) {
 				u.Set(task.FieldOutput, byID(taskIDs, outputs, ""))
@@ -124,7 +141,7 @@ func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []res
 		if n != len(reqs) {
 			return errPartial
 		}
-		if err := tx.Attempt.Update().Where(attempt.IDIn(attIDs...)).
+		if err := c.Attempt.Update().Where(attempt.IDIn(attIDs...)).
 			SetStatus(domain.AttemptSucceeded).SetFinishedAt(now).
 			Modify(func(u *entsql.UpdateBuilder) {
 				u.Set(attempt.FieldPromptTokens, byID(attIDs, prompt, ""))
@@ -135,16 +152,16 @@ func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []res
 			}).Exec(ctx); err != nil {
 			return err
 		}
-		if err := s.m.addDeliveries(ctx, tx.Client(), hooks); err != nil {
+		if err := s.m.addDeliveries(ctx, c, hooks); err != nil {
 			return err
 		}
 		if len(estTasks) == 0 {
 			return nil
 		}
-		if err := tx.Task.Update().Where(task.IDIn(estTasks...)).SetCostEstimated(true).Exec(ctx); err != nil {
+		if err := c.Task.Update().Where(task.IDIn(estTasks...)).SetCostEstimated(true).Exec(ctx); err != nil {
 			return err
 		}
-		return tx.Attempt.Update().Where(attempt.IDIn(estAtts...)).SetCostEstimated(true).Exec(ctx)
+		return c.Attempt.Update().Where(attempt.IDIn(estAtts...)).SetCostEstimated(true).Exec(ctx)
 	})
 	res := make([]result[struct{}], len(reqs))
 	switch {

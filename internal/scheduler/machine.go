@@ -29,6 +29,8 @@ type machine struct {
 	fresh *fresh
 	// reads batches single-task reads by id (group.go).
 	reads *group[int, *ent.Task]
+	// multi sends hot transactions in one packet (trip.go); nil: plain.
+	multi *multiPool
 	// hookMaxAge is how long a webhook delivery is tried (webhooks.max_age).
 	hookMaxAge time.Duration
 	// onWebhook learns of deliveries this process wrote (Service.OnWebhook).

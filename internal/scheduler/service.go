@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 
 	"github.com/llmsched/llm-scheduler/ent"
@@ -28,7 +29,11 @@ type Service struct {
 
 // Options are the dependencies of a Service.
 type Options struct {
-	DB         *ent.Client
+	DB *ent.Client
+	// MultiDB, on MySQL, is a pool whose connections accept several
+	// statements per packet (store.Store.Multi): the hot transactions
+	// then take two round trips each (trip.go). Nil: plain transactions.
+	MultiDB    *sql.DB
 	DBPing     func(ctx context.Context) error
 	Dispatcher Dispatcher
 	Bus        Publisher
@@ -46,6 +51,9 @@ func New(o Options) *Service {
 	}
 	bg := newBackground()
 	m := newMachine(o.DB, o.Bus, log, o.Config.Webhooks.MaxAge.D(), bg)
+	if o.MultiDB != nil {
+		m.multi = &multiPool{db: o.MultiDB}
+	}
 	models := newModelCache(bg)
 	counts := newTaskCounts(o.DB, bg, log)
 	usage := usageReader{db: o.DB, now: m.now}

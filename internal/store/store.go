@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +26,18 @@ type Store struct {
 	Client  *ent.Client
 	DB      *sql.DB
 	Dialect string
+	// Multi (MySQL only, else nil) is a small pool of connections that
+	// accept several statements per packet (multiStatements), for the
+	// scheduler's hot transactions in one round trip
+	// (scheduler.Options.MultiDB). It is kept apart from DB so that no
+	// other query can ever run more than one statement.
+	Multi *sql.DB
 }
+
+// multiConns bounds Store.Multi: the hot transactions run in two groups
+// of one flush each (starts, completions), plus room for a flush
+// retried while the connection of the last one is being closed.
+const multiConns = 4
 
 // Open connects to the configured database. For MySQL it creates the
 // database if it does not exist yet. It does not migrate; call Migrate.
@@ -68,7 +80,14 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("connect to mysql %s:%d: %w", cfg.Host, cfg.Port, err)
 		}
-		return wrap(db, dialect.MySQL), nil
+		multi, err := openMulti(ctx, cfg)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		st := wrap(db, dialect.MySQL)
+		st.Multi = multi
+		return st, nil
 	}
 	return nil, fmt.Errorf("database.driver must be mysql or sqlite, got %q", cfg.Driver)
 }
@@ -76,6 +95,28 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 func wrap(db *sql.DB, name string) *Store {
 	drv := entsql.OpenDB(name, db)
 	return &Store{Client: ent.NewClient(ent.Driver(drv)), DB: db, Dialect: name}
+}
+
+// openMulti opens Store.Multi.
+func openMulti(ctx context.Context, cfg config.Database) (*sql.DB, error) {
+	mc, err := mysql.ParseDSN(MySQLDSN(cfg, cfg.Database))
+	if err != nil {
+		return nil, fmt.Errorf("mysql dsn: %w", err)
+	}
+	mc.MultiStatements = true
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql (multi-statement pool): %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(multiConns)
+	db.SetMaxIdleConns(multiConns)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("connect to mysql %s:%d (multi-statement pool): %w", cfg.Host, cfg.Port, err)
+	}
+	return db, nil
 }
 
 // MySQLDSN builds a go-sql-driver DSN for database name ("" for none).
@@ -139,8 +180,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
-// Close closes the client and the pool.
-func (s *Store) Close() error { return s.Client.Close() }
+// Close closes the client and the pools.
+func (s *Store) Close() error {
+	err := s.Client.Close()
+	if s.Multi != nil {
+		err = errors.Join(err, s.Multi.Close())
+	}
+	return err
+}
 
 // ownerOnly creates the SQLite file readable by its owner only (mode 0600;
 // SQLite gives its -wal and -shm files the same mode), and tightens an
