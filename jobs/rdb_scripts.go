@@ -37,7 +37,8 @@ import (
 // is missing (see Slots.grantable and markScript); the script then
 // returns a last element 1 (unmarked). The prologue drops expired leases.
 // park puts a task in the parked queue, head or tail (see headSize);
-// unpark takes it out; tag gives a new task its fair-share score, served
+// unpark takes it out; refill moves the tail's first tasks into an empty
+// head; tag gives a new task its fair-share score, served
 // moves its band's clock (see fairShare). fill hands free slots to the
 // next parked tasks, unless the model's dispatch is backing off (pop: the
 // queue's first; popWeighted: the first of a band chosen by smooth
@@ -69,8 +70,19 @@ local function unpark(id)
   redis.call('ZREM', head, id)
   redis.call('ZREM', parked, id)
 end
+-- refill moves the tail's first tasks into an empty head. Hand-offs drain
+-- the head; while it is empty every look at the queue (where a new task
+-- goes, whether a band is empty) has to read the tail, and on the embedded
+-- Redis each of those sorts the whole backlog. Refilled, the tail is read
+-- once per headSize hand-offs.
+local function refill()
+  if redis.call('ZCARD', head) > 0 then return end
+  local chunk = redis.call('ZPOPMIN', parked, headSize)
+  for i = 1, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
+end
 local function park(id, score)
   unpark(id)
+  refill()
   local toHead = redis.call('ZCARD', parked) == 0
   if not toHead then
     local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
@@ -90,6 +102,7 @@ local function num(x) return string.format('%.17g', x) end
 -- bandEmpty: no task of band b is parked. Every head task ranks before
 -- every tail task, so the tail is read only when the head cannot tell.
 local function bandEmpty(b)
+  refill()
   local lo, hi = string.format('%.0f', b * band), string.format('(%.0f', (b + 1) * band)
   if redis.call('ZCOUNT', head, lo, hi) > 0 then return false end
   local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')

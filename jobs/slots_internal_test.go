@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"slices"
 	"testing"
@@ -357,4 +359,73 @@ func TestWeightedOrderInsideAModel(t *testing.T) {
 			t.Fatalf("strict order handed out\n%v\nwant\n%v", got, want)
 		}
 	})
+}
+
+// TestDrainedHeadIsRefilledBeforeTheTailIsRead: hand-offs that drain the
+// head of a parked queue leave the rest in the tail; the next task parked
+// behind them refills the head first, so looks at the queue read the head
+// (on the embedded Redis a read of the tail sorts the whole backlog), and
+// slots still go out in order.
+func TestDrainedHeadIsRefilledBeforeTheTailIsRead(t *testing.T) {
+	for name, rdb := range heldClients(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := make([]byte, 6)
+			_, _ = rand.Read(b)
+			s := &Slots{rdb: rdb, prefix: "refilltest:" + hex.EncodeToString(b), ttl: time.Minute}
+			const model = 1
+			k := s.keys(model)
+			t.Cleanup(func() { _ = rdb.Del(context.Background(), k...).Err() })
+			// One slot: all park (head full, 9 in the tail), then task 1
+			// takes the slot.
+			var items []admitItem
+			for id := 1; id <= headSize+9; id++ {
+				items = append(items, admitItem{ID: id, Priority: 2})
+			}
+			if _, granted, err := s.Admit(ctx, model, 1, items); err != nil || len(granted) != 1 {
+				t.Fatalf("admit: granted %v, err %v", granted, err)
+			}
+			// The head's other headSize-1 tasks are handed the slot one
+			// after another: the head is drained, the tail keeps 9.
+			var got []int
+			cur := 1
+			for range headSize - 1 {
+				next, err := s.Release(ctx, model, 1, cur, 0)
+				if err != nil || len(next) != 1 {
+					t.Fatalf("release %d: next %v, err %v", cur, next, err)
+				}
+				got = append(got, cur)
+				cur = next[0].TaskID
+			}
+			if h, p := rdb.ZCard(ctx, k[3]).Val(), rdb.ZCard(ctx, k[0]).Val(); h != 0 || p != 9 {
+				t.Fatalf("after draining: head %d, tail %d; want 0 and 9", h, p)
+			}
+			late := admitItem{ID: 1000, Priority: 2}
+			if _, _, err := s.Admit(ctx, model, 1, []admitItem{late}); err != nil {
+				t.Fatal(err)
+			}
+			if h, p := rdb.ZCard(ctx, k[3]).Val(), rdb.ZCard(ctx, k[0]).Val(); h != 10 || p != 0 {
+				t.Fatalf("after parking one more: head %d, tail %d; want the head refilled (10 and 0)", h, p)
+			}
+			for {
+				next, err := s.Release(ctx, model, 1, cur, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, cur)
+				if len(next) == 0 {
+					break
+				}
+				cur = next[0].TaskID
+			}
+			want := make([]int, 0, len(items)+1)
+			for _, it := range items {
+				want = append(want, it.ID)
+			}
+			want = append(want, late.ID)
+			if !slices.Equal(got, want) {
+				t.Fatalf("slots went to\n%v\nwant\n%v", got, want)
+			}
+		})
+	}
 }
