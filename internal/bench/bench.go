@@ -47,6 +47,11 @@ type Options struct {
 	Reps int
 	// Quick shrinks everything to finish in under a minute.
 	Quick bool
+	// LimitsWindow is how long each of the machine-limit measurements of a
+	// rep runs (limits.go), and LimitsPings how many Redis round trips it
+	// times.
+	LimitsWindow time.Duration
+	LimitsPings  int
 	// ConfigPath is --config, passed on to the scheduler child.
 	ConfigPath string
 	// DBName is the MySQL database the bench owns (dropped and recreated).
@@ -113,7 +118,11 @@ func (o *Options) Defaults() {
 		o.IdleCPUWindow = orD(o.IdleCPUWindow, 3*time.Second)
 		o.ModerateWindow = orD(o.ModerateWindow, 2*time.Second)
 		o.Reps = or(o.Reps, 1)
+		o.LimitsWindow = orD(o.LimitsWindow, 200*time.Millisecond)
+		o.LimitsPings = or(o.LimitsPings, 200)
 	}
+	o.LimitsWindow = orD(o.LimitsWindow, time.Second)
+	o.LimitsPings = or(o.LimitsPings, 1000)
 	o.IdleCPUWindow = orD(o.IdleCPUWindow, 30*time.Second)
 	o.ModerateWindow = orD(o.ModerateWindow, 10*time.Second)
 	o.Reps = or(o.Reps, 3)

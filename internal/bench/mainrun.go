@@ -78,6 +78,13 @@ func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report
 	sqlDB.SetMaxOpenConns(cfg.Database.MaxOpenConns)
 	sqlDB.SetMaxIdleConns(cfg.Database.MaxOpenConns)
 
+	progress("%smachine limits: Redis round trip, MySQL single-row INSERT and UPDATE", label)
+	lim, err := measureLimits(ctx, sqlDB, "mysql", claim, o.LimitsPings, o.Submitters, o.LimitsWindow)
+	if err != nil {
+		return figures{}, err
+	}
+	lim.rows(rep, label+"machine limits (nothing of ours)", "MySQL")
+
 	progress("%sbaseline: raw asynq, %d tasks, %d submitters", label, o.Tasks, o.Submitters)
 	bl := &baseline{db: sqlDB, rdb: claim, dialect: "mysql", concurrency: cfg.Worker.MaxWorkers, poll: cfg.Queue.PollInterval.D()}
 	base, err := bl.run(ctx, o.Tasks, o.Submitters)
@@ -107,7 +114,7 @@ func runEmbedded(ctx context.Context, cfg *config.Config, o Options, rep *report
 		return figures{}, err
 	}
 	progress("%sbaseline: raw asynq on miniredis + SQLite, %d tasks, %d submitters", label, o.Tasks, o.Submitters)
-	base, err := embeddedBaseline(ctx, cfg, o, dir)
+	base, err := embeddedBaseline(ctx, cfg, o, dir, func(l limits) { l.rows(rep, label+"embedded machine limits (nothing of ours)", "SQLite") })
 	if err != nil {
 		return figures{}, err
 	}
@@ -124,8 +131,9 @@ func runEmbedded(ctx context.Context, cfg *config.Config, o Options, rep *report
 	return ph.run(ctx, base.rate(), false)
 }
 
-// embeddedBaseline runs the baseline on a fresh miniredis and SQLite file.
-func embeddedBaseline(ctx context.Context, cfg *config.Config, o Options, dir string) (e2eResult, error) {
+// embeddedBaseline runs the baseline on a fresh miniredis and SQLite file,
+// after measuring the limits of the two (handed to limitsOf).
+func embeddedBaseline(ctx context.Context, cfg *config.Config, o Options, dir string, limitsOf func(limits)) (e2eResult, error) {
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
 		return e2eResult{}, err
@@ -138,6 +146,11 @@ func embeddedBaseline(ctx context.Context, cfg *config.Config, o Options, dir st
 		return e2eResult{}, err
 	}
 	defer sqlDB.Close()
+	lim, err := measureLimits(ctx, sqlDB, "sqlite", rdb, o.LimitsPings, o.Submitters, o.LimitsWindow)
+	if err != nil {
+		return e2eResult{}, err
+	}
+	limitsOf(lim)
 	bl := &baseline{db: sqlDB, rdb: rdb, dialect: "sqlite", concurrency: cfg.Worker.MaxWorkers, poll: cfg.Queue.PollInterval.D()}
 	return bl.run(ctx, o.Tasks, o.Submitters)
 }
