@@ -293,6 +293,19 @@ func (g *idleGate) touch(qname string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
+	if !now.Before(g.busyUntil) && !g.armedAt.IsZero() {
+		// Quiet, and no wake-up since the wake key was set: a queue found
+		// empty since then is still empty but for what this process puts
+		// there (a grant elsewhere takes the key and wakes us). The
+		// released poller goes straight to q instead of asking Redis about
+		// each queue before it again: at idle that was one more script
+		// call on every pickup.
+		for _, other := range g.queues {
+			if at, ok := g.emptyAt[other]; ok && other != q && !at.Before(g.armedAt) {
+				g.emptyAt[other] = now
+			}
+		}
+	}
 	delete(g.emptyAt, q)
 	g.touchedAt[q] = now
 	if !now.Before(g.busyUntil) {

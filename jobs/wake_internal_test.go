@@ -424,3 +424,53 @@ func TestBusyGateHoldsOnlyWhenEveryQueueIsKnownEmpty(t *testing.T) {
 		t.Fatalf("every queue known empty: err %v, holds %d; want one hold", err, g.holds.Load())
 	}
 }
+
+// TestEnqueueHereGoesStraightToItsQueue: a quiet gate whose queues were
+// all found empty since it set the wake key, released by an enqueue in
+// this process, answers the queues before that one locally (they are
+// still empty: a grant elsewhere would have woken it) and asks Redis about
+// the one enqueued into; after a wake-up it asks about every queue.
+func TestEnqueueHereGoesStraightToItsQueue(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	high, medium := rediskeys.AsynqPending("high"), rediskeys.AsynqPending("medium")
+	quiet := func() {
+		t.Helper()
+		// Going quiet: the wake key is set, then each queue is looked at
+		// once and found empty.
+		for _, q := range g.queues {
+			sent := time.Now()
+			if toRedis, _ := g.look(ctx, q); !toRedis {
+				t.Fatalf("going quiet: no look at %s", q)
+			}
+			g.empty(q, sent)
+		}
+		if toRedis, quiet := g.look(ctx, high); toRedis || !quiet {
+			t.Fatalf("not quiet: look = (real %v, quiet %v)", toRedis, quiet)
+		}
+	}
+	quiet()
+	// An idle while: what the gate found is older than its recheck
+	// interval, which alone would send the next look to Redis.
+	time.Sleep(5 * g.recheck)
+	g.touch("medium")
+	if toRedis, _ := g.look(ctx, high); toRedis {
+		t.Fatal("after an enqueue into medium here, the gate asked Redis about high, found empty since it went quiet")
+	}
+	if toRedis, _ := g.look(ctx, medium); !toRedis {
+		t.Fatal("after an enqueue into medium here, the gate did not look at medium")
+	}
+
+	time.Sleep(2 * idleGrace)
+	mr.Del(rediskeys.WakeArmed("gt"))
+	quiet()
+	time.Sleep(5 * g.recheck)
+	g.wake() // a grant elsewhere
+	g.touch("medium")
+	if toRedis, _ := g.look(ctx, high); !toRedis {
+		t.Fatal("after a wake-up, the gate did not look at high")
+	}
+}
