@@ -14,7 +14,7 @@ import (
 	"github.com/llmsched/llm-scheduler/ent"
 )
 
-// Hot transactions in one round trip (MySQL). A batch's start is BEGIN,
+// Hot transactions in two round trips (MySQL). A batch's start is BEGIN,
 // a fenced UPDATE, an INSERT of the attempts and COMMIT; sent one by one
 // that is four round trips, each a write and a read on both sides and a
 // wake-up of the server's connection thread. On a CPU-bound host those,
