@@ -141,20 +141,14 @@ local function front(b)
   return num(b * band + tonum(redis.call('HGET', wrr, 'v' .. b) or '0'))
 end
 local function pop()
-  local top = redis.call('ZPOPMIN', head)
-  if #top > 0 then return top end
-  local chunk = redis.call('ZPOPMIN', parked, headSize)
-  for i = 3, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
-  return {chunk[1], chunk[2]}
+  refill()
+  return redis.call('ZPOPMIN', head)
 end
 -- popWeighted: bands 1, 2, 3 are high, medium, low (score / band). Every
 -- head task ranks before every tail task, so a band after the head's last
 -- task's band can only be in the tail, and the others only in the head.
 local function popWeighted()
-  if redis.call('ZCARD', head) == 0 then
-    local chunk = redis.call('ZPOPMIN', parked, headSize)
-    for i = 1, #chunk, 2 do redis.call('ZADD', head, chunk[i + 1], chunk[i]) end
-  end
+  refill()
   local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
   if #last == 0 then return {} end
   local lastBand = math.floor(tonum(last[2]) / band)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmsched/llm-scheduler/internal/redistest"
 )
 
 // pipelines counts the round trips a client makes: one per command sent on
@@ -47,10 +49,7 @@ func heldClients(t *testing.T) map[string]redis.UniversalClient {
 		"miniredis": redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()}),
 	}
 	if os.Getenv("LLMSCHED_TEST_BACKEND") == "mysql" {
-		addr := os.Getenv("TEST_REDIS_ADDR")
-		if addr == "" {
-			addr = "127.0.0.1:6379"
-		}
+		addr := redistest.SharedAddr()
 		clients["redis RESP3"] = redis.NewClient(&redis.Options{Addr: addr, Protocol: 3})
 		clients["redis RESP2"] = redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
 		if nodes := os.Getenv("TEST_REDIS_CLUSTER"); nodes != "" {
@@ -65,15 +64,19 @@ func heldClients(t *testing.T) map[string]redis.UniversalClient {
 	return clients
 }
 
+// ownSlots is Slots under a random prefix of its own on rdb, a server
+// other tests share: a test deletes the keys it made there, nothing else.
+func ownSlots(rdb redis.UniversalClient, name string) *Slots {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return &Slots{rdb: rdb, prefix: name + ":" + hex.EncodeToString(b), ttl: time.Minute}
+}
+
 func TestHeldReadsEveryModelInOneRoundTrip(t *testing.T) {
 	for name, rdb := range heldClients(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			b := make([]byte, 6)
-			_, _ = rand.Read(b)
-			// A prefix of its own on the shared server; its keys are
-			// deleted at the end, nothing else.
-			s := &Slots{rdb: rdb, prefix: "heldtest:" + hex.EncodeToString(b), ttl: time.Minute}
+			s := ownSlots(rdb, "heldtest")
 			now := float64(s.now())
 			var keys []string
 			zadd := func(key string, score float64, id string) {

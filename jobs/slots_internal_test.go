@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"slices"
 	"testing"
@@ -370,12 +368,14 @@ func TestDrainedHeadIsRefilledBeforeTheTailIsRead(t *testing.T) {
 	for name, rdb := range heldClients(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			b := make([]byte, 6)
-			_, _ = rand.Read(b)
-			s := &Slots{rdb: rdb, prefix: "refilltest:" + hex.EncodeToString(b), ttl: time.Minute}
+			s := ownSlots(rdb, "refilltest")
 			const model = 1
 			k := s.keys(model)
-			t.Cleanup(func() { _ = rdb.Del(context.Background(), k...).Err() })
+			t.Cleanup(func() {
+				if err := rdb.Del(context.Background(), k...).Err(); err != nil {
+					t.Errorf("delete the test's keys: %v", err)
+				}
+			})
 			// One slot: all park (head full, 9 in the tail), then task 1
 			// takes the slot.
 			var items []admitItem

@@ -17,15 +17,26 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/rediskeys"
 )
 
+// testGate is an idle gate on a fresh miniredis, setting the wake key
+// under the prefix "gt", with the given check and recheck intervals.
+func testGate(t *testing.T, check, recheck time.Duration) (*miniredis.Miniredis, *idleGate) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() {
+		if err := rdb.Close(); err != nil {
+			t.Errorf("close redis client: %v", err)
+		}
+	})
+	return mr, newIdleGate(setWakeKey(rdb, "gt"), check, recheck, slog.New(slog.DiscardHandler))
+}
+
 // TestIdleGateLooksOnlyAtChecksAndAfterWakeUps: once quiet, the gate sets
 // the wake key and looks at each queue once; then it answers locally until
 // a check interval has passed or a wake-up arrives.
 func TestIdleGateLooksOnlyAtChecksAndAfterWakeUps(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	const check = 50 * time.Millisecond
-	g := newIdleGate(setWakeKey(rdb, "gt"), check, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	mr, g := testGate(t, check, 4*time.Millisecond)
 	ctx := context.Background()
 	queues := []string{"asynq:{high}:pending", "asynq:{medium}:pending", "asynq:{low}:pending"}
 	round := func() (looked int) {
@@ -188,11 +199,8 @@ func TestIdleCheckFindsWorkWithoutWakeUp(t *testing.T) {
 // empty is answered locally for the recheck interval, unless this process
 // enqueues into it or a wake-up arrives.
 func TestBusyGateSparesEmptyQueues(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	const recheck = 4 * time.Millisecond
-	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, recheck, slog.New(slog.DiscardHandler))
+	_, g := testGate(t, time.Hour, recheck)
 	ctx := context.Background()
 	high, medium := rediskeys.AsynqPending(QueueHigh), rediskeys.AsynqPending(QueueMedium)
 	looks := func(q string) bool {
@@ -241,10 +249,7 @@ func TestBusyGateSparesEmptyQueues(t *testing.T) {
 // poller in the dequeue call for at most quietWait, and a wake-up releases
 // it at once to look.
 func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	_, g := testGate(t, time.Hour, 4*time.Millisecond)
 	ctx := context.Background()
 	start := time.Now()
 	if g.wait(ctx, quietWait) {
@@ -272,10 +277,7 @@ func TestQuietGateHoldsThePollerUntilAWakeUp(t *testing.T) {
 // looked for at once, even by a poller that went quiet after the task's
 // slot script ran (no wake-up comes then: the script found no wake key).
 func TestEnqueueHereReleasesAQuietPoller(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	_, g := testGate(t, time.Hour, 4*time.Millisecond)
 	ctx := context.Background()
 	const q = "asynq:{high}:pending"
 	if toRedis, _ := g.look(ctx, q); !toRedis {
@@ -431,10 +433,7 @@ func TestBusyGateHoldsOnlyWhenEveryQueueIsKnownEmpty(t *testing.T) {
 // still empty: a grant elsewhere would have woken it) and asks Redis about
 // the one enqueued into; after a wake-up it asks about every queue.
 func TestEnqueueHereGoesStraightToItsQueue(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	g := newIdleGate(setWakeKey(rdb, "gt"), time.Hour, 4*time.Millisecond, slog.New(slog.DiscardHandler))
+	mr, g := testGate(t, time.Hour, 4*time.Millisecond)
 	ctx := context.Background()
 	high, medium := rediskeys.AsynqPending("high"), rediskeys.AsynqPending("medium")
 	quiet := func() {

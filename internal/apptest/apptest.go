@@ -42,6 +42,7 @@ import (
 	"github.com/llmsched/llm-scheduler/internal/app"
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/mysqltest"
+	"github.com/llmsched/llm-scheduler/internal/redistest"
 	"github.com/llmsched/llm-scheduler/internal/secrets"
 	"github.com/llmsched/llm-scheduler/server"
 )
@@ -143,7 +144,7 @@ func NewShared(t testing.TB, mutate func(*config.Config)) *Shared {
 				return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: name, SentinelAddrs: cfg.Redis.SentinelAddrs, DB: db})
 			})
 		default:
-			addr := getenv("TEST_REDIS_ADDR", "127.0.0.1:6379")
+			addr := redistest.SharedAddr()
 			host, port, _ := strings.Cut(addr, ":")
 			cfg.Redis.Host = host
 			cfg.Redis.Port, _ = strconv.Atoi(port)

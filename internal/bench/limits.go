@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -39,8 +40,8 @@ const limitsTable = "bench_limits"
 // time) and the database's single-row INSERT and UPDATE by primary key
 // (each for window, from one client and then from clients at once), on a
 // scratch table it drops afterwards.
-func measureLimits(ctx context.Context, db *sql.DB, dialect string, rdb redis.UniversalClient, pings, clients int, window time.Duration) (limits, error) {
-	l := limits{clients: clients}
+func measureLimits(ctx context.Context, db *sql.DB, dialect string, rdb redis.UniversalClient, pings, clients int, window time.Duration) (l limits, err error) {
+	l.clients = clients
 	for range pings {
 		t0 := time.Now()
 		if err := rdb.Ping(ctx).Err(); err != nil {
@@ -59,9 +60,9 @@ func measureLimits(ctx context.Context, db *sql.DB, dialect string, rdb redis.Un
 		return l, fmt.Errorf("limits: create scratch table: %w", err)
 	}
 	defer func() {
-		// Nothing measured depends on it; a table left behind is dropped
-		// by the next run (above) or with the bench's database.
-		_, _ = db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+limitsTable)
+		if _, derr := db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+limitsTable); derr != nil {
+			err = errors.Join(err, fmt.Errorf("limits: drop scratch table: %w", derr))
+		}
 	}()
 	var inserted atomic.Int64
 	insert := func(ctx context.Context) error {
@@ -78,7 +79,6 @@ func measureLimits(ctx context.Context, db *sql.DB, dialect string, rdb redis.Un
 		_, err := db.ExecContext(ctx, "UPDATE "+limitsTable+" SET v = ?, n = n + 1 WHERE id = ?", "running", id)
 		return err
 	}
-	var err error
 	if l.insert1, err = statementRate(ctx, 1, window, insert); err != nil {
 		return l, fmt.Errorf("limits: insert: %w", err)
 	}

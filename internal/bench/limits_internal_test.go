@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/mysqltest"
+	"github.com/llmsched/llm-scheduler/internal/redistest"
 	"github.com/llmsched/llm-scheduler/internal/store"
 )
 
@@ -32,11 +33,7 @@ func TestMachineLimitsMeasureTheServersAlone(t *testing.T) {
 		if st, err = store.Open(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
-		addr := os.Getenv("TEST_REDIS_ADDR")
-		if addr == "" {
-			addr = "127.0.0.1:6379"
-		}
-		rdb = redis.NewClient(&redis.Options{Addr: addr})
+		rdb = redis.NewClient(&redis.Options{Addr: redistest.SharedAddr()})
 	} else {
 		cfg := config.Defaults(true).Database
 		cfg.SQLitePath = filepath.Join(t.TempDir(), "limits.db")

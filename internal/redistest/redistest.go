@@ -24,6 +24,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// SharedAddr is the Redis server the test suites share:
+// TEST_REDIS_ADDR, else 127.0.0.1:6379. A test on it keeps to a database
+// number or a key prefix of its own.
+func SharedAddr() string {
+	if addr := os.Getenv("TEST_REDIS_ADDR"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:6379"
+}
+
 // PortBase is where port allocation starts.
 const PortBase = 64700
 

@@ -95,27 +95,18 @@ type completeReq struct {
 // (completeAttempt), which also recognises a retried write of its own.
 func (s *Lifecycle) completeTasks(ctx context.Context, reqs []completeReq) []result[struct{}] {
 	now := s.now()
-	var hooks []int
-	for _, r := range reqs {
-		if needsWebhook(r.t, domain.StatusCompleted) {
-			hooks = append(hooks, r.t.ID)
-		}
-	}
-	// A webhook's delivery is built from the row as completed: a read in
-	// the transaction, which only a plain one can answer.
-	tx := s.m.hotTx
-	if len(hooks) > 0 {
-		tx = s.m.plainTx
-	}
-	err := tx(ctx, func(c *ent.Client, w *trip) error {
+	err := s.m.hotTx(ctx, func(c *ent.Client, w *trip) error {
 		fences := make([]predicate.Task, len(reqs))
 		taskIDs, attIDs := make([]int, len(reqs)), make([]int, len(reqs))
 		outputs, prompt, completion, total := make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs)), make([]any, len(reqs))
 		cost := make([]any, len(reqs))
-		var estTasks, estAtts []int
+		var estTasks, estAtts, hooks []int
 		sources, finishes := make([]any, len(reqs)), make([]any, len(reqs))
 		for i, r := range reqs {
 			fences[i] = fenceOf(r.t)
+			if needsWebhook(r.t, domain.StatusCompleted) {
+				hooks = append(hooks, r.t.ID)
+			}
 			taskIDs[i], attIDs[i] = r.t.ID, r.a.ID
 			outputs[i], prompt[i], completion[i] = r.o.Output, r.o.PromptTokens, r.o.CompletionTokens
 			total[i], cost[i] = r.o.PromptTokens+r.o.CompletionTokens, r.o.Cost

@@ -27,8 +27,9 @@ import (
 // ent builds: fn runs its ent builders against a client whose driver
 // records each statement instead of sending it (recorder), answering
 // with the row count fn declared for it (trip.rows), so fn is the same
-// code on both paths. fn may only write: a read has nothing to answer
-// with, and is an error.
+// code on both paths. A read has nothing to answer with: a fn that reads
+// (a completion that writes a webhook delivery built from the completed
+// row) runs again as an ordinary transaction.
 //
 // The packet needs a connection that accepts several statements
 // (multiStatements), kept in a pool of its own (store.Store.Multi) so that
@@ -72,6 +73,9 @@ func (s *machine) hotTx(ctx context.Context, fn func(c *ent.Client, w *trip) err
 		}
 		err = fn(tx.Client(), &trip{rec: rec})
 		rec.done = true // an entity fn made can never write through it
+		if errors.Is(err, errRecordedRead) {
+			return s.plainTx(ctx, fn) // nothing was sent
+		}
 		if err != nil {
 			return err
 		}
@@ -113,7 +117,7 @@ type recorder struct {
 	done  bool  // the transaction was sent: record nothing more
 }
 
-var errRecordedRead = errors.New("a transaction sent in one round trip can only write: a read has no answer yet")
+var errRecordedRead = errors.New("a recorded transaction cannot read: a read has no answer yet")
 
 func (r *recorder) Exec(_ context.Context, query string, args, v any) error {
 	if r.done {
