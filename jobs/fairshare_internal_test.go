@@ -146,3 +146,32 @@ func TestFairShareFollowsWeights(t *testing.T) {
 		t.Fatalf("the weight-1 caller got %d of 205 hand-offs against weight 100; it starves", light)
 	}
 }
+
+// TestABandRunEmptyForgetsItsCallers: caller A parks 100 tasks behind a
+// running one and cancels them all; once the band has run empty, A is not
+// held back by the tags of tasks that never ran: A and B, arriving
+// together, take turns (with the tags kept, B's three would all go first).
+func TestABandRunEmptyForgetsItsCallers(t *testing.T) {
+	s := newTestSlots(t)
+	ctx := context.Background()
+	const model = 14
+	if _, granted, err := s.Admit(ctx, model, 1, flood("kA", 1, 1, 101, 2)); err != nil || len(granted) != 1 || granted[0].TaskID != 1 {
+		t.Fatalf("A's flood: granted %v, err %v", granted, err)
+	}
+	for id := 2; id <= 101; id++ { // cancelled while parked
+		if _, err := s.Release(ctx, model, 1, id, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next, err := s.Release(ctx, model, 1, 1, 0); err != nil || len(next) != 0 { // the band is empty
+		t.Fatalf("release the running task: next %v, err %v", next, err)
+	}
+	_, granted, err := s.Admit(ctx, model, 1, append(flood("kA", 1, 200, 3, 2), flood("kB", 1, 300, 3, 2)...))
+	if err != nil || len(granted) != 1 {
+		t.Fatalf("admit A and B: granted %v, err %v", granted, err)
+	}
+	got := append([]int{granted[0].TaskID}, handOffFrom(t, s, model, granted[0].TaskID)...)
+	if want := []int{200, 300, 201, 301, 202, 302}; !slices.Equal(got, want) {
+		t.Fatalf("slots went to %v, want A and B in turn %v", got, want)
+	}
+}

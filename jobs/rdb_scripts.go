@@ -38,8 +38,8 @@ import (
 // returns a last element 1 (unmarked). The prologue drops expired leases.
 // park puts a task in the parked queue, head or tail (see headSize);
 // unpark takes it out; refill moves the tail's first tasks into an empty
-// head; tag gives a new task its fair-share score, served
-// moves its band's clock (see fairShare). fill hands free slots to the
+// head; served moves a band's fair-share clock as a task of it takes a
+// slot (see fairShare; admitScript gives new tasks their tags). fill hands free slots to the
 // next parked tasks, unless the model's dispatch is backing off (pop: the
 // queue's first; popWeighted: the first of a band chosen by smooth
 // weighted round robin) and returns them as id, score pairs. woke takes
@@ -52,7 +52,7 @@ local parked, leases, backoff, head, wrr, fair = KEYS[1], KEYS[2], KEYS[3], KEYS
 -- the callers' last tags are the sorted set fair (member B:caller, score
 -- B * band + tag; see Slots.keys).
 local now, ttl, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local headSize, band = HEAD_SIZE, RANK_BAND
+local headSize, band, step = HEAD_SIZE, RANK_BAND, FAIR_SHARE
 local weights = {}
 for w in string.gmatch(ARGV[4], '%d+') do weights[#weights + 1] = tonumber(w) end
 local unmarked = 0
@@ -108,23 +108,6 @@ local function bandEmpty(b)
   local last = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
   if #last > 0 and math.floor(tonum(last[2]) / band) > b then return true end
   return redis.call('ZCOUNT', parked, lo, hi) == 0
-end
--- tag is the score of a new task of band b from caller c with weight w:
--- band b, then max(V, L) + step (see fairShare in slots.go). A band run
--- empty starts its clock again and forgets its callers' tags.
-local function tag(b, c, w)
-  local v = tonum(redis.call('HGET', wrr, 'v' .. b) or '0')
-  if v > 0 and bandEmpty(b) then
-    v = 0
-    redis.call('HSET', wrr, 'v' .. b, '0')
-    redis.call('ZREMRANGEBYSCORE', fair, string.format('%.0f', b * band), string.format('(%.0f', (b + 1) * band))
-  end
-  local start = v
-  local mine = redis.call('ZSCORE', fair, b .. ':' .. c)
-  if mine and tonum(mine) - b * band > start then start = tonum(mine) - b * band end
-  local t = num(b * band + start + FAIR_SHARE / w)
-  redis.call('ZADD', fair, t, b .. ':' .. c)
-  return t
 end
 -- served moves the clock of a task's band to its tag as it takes a slot,
 -- and forgets the band's callers' tags the clock reached (max(V, L) is V
@@ -198,6 +181,14 @@ end
 
 // admitScript parks tasks unless they already hold a slot (their lease is
 // renewed) or wait parked (they keep their place), then fills free slots.
+// A batch is parked in a few calls, not a dozen per task: the tasks'
+// places are read with one ZMSCORE per sorted set, each band's clock and
+// each caller's tag are read once and carried along (tagging a task moves
+// nothing but its caller's tag, and a band the batch parks in is not
+// empty), and the new tasks go to the head or the tail in one ZADD each.
+// The head then gives its last tasks beyond headSize to the tail: every new
+// head task ranked before the head's old last task, which ranked before the
+// whole tail, so every head task still ranks before every tail task.
 //
 // Input: KEYS and ARGV[1..4] as slotPrologue, then
 // ARGV[5..] -> per task: id, band, caller, weight (4 arguments each)
@@ -205,14 +196,90 @@ end
 // Output:
 // {held ids, granted id/score pairs, woke (0/1), unmarked (0/1)}
 var admitScript = redis.NewScript(slotPrologue + `
-local held = {}
-for i = 5, #ARGV, 4 do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', leases, id) then
+-- many runs a command whose last arguments are a long list, a few hundred
+-- at a time (Lua's stack bounds unpack); it returns the replies joined.
+local function many(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 400 do
+    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 399, #list)))
+    if type(r) == 'table' then
+      for _, x in ipairs(r) do out[#out + 1] = x end
+    end
+  end
+  return out
+end
+local ids = {}
+for i = 5, #ARGV, 4 do ids[#ids + 1] = ARGV[i] end
+local inLeases, inHead, inTail = many('ZMSCORE', leases, ids), many('ZMSCORE', head, ids), many('ZMSCORE', parked, ids)
+local held, seen, fresh = {}, {}, {}
+local clocks, tags, dirty, callers = {}, {}, {}, {}
+for k, id in ipairs(ids) do
+  local i = 5 + (k - 1) * 4
+  if inLeases[k] then
     redis.call('ZADD', leases, now + ttl, id)
     held[#held + 1] = id
-  elseif not redis.call('ZSCORE', head, id) and not redis.call('ZSCORE', parked, id) then
-    park(id, tag(tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])))
+  elseif not inHead[k] and not inTail[k] and not seen[id] then
+    seen[id] = true
+    local b, c, w = tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+    -- A new task of band b from caller c with weight w is scored band b,
+    -- then max(V, L) + step (see fairShare in slots.go). A band run empty
+    -- starts its clock again and forgets its callers' tags.
+    local v = clocks[b]
+    if v == nil then
+      v = tonum(redis.call('HGET', wrr, 'v' .. b) or '0')
+      if v > 0 and bandEmpty(b) then
+        v = 0
+        redis.call('HSET', wrr, 'v' .. b, '0')
+        redis.call('ZREMRANGEBYSCORE', fair, string.format('%.0f', b * band), string.format('(%.0f', (b + 1) * band))
+      end
+      clocks[b] = v
+    end
+    local key = b .. ':' .. c
+    local mine = tags[key]
+    if mine == nil then
+      local s = redis.call('ZSCORE', fair, key)
+      mine = s and tonum(s) or false
+    end
+    local start = v
+    if mine and mine - b * band > start then start = mine - b * band end
+    local t = num(b * band + start + step / w)
+    if not dirty[key] then callers[#callers + 1] = key end
+    tags[key], dirty[key] = tonum(t), t
+    fresh[#fresh + 1] = {id, t}
+  end
+end
+if #fresh > 0 then
+  local tagged = {}
+  for _, key in ipairs(callers) do
+    tagged[#tagged + 1] = dirty[key]
+    tagged[#tagged + 1] = key
+  end
+  many('ZADD', fair, tagged)
+  -- Where park (slotPrologue) puts one task, for the whole batch.
+  refill()
+  local last = nil
+  if redis.call('ZCARD', parked) > 0 then
+    local l = redis.call('ZRANGE', head, -1, -1, 'WITHSCORES')
+    last = tonum(l[2])
+  end
+  local toHead, toTail = {}, {}
+  for _, f in ipairs(fresh) do
+    local dst = toTail
+    if not last or tonum(f[2]) < last then dst = toHead end
+    dst[#dst + 1] = f[2]
+    dst[#dst + 1] = f[1]
+  end
+  many('ZADD', head, toHead)
+  many('ZADD', parked, toTail)
+  local over = redis.call('ZCARD', head) - headSize
+  if over > 0 then
+    local out = redis.call('ZPOPMAX', head, over)
+    local moved = {}
+    for j = 1, #out, 2 do
+      moved[#moved + 1] = out[j + 1]
+      moved[#moved + 1] = out[j]
+    end
+    many('ZADD', parked, moved)
   end
 end
 local granted = fill()

@@ -2,11 +2,13 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/llmsched/llm-scheduler/internal/broker"
@@ -427,5 +429,161 @@ func TestDrainedHeadIsRefilledBeforeTheTailIsRead(t *testing.T) {
 				t.Fatalf("slots went to\n%v\nwant\n%v", got, want)
 			}
 		})
+	}
+}
+
+// TestABatchParksAsItsTasksOneByOne: admitting a batch in one script call
+// (which reads each band's clock and each caller's tag once and parks the
+// batch with a few ZADDs) leaves the same queue as admitting its tasks one
+// call each: the same tasks held, the same fair-share tags, and slots
+// handed out in the same order. The batch mixes callers, weights and
+// priorities, repeats a task, names a parked task and a running one, and
+// has tasks of a band whose clock ran before the band emptied.
+func TestABatchParksAsItsTasksOneByOne(t *testing.T) {
+	for name, rdb := range heldClients(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := ownSlots(rdb, "batchtest")
+			const batched, single = 1, 2
+			t.Cleanup(func() {
+				keys := append(s.keys(batched), s.keys(single)...)
+				if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
+					t.Errorf("delete the test's keys: %v", err)
+				}
+			})
+			// A backlog over the head's size: 4 high tasks (run first,
+			// leaving their band empty with its clock moved), then medium
+			// and low ones from two callers.
+			var backlog []admitItem
+			backlog = append(backlog, flood("kA", 1, 1, 4, 3)...)
+			backlog = append(backlog, flood("kA", 1, 10, headSize, 2)...)
+			backlog = append(backlog, flood("kB", 2, 100, headSize/2, 2)...)
+			backlog = append(backlog, flood("kB", 1, 200, 5, 1)...)
+			var batch []admitItem
+			batch = append(batch, flood("kC", 3, 300, 7, 2)...)
+			batch = append(batch, flood("kA", 1, 400, 3, 3)...)
+			batch = append(batch, flood("kD", 1, 500, 6, 1)...)
+			batch = append(batch, flood("kB", 2, 600, 4, 2)...)
+			batch = append(batch, flood("kE", 5, 700, headSize, 2)...)
+			batch = append(batch, batch[2], backlog[len(backlog)-1]) // twice; already parked
+			type outcome struct {
+				held  []int
+				fair  []redis.Z
+				order []int
+			}
+			run := func(model int, admit func([]admitItem) ([]Grant, error)) outcome {
+				t.Helper()
+				_, granted, err := s.Admit(ctx, model, 1, backlog)
+				if err != nil || len(granted) != 1 {
+					t.Fatalf("model %d backlog: granted %v, err %v", model, granted, err)
+				}
+				running := passOn(t, s, model, granted[0].TaskID, 4) // the 4 high ones ran
+				held, err := admit(append(batch, admitItem{ID: running, Priority: 2, Caller: "kA", Weight: 1}))
+				if err != nil {
+					t.Fatalf("model %d batch: %v", model, err)
+				}
+				var out outcome
+				for _, h := range held {
+					out.held = append(out.held, h.TaskID)
+				}
+				if out.fair, err = rdb.ZRangeWithScores(ctx, s.keys(model)[5], 0, -1).Result(); err != nil {
+					t.Fatal(err)
+				}
+				out.order = append([]int{running}, handOffFrom(t, s, model, running)...)
+				return out
+			}
+			one := run(batched, func(items []admitItem) ([]Grant, error) {
+				held, _, err := s.Admit(ctx, batched, 1, items)
+				return held, err
+			})
+			each := run(single, func(items []admitItem) ([]Grant, error) {
+				var all []Grant
+				for _, it := range items {
+					held, _, err := s.Admit(ctx, single, 1, []admitItem{it})
+					if err != nil {
+						return nil, err
+					}
+					all = append(all, held...)
+				}
+				return all, nil
+			})
+			if !slices.Equal(one.held, each.held) || len(one.held) != 1 {
+				t.Fatalf("held: batch %v, one by one %v; want the running task once", one.held, each.held)
+			}
+			if !slices.Equal(one.fair, each.fair) {
+				t.Fatalf("fair-share tags: batch\n%v\none by one\n%v", one.fair, each.fair)
+			}
+			if !slices.Equal(one.order, each.order) {
+				t.Fatalf("slots went to: batch\n%v\none by one\n%v", one.order, each.order)
+			}
+			if n := len(backlog) - 4 + len(batch) - 2; len(one.order) != n { // less the 4 that ran, the repeat and the parked one
+				t.Fatalf("%d hand-offs, want every task once (%d)", len(one.order), n)
+			}
+		})
+	}
+}
+
+// passOn releases the task holding model's one slot, cur, and then the
+// next holder, n times in all, and returns the task holding it after that.
+func passOn(t *testing.T, s *Slots, model, cur, n int) int {
+	t.Helper()
+	ctx := context.Background()
+	for range n {
+		next, err := s.Release(ctx, model, 1, cur, 0)
+		if err != nil || len(next) != 1 {
+			t.Fatalf("release %d: next %v, err %v", cur, next, err)
+		}
+		cur = next[0].TaskID
+	}
+	return cur
+}
+
+// handOffFrom releases cur, then every task the slot goes to after it,
+// and returns who got it in turn.
+func handOffFrom(t *testing.T, s *Slots, model, cur int) []int {
+	t.Helper()
+	var got []int
+	for {
+		next, err := s.Release(context.Background(), model, 1, cur, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(next) == 0 {
+			return got
+		}
+		cur = next[0].TaskID
+		got = append(got, cur)
+	}
+}
+
+// TestABatchIsParkedInAFewCommands: parking 500 tasks from 8 callers
+// behind a backlog takes a few dozen Redis commands inside the admit
+// script, not a dozen per task (miniredis counts the commands a script
+// runs).
+func TestABatchIsParkedInAFewCommands(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := &Slots{rdb: rdb, prefix: "test", ttl: time.Minute}
+	ctx := context.Background()
+	const model = 1
+	items := func(from, n int) []admitItem {
+		out := make([]admitItem, n)
+		for i := range out {
+			out[i] = admitItem{ID: from + i, Priority: 1 + i%3, Caller: fmt.Sprintf("k%d", i%8), Weight: 1 + i%2}
+		}
+		return out
+	}
+	if _, _, err := s.Admit(ctx, model, 1, items(1, 200)); err != nil {
+		t.Fatal(err)
+	}
+	before := mr.CommandCount()
+	if _, _, err := s.Admit(ctx, model, 1, items(1000, 500)); err != nil {
+		t.Fatal(err)
+	}
+	n := mr.CommandCount() - before
+	t.Logf("admitting 500 tasks ran %d commands", n)
+	if n > 60 {
+		t.Fatalf("admitting 500 tasks ran %d commands, want at most 60", n)
 	}
 }
