@@ -32,7 +32,7 @@ type Options struct {
 	DB *ent.Client
 	// MultiDB, on MySQL, is a pool whose connections accept several
 	// statements per packet (store.Store.Multi): the hot transactions
-	// then take two round trips each (trip.go). Nil: plain transactions.
+	// then take one round trip each (trip.go). Nil: plain transactions.
 	MultiDB    *sql.DB
 	DBPing     func(ctx context.Context) error
 	Dispatcher Dispatcher
@@ -52,7 +52,7 @@ func New(o Options) *Service {
 	bg := newBackground()
 	m := newMachine(o.DB, o.Bus, log, o.Config.Webhooks.MaxAge.D(), bg)
 	if o.MultiDB != nil {
-		m.multi = &multiPool{db: o.MultiDB}
+		m.multi = &multiPool{db: o.MultiDB, log: log}
 	}
 	models := newModelCache(bg)
 	counts := newTaskCounts(o.DB, bg, log)

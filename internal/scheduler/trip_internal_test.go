@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/llmsched/llm-scheduler/ent"
+	"github.com/llmsched/llm-scheduler/ent/attempt"
 	"github.com/llmsched/llm-scheduler/internal/config"
 	"github.com/llmsched/llm-scheduler/internal/domain"
 	"github.com/llmsched/llm-scheduler/internal/store"
@@ -124,50 +125,106 @@ func countRoundTrips(t *testing.T, f *fixture, edit func(*mysql.Config)) *roundT
 	return rt
 }
 
-// A batch's start and its completion are each one packet of statements
-// and a COMMIT on the multi-statement pool, nothing on the main pool;
-// the attempts keep the ids MySQL gave them.
-func TestHotTransactionsTakeTwoRoundTrips(t *testing.T) {
+// A batch's start and its completion are each one packet (its statements,
+// their guards and the COMMIT) on the multi-statement pool, nothing on the
+// main pool; the attempts keep the ids MySQL gave them. Where guards would
+// not stop a packet, the COMMIT takes a round trip of its own.
+func TestHotTransactionsTakeOneRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		guards int32
+		trips  int64
+	}{{"guards hold", guardsHold, 1}, {"guards fail", guardsFail, 2}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			rt := countRoundTrips(t, f, nil)
+			ctx := context.Background()
+			startAll(t, f, f.tasks(t, 1)) // the pool probes its guards
+			if got := f.svc.m.multi.guards.Load(); got != guardsHold {
+				t.Fatalf("probe on this server: guards %d, want %d (they hold)", got, guardsHold)
+			}
+			f.svc.m.multi.guards.Store(c.guards)
+			ts := f.tasks(t, 3)
+			reqs := make([]startReq, len(ts))
+			for i, tk := range ts {
+				reqs[i] = startReq{t: tk, modelID: f.model.ID, worker: "w"}
+			}
+			rt.reset()
+			res := f.svc.startTasks(ctx, reqs)
+			if main, multi := rt.main.Load(), rt.multi.Load(); main != 0 || multi != c.trips {
+				t.Fatalf("start of 3 tasks: %d round trips on the main pool and %d on the multi-statement one, want 0 and %d", main, multi, c.trips)
+			}
+			creqs := make([]completeReq, len(ts))
+			for i, r := range res {
+				if r.err != nil {
+					t.Fatalf("start item %d: %v", i, r.err)
+				}
+				a, err := f.svc.m.db.Attempt.Get(ctx, r.out.att.ID)
+				if err != nil || a.TaskID != ts[i].ID || a.Number != 1 {
+					t.Fatalf("attempt id %d of task %d reads %+v %v", r.out.att.ID, ts[i].ID, a, err)
+				}
+				creqs[i] = completeReq{t: r.out.running, a: r.out.att, o: Outcome{Output: "out " + string(rune('a'+i)), PromptTokens: i + 1, Estimated: i == 1}}
+			}
+			rt.reset()
+			for i, r := range f.svc.completeTasks(ctx, creqs) {
+				if r.err != nil {
+					t.Fatalf("complete item %d: %v", i, r.err)
+				}
+			}
+			if main, multi := rt.main.Load(), rt.multi.Load(); main != 0 || multi != c.trips {
+				t.Fatalf("completion of 3 tasks: %d round trips on the main pool and %d on the multi-statement one, want 0 and %d", main, multi, c.trips)
+			}
+			for i, c := range creqs {
+				got, _ := f.svc.m.db.Task.Get(ctx, c.t.ID)
+				a, _ := f.svc.m.db.Attempt.Get(ctx, c.a.ID)
+				if got.Status != domain.StatusCompleted || got.Output != c.o.Output || got.CostEstimated != (i == 1) ||
+					a.Status != domain.AttemptSucceeded || a.PromptTokens != i+1 || a.CostEstimated != (i == 1) {
+					t.Fatalf("task %d: %s %q estimated %v; attempt %s tokens %d estimated %v", got.ID, got.Status, got.Output,
+						got.CostEstimated, a.Status, a.PromptTokens, a.CostEstimated)
+				}
+			}
+		})
+	}
+}
+
+// A fence that does not hold in a one-trip packet (a task of the batch was
+// cancelled since its worker read it) stops the packet at its guard:
+// nothing of the batch is committed, the rollback takes a second round
+// trip, and the batch goes item by item, where the fresh tasks start and
+// the cancelled one is left alone.
+func TestFailedGuardRollsTheWholePacketBack(t *testing.T) {
 	f := newFixture(t)
 	rt := countRoundTrips(t, f, nil)
 	ctx := context.Background()
+	startAll(t, f, f.tasks(t, 1)) // the pool probes its guards
 	ts := f.tasks(t, 3)
+	if _, err := f.svc.CancelTask(ctx, ts[1].ID); err != nil {
+		t.Fatal(err)
+	}
 	reqs := make([]startReq, len(ts))
 	for i, tk := range ts {
 		reqs[i] = startReq{t: tk, modelID: f.model.ID, worker: "w"}
 	}
 	rt.reset()
 	res := f.svc.startTasks(ctx, reqs)
-	if main, multi := rt.main.Load(), rt.multi.Load(); main != 0 || multi != 2 {
-		t.Fatalf("start of 3 tasks: %d round trips on the main pool and %d on the multi-statement one, want 0 and 2", main, multi)
+	if multi := rt.multi.Load(); multi != 2 {
+		t.Fatalf("%d round trips on the multi-statement pool, want 2 (the stopped packet and its ROLLBACK)", multi)
 	}
-	creqs := make([]completeReq, len(ts))
-	for i, r := range res {
-		if r.err != nil {
-			t.Fatalf("start item %d: %v", i, r.err)
+	if rt.main.Load() == 0 {
+		t.Fatal("the batch did not go item by item on the main pool")
+	}
+	if res[0].err != nil || res[2].err != nil || CodeOf(res[1].err) != CodeConflict {
+		t.Fatalf("results %v / %v / %v, want the cancelled one CONFLICT", res[0].err, res[1].err, res[2].err)
+	}
+	for i, tk := range ts {
+		got, _ := f.svc.m.db.Task.Get(ctx, tk.ID)
+		n, _ := f.svc.m.db.Attempt.Query().Where(attempt.TaskID(tk.ID)).Count(ctx)
+		want, attempts := domain.StatusRunning, 1
+		if i == 1 {
+			want, attempts = domain.StatusCancelled, 0
 		}
-		a, err := f.svc.m.db.Attempt.Get(ctx, r.out.att.ID)
-		if err != nil || a.TaskID != ts[i].ID || a.Number != 1 {
-			t.Fatalf("attempt id %d of task %d reads %+v %v", r.out.att.ID, ts[i].ID, a, err)
-		}
-		creqs[i] = completeReq{t: r.out.running, a: r.out.att, o: Outcome{Output: "out " + string(rune('a'+i)), PromptTokens: i + 1, Estimated: i == 1}}
-	}
-	rt.reset()
-	for i, r := range f.svc.completeTasks(ctx, creqs) {
-		if r.err != nil {
-			t.Fatalf("complete item %d: %v", i, r.err)
-		}
-	}
-	if main, multi := rt.main.Load(), rt.multi.Load(); main != 0 || multi != 2 {
-		t.Fatalf("completion of 3 tasks: %d round trips on the main pool and %d on the multi-statement one, want 0 and 2", main, multi)
-	}
-	for i, c := range creqs {
-		got, _ := f.svc.m.db.Task.Get(ctx, c.t.ID)
-		a, _ := f.svc.m.db.Attempt.Get(ctx, c.a.ID)
-		if got.Status != domain.StatusCompleted || got.Output != c.o.Output || got.CostEstimated != (i == 1) ||
-			a.Status != domain.AttemptSucceeded || a.PromptTokens != i+1 || a.CostEstimated != (i == 1) {
-			t.Fatalf("task %d: %s %q estimated %v; attempt %s tokens %d estimated %v", got.ID, got.Status, got.Output,
-				got.CostEstimated, a.Status, a.PromptTokens, a.CostEstimated)
+		if got.Status != want || n != attempts {
+			t.Fatalf("task %d: %s with %d attempts, want %s with %d", tk.ID, got.Status, n, want, attempts)
 		}
 	}
 }
