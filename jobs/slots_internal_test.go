@@ -446,9 +446,10 @@ func TestABatchParksAsItsTasksOneByOne(t *testing.T) {
 			s := ownSlots(rdb, "batchtest")
 			const batched, single = 1, 2
 			t.Cleanup(func() {
-				keys := append(s.keys(batched), s.keys(single)...)
-				if err := rdb.Del(context.Background(), keys...).Err(); err != nil {
-					t.Errorf("delete the test's keys: %v", err)
+				for _, model := range []int{batched, single} { // one hash slot each
+					if err := rdb.Del(context.Background(), s.keys(model)...).Err(); err != nil {
+						t.Errorf("delete the test's keys: %v", err)
+					}
 				}
 			})
 			// A backlog over the head's size: 4 high tasks (run first,
