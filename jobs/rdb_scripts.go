@@ -39,12 +39,12 @@ import (
 // park puts a task in the parked queue, head or tail (see headSize);
 // unpark takes it out; refill moves the tail's first tasks into an empty
 // head; served moves a band's fair-share clock as a task of it takes a
-// slot (see fairShare; admitScript gives new tasks their tags). fill hands free slots to the
-// next parked tasks, unless the model's dispatch is backing off (pop: the
-// queue's first; popWeighted: the first of a band chosen by smooth
-// weighted round robin) and returns them as id, score pairs. woke takes
-// the wake key (KEYS[7], when given): 1 if idle workers were waiting for a
-// wake-up.
+// slot (see fairShare; admitScript gives new tasks their tags). fill
+// hands free slots to the next parked tasks, unless the model's dispatch
+// is backing off (pop: the queue's first; popWeighted: the first of a band
+// chosen by smooth weighted round robin) and returns them as id, score
+// pairs. woke takes the wake key (KEYS[7], when given): 1 if idle workers
+// were waiting for a wake-up.
 var slotPrologue = strings.NewReplacer("HEAD_SIZE", strconv.Itoa(headSize), "RANK_BAND", strconv.FormatFloat(rankBand, 'f', -1, 64),
 	"FAIR_SHARE", strconv.FormatFloat(fairShare, 'f', -1, 64)).Replace(`
 local parked, leases, backoff, head, wrr, fair = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
