@@ -212,7 +212,7 @@ local ids = {}
 for i = 5, #ARGV, 4 do ids[#ids + 1] = ARGV[i] end
 local inLeases, inHead, inTail = many('ZMSCORE', leases, ids), many('ZMSCORE', head, ids), many('ZMSCORE', parked, ids)
 local held, seen, fresh = {}, {}, {}
-local clocks, tags, dirty, callers = {}, {}, {}, {}
+local clocks, tags, dirty = {}, {}, {}
 for k, id in ipairs(ids) do
   local i = 5 + (k - 1) * 4
   if inLeases[k] then
@@ -243,15 +243,14 @@ for k, id in ipairs(ids) do
     local start = v
     if mine and mine - b * band > start then start = mine - b * band end
     local t = num(b * band + start + step / w)
-    if not dirty[key] then callers[#callers + 1] = key end
     tags[key], dirty[key] = tonum(t), t
     fresh[#fresh + 1] = {id, t}
   end
 end
 if #fresh > 0 then
   local tagged = {}
-  for _, key in ipairs(callers) do
-    tagged[#tagged + 1] = dirty[key]
+  for key, t in pairs(dirty) do
+    tagged[#tagged + 1] = t
     tagged[#tagged + 1] = key
   end
   many('ZADD', fair, tagged)

@@ -389,16 +389,7 @@ func TestDrainedHeadIsRefilledBeforeTheTailIsRead(t *testing.T) {
 			}
 			// The head's other headSize-1 tasks are handed the slot one
 			// after another: the head is drained, the tail keeps 9.
-			var got []int
-			cur := 1
-			for range headSize - 1 {
-				next, err := s.Release(ctx, model, 1, cur, 0)
-				if err != nil || len(next) != 1 {
-					t.Fatalf("release %d: next %v, err %v", cur, next, err)
-				}
-				got = append(got, cur)
-				cur = next[0].TaskID
-			}
+			got, cur := passOn(t, s, model, 1, headSize-1)
 			if h, p := rdb.ZCard(ctx, k[3]).Val(), rdb.ZCard(ctx, k[0]).Val(); h != 0 || p != 9 {
 				t.Fatalf("after draining: head %d, tail %d; want 0 and 9", h, p)
 			}
@@ -409,17 +400,7 @@ func TestDrainedHeadIsRefilledBeforeTheTailIsRead(t *testing.T) {
 			if h, p := rdb.ZCard(ctx, k[3]).Val(), rdb.ZCard(ctx, k[0]).Val(); h != 10 || p != 0 {
 				t.Fatalf("after parking one more: head %d, tail %d; want the head refilled (10 and 0)", h, p)
 			}
-			for {
-				next, err := s.Release(ctx, model, 1, cur, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, cur)
-				if len(next) == 0 {
-					break
-				}
-				cur = next[0].TaskID
-			}
+			got = append(append(got, cur), handOffFrom(t, s, model, cur)...)
 			want := make([]int, 0, len(items)+1)
 			for _, it := range items {
 				want = append(want, it.ID)
@@ -478,7 +459,7 @@ func TestABatchParksAsItsTasksOneByOne(t *testing.T) {
 				if err != nil || len(granted) != 1 {
 					t.Fatalf("model %d backlog: granted %v, err %v", model, granted, err)
 				}
-				running := passOn(t, s, model, granted[0].TaskID, 4) // the 4 high ones ran
+				_, running := passOn(t, s, model, granted[0].TaskID, 4) // the 4 high ones ran
 				held, err := admit(append(batch, admitItem{ID: running, Priority: 2, Caller: "kA", Weight: 1}))
 				if err != nil {
 					t.Fatalf("model %d batch: %v", model, err)
@@ -525,8 +506,9 @@ func TestABatchParksAsItsTasksOneByOne(t *testing.T) {
 }
 
 // passOn releases the task holding model's one slot, cur, and then the
-// next holder, n times in all, and returns the task holding it after that.
-func passOn(t *testing.T, s *Slots, model, cur, n int) int {
+// next holder, n times in all, each release handing the slot on; it
+// returns the tasks released, in turn, and the task holding it after that.
+func passOn(t *testing.T, s *Slots, model, cur, n int) (released []int, holder int) {
 	t.Helper()
 	ctx := context.Background()
 	for range n {
@@ -534,9 +516,10 @@ func passOn(t *testing.T, s *Slots, model, cur, n int) int {
 		if err != nil || len(next) != 1 {
 			t.Fatalf("release %d: next %v, err %v", cur, next, err)
 		}
+		released = append(released, cur)
 		cur = next[0].TaskID
 	}
-	return cur
+	return released, cur
 }
 
 // handOffFrom releases cur, then every task the slot goes to after it,

@@ -28,7 +28,7 @@ type Store struct {
 	Dialect string
 	// Multi (MySQL only, else nil) is a small pool of connections that
 	// accept several statements per packet (multiStatements), for the
-	// scheduler's hot transactions in two round trips
+	// scheduler's hot transactions in one round trip
 	// (scheduler.Options.MultiDB). It is kept apart from DB so that no
 	// other query can ever run more than one statement.
 	Multi *sql.DB
