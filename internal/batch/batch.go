@@ -12,7 +12,9 @@ package batch
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Batcher queues items and flushes them from its own goroutine, started by
@@ -35,6 +37,7 @@ type Batcher[T any] struct {
 	state   int // idle, running, stopped
 	ctx     context.Context
 	kick    chan struct{} // something is queued (capacity 1)
+	parked  atomic.Bool   // the loop waits for a kick
 	stop    chan struct{}
 	stopped chan struct{} // closed when the loop has returned
 }
@@ -135,9 +138,19 @@ func (b *Batcher[T]) Update(fn func(queued []T) []T) {
 
 // wake asks the loop for a round; a round already asked for takes the new
 // items too.
+//
+// A kick readies a parked loop on this goroutine's processor, where it
+// would run only once the caller blocks: a worker that publishes a task's
+// start and goes straight on to build its completion would hold the start
+// event back for that long (0.2-0.4 ms on an idle host). So a caller that
+// wakes a parked loop yields once and the flush leaves first. A busy loop
+// takes the items in its next round, as before, and costs no yield.
 func (b *Batcher[T]) wake() {
 	select {
 	case b.kick <- struct{}{}:
+		if b.parked.Load() {
+			runtime.Gosched()
+		}
 	default:
 	}
 }
@@ -167,8 +180,10 @@ func (b *Batcher[T]) Wait(ctx context.Context) error {
 func (b *Batcher[T]) loop(ctx context.Context) {
 	defer close(b.stopped)
 	for {
+		b.parked.Store(true)
 		select {
 		case <-b.kick:
+			b.parked.Store(false)
 			b.flushQueued(ctx)
 		case <-b.stop:
 			b.flushQueued(ctx)

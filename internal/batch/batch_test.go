@@ -3,6 +3,7 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -248,5 +249,39 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	defer cancel()
 	if err := b.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait = %v, want %v", err, context.DeadlineExceeded)
+	}
+}
+
+// A parked loop flushes what it is woken for before the caller goes on:
+// with one processor, a kicked loop would otherwise run only once the
+// caller blocks (a worker that publishes a task's start and builds its
+// completion next would hold the start event back meanwhile). The yield
+// is a hint to Go's scheduler, which now and then runs the global queue
+// first for fairness, so the test asks for most rounds, not all; without
+// the yield none pass.
+func TestAParkedLoopFlushesBeforeItsCallerGoesOn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var flushed atomic.Int64
+	b := batch.New(func(_ context.Context, items []int) { flushed.Add(int64(len(items))) })
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Stop(context.Background()) }()
+	b.Add(-1)
+	const rounds = 200
+	first := 0
+	for i := range rounds {
+		// Wait returns once the loop has flushed; with one processor the
+		// loop parks again before this goroutine runs on.
+		if err := b.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b.Add(i)
+		if flushed.Load() == int64(i+2) {
+			first++
+		}
+	}
+	if first < rounds*3/4 {
+		t.Fatalf("the woken loop had flushed before Add returned in %d of %d rounds, want at least %d", first, rounds, rounds*3/4)
 	}
 }
