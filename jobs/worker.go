@@ -85,11 +85,12 @@ type Worker struct {
 	pollInterval time.Duration
 	serverCfg    asynq.Config
 
-	// inflight counts running handlers, their heartbeats and queued slot
-	// releases, so Shutdown can wait for the ones asynq abandons at the
-	// end of the grace period.
+	// inflight counts running handlers and queued slot releases, so
+	// Shutdown can wait for the ones asynq abandons at the end of the
+	// grace period.
 	inflight sync.WaitGroup
 	releases *releaser
+	beats    *heartbeats
 }
 
 type cachedProvider struct {
@@ -97,7 +98,8 @@ type cachedProvider struct {
 	p       providers.Provider
 }
 
-// NewWorker builds a worker on the broker and starts its slot releaser.
+// NewWorker builds a worker on the broker and starts its slot releaser
+// and heartbeats.
 // Call Start, then Shutdown (also when Start was not called).
 func NewWorker(b *broker.Broker, svc Service, disp *Dispatcher, bus *events.Bus, cfg *config.Config, log *slog.Logger, hooks Hooks) *Worker {
 	host, _ := os.Hostname()
@@ -109,6 +111,8 @@ func NewWorker(b *broker.Broker, svc Service, disp *Dispatcher, bus *events.Bus,
 	}
 	w.releases = newReleaser(disp, log, &w.inflight)
 	w.releases.start()
+	w.beats = newHeartbeats(disp.slots, cfg.Queue.LeaseTTL.D(), log)
+	w.beats.start()
 	queues := map[string]int{QueueHigh: 3, QueueMedium: 2, QueueLow: 1}
 	strict := cfg.Queue.Strategy != "weighted"
 	if !strict {
@@ -234,6 +238,7 @@ func (w *Worker) Shutdown() {
 	case <-time.After(handlerDrain):
 		w.log.Warn("handlers did not return after their contexts were cancelled", "waited", handlerDrain)
 	}
+	w.beats.stop()
 	w.releases.stop()
 	w.stopWakeUps()
 }

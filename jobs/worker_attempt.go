@@ -67,15 +67,10 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt schedule
 		return err
 	}
 	a.req = req
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	// The heartbeat ends with the handler (stopHB); Shutdown waits for it
-	// with the handlers (inflight).
-	w.inflight.Add(1)
-	go func() {
-		defer w.inflight.Done()
-		w.heartbeat(hbCtx, m.ID, t.ID)
-	}()
+	// The worker's heartbeats renew the slot's lease while the attempt
+	// runs; the release (deferred above, so it runs after this) is queued
+	// once no renewal can follow it.
+	defer w.beats.hold(m.ID, t.ID)()
 
 	started := time.Now()
 	var streamed bool
@@ -298,23 +293,4 @@ func (w *Worker) call(ctx context.Context, t *ent.Task, m *ent.Model, ar attempt
 			Err: fmt.Errorf("attempt ran past its timeout of %s", timeout)}
 	}
 	return res, err
-}
-
-func (w *Worker) heartbeat(ctx context.Context, modelID, taskID int) {
-	every := w.cfg.Queue.LeaseTTL.D() / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			ok, err := w.disp.slots.Heartbeat(ctx, modelID, taskID)
-			if err != nil && ctx.Err() == nil {
-				w.log.Warn("renew model slot lease", "task_id", taskID, "err", err)
-			} else if !ok && ctx.Err() == nil {
-				w.log.Warn("model slot lease had expired and was renewed", "task_id", taskID, "model_id", modelID)
-			}
-		}
-	}
 }
