@@ -70,7 +70,8 @@ func (w *Worker) run(ctx context.Context, t *ent.Task, m *ent.Model, rt schedule
 	// The worker's heartbeats renew the slot's lease while the attempt
 	// runs; the release (deferred above, so it runs after this) is queued
 	// once no renewal can follow it.
-	defer w.beats.hold(m.ID, t.ID)()
+	unhold := w.beats.hold(m.ID, t.ID)
+	defer unhold()
 
 	started := time.Now()
 	var streamed bool
