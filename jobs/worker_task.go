@@ -10,12 +10,17 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/domain"
+	"github.com/llmsched/llm-scheduler/internal/gostack"
 	"github.com/llmsched/llm-scheduler/internal/providers"
 	"github.com/llmsched/llm-scheduler/internal/scheduler"
 )
 
 // ProcessTask is the asynq handler.
 func (w *Worker) ProcessTask(ctx context.Context, at *asynq.Task) error {
+	// asynq runs each task on a new goroutine: grow its stack once, now,
+	// rather than two or three times deep in the database and Redis calls
+	// (internal/gostack).
+	gostack.Grow()
 	w.inflight.Add(1)
 	defer w.inflight.Done()
 	var p payload

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/llmsched/llm-scheduler/internal/gostack"
 )
 
 // group merges concurrent calls of one kind into batches (group commit):
@@ -93,7 +95,10 @@ func (g *group[In, Out]) drain(ctx context.Context) {
 	}
 	g.mu.Unlock()
 	// After Service.Close the caller drains the rest itself.
-	if more && !g.bg.spawn(func() { g.drain(ctx) }) {
+	if more && !g.bg.spawn(func() {
+		gostack.Grow() // a flush runs deep (internal/gostack)
+		g.drain(ctx)
+	}) {
 		g.drain(ctx)
 	}
 }
