@@ -245,10 +245,7 @@ func TestCancelAndManualRetry(t *testing.T) {
 // release alone frees the slot within a second.
 func TestCancelRunningFreesItsSlot(t *testing.T) {
 	const leaseTTL = time.Minute
-	e := apptest.New(t, func(c *config.Config) { c.Queue.LeaseTTL = config.Duration(leaseTTL) })
-	slow := e.Simulator("one-slot", 1, map[string]any{"latency_ms": 120000})
-	running := submit(e, slow.ID, 2, "run then cancel")
-	e.WaitTask(running.ID, "running", 30*time.Second)
+	e, slow, running := runningOnOneSlot(t, leaseTTL, 2*time.Minute, "run then cancel")
 	next := submit(e, slow.ID, 2, "next")
 	if got := e.Task(next.ID); got.Status != "pending" || got.PendingReason != "model_at_capacity" {
 		t.Fatalf("next task: status %s reason %q, want pending / model_at_capacity", got.Status, got.PendingReason)
@@ -264,6 +261,18 @@ func TestCancelRunningFreesItsSlot(t *testing.T) {
 	if code := e.Do("DELETE", fmt.Sprintf("/api/v1/tasks/%d", next.ID), nil, nil); code != http.StatusOK {
 		t.Fatalf("cancel next: %d", code)
 	}
+}
+
+// runningOnOneSlot starts the app with the given slot lease TTL and a
+// model with one slot whose calls take latency, submits a task to it and
+// waits until the task runs.
+func runningOnOneSlot(t *testing.T, leaseTTL, latency time.Duration, input string) (*apptest.Env, apptest.Model, apptest.Task) {
+	t.Helper()
+	e := apptest.New(t, func(c *config.Config) { c.Queue.LeaseTTL = config.Duration(leaseTTL) })
+	m := e.Simulator("one-slot", 1, map[string]any{"latency_ms": latency.Milliseconds()})
+	task := submit(e, m.ID, 2, input)
+	e.WaitTask(task.ID, "running", 30*time.Second)
+	return e, m, task
 }
 
 func TestBackpressure(t *testing.T) {

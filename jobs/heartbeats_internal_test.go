@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ func TestHeartbeatsRenewHeldLeasesAndNoneAfterRelease(t *testing.T) {
 	s := newTestSlots(t)
 	ctx := context.Background()
 	leases := s.keys(1)[1]
-	h := newHeartbeats(s, 3*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newHeartbeats(s, 3*time.Second, slog.New(slog.DiscardHandler))
 	leased := func(task string) bool {
 		t.Helper()
 		_, err := s.rdb.ZScore(ctx, leases, task).Result()

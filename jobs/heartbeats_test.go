@@ -3,9 +3,6 @@ package jobs_test
 import (
 	"testing"
 	"time"
-
-	"github.com/llmsched/llm-scheduler/internal/apptest"
-	"github.com/llmsched/llm-scheduler/internal/config"
 )
 
 // TestARunningAttemptKeepsItsSlotPastTheLease: an attempt that runs for
@@ -16,10 +13,7 @@ import (
 // runs beside the first on a model with max_workers 1).
 func TestARunningAttemptKeepsItsSlotPastTheLease(t *testing.T) {
 	const leaseTTL = time.Second
-	e := apptest.New(t, func(c *config.Config) { c.Queue.LeaseTTL = config.Duration(leaseTTL) })
-	m := e.Simulator("long-one-slot", 1, map[string]any{"latency_ms": 4000})
-	first := submit(e, m.ID, 2, "runs for four lease TTLs")
-	e.WaitTask(first.ID, "running", 30*time.Second)
+	e, m, first := runningOnOneSlot(t, leaseTTL, 4*leaseTTL, "runs for four lease TTLs")
 	// Past the lease TTL: without renewals the lease has expired by now.
 	time.Sleep(2 * leaseTTL)
 	second := submit(e, m.ID, 2, "waits for the slot")
