@@ -5,7 +5,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +53,9 @@ func Open(ctx context.Context, cfg config.Redis) (*Broker, error) {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		b.Embedded = mr
-		b.Opt = clientOpt{Options: redis.Options{Addr: mr.Addr(), Protocol: Protocol}}
+		// The process's own clients reach it in memory (memconn.go); the
+		// port stays open for tools such as redis-cli.
+		b.Opt = clientOpt{Options: redis.Options{Addr: mr.Addr(), Protocol: Protocol, Dialer: b.dialEmbedded}}
 		b.startClock()
 	default:
 		b.Opt = ConnOpt(cfg)
@@ -265,4 +269,25 @@ func (b *Broker) Close() error {
 		b.Embedded.Close()
 	}
 	return err
+}
+
+// errEmbeddedDown answers a dial of the embedded Redis while it is not
+// running (closed with the broker, or stopped by a test).
+var errEmbeddedDown = errors.New("embedded redis is not running")
+
+// dialEmbedded connects a client of this process to the embedded Redis
+// over an in-memory connection (memconn.go).
+func (b *Broker) dialEmbedded(context.Context, string, string) (net.Conn, error) {
+	// Under the server's lock: Close takes its server away under it and
+	// then closes the connections that server has, so this one is either
+	// among them or refused.
+	b.Embedded.Lock()
+	defer b.Embedded.Unlock()
+	srv := b.Embedded.Server()
+	if srv == nil {
+		return nil, errEmbeddedDown
+	}
+	client, server := memPipe()
+	srv.ServeConn(server)
+	return client, nil
 }
