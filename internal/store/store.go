@@ -15,7 +15,7 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/go-sql-driver/mysql"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 
 	"github.com/llmsched/llm-scheduler/ent"
 	"github.com/llmsched/llm-scheduler/internal/config"
@@ -53,10 +53,11 @@ func Open(ctx context.Context, cfg config.Database) (*Store, error) {
 			return nil, err
 		}
 		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate", cfg.SQLitePath)
-		db, err := sql.Open("sqlite", dsn)
+		conn, err := sqlite.NewConnector(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", cfg.SQLitePath, err)
 		}
+		db := sql.OpenDB(cachingConnector{inner: conn})
 		// SQLite has one writer; a single connection avoids SQLITE_BUSY
 		// storms and keeps transactions serialised.
 		db.SetMaxOpenConns(1)
