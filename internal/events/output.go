@@ -50,6 +50,9 @@ const (
 type kept struct {
 	key   string
 	entry []byte // nil: only set the TTL
+	// seq is the chunk's sequence number (from 1 per attempt): the list
+	// holds at most seq entries once it is appended. 0: not known.
+	seq int
 	// onlyIfExists: append only to an existing list (an empty last chunk
 	// of an attempt that streamed nothing creates no list).
 	onlyIfExists bool
@@ -62,26 +65,65 @@ func outputKey(prefix string, taskID, attempt int) string {
 }
 
 // keepOutput queues the list writes of a batch on pipe; it reports
-// whether there were any.
+// whether there were any. The writes of one list are merged: its chunks
+// go in one RPUSH (an attempt's chunks and its last one usually share a
+// batch), then one LTRIM if the list may have reached OutputKept, then
+// one EXPIRE with the TTL of the list's last message, which is what the
+// messages' writes one by one would leave.
 func keepOutput(ctx context.Context, pipe redis.Pipeliner, batch []outMsg) bool {
-	found := false
+	type list struct {
+		key     string
+		entries []any
+		// ifExists: the first write of the batch appends only to an
+		// existing list (later ones follow it: the list exists then, or
+		// they have nothing to append to either).
+		ifExists bool
+		// trim: the list may have reached OutputKept (a chunk's seq says
+		// so, or is not known).
+		trim bool
+		ttl  time.Duration
+	}
+	var (
+		lists []*list
+		byKey map[string]*list
+	)
 	for _, m := range batch {
 		k := m.keep
 		if k == nil {
 			continue
 		}
-		found = true
-		if k.entry != nil {
-			if k.onlyIfExists {
-				pipe.RPushX(ctx, k.key, k.entry)
-			} else {
-				pipe.RPush(ctx, k.key, k.entry)
+		l := byKey[k.key]
+		if l == nil {
+			if byKey == nil {
+				byKey = make(map[string]*list)
 			}
-			pipe.LTrim(ctx, k.key, 0, OutputKept-1)
+			l = &list{key: k.key}
+			byKey[k.key] = l
+			lists = append(lists, l)
 		}
-		pipe.Expire(ctx, k.key, k.ttl)
+		if k.entry != nil {
+			if len(l.entries) == 0 {
+				l.ifExists = k.onlyIfExists
+			}
+			l.entries = append(l.entries, k.entry)
+			l.trim = l.trim || k.seq <= 0 || k.seq >= OutputKept
+		}
+		l.ttl = k.ttl
 	}
-	return found
+	for _, l := range lists {
+		if len(l.entries) > 0 {
+			if l.ifExists {
+				pipe.RPushX(ctx, l.key, l.entries...)
+			} else {
+				pipe.RPush(ctx, l.key, l.entries...)
+			}
+			if l.trim {
+				pipe.LTrim(ctx, l.key, 0, OutputKept-1)
+			}
+		}
+		pipe.Expire(ctx, l.key, l.ttl)
+	}
+	return len(lists) > 0
 }
 
 // keepOf is how a published chunk is stored.
@@ -90,7 +132,7 @@ func (b *Bus) keepOf(c OutputChunk) (*kept, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode output chunk: %w", err)
 	}
-	k := &kept{key: outputKey(b.prefix, c.TaskID, c.Attempt), entry: entry, ttl: OutputLiveTTL}
+	k := &kept{key: outputKey(b.prefix, c.TaskID, c.Attempt), entry: entry, seq: c.Seq, ttl: OutputLiveTTL}
 	if c.Done {
 		k.ttl = OutputEndTTL
 		k.onlyIfExists = c.Text == ""
