@@ -160,7 +160,7 @@ func (c *cachingConn) evict(e *list.Element) error {
 }
 
 func (c *cachingConn) prepare(ctx context.Context, query string) (sqliteStmt, error) {
-	st, err := c.sqliteConn.PrepareContext(ctx, query)
+	st, err := c.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}

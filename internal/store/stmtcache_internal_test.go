@@ -34,7 +34,11 @@ func cached(t *testing.T, db *sql.DB, f func(c *cachingConn)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() {
+		if err := conn.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*cachingConn)
 		if !ok {
@@ -95,6 +99,7 @@ func TestAStatementWithOpenRowsIsNotReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	var seen []int
 	for rows.Next() {
 		var id int
@@ -104,22 +109,7 @@ func TestAStatementWithOpenRowsIsNotReused(t *testing.T) {
 		seen = append(seen, id)
 		if id == 2 {
 			// The same query again, to its end, while the first is open.
-			inner, err := tx.Query(q, 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []int
-			for inner.Next() {
-				var x int
-				if err := inner.Scan(&x); err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, x)
-			}
-			if err := inner.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(ids) != "[4 5]" {
+			if ids := readIDs(t, tx, q, 4); fmt.Sprint(ids) != "[4 5]" {
 				t.Fatalf("inner query read %v, want [4 5]", ids)
 			}
 		}
@@ -133,6 +123,32 @@ func TestAStatementWithOpenRowsIsNotReused(t *testing.T) {
 	if fmt.Sprint(seen) != "[1 2 3 4 5]" {
 		t.Fatalf("outer query read %v, want [1 2 3 4 5]", seen)
 	}
+}
+
+// readIDs runs q with arg in tx and reads every id it returns.
+func readIDs(t *testing.T, tx *sql.Tx, q string, arg int) []int {
+	t.Helper()
+	rows, err := tx.Query(q, arg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := rows.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var ids []int
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // TestTheCacheIsBoundedAndEvictsOpenStatementsSafely: past stmtCacheSize
@@ -154,6 +170,7 @@ func TestTheCacheIsBoundedAndEvictsOpenStatementsSafely(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	if !rows.Next() {
 		t.Fatal("no first row")
 	}
@@ -173,6 +190,9 @@ func TestTheCacheIsBoundedAndEvictsOpenStatementsSafely(t *testing.T) {
 		if !rows.Next() {
 			break
 		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	if err := rows.Close(); err != nil {
 		t.Fatal(err)
@@ -203,6 +223,9 @@ func TestAKeptStatementSeesASchemaChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		c, err := rows.Columns()
 		if err != nil {
 			t.Fatal(err)
