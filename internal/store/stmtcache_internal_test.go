@@ -271,3 +271,23 @@ func BenchmarkSQLiteUpdateByID(b *testing.B) {
 		run(b, db)
 	})
 }
+
+// TestEvictingAStatementThatFailedFailsNothingElse: SQLite's finalize
+// answers with the error of the statement's last run, which its caller
+// was told of then; letting go of it later must not fail the query that
+// pushed it out.
+func TestEvictingAStatementThatFailedFailsNothingElse(t *testing.T) {
+	db := openCached(t)
+	const insert = "INSERT INTO t (id, n) VALUES (?, ?)"
+	if _, err := db.Exec(insert, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(insert, 1, 1); err == nil {
+		t.Fatal("a second row with id 1 was accepted")
+	}
+	for i := range stmtCacheSize + 10 {
+		if _, err := db.Exec(fmt.Sprintf("UPDATE t SET n = %d WHERE id = 1", i)); err != nil {
+			t.Fatalf("statement %d, which evicted the failed INSERT: %v", i, err)
+		}
+	}
+}
