@@ -120,6 +120,13 @@ func (b *memBuf) write(p []byte) (int, error) {
 		b.mu.Unlock()
 		return 0, net.ErrClosed
 	}
+	if b.off > 0 && len(b.data)+len(p) > cap(b.data) {
+		// Before growing, drop what was read: a reader that never quite
+		// catches up (a subscriber under a steady stream) would otherwise
+		// keep, and copy on every growth, all that went through.
+		n := copy(b.data, b.data[b.off:])
+		b.data, b.off = b.data[:n], 0
+	}
 	b.data = append(b.data, p...)
 	b.mu.Unlock()
 	b.signal()
