@@ -22,9 +22,10 @@ import (
 // small write a whole buffer slot, net.Pipe holds nothing), a pipeline of a
 // thousand commands fills the reply side while the request side is still
 // being written, and both ends block for good. TCP on the loopback only
-// avoids that by coalescing the small replies. Memory is bounded by what
-// the client sends and reads anyway; a drained buffer lets go of a large
-// backing array.
+// avoids that by coalescing the small replies. What a buffer holds is
+// what the other end has not read yet: a write that would grow it first
+// drops what was read, and a drained buffer lets go of a large backing
+// array.
 
 // memPipe returns the two ends of an in-memory connection.
 func memPipe() (client, server net.Conn) {
