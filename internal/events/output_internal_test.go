@@ -25,6 +25,15 @@ func keepMsgs(t *testing.T, b *Bus, taskID int, texts ...string) []outMsg {
 	return append(ms, outMsg{kind: kindKeep, keep: &kept{key: outputKey(b.prefix, taskID, 1), ttl: OutputForgetTTL}})
 }
 
+// keepRedis is a fresh miniredis and a client of it.
+func keepRedis(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return mr, rdb
+}
+
 // TestKeptOutputIsWrittenOncePerList: a batch holding two attempts'
 // chunks (the second's last chunk empty, so appended only to an existing
 // list) and their outcomes stored writes each list with one RPUSH and one
@@ -32,9 +41,7 @@ func keepMsgs(t *testing.T, b *Bus, taskID int, texts ...string) []outMsg {
 // order, the TTL of the last message. An attempt that streamed nothing
 // creates no list.
 func TestKeptOutputIsWrittenOncePerList(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	mr, rdb := keepRedis(t)
 	ctx := context.Background()
 	b := &Bus{prefix: "keep"}
 	var batch []outMsg
@@ -88,9 +95,7 @@ func TestKeptOutputIsWrittenOncePerList(t *testing.T) {
 // TestKeptOutputStaysBounded: a list that may have reached OutputKept is
 // trimmed to its first OutputKept entries.
 func TestKeptOutputStaysBounded(t *testing.T) {
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	_, rdb := keepRedis(t)
 	ctx := context.Background()
 	b := &Bus{prefix: "bound"}
 	key := outputKey(b.prefix, 1, 1)

@@ -27,6 +27,28 @@ func openCached(t testing.TB) *sql.DB {
 	return db
 }
 
+// seed inserts rows (i, i) for i in 1..rows.
+func seed(t *testing.T, db *sql.DB, rows int) {
+	t.Helper()
+	for i := 1; i <= rows; i++ {
+		if _, err := db.Exec("INSERT INTO t (id, n) VALUES (?, ?)", i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// begin starts a transaction that the test's end rolls back unless it
+// was committed.
+func begin(t *testing.T, db *sql.DB) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	return tx
+}
+
 // cached runs f on the connection's cache.
 func cached(t *testing.T, db *sql.DB, f func(c *cachingConn)) {
 	t.Helper()
@@ -84,16 +106,8 @@ func TestAStatementIsPreparedOnce(t *testing.T) {
 // writing with it) must not reset the statement under the open rows.
 func TestAStatementWithOpenRowsIsNotReused(t *testing.T) {
 	db := openCached(t)
-	for i := 1; i <= 5; i++ {
-		if _, err := db.Exec("INSERT INTO t (id, n) VALUES (?, ?)", i, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
+	seed(t, db, 5)
+	tx := begin(t, db)
 	const q = "SELECT id FROM t WHERE n >= ? ORDER BY id"
 	rows, err := tx.Query(q, 1)
 	if err != nil {
@@ -156,16 +170,8 @@ func readIDs(t *testing.T, tx *sql.Tx, q string, arg int) []int {
 // are open is finalized when they close, and its rows read to the end.
 func TestTheCacheIsBoundedAndEvictsOpenStatementsSafely(t *testing.T) {
 	db := openCached(t)
-	for i := 1; i <= 3; i++ {
-		if _, err := db.Exec("INSERT INTO t (id, n) VALUES (?, ?)", i, i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
+	seed(t, db, 3)
+	tx := begin(t, db)
 	rows, err := tx.Query("SELECT id FROM t ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
