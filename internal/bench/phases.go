@@ -17,6 +17,10 @@ type phases struct {
 	progress func(string, ...any)
 	label    string
 	idle     func(ctx context.Context, window time.Duration) (idleLoad, error)
+	// meter, when set, reads the E2E REST run's cost per task, reported
+	// beside the baseline's (baseCost).
+	meter    *costMeter
+	baseCost taskCost
 
 	c       *client
 	col     *collector
@@ -117,9 +121,27 @@ func (p *phases) run(ctx context.Context, baseRate float64, child bool) (_ figur
 // endToEnd runs the end-to-end phases: REST, then GraphQL when available.
 func (p *phases) endToEnd(ctx context.Context, f *figures, gqlOK bool, why string) error {
 	p.progress("%send to end (REST): %d tasks, %d submitters", p.label, p.o.Tasks, p.o.Submitters)
+	var before costSnap
+	if p.meter != nil {
+		var err error
+		if before, err = p.meter.snap(ctx); err != nil {
+			return err
+		}
+	}
 	rest, err := runE2E(ctx, p.col, p.o.Tasks, p.o.Submitters, p.restSubmit())
 	if err != nil {
 		return fmt.Errorf("end to end (REST): %w", err)
+	}
+	if p.meter != nil {
+		c, err := p.meter.since(ctx, before, rest.n)
+		if err != nil {
+			return err
+		}
+		costRows(p.rep, p.label, p.baseCost, c)
+		f.cpuBase, f.cpuRest = p.baseCost.total(), c.total()
+		if s, ok := c.cpu["scheduler"]; ok {
+			f.cpuRestOthers = c.total() - s
+		}
 	}
 	p.total += p.o.Tasks
 	f.rest = rest.rate()

@@ -44,6 +44,10 @@ type figures struct {
 	// the scheduler ran inside the bench process.
 	peakRSS int64
 	total   int
+	// cpuBase and cpuRest are the CPU µs a task cost every process taking
+	// part (cost.go) in the baseline and in the E2E REST run, 0 when not
+	// measured; cpuRestOthers is cpuRest less the scheduler process.
+	cpuBase, cpuRest, cpuRestOthers float64
 }
 
 // Targets. The figures are those of docs/performance.md.
@@ -106,6 +110,14 @@ func verdicts(rep *report, figs []figures, judge bool) {
 	e2e := fmt.Sprintf("REST %s, GraphQL %s", rest.f("%.2f", "x"), gql.f("%.2f", "x"))
 	line(fmt.Sprintf("E2E >= %.1fx baseline", targetE2E), e2e,
 		len(gql) == len(figs) && rest.med() >= targetE2E && gql.med() >= targetE2E)
+	if cb := each(figs, func(f figures) (float64, bool) { return f.cpuBase, f.cpuBase > 0 && f.cpuRest > 0 }); len(cb) > 0 {
+		cr := each(figs, func(f figures) (float64, bool) { return f.cpuRest, f.cpuBase > 0 && f.cpuRest > 0 })
+		fig := fmt.Sprintf("baseline %s, E2E REST %s", cb.f("%.0f", " us"), cr.f("%.0f", " us"))
+		if co := each(figs, func(f figures) (float64, bool) { return f.cpuRestOthers, f.cpuRestOthers > 0 }); len(co) > 0 {
+			fig += fmt.Sprintf(", E2E REST less the scheduler process %s", co.f("%.0f", " us"))
+		}
+		rep.row("all reps", "CPU per task, every process taking part", fig)
+	}
 
 	if batch := each(figs, func(f figures) (float64, bool) { return f.batch, f.batch > 0 }); len(batch) > 0 {
 		line("batch intake >= 20,000 tasks/s", batch.f("%.0f", " tasks/s"), batch.med() >= targetBatch)

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -530,24 +529,7 @@ func (m *mariaDB) reset(ctx context.Context) error {
 
 // status reads the server's statement counters.
 func (m *mariaDB) status(ctx context.Context) (map[string]int64, error) {
-	rows, err := m.db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name = 'Questions' OR Variable_name LIKE 'Com\\_%'")
-	if err != nil {
-		return nil, fmt.Errorf("read mysql status: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, err
-		}
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out[k] = n
-		}
-	}
-	// The bench's own SHOW STATUS is not the deployment's.
-	delete(out, "Com_show_status")
-	return out, rows.Err()
+	return mysqlStatus(ctx, m.db)
 }
 
 func (m *mariaDB) stop() {
@@ -622,18 +604,7 @@ func (r *scaleRedis) commandStats(ctx context.Context) (map[string]int64, error)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		sc := bufio.NewScanner(strings.NewReader(info))
-		for sc.Scan() {
-			name, rest, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "cmdstat_"), ":calls=")
-			if !ok || name == "info" {
-				continue
-			}
-			calls, _, _ := strings.Cut(rest, ",")
-			n, err := strconv.ParseInt(calls, 10, 64)
-			if err == nil {
-				out[name] += n
-			}
-		}
+		addCommandStats(out, info)
 		return nil
 	})
 	return out, err
