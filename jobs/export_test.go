@@ -104,3 +104,16 @@ func RecordSweepRests(r *Reconciler) (rests func() []time.Duration) {
 		return slices.Clone(got)
 	}
 }
+
+// BeforeHeld has a reconciler run f before each read of what Redis holds
+// of a page of tasks: a test's way into the middle of a round.
+func BeforeHeld(r *Reconciler, f func(ctx context.Context)) { r.beforeHeld = f }
+
+// MarkKey names a model's epoch marker (Redis Cluster); "" where the
+// slot scripts use none.
+func MarkKey(d *Dispatcher, modelID int) string {
+	if !d.slots.modelMarks {
+		return ""
+	}
+	return d.slots.markKeyOf(modelID)
+}

@@ -63,6 +63,9 @@ type Reconciler struct {
 	sweep int
 	// rest waits between the pages of a sweep (loop.Sleep).
 	rest func(ctx context.Context, d time.Duration) error
+	// beforeHeld, when set (tests), runs before a round reads what Redis
+	// holds of a page of tasks.
+	beforeHeld func(ctx context.Context)
 }
 
 // NewReconciler builds a reconciler. leaseTTL is the model slot leases'

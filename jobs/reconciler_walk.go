@@ -211,6 +211,9 @@ func (r *Reconciler) check(ctx context.Context, models map[int]*ent.Model, chain
 		byModel[where.ID] = append(byModel[where.ID], t)
 		ids[where.ID] = append(ids[where.ID], t.ID)
 	}
+	if r.beforeHeld != nil {
+		r.beforeHeld(ctx)
+	}
 	held, err := r.disp.slots.Held(ctx, ids)
 	if err != nil {
 		return err
@@ -220,7 +223,7 @@ func (r *Reconciler) check(ctx context.Context, models map[int]*ent.Model, chain
 		// After a flush asynq's state is gone, so only the slot state
 		// counts: running tasks whose workers restored their leases by
 		// heartbeat are left alone.
-		missing, lost, err := r.missing(ctx, group, held, full)
+		missing, lost, err := r.missing(ctx, m, group, held, full)
 		if err != nil {
 			return err
 		}
@@ -280,12 +283,12 @@ func (r *Reconciler) placeOf(ctx context.Context, t *ent.Task, models map[int]*e
 	return rt.Next(t), nil
 }
 
-// missing splits unfinished tasks into pending ones Redis does not hold
-// (neither parked nor leased, nor, unless full, in asynq: after a flush
-// asynq's state is gone) and running ones whose worker is lost (no live
-// lease for a whole lease period). A running task whose worker renews its
-// lease (restored by heartbeat after a flush) is left alone.
-func (r *Reconciler) missing(ctx context.Context, ts []*ent.Task, held Holding, full bool) (pending, lost []*ent.Task, err error) {
+// missing splits unfinished tasks of a model into pending ones Redis does
+// not hold (neither parked nor leased, nor, unless full, in asynq: after a
+// flush asynq's state is gone) and running ones whose worker is lost (no
+// live lease for a whole lease period). A running task whose worker renews
+// its lease (restored by heartbeat after a flush) is left alone.
+func (r *Reconciler) missing(ctx context.Context, m *ent.Model, ts []*ent.Task, held Holding, full bool) (pending, lost []*ent.Task, err error) {
 	// A running task gets its lease before it starts and renews it every
 	// lease_ttl/3. Right after this process failed to reach Redis, other
 	// workers' renewals may still be due: no takeovers then.
@@ -326,14 +329,37 @@ func (r *Reconciler) missing(ctx context.Context, ts []*ent.Task, held Holding, 
 			return nil, nil, fmt.Errorf("look up task %d in asynq: %w", t.ID, err)
 		}
 	}
-	if len(lost) > 0 && !full {
-		// A Redis flush during this round looks like expired leases; the
-		// next round handles it as a flush instead.
-		if n, err := r.rdb.Exists(ctx, r.epochKey()).Result(); err != nil || n == 0 {
+	if len(lost) > 0 {
+		// Redis losing its data during this round (a flush, or on Redis
+		// Cluster the model's shard) looks like expired leases: nobody is
+		// taken over unless the epoch key, and on Redis Cluster the
+		// model's marker, which go with such a loss, are still there
+		// after the leases were read. The next round handles the loss
+		// instead. A full round is no exception: it follows one loss,
+		// and another may come during it (a process's first round is a
+		// full one, and a flush right after its first task started took
+		// that task over, beside the worker still running it).
+		if ok, err := r.intact(ctx, m); err != nil || !ok {
 			return pending, nil, err
 		}
 	}
 	return pending, lost, nil
+}
+
+// intact reports whether Redis still holds what the reconciler wrote
+// after its last loss: the epoch key and, on Redis Cluster, the model's
+// marker (Slots.markModel; kept for models not deleted), in one pipeline.
+func (r *Reconciler) intact(ctx context.Context, m *ent.Model) (bool, error) {
+	pipe := r.rdb.Pipeline()
+	epoch := pipe.Exists(ctx, r.epochKey())
+	var mark *redis.IntCmd
+	if r.disp.slots.modelMarks && m.DeletedAt == nil {
+		mark = pipe.Exists(ctx, r.disp.slots.markKeyOf(m.ID))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("read the epoch key and the marker of model %d: %w", m.ID, err)
+	}
+	return epoch.Val() == 1 && (mark == nil || mark.Val() == 1), nil
 }
 
 // takeOver hands lost running tasks back to pending (recording the lost
