@@ -150,6 +150,17 @@ func TestCostRowsSayWhatTheSchedulerProcessCannotLower(t *testing.T) {
 		}
 	}
 
+	// With the scheduler inside the bench process, the bench's line says so.
+	delete(rest.cpu, "scheduler")
+	rest.kinds = []string{"bench", "mariadbd", "redis-server"}
+	rep = &report{}
+	costRows(rep, "", base, rest)
+	out.Reset()
+	rep.print(&out)
+	if want := "bench (clients and the scheduler, in-process) 150"; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "less the scheduler") {
+		t.Errorf("want %q and no line less the scheduler in:\n%s", want, out.String())
+	}
+
 	figs := []figures{goodRep(), goodRep(), goodRep()}
 	for i := range figs {
 		figs[i].cpuBase, figs[i].cpuRest, figs[i].cpuRestOthers = 600, float64(1000+100*i), 700
