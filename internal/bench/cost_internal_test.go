@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,20 +112,37 @@ func TestCostMeterReadsEachServerAndProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.stmts < 300 || c.stmts > 310 {
-		t.Errorf("%.2f statements per task, want 300 (and the meter's own few)", c.stmts)
+	// The counters are the whole server's, and other test packages use the
+	// same servers meanwhile: what this test ran is a lower bound.
+	if c.stmts < 300 {
+		t.Errorf("%.2f statements per task, want at least the 300 INSERTs", c.stmts)
 	}
-	if !strings.HasPrefix(c.topStmts, "insert 300.00") {
-		t.Errorf("top statements %q, want insert 300.00 first", c.topStmts)
+	if n := countOf(c.topStmts, "insert"); n < 300 {
+		t.Errorf("top statements %q: insert %.2f per task, want at least 300", c.topStmts, n)
 	}
-	if c.cmds < 3000 || c.cmds > 3010 || !strings.HasPrefix(c.topCmds, "set 3000.00") {
-		t.Errorf("%.2f commands per task (%s), want set 3000.00 first", c.cmds, c.topCmds)
+	if n := countOf(c.topCmds, "set"); c.cmds < 3000 || n < 3000 {
+		t.Errorf("%.2f commands per task (%s): set %.2f, want at least 3000", c.cmds, c.topCmds, n)
 	}
 	for _, k := range m.kinds {
 		if c.cpu[k] <= 0 {
 			t.Errorf("%s: %.0f us per task, want some", k, c.cpu[k])
 		}
 	}
+}
+
+// countOf reads name's figure from a "name 1.00, other 2.00" list; 0 when
+// it is not there.
+func countOf(list, name string) float64 {
+	for part := range strings.SplitSeq(list, ", ") {
+		k, v, ok := strings.Cut(part, " ")
+		if ok && k == name {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return 0
 }
 
 // TestCostRowsSayWhatTheSchedulerProcessCannotLower: the report gives each
