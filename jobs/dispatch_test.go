@@ -344,10 +344,7 @@ func TestRedisFlushLosesNothing(t *testing.T) {
 // one.
 func TestRedisFlushWithTasksRunningKeepsMaxWorkers(t *testing.T) {
 	flushKeepsMaxWorkers(t, func(ctx context.Context, sh *apptest.Shared, _ int) error {
-		if c, ok := sh.Redis.(*redis.ClusterClient); ok {
-			return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.FlushDB(ctx).Err() })
-		}
-		return sh.Redis.FlushDB(ctx).Err()
+		return flushAll(ctx, sh.Redis)
 	})
 }
 

@@ -24,10 +24,17 @@ import (
 // in all, so the cost per task says where a ratio against the baseline
 // comes from.
 type costMeter struct {
-	kinds []string // report order
-	pids  map[string][]int
-	db    *sql.DB               // nil: no SQL server to ask
-	rdb   redis.UniversalClient // nil: no Redis to ask
+	// own are the processes of the run (the bench, the scheduler), servers
+	// those of the servers found on this machine; reported in that order.
+	own, servers []metered
+	db           *sql.DB               // nil: no SQL server to ask
+	rdb          redis.UniversalClient // nil: no Redis to ask
+}
+
+// metered is a process whose CPU a meter reads, and what the report calls it.
+type metered struct {
+	kind string
+	pid  int
 }
 
 // costSnap is a meter's reading at one moment.
@@ -55,34 +62,43 @@ func (c taskCost) total() float64 {
 	return t
 }
 
-// newCostMeter meters the processes of procs (kind -> pid, in kinds order)
-// and, where it runs on this machine, the SQL server behind db (kind
-// "mariadbd") and the Redis behind rdb (kind "redis-server"). db or rdb
-// nil: that server's counters are not read.
-func newCostMeter(ctx context.Context, kinds []string, procs map[string]int, db *sql.DB, rdb redis.UniversalClient) *costMeter {
-	m := &costMeter{kinds: slices.Clone(kinds), pids: map[string][]int{}, db: db, rdb: rdb}
-	for k, pid := range procs {
-		m.pids[k] = []int{pid}
-	}
+// newCostMeter meters the processes own and, where it runs on this
+// machine, the SQL server behind db (kind "mariadbd") and the Redis behind
+// rdb (kind "redis-server"). db or rdb nil: that server's counters are not
+// read.
+func newCostMeter(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, own ...metered) *costMeter {
+	m := &costMeter{own: own, db: db, rdb: rdb}
 	if db != nil {
 		if pid := mysqlPID(ctx, db); pid > 0 {
-			m.kinds = append(m.kinds, "mariadbd")
-			m.pids["mariadbd"] = []int{pid}
+			m.servers = append(m.servers, metered{"mariadbd", pid})
 		}
 	}
 	if rdb != nil {
 		if pid := redisPID(ctx, rdb); pid > 0 {
-			m.kinds = append(m.kinds, "redis-server")
-			m.pids["redis-server"] = []int{pid}
+			m.servers = append(m.servers, metered{"redis-server", pid})
 		}
 	}
 	return m
 }
 
+// with is the meter with one more process of the run.
+func (m *costMeter) with(kind string, pid int) *costMeter {
+	c := *m
+	c.own = append(slices.Clone(m.own), metered{kind, pid})
+	return &c
+}
+
+// procs are the metered processes in report order.
+func (m *costMeter) procs() []metered { return slices.Concat(m.own, m.servers) }
+
 func (m *costMeter) snap(ctx context.Context) (costSnap, error) {
 	var s costSnap
 	var err error
-	if s.cpu, err = cpuOf(m.pids); err != nil {
+	pids := map[string][]int{}
+	for _, p := range m.procs() {
+		pids[p.kind] = append(pids[p.kind], p.pid)
+	}
+	if s.cpu, err = cpuOf(pids); err != nil {
 		return s, err
 	}
 	if m.db != nil {
@@ -110,7 +126,10 @@ func (m *costMeter) since(ctx context.Context, before costSnap, n int) (taskCost
 	if n <= 0 {
 		return taskCost{}, fmt.Errorf("cost of %d tasks", n)
 	}
-	c := taskCost{kinds: m.kinds, cpu: map[string]float64{}, sql: m.db != nil, redis: m.rdb != nil}
+	c := taskCost{cpu: map[string]float64{}, sql: m.db != nil, redis: m.rdb != nil}
+	for _, p := range m.procs() {
+		c.kinds = append(c.kinds, p.kind)
+	}
 	for k, v := range after.cpu {
 		c.cpu[k] = float64(v-before.cpu[k]) / float64(n)
 	}
@@ -124,6 +143,13 @@ func (m *costMeter) since(ctx context.Context, before costSnap, n int) (taskCost
 		c.cmds, c.topCmds = perTask(before.cmds, after.cmds, float64(n), "", 8)
 	}
 	return c, nil
+}
+
+// others is the CPU µs per task of every process but the scheduler's,
+// and whether the scheduler ran in a process of its own.
+func (c taskCost) others() (float64, bool) {
+	s, ok := c.cpu["scheduler"]
+	return c.total() - s, ok
 }
 
 // cpuLine is "kind 123, kind 45; total 168" (µs per task), with names
@@ -147,7 +173,7 @@ func (c taskCost) cpuLine(names map[string]string) string {
 func costRows(rep *report, label string, base, rest taskCost) {
 	phase := label + "cost per task"
 	rep.row(phase, "CPU us, baseline", base.cpuLine(map[string]string{"bench": "bench (clients + handlers)"}))
-	s, child := rest.cpu["scheduler"]
+	others, child := rest.others()
 	bench := "bench (clients)"
 	if !child {
 		bench = "bench (clients and the scheduler, in-process)"
@@ -155,7 +181,7 @@ func costRows(rep *report, label string, base, rest taskCost) {
 	rep.row(phase, "CPU us, E2E REST", rest.cpuLine(map[string]string{"bench": bench}))
 	if child {
 		rep.row(phase, "CPU us, E2E REST less the scheduler process",
-			fmt.Sprintf("%.0f (%.2fx the baseline's total)", rest.total()-s, (rest.total()-s)/base.total()))
+			fmt.Sprintf("%.0f (%.2fx the baseline's total)", others, others/base.total()))
 	}
 	if base.sql && rest.sql {
 		rep.row(phase, "SQL statements (whole server), baseline", fmt.Sprintf("%.2f (%s)", base.stmts, base.topStmts))

@@ -43,9 +43,9 @@ func burn(t *testing.T, d time.Duration) {
 // embedded default (no server to ask) the processes' CPU alone.
 func TestCostMeterReadsEachServerAndProcess(t *testing.T) {
 	ctx := context.Background()
-	self := map[string]int{"bench": os.Getpid()}
+	self := metered{"bench", os.Getpid()}
 	if os.Getenv("LLMSCHED_TEST_BACKEND") != "mysql" {
-		m := newCostMeter(ctx, []string{"bench"}, self, nil, nil)
+		m := newCostMeter(ctx, nil, nil, self)
 		before, err := m.snap(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -85,9 +85,22 @@ func TestCostMeterReadsEachServerAndProcess(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = st.DB.ExecContext(context.Background(), "DROP TABLE "+table) })
 
-	m := newCostMeter(ctx, []string{"bench"}, self, st.DB, rdb)
-	if strings.Join(m.kinds, ",") != "bench,mariadbd,redis-server" {
-		t.Fatalf("kinds %v: the servers on this machine were not found", m.kinds)
+	m := newCostMeter(ctx, st.DB, rdb, self)
+	var kinds []string
+	for _, p := range m.procs() {
+		kinds = append(kinds, p.kind)
+	}
+	if strings.Join(kinds, ",") != "bench,mariadbd,redis-server" {
+		t.Fatalf("kinds %v: the servers on this machine were not found", kinds)
+	}
+	// A process added for the scheduler's run is reported after the run's
+	// own and before the servers; the meter it came from is unchanged.
+	var order []string
+	for _, p := range m.with("scheduler", os.Getpid()).procs() {
+		order = append(order, p.kind)
+	}
+	if got := strings.Join(order, ","); got != "bench,scheduler,mariadbd,redis-server" || len(m.procs()) != 3 {
+		t.Fatalf("with scheduler: %s (and %d processes left in the meter it came from)", got, len(m.procs()))
 	}
 	before, err := m.snap(ctx)
 	if err != nil {
@@ -123,7 +136,7 @@ func TestCostMeterReadsEachServerAndProcess(t *testing.T) {
 	if n := countOf(c.topCmds, "set"); c.cmds < 3000 || n < 3000 {
 		t.Errorf("%.2f commands per task (%s): set %.2f, want at least 3000", c.cmds, c.topCmds, n)
 	}
-	for _, k := range m.kinds {
+	for _, k := range kinds {
 		if c.cpu[k] <= 0 {
 			t.Errorf("%s: %.0f us per task, want some", k, c.cpu[k])
 		}

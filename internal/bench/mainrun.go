@@ -88,7 +88,7 @@ func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report
 	progress("%sbaseline: raw asynq, %d tasks, %d submitters", label, o.Tasks, o.Submitters)
 	bl := &baseline{db: sqlDB, rdb: claim, dialect: "mysql", concurrency: cfg.Worker.MaxWorkers, poll: cfg.Queue.PollInterval.D()}
 	// The baseline's handlers run in the bench process, beside its clients.
-	meter := newCostMeter(ctx, []string{"bench"}, map[string]int{"bench": os.Getpid()}, sqlDB, claim)
+	meter := newCostMeter(ctx, sqlDB, claim, metered{"bench", os.Getpid()})
 	before, err := meter.snap(ctx)
 	if err != nil {
 		return figures{}, err
@@ -109,17 +109,14 @@ func runExternal(ctx context.Context, cfg *config.Config, o Options, rep *report
 		return figures{}, err
 	}
 	defer s.stop()
-	procs := map[string]int{"bench": os.Getpid()}
-	kinds := []string{"bench"}
 	if s.child != nil {
-		procs["scheduler"] = s.pid
-		kinds = append(kinds, "scheduler")
+		meter = meter.with("scheduler", s.pid)
 	}
 	ph := &phases{s: s, o: o, rep: rep, progress: progress, cfg: cfg, label: label,
 		idle: func(ctx context.Context, window time.Duration) (idleLoad, error) {
 			return measureIdleRedis(ctx, claim, addr, cfg.Redis.Password, db, window)
 		},
-		meter: newCostMeter(ctx, kinds, procs, sqlDB, claim), baseCost: baseCost}
+		meter: meter, baseCost: baseCost}
 	return ph.run(ctx, base.rate(), s.child != nil)
 }
 

@@ -139,8 +139,8 @@ func (p *phases) endToEnd(ctx context.Context, f *figures, gqlOK bool, why strin
 		}
 		costRows(p.rep, p.label, p.baseCost, c)
 		f.cpuBase, f.cpuRest = p.baseCost.total(), c.total()
-		if s, ok := c.cpu["scheduler"]; ok {
-			f.cpuRestOthers = c.total() - s
+		if others, child := c.others(); child {
+			f.cpuRestOthers = others
 		}
 	}
 	p.total += p.o.Tasks
